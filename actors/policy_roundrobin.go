@@ -1,0 +1,24 @@
+package actors
+
+// RoundRobin hands out eligible backends in configuration order, skipping
+// ineligible ones: with A B C all UP the picks are A B C A B C; with B DOWN,
+// A C A C. The zero value starts at the first backend.
+type RoundRobin struct {
+	next int // index to try first; may exceed the backend count, used modulo
+}
+
+var _ Policy = (*RoundRobin)(nil)
+
+// Choose returns the first eligible index at or after the position.
+func (rr *RoundRobin) Choose(eligible []bool) int {
+	n := len(eligible)
+	for k := range n {
+		if i := (rr.next + k) % n; eligible[i] {
+			return i
+		}
+	}
+	return -1
+}
+
+// Taken moves the position just past i.
+func (rr *RoundRobin) Taken(i int) { rr.next = i + 1 }

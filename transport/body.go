@@ -1,0 +1,30 @@
+package transport
+
+import "io"
+
+// replayableBody wraps a client's request body for the whole exchange, across
+// attempts. http.Transport closes a request body when an attempt fails; the
+// wrapper ignores that Close (net/http's server closes the real body after
+// the handler returns), so a body that no attempt has read is still intact
+// for the next backend.
+//
+// It is read by the transport's write goroutine during an attempt and by the
+// handler goroutine after it: http.Transport's RoundTrip returns an error
+// only after its writer has finished with the body, which orders the two.
+type replayableBody struct {
+	io.ReadCloser
+	read int64 // bytes handed to any attempt
+}
+
+func (b *replayableBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// Close does nothing: the body must survive a failed attempt.
+func (b *replayableBody) Close() error { return nil }
+
+// untouched reports whether no byte has been read, so a new attempt sends
+// the body whole. A nil body is always untouched.
+func (b *replayableBody) untouched() bool { return b == nil || b.read == 0 }

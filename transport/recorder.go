@@ -1,0 +1,60 @@
+package transport
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// recorder is the http.ResponseWriter the proxy writes through: it remembers
+// the status and counts body bytes for the access log and for deciding
+// whether an error can still be answered. It passes Flush and Hijack
+// straight through (streaming and protocol upgrades) and Unwrap for
+// http.ResponseController.
+type recorder struct {
+	http.ResponseWriter
+	status   int   // final status written; 0 while nothing has been
+	bytes    int64 // body bytes written
+	hijacked bool
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code) // 1xx informational responses pass through
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recorder) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("hijack: %w", err)
+	}
+	w.hijacked = true
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, nil
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// written reports whether the client has been sent anything final.
+func (w *recorder) written() bool { return w.status != 0 || w.hijacked }

@@ -1,0 +1,54 @@
+// Package transport forwards requests: handler goroutines ask the selector
+// (package actors) for a backend and send the request through one shared,
+// tuned *http.Transport with httputil.ReverseProxy.
+package transport
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// Options tunes the shared transport. Every zero field takes the default
+// named in its comment.
+type Options struct {
+	DialTimeout           time.Duration // connect timeout; 0: 3s
+	ResponseHeaderTimeout time.Duration // wait for response headers; 0: 30s
+	IdleConnTimeout       time.Duration // idle pooled connection lifetime; 0: 90s
+	// MaxIdleConnsPerHost bounds the keep-alive pool per backend; 0: 1024.
+	// It must exceed the concurrency one backend sees, or every response
+	// beyond it closes a connection and the next request dials a new one.
+	MaxIdleConnsPerHost int
+}
+
+// New returns the *http.Transport that every request and health probe
+// shares. Unlike http.DefaultTransport it never consults proxy environment
+// variables, keeps a keep-alive pool large enough for sustained load, passes
+// Accept-Encoding through untouched, and bounds the dial and the wait for
+// response headers.
+func New(o Options) *http.Transport {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 3 * time.Second
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = 30 * time.Second
+	}
+	if o.IdleConnTimeout <= 0 {
+		o.IdleConnTimeout = 90 * time.Second
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = 1024
+	}
+	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // never honour HTTP_PROXY and friends
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0, // no global cap; the per-host cap rules
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		IdleConnTimeout:       o.IdleConnTimeout,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		TLSHandshakeTimeout:   o.DialTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // the client's Accept-Encoding is the backend's business
+	}
+}
