@@ -37,10 +37,10 @@ type Config struct {
 type Selector struct {
 	// Channels. The selector never closes them; stopped is closed by Run on
 	// its way out so that callers never wait on a selector that is gone.
-	offers   chan *Backend      // unbuffered: the next pick, offered in advance
-	picks    chan pickRequest   // picks with constraints; answered on reply
-	reports  chan Report        // buffered: handlers do not wait to be counted
-	health   chan Health        // transitions from the monitors
+	offers   chan *Backend    // unbuffered: the next pick, offered in advance
+	picks    chan pickRequest // picks with constraints; answered on reply
+	reports  chan Report      // buffered: handlers do not wait to be counted
+	health   chan Health      // transitions from the monitors
 	statuses chan chan []BackendStatus
 	stopped  chan struct{}
 
