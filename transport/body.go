@@ -1,6 +1,9 @@
 package transport
 
-import "io"
+import (
+	"errors"
+	"io"
+)
 
 // replayableBody wraps a client's request body for the whole exchange, across
 // attempts. http.Transport closes a request body when an attempt fails; the
@@ -22,9 +25,20 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close does nothing: the body must survive a failed attempt.
+// Close does nothing: the body must survive a failed attempt. The handler
+// closes the real body when the whole exchange ends.
 func (b *replayableBody) Close() error { return nil }
 
 // untouched reports whether no byte has been read, so a new attempt sends
 // the body whole. A nil body is always untouched.
 func (b *replayableBody) untouched() bool { return b == nil || b.read == 0 }
+
+var errBodyConsumed = errors.New("request body already sent in part; cannot resend it")
+
+// rewind is the outbound request's GetBody: the body again, if untouched.
+func (b *replayableBody) rewind() (io.ReadCloser, error) {
+	if !b.untouched() {
+		return nil, errBodyConsumed
+	}
+	return b, nil
+}

@@ -106,7 +106,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &replayableBody{ReadCloser: r.Body}
+		// The wrapper ignores Close so a failed attempt cannot end the body;
+		// closing the real one when the exchange ends makes any late Read by
+		// a transport goroutine fail instead of racing the server's next
+		// request on this connection.
+		defer r.Body.Close()
 		r.Body = ex.body
+		// A backend may answer while the upload is still arriving (an echo,
+		// an early error): keep reading the body after the response starts.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	defer p.logAccess(r, rec, ex, start)
@@ -155,9 +163,15 @@ func (p *Proxy) attempt(w *recorder, r *http.Request, ex *exchange, b *actors.Ba
 // (as HAProxy, Caddy and Traefik do); X-Forwarded-For/-Host/-Proto are set
 // afresh, since ReverseProxy drops any the client sent.
 func rewrite(pr *httputil.ProxyRequest) {
-	pr.SetURL(exchangeOf(pr.In).backend.URL)
+	ex := exchangeOf(pr.In)
+	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
+	if ex.body != nil {
+		// Lets http.Transport resend on a fresh connection when a pooled one
+		// turns out dead before any byte was written.
+		pr.Out.GetBody = ex.body.rewind
+	}
 }
 
 // recordError is the ReverseProxy's ErrorHandler. It writes nothing: the

@@ -1,0 +1,186 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sourcegraph/conc"
+
+	"github.com/roundhouse/roundhouse/actors"
+)
+
+// logSink is an hclog output that tests can wait on. Test helpers may lock.
+type logSink struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func newLogSink() *logSink { return &logSink{changed: make(chan struct{})} }
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return len(p), nil
+}
+
+// count returns how many lines contain every one of substrs.
+func (s *logSink) count(substrs ...string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for line := range strings.SplitSeq(s.buf.String(), "\n") {
+		if containsAll(line, substrs) {
+			n++
+		}
+	}
+	return n
+}
+
+func containsAll(line string, substrs []string) bool {
+	for _, sub := range substrs {
+		if !strings.Contains(line, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// waitFor blocks until at least n lines contain all of substrs.
+func (s *logSink) waitFor(t *testing.T, n int, substrs ...string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		if s.count(substrs...) >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d log lines with %q; log:\n%s", n, substrs, s)
+		}
+	}
+}
+
+// balancer is a selector and a Proxy behind a real listener.
+type balancer struct {
+	sel    *actors.Selector
+	url    string
+	client *http.Client
+	log    *logSink
+}
+
+type balancerOptions struct {
+	monitor               actors.MonitorConfig // Interval 0: an hour (no active checks during the test)
+	retries               int
+	responseHeaderTimeout time.Duration
+}
+
+func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
+	t.Helper()
+	sink := newLogSink()
+	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
+	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second})
+	t.Cleanup(tr.CloseIdleConnections)
+	urls := make([]*url.URL, len(backends))
+	for i, b := range backends {
+		u, err := url.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls[i] = u
+	}
+	if o.monitor.Interval == 0 {
+		o.monitor.Interval = time.Hour
+	}
+	if o.monitor.Probe == nil {
+		o.monitor.Probe = actors.HTTPProbe(tr, "/health")
+	}
+	sel, err := actors.New(actors.Config{Backends: urls, Monitor: o.monitor, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg conc.WaitGroup
+	wg.Go(func() { _ = sel.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access")})
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t.Cleanup(client.CloseIdleConnections)
+	return &balancer{sel: sel, url: srv.URL, client: client, log: sink}
+}
+
+// get sends GET path and returns status, X-Backend and body.
+func (b *balancer) get(t *testing.T, path string) (int, string, string) {
+	t.Helper()
+	return b.do(t, http.MethodGet, path, nil)
+}
+
+func (b *balancer) do(t *testing.T, method, path string, body io.Reader) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, b.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp.StatusCode, resp.Header.Get("X-Backend"), string(data)
+}
+
+// status returns the selector's view of every backend.
+func (b *balancer) status(t *testing.T) []actors.BackendStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := b.sel.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// deadURL returns a loopback URL where nothing listens: connections are refused.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
