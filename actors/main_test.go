@@ -119,18 +119,19 @@ func (p *scriptProbe) Probe(ctx context.Context, b *Backend) error {
 	return nil
 }
 
-// extend appends results to the script.
-func (p *scriptProbe) extend(results string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.results += results
-}
-
 // calls returns the times of the calls so far.
 func (p *scriptProbe) calls() []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]time.Time(nil), p.times...)
+}
+
+// call returns what call i was given: its backend and its context deadline
+// (zero for none).
+func (p *scriptProbe) call(i int) (b *Backend, deadline time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.backends[i], p.deadlines[i]
 }
 
 // probeErr is the error a scriptProbe returns from call i.
