@@ -242,6 +242,9 @@ func parseBackendURL(s string) (*url.URL, error) {
 	case u.User != nil, u.RawQuery != "", u.Fragment != "":
 		return nil, errors.New("must not carry user info, a query or a fragment")
 	}
+	if u.Path == "/" {
+		u.Path = "" // http://h:1/ and http://h:1 are the same backend
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return nil, fmt.Errorf("bad port %q", p)

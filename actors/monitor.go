@@ -17,15 +17,13 @@ type ProbeFunc func(ctx context.Context, b *Backend) error
 // HTTPProbe returns a ProbeFunc that sends GET <backend URL><path> through rt
 // and passes on a 2xx or 3xx status. It never follows redirects, and it
 // drains and closes every response body so the connection is reused. A nil
-// rt means http.DefaultTransport.
+// rt means a plain http.Transport that ignores proxy environment variables.
 func HTTPProbe(rt http.RoundTripper, path string) ProbeFunc {
 	if rt == nil {
-		rt = http.DefaultTransport
+		rt = &http.Transport{} // unlike http.DefaultTransport, no proxy from the environment
 	}
 	return func(ctx context.Context, b *Backend) error {
-		u := *b.URL
-		u.Path = singleJoiningSlash(u.Path, path)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL.JoinPath(path).String(), nil)
 		if err != nil {
 			return fmt.Errorf("health probe: %w", err)
 		}
@@ -41,21 +39,6 @@ func HTTPProbe(rt http.RoundTripper, path string) ProbeFunc {
 		}
 		return nil
 	}
-}
-
-func singleJoiningSlash(a, b string) string {
-	switch {
-	case a == "" || a == "/":
-		if b == "" || b[0] != '/' {
-			return "/" + b
-		}
-		return b
-	case a[len(a)-1] == '/' && b != "" && b[0] == '/':
-		return a + b[1:]
-	case a[len(a)-1] != '/' && (b == "" || b[0] != '/'):
-		return a + "/" + b
-	}
-	return a + b
 }
 
 // MonitorConfig says how each backend is probed. Every zero field takes the
@@ -120,6 +103,14 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 			return nil
 		}
 		log.Trace("probe", "error", err)
+		// A note from the selector that arrived while we probed predates
+		// this result: adopt it first, or we could report UP and only then
+		// read a stale DOWN, and disagree with the selector from then on.
+		select {
+		case <-suspect:
+			h.markDown()
+		default:
+		}
 		if h.observe(err == nil) {
 			msg := Health{Backend: m.Backend, Up: h.up, Reason: h.reason(err)}
 			select {

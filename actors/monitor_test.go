@@ -656,7 +656,6 @@ func TestHTTPProbeNilTransportUsesDefault(t *testing.T) {
 }
 
 func TestHTTPProbeKeepsEscapedPrefix(t *testing.T) {
-	t.Skip("bug: HTTPProbe sets URL.Path but keeps the backend's RawPath, so an escaped prefix such as /a%2Fb is re-encoded as /a/b")
 	got := make(chan string, 1)
 	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.RequestURI
@@ -671,7 +670,6 @@ func TestHTTPProbeKeepsEscapedPrefix(t *testing.T) {
 }
 
 func TestMonitorStaleSuspectNote(t *testing.T) {
-	t.Skip("bug: a suspect note read after the monitor has already reported UP again makes the monitor believe DOWN while the selector has it UP; later failures then send no DOWN")
 	// The interleaving: the monitor is blocked sending a DOWN when the
 	// selector (still UP) sees a failed connection, marks the backend DOWN
 	// and leaves a note. A tick is due by the time the monitor is free (the

@@ -226,7 +226,11 @@ func (s *Selector) record(r Report) bool {
 		case st.suspect <- struct{}{}:
 		default:
 		}
-		return s.setHealth(r.Backend, false, fmt.Sprintf("passive: %v", r.Err))
+		reason := "passive: connection failed"
+		if r.Err != nil {
+			reason = "passive: " + r.Err.Error()
+		}
+		return s.setHealth(r.Backend, false, reason)
 	}
 	return false
 }
