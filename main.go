@@ -9,7 +9,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	mathrand "math/rand/v2"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -123,8 +126,11 @@ func runtimeVersion() string {
 // serveFlags is the balancer's configuration from the command line.
 type serveFlags struct {
 	listen                string
-	backends              []*url.URL
-	policy                string
+	backends              []actors.BackendConfig
+	policy                actors.Policy
+	policyName            string
+	cookieSecretFile      string
+	stickySecret          []byte
 	healthPath            string
 	healthInterval        time.Duration
 	healthTimeout         time.Duration
@@ -139,16 +145,20 @@ type serveFlags struct {
 }
 
 func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, error) {
-	c := &serveFlags{logLevel: hclog.Info}
+	c := &serveFlags{logLevel: hclog.Info, policyName: "round-robin"}
 	fs := flag.NewFlagSet("roundhouse "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "`address` to accept client connections on")
-	fs.Func("backend", "backend `URL` http://host:port (repeatable)", func(s string) error {
-		u, err := parseBackendURL(s)
-		c.backends = append(c.backends, u)
+	fs.Func("backend", "backend `URL[,weight=N]`: http://host:port, weight 1 by default, 0 for a standby (repeatable)", func(s string) error {
+		b, err := parseBackend(s)
+		c.backends = append(c.backends, b)
 		return err
 	})
-	fs.StringVar(&c.policy, "policy", "round-robin", "balancing `policy`: round-robin")
+	fs.Func("policy", "balancing `policy`: "+strings.Join(actors.PolicyNames, ", ")+" (default round-robin)", func(s string) error {
+		c.policyName = s
+		return nil
+	})
+	fs.StringVar(&c.cookieSecretFile, "cookie-secret-file", "", "`file` whose contents key the sticky cookie (default: a random key per process)")
 	fs.StringVar(&c.healthPath, "health-path", "/health", "`path` probed with GET; 2xx or 3xx passes")
 	fs.DurationVar(&c.healthInterval, "health-interval", 10*time.Second, "time between health probes")
 	fs.DurationVar(&c.healthTimeout, "health-timeout", 2*time.Second, "timeout of one health probe")
@@ -210,19 +220,68 @@ func (c *serveFlags) validate() error {
 		return fmt.Errorf("--fall: must be at least 1, got %d", c.fall)
 	case c.retries < 0:
 		return fmt.Errorf("--retries: must not be negative, got %d", c.retries)
-	case c.policy != "round-robin":
-		return fmt.Errorf("--policy: unknown policy %q (known: round-robin)", c.policy)
 	case !strings.HasPrefix(c.healthPath, "/"):
 		return fmt.Errorf("--health-path: must start with /, got %q", c.healthPath)
 	}
 	seen := map[string]bool{}
-	for _, u := range c.backends {
-		if seen[u.String()] {
-			return fmt.Errorf("--backend %s: given twice", u)
+	for _, b := range c.backends {
+		if seen[b.URL.String()] {
+			return fmt.Errorf("--backend %s: given twice", b.URL)
 		}
-		seen[u.String()] = true
+		seen[b.URL.String()] = true
+	}
+	var err error
+	if c.stickySecret, err = stickySecret(c.cookieSecretFile); err != nil {
+		return err
+	}
+	if c.policy, err = actors.NewPolicy(c.policyName, c.stickySecret, mathrand.Uint64()); err != nil {
+		return fmt.Errorf("--policy: %w", err)
 	}
 	return nil
+}
+
+// stickySecret reads the sticky cookie's key from file, or makes a random
+// one when file is "".
+func stickySecret(file string) ([]byte, error) {
+	if file == "" {
+		return []byte(rand.Text()), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cookie-secret-file: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < 16 {
+		return nil, fmt.Errorf("--cookie-secret-file %s: want at least 16 bytes of secret, got %d", file, len(b))
+	}
+	return b, nil
+}
+
+// parseBackend accepts URL[,weight=N].
+func parseBackend(s string) (actors.BackendConfig, error) {
+	raw, opts, _ := strings.Cut(s, ",")
+	u, err := parseBackendURL(raw)
+	if err != nil {
+		return actors.BackendConfig{}, err
+	}
+	b := actors.BackendConfig{URL: u, Weight: 1}
+	for opt := range strings.SplitSeq(opts, ",") {
+		if opt == "" && opts == "" {
+			break
+		}
+		k, v, _ := strings.Cut(opt, "=")
+		switch k {
+		case "weight":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1000 {
+				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
+			}
+			b.Weight = n
+		default:
+			return b, fmt.Errorf("unknown option %q (known: weight=N)", opt)
+		}
+	}
+	return b, nil
 }
 
 // parseBackendURL accepts http(s)://host[:port][/path].
@@ -292,7 +351,7 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	defer tr.CloseIdleConnections()
 	sel, err := actors.New(actors.Config{
 		Backends: c.backends,
-		Policy:   &actors.RoundRobin{},
+		Policy:   c.policy,
 		Monitor: actors.MonitorConfig{
 			Probe:    actors.HTTPProbe(tr, c.healthPath),
 			Interval: c.healthInterval, Timeout: c.healthTimeout, Rise: c.rise, Fall: c.fall,
@@ -312,7 +371,7 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	}
 	srv := newServer(transport.NewProxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: c.retries, RetryAfter: c.healthInterval,
-		Logger: log.Named("proxy"), AccessLog: access,
+		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(c.policy), StickySecret: c.stickySecret,
 	}), log)
 
 	// The actors outlive ctx: in-flight requests still need the selector
@@ -388,7 +447,7 @@ func runDemo(ctx context.Context, c *serveFlags, log hclog.Logger, stdout io.Wri
 		}
 		name := ln.Addr().String()
 		wg.Go(func() { _ = serveBackend(backendCtx, ln, name, log.Named("backend")) })
-		c.backends = append(c.backends, &url.URL{Scheme: "http", Host: name})
+		c.backends = append(c.backends, actors.BackendConfig{URL: &url.URL{Scheme: "http", Host: name}, Weight: 1})
 	}
 	return serve(ctx, c, log, func(addr net.Addr) {
 		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind http://%s\ntry: curl http://%s/\n", addr, addr)

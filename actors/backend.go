@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/url"
 	"time"
 )
@@ -14,6 +16,25 @@ type Backend struct {
 	URL *url.URL
 	// Name is URL as a string, the key used in logs and in /status.
 	Name string
+	// ID is a short stable identifier derived from Name alone, so it is the
+	// same on every start and every instance.
+	ID string
+}
+
+// backendFor returns the Backend for u.
+func backendFor(u *url.URL) *Backend {
+	name := u.String()
+	sum := sha256.Sum256([]byte(name))
+	return &Backend{URL: u, Name: name, ID: hex.EncodeToString(sum[:6])}
+}
+
+// BackendConfig is one backend as configured.
+type BackendConfig struct {
+	URL *url.URL // required: scheme://host:port with an optional path prefix
+	// Weight is the backend's share of traffic for the weighted policies.
+	// 0 makes it a standby, used only while no backend with a weight is
+	// eligible.
+	Weight int
 }
 
 // String returns the backend's URL.
@@ -70,7 +91,9 @@ type Report struct {
 // BackendStatus is a snapshot of one backend as the selector sees it.
 type BackendStatus struct {
 	Name     string `json:"url"`
+	ID       string `json:"id"`
 	Up       bool   `json:"up"`
+	Weight   int    `json:"weight"`
 	Reason   string `json:"reason,omitempty"` // why it last changed state
 	InFlight int    `json:"in_flight"`
 	Requests uint64 `json:"requests"` // attempts completed, any outcome

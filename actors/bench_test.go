@@ -69,7 +69,7 @@ func BenchmarkSelectorPickExcept(b *testing.B) {
 	tried := s.Backends()[:1]
 	b.ReportAllocs()
 	for b.Loop() {
-		be, err := s.PickExcept(ctx, tried)
+		be, err := s.PickFor(ctx, "", tried)
 		if err != nil || be == nil {
 			b.Fatalf("PickExcept = %v, %v", be, err)
 		}
@@ -80,14 +80,14 @@ func BenchmarkSelectorPickExcept(b *testing.B) {
 func BenchmarkRoundRobinChoose(b *testing.B) {
 	for _, n := range []int{3, 64} {
 		b.Run(fmt.Sprintf("%d backends, every other one down", n), func(b *testing.B) {
-			eligible := make([]bool, n)
-			for i := range eligible {
-				eligible[i] = i%2 == 0
+			cands := make([]Candidate, n)
+			for i := range cands {
+				cands[i] = Candidate{Eligible: i%2 == 0, Weight: 1}
 			}
 			var rr RoundRobin
 			b.ReportAllocs()
 			for b.Loop() {
-				rr.Taken(rr.Choose(eligible))
+				rr.Taken(cands, rr.Choose(cands, ""))
 			}
 		})
 	}

@@ -24,8 +24,16 @@
 // single receive. The offer is recomputed whenever health changes, so it is
 // never stale, and when no backend is UP the offer is nil: the handler
 // answers 503 at once instead of waiting. A retry needs a pick that avoids
-// the backends already tried; that request carries its constraints and its
-// own reply channel (PickExcept).
+// the backends already tried, and the hashing and sticky policies need the
+// request's key; such a request carries its constraints and its own reply
+// channel (PickFor).
+//
+// # Policies
+//
+// Which backend comes next is a Policy's decision, one small type per file
+// (policy_*.go). The selector calls it from its own goroutine with a
+// snapshot of the candidates, so a policy keeps its state (a position, a
+// random generator) in plain fields.
 //
 // # Monitors
 //
@@ -39,7 +47,7 @@
 // # Lifetimes
 //
 // Run returns when its context is done, after its monitors have returned.
-// Pick, PickExcept, Report and Status watch both the caller's context and the
+// Pick, PickFor, Report and Status watch both the caller's context and the
 // selector's end, so no caller waits on a selector that has stopped. Report
 // watches only the selector: a pick must be reported even when the client
 // has gone, or the in-flight count would never come down.

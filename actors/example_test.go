@@ -16,13 +16,13 @@ import (
 // Handlers never touch that state: they take a pick from the selector and
 // send back a report, both over channels hidden behind Pick and Report.
 func ExampleSelector() {
-	var backends []*url.URL
+	var backends []actors.BackendConfig
 	for _, raw := range []string{"http://127.0.0.1:8081", "http://127.0.0.1:8082", "http://127.0.0.1:8083"} {
 		u, err := url.Parse(raw)
 		if err != nil {
 			panic(err)
 		}
-		backends = append(backends, u)
+		backends = append(backends, actors.BackendConfig{URL: u, Weight: 1})
 	}
 	sel, err := actors.New(actors.Config{
 		Backends: backends,
@@ -114,14 +114,16 @@ func ExampleMonitor() {
 // advance) before a handler takes it.
 func ExampleRoundRobin() {
 	names := []string{"A", "B", "C"}
-	eligible := []bool{true, false, true} // B is down
+	eligible := []actors.Candidate{ // B is down
+		{Eligible: true, Weight: 1}, {Eligible: false, Weight: 1}, {Eligible: true, Weight: 1},
+	}
 
 	var rr actors.RoundRobin // the zero value starts at the first backend
-	fmt.Println("offered:", names[rr.Choose(eligible)])
-	fmt.Println("offered again:", names[rr.Choose(eligible)]) // Choose changes nothing
+	fmt.Println("offered:", names[rr.Choose(eligible, "")])
+	fmt.Println("offered again:", names[rr.Choose(eligible, "")]) // Choose changes nothing
 	for range 4 {
-		i := rr.Choose(eligible)
-		rr.Taken(i) // handed out: move past it
+		i := rr.Choose(eligible, "")
+		rr.Taken(eligible, i) // handed out: move past it
 		fmt.Println("taken:", names[i])
 	}
 	// Output:

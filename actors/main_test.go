@@ -46,11 +46,19 @@ func parseURLs(t testing.TB, raws ...string) []*url.URL {
 	return out
 }
 
+// configs gives each URL weight 1.
+func configs(urls []*url.URL) []BackendConfig {
+	out := make([]BackendConfig, len(urls))
+	for i, u := range urls {
+		out[i] = BackendConfig{URL: u, Weight: 1}
+	}
+	return out
+}
+
 // newBackend returns a Backend for raw, as New would build it.
 func newBackend(t testing.TB, raw string) *Backend {
 	t.Helper()
-	u := parseURLs(t, raw)[0]
-	return &Backend{URL: u, Name: u.String()}
+	return backendFor(parseURLs(t, raw)[0])
 }
 
 // switchProbe is a fake ProbeFunc for all of a selector's monitors. Every
@@ -181,7 +189,7 @@ func newLogger() (hclog.Logger, *logBuffer) {
 func testConfig(t testing.TB, probe ProbeFunc, raws ...string) Config {
 	t.Helper()
 	return Config{
-		Backends: parseURLs(t, raws...),
+		Backends: configs(parseURLs(t, raws...)),
 		Monitor:  MonitorConfig{Probe: probe, Interval: testInterval, Timeout: time.Second, Rise: 2, Fall: 3},
 	}
 }
@@ -242,11 +250,18 @@ func pickNames(t *testing.T, s *Selector, n int) []string {
 }
 
 // status returns s.Status, failing the test on an error.
+//
+// It clears ID and Weight, which never change during these tests, so that
+// expectations can name only what the test is about (TestSelectorIdentity
+// covers those two).
 func status(t *testing.T, s *Selector) []BackendStatus {
 	t.Helper()
 	st, err := s.Status(t.Context())
 	if err != nil {
 		t.Fatalf("Status: %v", err)
+	}
+	for i := range st {
+		st[i].ID, st[i].Weight = "", 0
 	}
 	return st
 }

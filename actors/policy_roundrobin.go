@@ -2,7 +2,8 @@ package actors
 
 // RoundRobin hands out eligible backends in configuration order, skipping
 // ineligible ones: with A B C all UP the picks are A B C A B C; with B DOWN,
-// A C A C. The zero value starts at the first backend.
+// A C A C. It ignores weights (see WeightedRoundRobin). The zero value starts
+// at the first backend.
 type RoundRobin struct {
 	next int // index to try first; may exceed the backend count, used modulo
 }
@@ -10,10 +11,10 @@ type RoundRobin struct {
 var _ Policy = (*RoundRobin)(nil)
 
 // Choose returns the first eligible index at or after the position.
-func (rr *RoundRobin) Choose(eligible []bool) int {
-	n := len(eligible)
+func (rr *RoundRobin) Choose(cands []Candidate, _ string) int {
+	n := len(cands)
 	for k := range n {
-		if i := (rr.next + k) % n; eligible[i] {
+		if i := (rr.next + k) % n; cands[i].Eligible {
 			return i
 		}
 	}
@@ -21,4 +22,4 @@ func (rr *RoundRobin) Choose(eligible []bool) int {
 }
 
 // Taken moves the position just past i.
-func (rr *RoundRobin) Taken(i int) { rr.next = i + 1 }
+func (rr *RoundRobin) Taken(_ []Candidate, i int) { rr.next = i + 1 }

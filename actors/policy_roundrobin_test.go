@@ -5,11 +5,12 @@ import (
 	"testing"
 )
 
-// eligibleFrom turns "+-+" into []bool{true, false, true}.
-func eligibleFrom(s string) []bool {
-	out := make([]bool, len(s))
+// eligibleFrom turns "+-+" into three candidates of weight 1, the middle
+// one ineligible.
+func eligibleFrom(s string) []Candidate {
+	out := make([]Candidate, len(s))
 	for i, c := range s {
-		out[i] = c == '+'
+		out[i] = Candidate{Eligible: c == '+', Weight: 1}
 	}
 	return out
 }
@@ -36,10 +37,10 @@ func TestRoundRobin(t *testing.T) {
 			eligible := eligibleFrom(tt.eligible)
 			var got []int
 			for range tt.picks {
-				i := rr.Choose(eligible)
+				i := rr.Choose(eligible, "")
 				got = append(got, i)
 				if i >= 0 {
-					rr.Taken(i)
+					rr.Taken(nil, i)
 				}
 			}
 			if !slices.Equal(got, tt.want) {
@@ -55,12 +56,12 @@ func TestRoundRobinChooseDoesNotMove(t *testing.T) {
 	var rr RoundRobin
 	eligible := eligibleFrom("+++")
 	for range 3 {
-		if got := rr.Choose(eligible); got != 0 {
+		if got := rr.Choose(eligible, ""); got != 0 {
 			t.Fatalf("Choose before any Taken = %d, want 0", got)
 		}
 	}
-	rr.Taken(0)
-	if got := rr.Choose(eligible); got != 1 {
+	rr.Taken(nil, 0)
+	if got := rr.Choose(eligible, ""); got != 1 {
 		t.Errorf("Choose after Taken(0) = %d, want 1", got)
 	}
 }
@@ -85,11 +86,11 @@ func TestRoundRobinFollowsHealthChanges(t *testing.T) {
 	}
 	var rr RoundRobin
 	for n, step := range steps {
-		i := rr.Choose(eligibleFrom(step.eligible))
+		i := rr.Choose(eligibleFrom(step.eligible), "")
 		if i != step.want {
 			t.Fatalf("pick %d with %s = %d, want %d", n, step.eligible, i, step.want)
 		}
-		rr.Taken(i)
+		rr.Taken(nil, i)
 	}
 }
 
@@ -98,12 +99,12 @@ func TestRoundRobinTakenOutOfTurn(t *testing.T) {
 	// give first; Taken moves the position past whatever was taken.
 	var rr RoundRobin
 	eligible := eligibleFrom("+++")
-	rr.Taken(1)
-	if got := rr.Choose(eligible); got != 2 {
+	rr.Taken(nil, 1)
+	if got := rr.Choose(eligible, ""); got != 2 {
 		t.Errorf("Choose after Taken(1) = %d, want 2", got)
 	}
-	rr.Taken(2)
-	if got := rr.Choose(eligible); got != 0 {
+	rr.Taken(nil, 2)
+	if got := rr.Choose(eligible, ""); got != 0 {
 		t.Errorf("Choose after Taken(2) = %d, want 0 (wrapped)", got)
 	}
 }

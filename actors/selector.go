@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
@@ -16,8 +15,8 @@ var ErrStopped = errors.New("selector stopped")
 // Config describes a selector. Every zero field takes the default named in
 // its comment.
 type Config struct {
-	Backends []*url.URL    // in policy order; may be empty (every pick is "none")
-	Policy   Policy        // nil: &RoundRobin{}
+	Backends []BackendConfig // in policy order; may be empty (every pick is "none")
+	Policy   Policy          // nil: &RoundRobin{}
 	Monitor  MonitorConfig // how each backend's monitor probes it
 	Logger   hclog.Logger  // nil: no logging
 }
@@ -26,7 +25,7 @@ type Config struct {
 // set, each backend's health, the policy's position, in-flight counts and
 // statistics. Everything else talks to it by message:
 //
-//   - handlers take a pick (Pick, PickExcept) and report each outcome (Report);
+//   - handlers take a pick (Pick, PickFor) and report each outcome (Report);
 //   - monitors, which the selector starts and stops itself, send health
 //     transitions; the selector tells a monitor when a request saw its
 //     backend's connection fail;
@@ -52,13 +51,14 @@ type Selector struct {
 	policy   Policy
 	backends []*backendState
 	byPtr    map[*Backend]*backendState
-	eligible []bool // scratch for policy.Choose, one per backend
+	cands    []Candidate // scratch for policy.Choose, one per backend
 }
 
 // backendState is the selector's private record of one backend.
 type backendState struct {
 	*Backend
 	index    int // position in Selector.backends, for the policy
+	weight   int // 0: standby
 	up       bool
 	reason   string
 	inFlight int
@@ -67,9 +67,11 @@ type backendState struct {
 	suspect  chan struct{} // capacity 1, to this backend's monitor; never closed
 }
 
-// pickRequest asks for a backend that is not in exclude. The selector answers
-// on reply, which must have capacity 1 so the answer never blocks it.
+// pickRequest asks for a backend for a request with the given key that is
+// not in exclude. The selector answers on reply, which must have capacity 1
+// so the answer never blocks it.
 type pickRequest struct {
+	key     string
 	exclude []*Backend
 	reply   chan *Backend
 }
@@ -88,7 +90,7 @@ func New(cfg Config) (*Selector, error) {
 		monitor:  cfg.Monitor,
 		policy:   cfg.Policy,
 		byPtr:    make(map[*Backend]*backendState, len(cfg.Backends)),
-		eligible: make([]bool, len(cfg.Backends)),
+		cands:    make([]Candidate, len(cfg.Backends)),
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -96,15 +98,18 @@ func New(cfg Config) (*Selector, error) {
 	if s.policy == nil {
 		s.policy = &RoundRobin{}
 	}
-	for _, u := range cfg.Backends {
-		if u == nil || u.Host == "" {
-			return nil, fmt.Errorf("backend %q: missing host", u)
+	for _, bc := range cfg.Backends {
+		if bc.URL == nil || bc.URL.Host == "" {
+			return nil, fmt.Errorf("backend %q: missing host", bc.URL)
 		}
-		b := &Backend{URL: u, Name: u.String()}
+		if bc.Weight < 0 {
+			return nil, fmt.Errorf("backend %s: negative weight %d", bc.URL, bc.Weight)
+		}
+		b := backendFor(bc.URL)
 		if _, dup := s.byName(b.Name); dup {
 			return nil, fmt.Errorf("backend %s: listed twice", b.Name)
 		}
-		st := &backendState{Backend: b, index: len(s.backends), up: true, suspect: make(chan struct{}, 1)}
+		st := &backendState{Backend: b, index: len(s.backends), weight: bc.Weight, up: true, suspect: make(chan struct{}, 1)}
 		s.backends = append(s.backends, st)
 		s.byPtr[b] = st
 	}
@@ -148,14 +153,14 @@ func (s *Selector) Run(ctx context.Context) error {
 	fresh := false // whether offer reflects the current state
 	for {
 		if !fresh {
-			offer, fresh = s.choose(nil), true
+			offer, fresh = s.choose("", nil), true
 		}
 		select {
 		case s.offers <- offer:
 			s.taken(offer)
 			fresh = false
 		case req := <-s.picks:
-			b := s.choose(req.exclude)
+			b := s.choose(req.key, req.exclude)
 			s.taken(b)
 			req.reply <- b // capacity 1: never blocks
 			fresh = false
@@ -175,12 +180,24 @@ func (s *Selector) Run(ctx context.Context) error {
 	}
 }
 
-// choose asks the policy for an UP backend not in exclude; nil means none.
-func (s *Selector) choose(exclude []*Backend) *Backend {
+// choose asks the policy for an eligible backend not in exclude; nil means
+// none. Eligible means UP; backends with weight 0 are standbys, eligible
+// only when no weighted backend is.
+func (s *Selector) choose(key string, exclude []*Backend) *Backend {
+	active := false
 	for i, st := range s.backends {
-		s.eligible[i] = st.up && !contains(exclude, st.Backend)
+		usable := st.up && !contains(exclude, st.Backend)
+		s.cands[i] = Candidate{Backend: st.Backend, Eligible: usable && st.weight > 0, Weight: st.weight, InFlight: st.inFlight}
+		active = active || s.cands[i].Eligible
 	}
-	i := s.policy.Choose(s.eligible)
+	if !active {
+		for i, st := range s.backends {
+			if st.weight == 0 && st.up && !contains(exclude, st.Backend) {
+				s.cands[i].Eligible, s.cands[i].Weight = true, 1
+			}
+		}
+	}
+	i := s.policy.Choose(s.cands, key)
 	if i < 0 {
 		return nil
 	}
@@ -196,14 +213,15 @@ func contains(list []*Backend, b *Backend) bool {
 	return false
 }
 
-// taken counts a pick that a handler now holds; it must come back as a Report.
+// taken counts a pick that a handler now holds; it must come back as a
+// Report. b is the answer of the most recent choose.
 func (s *Selector) taken(b *Backend) {
 	if b == nil {
 		return
 	}
 	st := s.byPtr[b]
 	st.inFlight++
-	s.policy.Taken(st.index)
+	s.policy.Taken(s.cands, st.index)
 }
 
 // record applies a handler's report and says whether health changed.
@@ -255,7 +273,7 @@ func (s *Selector) status() []BackendStatus {
 	out := make([]BackendStatus, len(s.backends))
 	for i, st := range s.backends {
 		out[i] = BackendStatus{
-			Name: st.Name, Up: st.up, Reason: st.reason,
+			Name: st.Name, ID: st.ID, Up: st.up, Weight: st.weight, Reason: st.reason,
 			InFlight: st.inFlight, Requests: st.requests, Failures: st.failures,
 		}
 	}
@@ -277,12 +295,12 @@ func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 	}
 }
 
-// PickExcept is Pick for a retry: it returns an UP backend that is not in
+// PickFor is Pick for a request with a key (for the policies that implement
+// Keyed) or for a retry: it returns an eligible backend that is not in
 // tried, or nil when there is none. Once the selector has taken the request
-// it always answers at once, so PickExcept waits for that answer even if ctx
-// ends meanwhile: a counted pick is never lost.
-func (s *Selector) PickExcept(ctx context.Context, tried []*Backend) (*Backend, error) {
-	req := pickRequest{exclude: tried, reply: make(chan *Backend, 1)}
+// it answers at once, so a counted pick always reaches the caller.
+func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*Backend, error) {
+	req := pickRequest{key: key, exclude: tried, reply: make(chan *Backend, 1)}
 	select {
 	case s.picks <- req:
 	case <-ctx.Done():
@@ -296,7 +314,7 @@ func (s *Selector) PickExcept(ctx context.Context, tried []*Backend) (*Backend, 
 }
 
 // Report ends a pick: it must be called exactly once for every non-nil
-// backend Pick or PickExcept returned, even when the client has gone, which
+// backend Pick or PickFor returned, even when the client has gone, which
 // is why it waits on the selector's life rather than on a request context.
 func (s *Selector) Report(r Report) {
 	select {

@@ -34,7 +34,7 @@ func TestNew(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := New(Config{Backends: tt.backends})
+			s, err := New(Config{Backends: configs(tt.backends)})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("New = %v, want an error containing %q", err, tt.wantErr)
@@ -78,7 +78,7 @@ func TestSelectorPickAndPickExceptShareThePosition(t *testing.T) {
 		for i := range 6 {
 			pick := s.Pick
 			if i%2 == 1 {
-				pick = func(ctx context.Context) (*Backend, error) { return s.PickExcept(ctx, nil) }
+				pick = func(ctx context.Context) (*Backend, error) { return s.PickFor(ctx, "", nil) }
 			}
 			b, err := pick(t.Context())
 			if err != nil || b == nil {
@@ -164,7 +164,7 @@ func TestSelectorNoBackendUp(t *testing.T) {
 					if b, err := s.Pick(t.Context()); b != nil || err != nil {
 						t.Errorf("Pick %d = %v, %v; want nil, nil", i, b, err)
 					}
-					if b, err := s.PickExcept(t.Context(), nil); b != nil || err != nil {
+					if b, err := s.PickFor(t.Context(), "", nil); b != nil || err != nil {
 						t.Errorf("PickExcept %d = %v, %v; want nil, nil", i, b, err)
 					}
 				}
@@ -215,7 +215,7 @@ func TestSelectorPickExcept(t *testing.T) {
 				for _, name := range tt.tried {
 					tried = append(tried, byName[name])
 				}
-				b, err := s.PickExcept(t.Context(), tried)
+				b, err := s.PickFor(t.Context(), "", tried)
 				if err != nil {
 					t.Fatalf("PickExcept: %v", err)
 				}
@@ -254,7 +254,7 @@ func TestSelectorInFlight(t *testing.T) {
 		if got, want := inFlight(), []int{2, 1, 1}; !slices.Equal(got, want) {
 			t.Errorf("after 4 picks: in flight %v, want %v", got, want)
 		}
-		if b, _ := s.PickExcept(t.Context(), nil); b != nil { // B
+		if b, _ := s.PickFor(t.Context(), "", nil); b != nil { // B
 			held = append(held, b)
 		}
 		if got, want := inFlight(), []int{2, 2, 1}; !slices.Equal(got, want) {
@@ -479,7 +479,7 @@ var callers = []struct {
 	call func(ctx context.Context, s *Selector) error
 }{
 	{"Pick", func(ctx context.Context, s *Selector) error { _, err := s.Pick(ctx); return err }},
-	{"PickExcept", func(ctx context.Context, s *Selector) error { _, err := s.PickExcept(ctx, nil); return err }},
+	{"PickExcept", func(ctx context.Context, s *Selector) error { _, err := s.PickFor(ctx, "", nil); return err }},
 	{"Status", func(ctx context.Context, s *Selector) error { _, err := s.Status(ctx); return err }},
 }
 
@@ -589,18 +589,18 @@ type recordingPolicy struct {
 	chosen int
 }
 
-func (p *recordingPolicy) Choose(eligible []bool) int {
+func (p *recordingPolicy) Choose(cands []Candidate, key string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.chosen++
-	return p.rr.Choose(eligible)
+	return p.rr.Choose(cands, key)
 }
 
-func (p *recordingPolicy) Taken(i int) {
+func (p *recordingPolicy) Taken(cands []Candidate, i int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.taken = append(p.taken, i)
-	p.rr.Taken(i)
+	p.rr.Taken(cands, i)
 }
 
 func TestSelectorCallsTakenOncePerPick(t *testing.T) {
@@ -617,7 +617,7 @@ func TestSelectorCallsTakenOncePerPick(t *testing.T) {
 		advance(testInterval) // C goes down: the offer is recomputed
 		pickNames(t, s, 1)    // A
 		// Every backend excluded: a nil pick, and nothing is taken.
-		if b, err := s.PickExcept(t.Context(), s.Backends()); b != nil || err != nil {
+		if b, err := s.PickFor(t.Context(), "", s.Backends()); b != nil || err != nil {
 			t.Fatalf("PickExcept(all) = %v, %v; want nil, nil", b, err)
 		}
 		synctest.Wait()
@@ -657,7 +657,7 @@ func TestSelectorConcurrentPicks(t *testing.T) {
 				if w%2 == 0 {
 					b, err = s.Pick(ctx)
 				} else {
-					b, err = s.PickExcept(ctx, nil)
+					b, err = s.PickFor(ctx, "", nil)
 				}
 				if err != nil || b == nil {
 					t.Errorf("worker %d: pick = %v, %v", w, b, err)
@@ -706,4 +706,23 @@ func TestSelectorConcurrentPicks(t *testing.T) {
 			t.Errorf("status %+v, want up with %d requests, none in flight", b, total/3)
 		}
 	}
+}
+
+func TestSelectorIdentity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t, newSwitchProbe().Probe, urlA, urlB)
+		cfg.Backends[1].Weight = 0
+		s, _ := startSelector(t, cfg)
+		st, err := s.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := backendFor(parseURLs(t, urlA)[0])
+		if st[0].ID == "" || st[0].ID != again.ID || st[0].ID == st[1].ID {
+			t.Errorf("IDs %q and %q: want non-empty, distinct and derived from the URL alone (%q)", st[0].ID, st[1].ID, again.ID)
+		}
+		if st[0].Weight != 1 || st[1].Weight != 0 {
+			t.Errorf("weights %d and %d, want 1 and 0", st[0].Weight, st[1].Weight)
+		}
+	})
 }

@@ -104,13 +104,13 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
 	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second})
 	t.Cleanup(tr.CloseIdleConnections)
-	urls := make([]*url.URL, len(backends))
+	urls := make([]actors.BackendConfig, len(backends))
 	for i, b := range backends {
 		u, err := url.Parse(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		urls[i] = u
+		urls[i] = actors.BackendConfig{URL: u, Weight: 1}
 	}
 	if o.monitor.Interval == 0 {
 		o.monitor.Interval = time.Hour

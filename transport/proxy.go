@@ -26,6 +26,12 @@ type Config struct {
 	RetryAfter time.Duration
 	Logger     hclog.Logger // proxy errors; nil: none
 	AccessLog  hclog.Logger // one line per request; nil: none
+	// Key says what request key the selector's policy chooses by (see
+	// actors.Keyed); the zero value means none, and picks take the
+	// selector's ready offer.
+	Key actors.KeySpec
+	// StickySecret keys the sticky cookie's values when Key is a cookie.
+	StickySecret []byte
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -46,6 +52,8 @@ type Config struct {
 // that goes away cancels the backend request and is logged as 499.
 type Proxy struct {
 	sel        *actors.Selector
+	key        actors.KeySpec
+	secret     []byte
 	rp         *httputil.ReverseProxy
 	retries    int
 	retryAfter string
@@ -55,16 +63,20 @@ type Proxy struct {
 
 // NewProxy returns the balancing handler.
 func NewProxy(cfg Config) *Proxy {
-	p := &Proxy{sel: cfg.Selector, retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog}
+	p := &Proxy{
+		sel: cfg.Selector, key: cfg.Key, secret: cfg.StickySecret,
+		retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
+	}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
 	secs := int64((max(cfg.RetryAfter, time.Second) + time.Second - 1) / time.Second)
 	p.retryAfter = strconv.FormatInt(secs, 10)
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    cfg.Transport,
-		ErrorHandler: recordError,
+		Rewrite:        rewrite,
+		Transport:      cfg.Transport,
+		ErrorHandler:   recordError,
+		ModifyResponse: p.modifyResponse,
 		ErrorLog:     p.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		BufferPool:   newBufferPool(256),
 		// FlushInterval 0: ReverseProxy already flushes at once for
@@ -89,6 +101,8 @@ const (
 // request's context so the ReverseProxy hooks can reach it; all of them run
 // on the handler goroutine, the exchange's only user.
 type exchange struct {
+	key     string            // the request's key for the policy; "" if none
+	secure  bool              // the client connection is TLS
 	backend *actors.Backend   // the current attempt's backend
 	tried   []*actors.Backend // every backend attempted so far
 	body    *replayableBody   // nil when the request has no body
@@ -104,7 +118,7 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ex := &exchange{}
+	ex := &exchange{secure: r.TLS != nil}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &replayableBody{ReadCloser: r.Body}
 		// The wrapper ignores Close so a failed attempt cannot end the body;
@@ -120,7 +134,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	defer p.logAccess(r, rec, ex, start)
 
-	b, err := p.sel.Pick(r.Context())
+	b, err := p.pick(r, ex)
 	for {
 		switch {
 		case err != nil && r.Context().Err() != nil:
@@ -138,11 +152,59 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		p.log.Debug("retrying on another backend", "backend", b.Name, "error", ex.err)
-		b, err = p.sel.PickExcept(r.Context(), ex.tried)
+		b, err = p.sel.PickFor(r.Context(), ex.key, ex.tried)
 	}
 	if ex.fail != noFailure && !rec.written() {
 		p.writeError(rec, ex)
 	}
+}
+
+// pick takes the first pick for r: the selector's ready offer, or, when the
+// policy chooses by a request key, a pick made for that key.
+func (p *Proxy) pick(r *http.Request, ex *exchange) (*actors.Backend, error) {
+	if p.key.Kind == actors.KeyNone {
+		return p.sel.Pick(r.Context())
+	}
+	ex.key = requestKey(r, p.key)
+	return p.sel.PickFor(r.Context(), ex.key, nil)
+}
+
+// requestKey extracts the policy's key from r; "" when r has none.
+func requestKey(r *http.Request, k actors.KeySpec) string {
+	switch k.Kind {
+	case actors.KeyClientIP:
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return r.RemoteAddr
+		}
+		return host
+	case actors.KeyHeader:
+		return r.Header.Get(k.Name)
+	case actors.KeyCookie:
+		if c, err := r.Cookie(k.Name); err == nil {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// modifyResponse pins the client to the backend that answered when the
+// policy is sticky and the request's cookie named another (or none).
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if p.key.Kind != actors.KeyCookie {
+		return nil
+	}
+	ex := exchangeOf(resp.Request)
+	token := actors.StickyToken(p.secret, ex.backend)
+	if token == ex.key {
+		return nil
+	}
+	c := &http.Cookie{
+		Name: p.key.Name, Value: token, Path: "/",
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: ex.secure,
+	}
+	resp.Header.Add("Set-Cookie", c.String())
+	return nil
 }
 
 // attempt forwards the request to b and reports the outcome, even if the

@@ -1,0 +1,67 @@
+package actors
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Sticky pins a client to a backend with a cookie. The proxy sets the cookie
+// to StickyToken(secret, backend) on responses; requests that carry a token
+// go to that backend while it is eligible, and otherwise to the fallback's
+// choice, which the proxy then pins afresh. Tokens are keyed hashes, so the
+// cookie does not reveal the backend's address, and every instance sharing
+// the secret honours every other's cookies.
+type Sticky struct {
+	Cookie   string // the cookie's name
+	secret   []byte
+	tokens   map[*Backend]string // cache of StickyToken per backend
+	fallback RoundRobin
+}
+
+var _ Keyed = (*Sticky)(nil)
+
+// NewSticky returns a sticky-cookie policy with the given cookie name and
+// token secret.
+func NewSticky(cookie string, secret []byte) *Sticky {
+	return &Sticky{Cookie: cookie, secret: secret, tokens: map[*Backend]string{}}
+}
+
+// Key says the key is the cookie's value.
+func (s *Sticky) Key() KeySpec { return KeySpec{Kind: KeyCookie, Name: s.Cookie} }
+
+// Choose returns the pinned backend if it is eligible, else the fallback's.
+func (s *Sticky) Choose(cands []Candidate, key string) int {
+	if key != "" {
+		for i, c := range cands {
+			if c.Eligible && s.token(c.Backend) == key {
+				return i
+			}
+		}
+	}
+	return s.fallback.Choose(cands, key)
+}
+
+// Taken advances the fallback.
+func (s *Sticky) Taken(cands []Candidate, i int) { s.fallback.Taken(cands, i) }
+
+func (s *Sticky) token(b *Backend) string {
+	t, ok := s.tokens[b]
+	if !ok {
+		if len(s.tokens) > 1024 {
+			clear(s.tokens) // backends come and go; never grow without bound
+		}
+		t = StickyToken(s.secret, b)
+		s.tokens[b] = t
+	}
+	return t
+}
+
+// StickyToken is the sticky cookie's value for b: 16 bytes of
+// HMAC-SHA256(secret, b's URL), hex-encoded. It is a pure function, safe
+// from any goroutine.
+func StickyToken(secret []byte, b *Backend) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(b.Name))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
