@@ -17,8 +17,8 @@ var ErrStopped = errors.New("selector stopped")
 type Config struct {
 	Backends []BackendConfig // in policy order; may be empty (every pick is "none")
 	Policy   Policy          // nil: &RoundRobin{}
-	Monitor  MonitorConfig // how each backend's monitor probes it
-	Logger   hclog.Logger  // nil: no logging
+	Monitor  MonitorConfig   // how each backend's monitor probes it
+	Logger   hclog.Logger    // nil: no logging
 }
 
 // Selector is the one goroutine that owns all balancing state: the backend

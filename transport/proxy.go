@@ -77,8 +77,8 @@ func NewProxy(cfg Config) *Proxy {
 		Transport:      cfg.Transport,
 		ErrorHandler:   recordError,
 		ModifyResponse: p.modifyResponse,
-		ErrorLog:     p.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-		BufferPool:   newBufferPool(256),
+		ErrorLog:       p.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		BufferPool:     newBufferPool(256),
 		// FlushInterval 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
