@@ -353,7 +353,7 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 		Backends: c.backends,
 		Policy:   c.policy,
 		Monitor: actors.MonitorConfig{
-			Probe:    actors.HTTPProbe(tr, c.healthPath),
+			Path: c.healthPath, Transport: tr,
 			Interval: c.healthInterval, Timeout: c.healthTimeout, Rise: c.rise, Fall: c.fall,
 		},
 		Logger: log.Named("selector"),

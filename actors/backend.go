@@ -35,6 +35,9 @@ type BackendConfig struct {
 	// 0 makes it a standby, used only while no backend with a weight is
 	// eligible.
 	Weight int
+	// Disabled keeps the backend out of rotation from the start; it is
+	// still probed, so enabling it later puts it straight to work if UP.
+	Disabled bool
 }
 
 // String returns the backend's URL.
@@ -79,23 +82,47 @@ func (o Outcome) String() string {
 }
 
 // Report is a handler's message to the selector after each attempt: it ends
-// the in-flight count the pick started and feeds statistics and passive health.
+// the in-flight count the pick started and feeds statistics and passive
+// health. The last Report of a request is marked Final and also counts the
+// request for metrics; a request that never reached a backend sends just a
+// Final Report with a nil Backend.
 type Report struct {
-	Backend  *Backend
+	Backend  *Backend // nil: the request reached no backend
 	Outcome  Outcome
-	Status   int           // response status, 0 when there was none
-	Duration time.Duration // from pick to response headers or failure
+	Status   int           // response status; for a Final report, what the client got (499: it left)
+	Duration time.Duration // the attempt's; for a Final report, the whole request's
 	Err      error         // the transport's error, nil on Success
+	Method   string        // the request's method, for metrics
+	Final    bool          // the request's last report
+	Attempt  int           // 0 for the first attempt, 1 for the first retry, ...
 }
 
 // BackendStatus is a snapshot of one backend as the selector sees it.
 type BackendStatus struct {
-	Name     string `json:"url"`
-	ID       string `json:"id"`
-	Up       bool   `json:"up"`
-	Weight   int    `json:"weight"`
-	Reason   string `json:"reason,omitempty"` // why it last changed state
-	InFlight int    `json:"in_flight"`
-	Requests uint64 `json:"requests"` // attempts completed, any outcome
-	Failures uint64 `json:"failures"` // ConnectFailed and Failed outcomes
+	Name   string `json:"url"`
+	ID     string `json:"id"`
+	State  string `json:"state"` // up, down, draining or disabled
+	Up     bool   `json:"up"`    // health alone, whatever the operator chose
+	Weight int    `json:"weight"`
+	// Reason says why health last changed, and Changed when.
+	Reason         string    `json:"reason,omitempty"`
+	Changed        time.Time `json:"changed,omitzero"`
+	InFlight       int       `json:"in_flight"`
+	Requests       uint64    `json:"requests"` // attempts completed, any outcome
+	Failures       uint64    `json:"failures"` // ConnectFailed and Failed outcomes
+	LastProbe      time.Time `json:"last_probe,omitzero"`
+	LastProbeError string    `json:"last_probe_error,omitempty"`
+	Probes         uint64    `json:"probes"`
+	ProbeFailures  uint64    `json:"probe_failures"`
+}
+
+// ProbeStats is a monitor's running account of its probes. The monitor
+// leaves its latest copy in a mailbox of capacity 1 that the selector reads
+// only when asked for a snapshot: statistics, unlike health transitions,
+// never wake the selector.
+type ProbeStats struct {
+	At       time.Time // when the last probe finished
+	Err      string    // its error; "" when it passed
+	Probes   uint64    // probes so far
+	Failures uint64    // failed probes so far
 }

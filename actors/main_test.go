@@ -251,9 +251,9 @@ func pickNames(t *testing.T, s *Selector, n int) []string {
 
 // status returns s.Status, failing the test on an error.
 //
-// It clears ID and Weight, which never change during these tests, so that
-// expectations can name only what the test is about (TestSelectorIdentity
-// covers those two).
+// It keeps only the health and request counters: it clears ID, Weight,
+// State, Changed and the probe statistics so that expectations can name only
+// what the test is about (selector_admin_test.go covers those).
 func status(t *testing.T, s *Selector) []BackendStatus {
 	t.Helper()
 	st, err := s.Status(t.Context())
@@ -261,7 +261,10 @@ func status(t *testing.T, s *Selector) []BackendStatus {
 		t.Fatalf("Status: %v", err)
 	}
 	for i := range st {
-		st[i].ID, st[i].Weight = "", 0
+		st[i] = BackendStatus{
+			Name: st[i].Name, Up: st[i].Up, Reason: st[i].Reason,
+			InFlight: st[i].InFlight, Requests: st[i].Requests, Failures: st[i].Failures,
+		}
 	}
 	return st
 }

@@ -44,7 +44,11 @@ func HTTPProbe(rt http.RoundTripper, path string) ProbeFunc {
 // MonitorConfig says how each backend is probed. Every zero field takes the
 // default named in its comment.
 type MonitorConfig struct {
-	Probe    ProbeFunc     // nil: HTTPProbe(nil, "/health")
+	// Probe checks the backend once; nil: HTTPProbe(Transport, Path). Set it
+	// only to probe some other way (tests do).
+	Probe     ProbeFunc
+	Path      string            // probed with GET; "": /health
+	Transport http.RoundTripper // carries the probes; nil: see HTTPProbe
 	Interval time.Duration // between probes; 0: 10s
 	Timeout  time.Duration // per probe; 0: 2s
 	Rise     int           // consecutive passes that bring a DOWN backend UP; 0: 2
@@ -52,8 +56,11 @@ type MonitorConfig struct {
 }
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
+	if c.Path == "" {
+		c.Path = "/health"
+	}
 	if c.Probe == nil {
-		c.Probe = HTTPProbe(nil, "/health")
+		c.Probe = HTTPProbe(c.Transport, c.Path)
 	}
 	if c.Interval <= 0 {
 		c.Interval = 10 * time.Second
@@ -81,6 +88,12 @@ type Monitor struct {
 	Backend *Backend
 	Config  MonitorConfig
 	Logger  hclog.Logger // nil: no logging
+	// StartDown starts the monitor believing the backend DOWN, so that its
+	// first transition is to UP; the zero value starts it UP.
+	StartDown bool
+	// Stats, if not nil, is a mailbox of capacity 1 where the monitor keeps
+	// its latest ProbeStats, replacing any copy nobody has taken yet.
+	Stats chan ProbeStats
 }
 
 // Run probes at once and then every Interval until ctx is done, then
@@ -94,7 +107,8 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	h := hysteresis{rise: cfg.Rise, fall: cfg.Fall, up: true}
+	h := hysteresis{rise: cfg.Rise, fall: cfg.Fall, up: !m.StartDown}
+	var stats ProbeStats
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -103,6 +117,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 			return nil
 		}
 		log.Trace("probe", "error", err)
+		m.publish(&stats, err)
 		// A note from the selector that arrived while we probed predates
 		// this result: adopt it first, or we could report UP and only then
 		// read a stale DOWN, and disagree with the selector from then on.
@@ -130,6 +145,30 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 				break wait
 			}
 		}
+	}
+}
+
+// publish adds a probe result to stats and leaves a copy in the Stats
+// mailbox. The monitor is the mailbox's only sender, so after taking out any
+// stale copy there is room; neither step can block.
+func (m *Monitor) publish(stats *ProbeStats, err error) {
+	stats.At = time.Now()
+	stats.Probes++
+	stats.Err = ""
+	if err != nil {
+		stats.Failures++
+		stats.Err = err.Error()
+	}
+	if m.Stats == nil {
+		return
+	}
+	select {
+	case <-m.Stats:
+	default:
+	}
+	select {
+	case m.Stats <- *stats:
+	default:
 	}
 }
 

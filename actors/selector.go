@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
@@ -29,7 +28,8 @@ type Config struct {
 //   - monitors, which the selector starts and stops itself, send health
 //     transitions; the selector tells a monitor when a request saw its
 //     backend's connection fail;
-//   - anyone may ask for a snapshot (Status).
+//   - operators change the backend set (Add, Remove, Drain, SetEnabled,
+//     Reconfigure) and ask for snapshots (Status, Metrics).
 //
 // Create it with New, start exactly one Run, and stop it by cancelling Run's
 // context. The methods are safe to call from any goroutine.
@@ -40,7 +40,8 @@ type Selector struct {
 	picks    chan pickRequest // picks with constraints; answered on reply
 	reports  chan Report      // buffered: handlers do not wait to be counted
 	health   chan Health      // transitions from the monitors
-	statuses chan chan []BackendStatus
+	commands chan command     // operator changes; answered on reply
+	queries  chan query       // snapshots; answered on reply
 	stopped  chan struct{}
 
 	// Everything below is owned by the Run goroutine. New fills it in before
@@ -52,19 +53,11 @@ type Selector struct {
 	backends []*backendState
 	byPtr    map[*Backend]*backendState
 	cands    []Candidate // scratch for policy.Choose, one per backend
-}
-
-// backendState is the selector's private record of one backend.
-type backendState struct {
-	*Backend
-	index    int // position in Selector.backends, for the policy
-	weight   int // 0: standby
-	up       bool
-	reason   string
-	inFlight int
-	requests uint64
-	failures uint64
-	suspect  chan struct{} // capacity 1, to this backend's monitor; never closed
+	totals   totals      // counters not tied to one backend
+	// monitorCtx and monitors exist only while Run runs: every monitor is
+	// started under them, so Run can stop one or all and wait for them.
+	monitorCtx context.Context
+	monitors   *conc.WaitGroup
 }
 
 // pickRequest asks for a backend for a request with the given key that is
@@ -84,13 +77,13 @@ func New(cfg Config) (*Selector, error) {
 		picks:    make(chan pickRequest),
 		reports:  make(chan Report, 256),
 		health:   make(chan Health),
-		statuses: make(chan chan []BackendStatus),
+		commands: make(chan command),
+		queries:  make(chan query),
 		stopped:  make(chan struct{}),
 		log:      cfg.Logger,
 		monitor:  cfg.Monitor,
 		policy:   cfg.Policy,
 		byPtr:    make(map[*Backend]*backendState, len(cfg.Backends)),
-		cands:    make([]Candidate, len(cfg.Backends)),
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -99,34 +92,15 @@ func New(cfg Config) (*Selector, error) {
 		s.policy = &RoundRobin{}
 	}
 	for _, bc := range cfg.Backends {
-		if bc.URL == nil || bc.URL.Host == "" {
-			return nil, fmt.Errorf("backend %q: missing host", bc.URL)
+		if _, err := s.add(bc); err != nil {
+			return nil, err
 		}
-		if bc.Weight < 0 {
-			return nil, fmt.Errorf("backend %s: negative weight %d", bc.URL, bc.Weight)
-		}
-		b := backendFor(bc.URL)
-		if _, dup := s.byName(b.Name); dup {
-			return nil, fmt.Errorf("backend %s: listed twice", b.Name)
-		}
-		st := &backendState{Backend: b, index: len(s.backends), weight: bc.Weight, up: true, suspect: make(chan struct{}, 1)}
-		s.backends = append(s.backends, st)
-		s.byPtr[b] = st
 	}
 	return s, nil
 }
 
-func (s *Selector) byName(name string) (*backendState, bool) {
-	for _, st := range s.backends {
-		if st.Name == name {
-			return st, true
-		}
-	}
-	return nil, false
-}
-
-// Backends returns the configured backends in order. It reads no state that
-// Run changes, so it is safe at any time.
+// Backends returns the backends New was given, in order. Call it before Run
+// starts; afterwards the set is the selector's, and Status reports it.
 func (s *Selector) Backends() []*Backend {
 	out := make([]*Backend, len(s.backends))
 	for i, st := range s.backends {
@@ -140,13 +114,12 @@ func (s *Selector) Backends() []*Backend {
 // returns nil. Start it exactly once.
 func (s *Selector) Run(ctx context.Context) error {
 	monitorCtx, stopMonitors := context.WithCancel(ctx)
-	var monitors conc.WaitGroup
-	defer monitors.Wait()
+	s.monitorCtx, s.monitors = monitorCtx, &conc.WaitGroup{}
+	defer s.monitors.Wait()
 	defer stopMonitors()
 	defer close(s.stopped)
 	for _, st := range s.backends {
-		m := &Monitor{Backend: st.Backend, Config: s.monitor, Logger: s.log.Named("monitor").With("backend", st.Name)}
-		monitors.Go(func() { _ = m.Run(monitorCtx, s.health, st.suspect) })
+		s.startMonitor(st)
 	}
 
 	var offer *Backend
@@ -172,118 +145,21 @@ func (s *Selector) Run(ctx context.Context) error {
 			if s.setHealth(h.Backend, h.Up, h.Reason) {
 				fresh = false
 			}
-		case reply := <-s.statuses:
-			reply <- s.status() // capacity 1: never blocks
+		case c := <-s.commands:
+			c.reply <- s.apply(c) // capacity 1: never blocks
+			fresh = false
+		case q := <-s.queries:
+			q.answer(s) // replies on a channel of capacity 1
 		case <-ctx.Done():
 			return nil
 		}
 	}
 }
 
-// choose asks the policy for an eligible backend not in exclude; nil means
-// none. Eligible means UP; backends with weight 0 are standbys, eligible
-// only when no weighted backend is.
-func (s *Selector) choose(key string, exclude []*Backend) *Backend {
-	active := false
-	for i, st := range s.backends {
-		usable := st.up && !contains(exclude, st.Backend)
-		s.cands[i] = Candidate{Backend: st.Backend, Eligible: usable && st.weight > 0, Weight: st.weight, InFlight: st.inFlight}
-		active = active || s.cands[i].Eligible
-	}
-	if !active {
-		for i, st := range s.backends {
-			if st.weight == 0 && st.up && !contains(exclude, st.Backend) {
-				s.cands[i].Eligible, s.cands[i].Weight = true, 1
-			}
-		}
-	}
-	i := s.policy.Choose(s.cands, key)
-	if i < 0 {
-		return nil
-	}
-	return s.backends[i].Backend
-}
-
-func contains(list []*Backend, b *Backend) bool {
-	for _, x := range list {
-		if x == b {
-			return true
-		}
-	}
-	return false
-}
-
-// taken counts a pick that a handler now holds; it must come back as a
-// Report. b is the answer of the most recent choose.
-func (s *Selector) taken(b *Backend) {
-	if b == nil {
-		return
-	}
-	st := s.byPtr[b]
-	st.inFlight++
-	s.policy.Taken(s.cands, st.index)
-}
-
-// record applies a handler's report and says whether health changed.
-func (s *Selector) record(r Report) bool {
-	st, ok := s.byPtr[r.Backend]
-	if !ok {
-		return false
-	}
-	st.inFlight--
-	st.requests++
-	switch r.Outcome {
-	case Failed:
-		st.failures++
-	case ConnectFailed:
-		st.failures++
-		if !st.up {
-			return false
-		}
-		select { // tell the monitor; one pending note is enough
-		case st.suspect <- struct{}{}:
-		default:
-		}
-		reason := "passive: connection failed"
-		if r.Err != nil {
-			reason = "passive: " + r.Err.Error()
-		}
-		return s.setHealth(r.Backend, false, reason)
-	}
-	return false
-}
-
-// setHealth applies a transition, logging it once; it reports whether the
-// state changed. A message that repeats the current state is ignored.
-func (s *Selector) setHealth(b *Backend, up bool, reason string) bool {
-	st, ok := s.byPtr[b]
-	if !ok || st.up == up {
-		return false
-	}
-	st.up, st.reason = up, reason
-	if up {
-		s.log.Info("backend up", "backend", st.Name, "reason", reason)
-	} else {
-		s.log.Info("backend down", "backend", st.Name, "reason", reason)
-	}
-	return true
-}
-
-func (s *Selector) status() []BackendStatus {
-	out := make([]BackendStatus, len(s.backends))
-	for i, st := range s.backends {
-		out[i] = BackendStatus{
-			Name: st.Name, ID: st.ID, Up: st.up, Weight: st.weight, Reason: st.reason,
-			InFlight: st.inFlight, Requests: st.requests, Failures: st.failures,
-		}
-	}
-	return out
-}
-
 // Pick takes the selector's current offer: the backend the policy would
-// choose now, or nil when none is UP (answer 503). A non-nil pick is counted
-// as in flight until Report is called for it. Pick returns an error only
-// when ctx is done or the selector has stopped.
+// choose now, or nil when none is eligible (answer 503). A non-nil pick is
+// counted as in flight until Report is called for it. Pick returns an error
+// only when ctx is done or the selector has stopped.
 func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 	select {
 	case b := <-s.offers:
@@ -316,6 +192,7 @@ func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*
 // Report ends a pick: it must be called exactly once for every non-nil
 // backend Pick or PickFor returned, even when the client has gone, which
 // is why it waits on the selector's life rather than on a request context.
+// A Report with a nil Backend only counts a request that never reached one.
 func (s *Selector) Report(r Report) {
 	select {
 	case s.reports <- r:
@@ -323,15 +200,48 @@ func (s *Selector) Report(r Report) {
 	}
 }
 
+// ask sends a message whose answer arrives on a channel of capacity 1 that
+// the selector fills in the same step it takes the message.
+func ask[M any](ctx context.Context, s *Selector, ch chan<- M, m M) error {
+	select {
+	case ch <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopped:
+		return ErrStopped
+	}
+}
+
 // Status returns a snapshot of every backend, in configuration order.
 func (s *Selector) Status(ctx context.Context) ([]BackendStatus, error) {
 	reply := make(chan []BackendStatus, 1)
-	select {
-	case s.statuses <- reply:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-s.stopped:
-		return nil, ErrStopped
+	if err := ask(ctx, s, s.queries, query{status: reply}); err != nil {
+		return nil, err
 	}
-	return <-reply, nil // answered in the same step that took the request
+	return <-reply, nil // answered in the same step that took the query
+}
+
+// Metrics returns the selector's counters for the metrics endpoint.
+func (s *Selector) Metrics(ctx context.Context) (Metrics, error) {
+	reply := make(chan Metrics, 1)
+	if err := ask(ctx, s, s.queries, query{metrics: reply}); err != nil {
+		return Metrics{}, err
+	}
+	return <-reply, nil
+}
+
+// query asks for a snapshot; exactly one of its channels is set.
+type query struct {
+	status  chan []BackendStatus
+	metrics chan Metrics
+}
+
+func (q query) answer(s *Selector) {
+	switch {
+	case q.status != nil:
+		q.status <- s.status()
+	case q.metrics != nil:
+		q.metrics <- s.metricsSnapshot()
+	}
 }

@@ -27,7 +27,7 @@ func TestNew(t *testing.T) {
 	}{
 		{"no backends is allowed", nil, ""},
 		{"distinct backends are accepted", parseURLs(t, urlA, urlB, urlC), ""},
-		{"a backend listed twice is rejected", parseURLs(t, urlA, urlB, urlA), "backend " + urlA + ": listed twice"},
+		{"a backend listed twice is rejected", parseURLs(t, urlA, urlB, urlA), "backend " + urlA + ": backend already configured"},
 		{"a URL without a host is rejected", parseURLs(t, urlA, "http:///health"), "missing host"},
 		{"a host:port without a scheme is rejected", parseURLs(t, "localhost:8081"), "missing host"},
 		{"a nil URL is rejected", []*url.URL{nil}, "missing host"},

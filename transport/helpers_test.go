@@ -115,8 +115,8 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	if o.monitor.Interval == 0 {
 		o.monitor.Interval = time.Hour
 	}
-	if o.monitor.Probe == nil {
-		o.monitor.Probe = actors.HTTPProbe(tr, "/health")
+	if o.monitor.Transport == nil {
+		o.monitor.Transport = tr
 	}
 	sel, err := actors.New(actors.Config{Backends: urls, Monitor: o.monitor, Logger: log})
 	if err != nil {

@@ -108,6 +108,10 @@ type exchange struct {
 	body    *replayableBody   // nil when the request has no body
 	fail    failure           // the last attempt's failure
 	err     error
+	// attemptStart is when the current attempt began; reported says
+	// whether its outcome has gone to the selector yet.
+	attemptStart time.Time
+	reported     bool
 }
 
 type exchangeKey struct{}
@@ -132,7 +136,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
-	defer p.logAccess(r, rec, ex, start)
+	defer p.finish(r, rec, ex, start)
 
 	b, err := p.pick(r, ex)
 	for {
@@ -151,6 +155,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ex.fail == noFailure || !p.retryable(r, ex) {
 			break
 		}
+		// Report the failure before the next pick, so that passive health
+		// has taken this backend out of rotation when the selector chooses.
+		p.sel.Report(actors.Report{
+			Backend: b, Outcome: ex.fail.outcome(), Method: r.Method,
+			Duration: time.Since(ex.attemptStart), Err: ex.err, Attempt: len(ex.tried) - 1,
+		})
+		ex.reported = true
 		p.log.Debug("retrying on another backend", "backend", b.Name, "error", ex.err)
 		b, err = p.sel.PickFor(r.Context(), ex.key, ex.tried)
 	}
@@ -207,19 +218,31 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// attempt forwards the request to b and reports the outcome, even if the
-// ReverseProxy panics (it aborts a response whose body copy failed).
+// attempt forwards the request to b. Its outcome is reported later: by the
+// retry loop if another backend is to be tried, otherwise by finish, which
+// runs even if the ReverseProxy panics (it aborts a response whose body copy
+// failed).
 func (p *Proxy) attempt(w *recorder, r *http.Request, ex *exchange, b *actors.Backend) {
-	ex.backend, ex.fail, ex.err = b, noFailure, nil
+	ex.backend, ex.fail, ex.err, ex.reported = b, noFailure, nil, false
 	ex.tried = append(ex.tried, b)
-	start := time.Now()
-	defer func() {
-		p.sel.Report(actors.Report{
-			Backend: b, Outcome: ex.fail.outcome(), Status: w.status,
-			Duration: time.Since(start), Err: ex.err,
-		})
-	}()
+	ex.attemptStart = time.Now()
 	p.rp.ServeHTTP(w, r)
+}
+
+// finish ends the exchange: one Final report (ending the last attempt's
+// pick, if it has not been reported, and counting the request) and the
+// access log line.
+func (p *Proxy) finish(r *http.Request, w *recorder, ex *exchange, start time.Time) {
+	status := w.status
+	if ex.fail == clientGone && !w.written() {
+		status = 499
+	}
+	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: time.Since(start)}
+	if ex.backend != nil && !ex.reported {
+		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
+	}
+	p.sel.Report(rep)
+	p.logAccess(r, w, ex, status, rep.Duration)
 }
 
 // rewrite targets the attempt's backend. The client's Host header is kept
@@ -319,13 +342,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 }
 
 // logAccess writes the request's access log line.
-func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, start time.Time) {
+func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, status int, d time.Duration) {
 	if p.access == nil {
 		return
-	}
-	status := w.status
-	if ex.fail == clientGone && !w.written() {
-		status = 499
 	}
 	backend := "-"
 	if ex.backend != nil {
@@ -333,7 +352,7 @@ func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, start time
 	}
 	args := []any{
 		"method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr,
-		"backend", backend, "status", status, "duration", time.Since(start), "bytes", w.bytes,
+		"backend", backend, "status", status, "duration", d, "bytes", w.bytes,
 	}
 	if len(ex.tried) > 1 {
 		args = append(args, "attempts", len(ex.tried))

@@ -1,0 +1,135 @@
+package actors
+
+import "strconv"
+
+// DurationBuckets are the upper bounds, in seconds, of the request duration
+// histogram that Metrics reports.
+var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// RequestClass groups requests for metrics with bounded cardinality: the
+// method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, or OTHER) and the
+// status class the client got ("2xx" ... "5xx").
+type RequestClass struct {
+	Method string
+	Code   string
+}
+
+// Histogram is a cumulative-free histogram: Counts[i] requests took at most
+// DurationBuckets[i] seconds and more than the bucket before; the last entry
+// counts the rest.
+type Histogram struct {
+	Counts []uint64
+	Count  uint64
+	Sum    float64 // seconds
+}
+
+// requestCounts are the per-backend request statistics the selector keeps
+// for metrics; the zero value is ready.
+type requestCounts struct {
+	byClass  map[RequestClass]uint64
+	duration Histogram
+	retries  uint64 // attempts that were retries
+}
+
+// totals are the selector's counters that belong to no backend.
+type totals struct {
+	none    requestCounts // requests that reached no backend
+	reloads uint64
+}
+
+func (c *requestCounts) add(r Report) {
+	if r.Attempt > 0 {
+		c.retries++
+	}
+	if !r.Final {
+		return
+	}
+	if c.byClass == nil {
+		c.byClass = make(map[RequestClass]uint64)
+		c.duration.Counts = make([]uint64, len(DurationBuckets)+1)
+	}
+	c.byClass[RequestClass{Method: methodClass(r.Method), Code: codeClass(r.Status)}]++
+	secs := r.Duration.Seconds()
+	i := 0
+	for i < len(DurationBuckets) && secs > DurationBuckets[i] {
+		i++
+	}
+	c.duration.Counts[i]++
+	c.duration.Count++
+	c.duration.Sum += secs
+}
+
+// count adds a report to the metrics of its backend, or to the requests that
+// reached none.
+func (s *Selector) count(r Report) {
+	if st, ok := s.byPtr[r.Backend]; ok {
+		st.counts.add(r)
+	} else if r.Backend == nil {
+		s.totals.none.add(r)
+	}
+}
+
+func methodClass(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS":
+		return m
+	}
+	return "OTHER"
+}
+
+var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func codeClass(status int) string {
+	if status >= 100 && status < 600 {
+		return codeClasses[status/100-1]
+	}
+	return strconv.Itoa(status)
+}
+
+// Metrics is a snapshot of the selector's counters.
+type Metrics struct {
+	Backends []BackendMetrics
+	// NoBackend counts requests that reached no backend (503s when none
+	// was eligible), under the same classes.
+	NoBackend map[RequestClass]uint64
+	Reloads   uint64 // successful Reconfigure calls
+}
+
+// BackendMetrics is one backend's counters.
+type BackendMetrics struct {
+	BackendStatus
+	Requests map[RequestClass]uint64 // client requests this backend answered last
+	Duration Histogram               // of those requests, start to end
+	Retries  uint64                  // attempts here that were retries
+}
+
+func (s *Selector) metricsSnapshot() Metrics {
+	status := s.status()
+	m := Metrics{Backends: make([]BackendMetrics, len(status)), Reloads: s.totals.reloads}
+	for i, st := range s.backends {
+		m.Backends[i] = BackendMetrics{
+			BackendStatus: status[i],
+			Requests:      cloneMap(st.counts.byClass),
+			Duration:      cloneHistogram(st.counts.duration),
+			Retries:       st.counts.retries,
+		}
+	}
+	m.NoBackend = cloneMap(s.totals.none.byClass)
+	return m
+}
+
+func cloneMap(m map[RequestClass]uint64) map[RequestClass]uint64 {
+	out := make(map[RequestClass]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func cloneHistogram(h Histogram) Histogram {
+	h.Counts = append([]uint64(nil), h.Counts...)
+	if h.Counts == nil {
+		h.Counts = make([]uint64, len(DurationBuckets)+1)
+	}
+	return h
+}

@@ -1,0 +1,202 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+)
+
+// Errors from the operator commands.
+var (
+	ErrUnknownBackend   = errors.New("no such backend")
+	ErrDuplicateBackend = errors.New("backend already configured")
+)
+
+// command is an operator's change to the backend set. The selector applies
+// it in its own goroutine and answers on reply (capacity 1).
+type command struct {
+	op      opKind
+	id      string        // the backend, for remove, drain, enable, disable
+	backend BackendConfig // for add
+	config  Config        // for reconfigure
+	reply   chan result
+}
+
+type result struct {
+	id  string // the backend added
+	err error
+}
+
+type opKind int
+
+const (
+	opAdd opKind = iota
+	opRemove
+	opDrain
+	opEnable
+	opDisable
+	opReconfigure
+)
+
+// send delivers a command and waits for its answer.
+func (s *Selector) send(ctx context.Context, c command) (result, error) {
+	c.reply = make(chan result, 1)
+	if err := ask(ctx, s, s.commands, c); err != nil {
+		return result{}, err
+	}
+	r := <-c.reply // answered in the same step that took the command
+	return r, r.err
+}
+
+// Add starts balancing to a new backend and returns its ID. It starts UP and
+// its monitor probes it at once.
+func (s *Selector) Add(ctx context.Context, bc BackendConfig) (string, error) {
+	r, err := s.send(ctx, command{op: opAdd, backend: bc})
+	return r.id, err
+}
+
+// Remove stops sending new requests to the backend and forgets it once its
+// in-flight requests have finished.
+func (s *Selector) Remove(ctx context.Context, id string) error {
+	_, err := s.send(ctx, command{op: opRemove, id: id})
+	return err
+}
+
+// Drain stops sending new requests to the backend; in-flight ones finish. It
+// stays in the set (state "draining") until enabled again or removed.
+func (s *Selector) Drain(ctx context.Context, id string) error {
+	_, err := s.send(ctx, command{op: opDrain, id: id})
+	return err
+}
+
+// SetEnabled puts the backend back in rotation (ending a drain too) or takes
+// it out. A disabled backend is still probed.
+func (s *Selector) SetEnabled(ctx context.Context, id string, enabled bool) error {
+	op := opDisable
+	if enabled {
+		op = opEnable
+	}
+	_, err := s.send(ctx, command{op: op, id: id})
+	return err
+}
+
+// Reconfigure replaces the configuration, as a reload does: backends not in
+// cfg drain and go; new ones start; kept ones take cfg's weight and enabled
+// state (ending any drain an operator started) and keep their health and
+// counters; a kept backend's monitor restarts only if its settings changed.
+// A nil cfg.Policy keeps the current policy. cfg.Logger is ignored. On an
+// error nothing has changed.
+func (s *Selector) Reconfigure(ctx context.Context, cfg Config) error {
+	_, err := s.send(ctx, command{op: opReconfigure, config: cfg})
+	return err
+}
+
+// apply runs a command in the selector goroutine.
+func (s *Selector) apply(c command) result {
+	if c.op == opAdd {
+		st, err := s.add(c.backend)
+		if err != nil {
+			return result{err: err}
+		}
+		s.startMonitor(st)
+		s.log.Info("backend added", "backend", st.Name, "id", st.ID)
+		return result{id: st.ID}
+	}
+	if c.op == opReconfigure {
+		return result{err: s.reconfigure(c.config)}
+	}
+	st, ok := s.byID(c.id)
+	if !ok || st.removing {
+		return result{err: fmt.Errorf("backend %q: %w", c.id, ErrUnknownBackend)}
+	}
+	switch c.op {
+	case opRemove:
+		st.removing = true
+		s.log.Info("backend removing", "backend", st.Name, "in_flight", st.inFlight)
+		if st.inFlight == 0 {
+			s.forget(st)
+		}
+	case opDrain:
+		st.draining = true
+		s.log.Info("backend draining", "backend", st.Name, "in_flight", st.inFlight)
+	case opEnable:
+		st.disabled, st.draining = false, false
+		s.log.Info("backend enabled", "backend", st.Name)
+	case opDisable:
+		st.disabled = true
+		s.log.Info("backend disabled", "backend", st.Name)
+	}
+	return result{id: st.ID}
+}
+
+// reconfigure applies a whole new configuration; see Reconfigure.
+func (s *Selector) reconfigure(cfg Config) error {
+	wanted := make(map[string]BackendConfig, len(cfg.Backends))
+	for _, bc := range cfg.Backends {
+		if bc.URL == nil || bc.URL.Host == "" {
+			return fmt.Errorf("backend %q: missing host", bc.URL)
+		}
+		if bc.Weight < 0 {
+			return fmt.Errorf("backend %s: negative weight %d", bc.URL, bc.Weight)
+		}
+		name := bc.URL.String()
+		if _, dup := wanted[name]; dup {
+			return fmt.Errorf("backend %s: %w", name, ErrDuplicateBackend)
+		}
+		wanted[name] = bc
+	}
+	if cfg.Policy != nil {
+		s.policy = cfg.Policy
+	}
+	s.monitor = cfg.Monitor
+
+	var order []*backendState
+	for _, bc := range cfg.Backends {
+		st, ok := s.byName(bc.URL.String())
+		if !ok {
+			st, _ = s.add(bc) // checked above
+			s.startMonitor(st)
+			s.log.Info("backend added", "backend", st.Name, "id", st.ID)
+		} else {
+			st.weight, st.disabled, st.draining, st.removing = bc.Weight, bc.Disabled, false, false
+			if !sameMonitor(st.monitor, cfg.Monitor) {
+				st.stopMonitor()
+				st.monitor = cfg.Monitor
+				s.startMonitor(st)
+			}
+		}
+		order = append(order, st)
+	}
+	var gone []*backendState
+	for _, st := range s.backends {
+		if _, keep := wanted[st.Name]; !keep {
+			if !st.removing {
+				st.removing = true
+				s.log.Info("backend removing", "backend", st.Name, "in_flight", st.inFlight)
+			}
+			order = append(order, st)
+			gone = append(gone, st)
+		}
+	}
+	s.backends = order
+	for i, st := range s.backends {
+		st.index = i
+	}
+	s.cands = slices.Grow(s.cands[:0], len(s.backends))[:len(s.backends)]
+	for _, st := range gone {
+		if st.inFlight == 0 {
+			s.forget(st)
+		}
+	}
+	s.totals.reloads++
+	return nil
+}
+
+// sameMonitor reports whether two monitor settings probe the same way.
+func sameMonitor(a, b MonitorConfig) bool {
+	return reflect.ValueOf(a.Probe).Pointer() == reflect.ValueOf(b.Probe).Pointer() &&
+		a.Path == b.Path && a.Transport == b.Transport && a.Interval == b.Interval &&
+		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall
+}

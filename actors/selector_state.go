@@ -1,0 +1,243 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// backendState is the selector's private record of one backend. Only the
+// selector goroutine touches it.
+type backendState struct {
+	*Backend
+	index    int  // position in Selector.backends, for the policy
+	weight   int  // 0: standby
+	disabled bool // an operator took it out of rotation; still probed
+	draining bool // no new requests; in-flight ones finish
+	removing bool // draining, then forgotten once nothing is in flight
+	up       bool
+	reason   string // why health last changed
+	changed  time.Time
+	inFlight int
+	requests uint64 // attempts completed, any outcome
+	failures uint64 // attempts that failed
+	counts   requestCounts
+
+	// This backend's monitor: the settings it runs with, how to stop it,
+	// and the two mailboxes between them. suspect carries the selector's
+	// "a connection failed" note; probes holds the monitor's latest probe
+	// statistics, read only when someone asks for a snapshot. Both have
+	// capacity 1 and are never closed.
+	monitor     MonitorConfig
+	stopMonitor context.CancelFunc // nil while no monitor runs
+	suspect     chan struct{}
+	probes      chan ProbeStats
+	lastProbe   ProbeStats
+}
+
+// state names the backend's state for /status: the operator's choice
+// first, then health.
+func (st *backendState) state() string {
+	switch {
+	case st.disabled:
+		return "disabled"
+	case st.removing, st.draining:
+		return "draining"
+	case !st.up:
+		return "down"
+	}
+	return "up"
+}
+
+// usable reports whether the backend may take new requests.
+func (st *backendState) usable() bool {
+	return st.up && !st.disabled && !st.draining && !st.removing
+}
+
+// add creates a backend's state; Run starts its monitor. Backends start UP.
+func (s *Selector) add(bc BackendConfig) (*backendState, error) {
+	if bc.URL == nil || bc.URL.Host == "" {
+		return nil, fmt.Errorf("backend %q: missing host", bc.URL)
+	}
+	if bc.Weight < 0 {
+		return nil, fmt.Errorf("backend %s: negative weight %d", bc.URL, bc.Weight)
+	}
+	b := backendFor(bc.URL)
+	if _, dup := s.byName(b.Name); dup {
+		return nil, fmt.Errorf("backend %s: %w", b.Name, ErrDuplicateBackend)
+	}
+	st := &backendState{
+		Backend: b, index: len(s.backends), weight: bc.Weight, disabled: bc.Disabled,
+		up: true, monitor: s.monitor,
+		suspect: make(chan struct{}, 1), probes: make(chan ProbeStats, 1),
+	}
+	s.backends = append(s.backends, st)
+	s.byPtr[b] = st
+	s.cands = append(s.cands, Candidate{})
+	return st, nil
+}
+
+func (s *Selector) byName(name string) (*backendState, bool) {
+	for _, st := range s.backends {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return nil, false
+}
+
+func (s *Selector) byID(id string) (*backendState, bool) {
+	for _, st := range s.backends {
+		if st.ID == id {
+			return st, true
+		}
+	}
+	return nil, false
+}
+
+// startMonitor starts st's monitor under the selector's monitor group. The
+// monitor assumes the health the selector has now, so the two agree.
+func (s *Selector) startMonitor(st *backendState) {
+	ctx, stop := context.WithCancel(s.monitorCtx)
+	st.stopMonitor = stop
+	m := &Monitor{
+		Backend: st.Backend, Config: st.monitor, StartDown: !st.up, Stats: st.probes,
+		Logger: s.log.Named("monitor").With("backend", st.Name),
+	}
+	health, suspect := s.health, st.suspect
+	s.monitors.Go(func() { _ = m.Run(ctx, health, suspect) })
+}
+
+// forget drops a backend that is being removed and has nothing in flight.
+func (s *Selector) forget(st *backendState) {
+	if st.stopMonitor != nil {
+		st.stopMonitor()
+	}
+	s.backends = append(s.backends[:st.index], s.backends[st.index+1:]...)
+	for i, x := range s.backends {
+		x.index = i
+	}
+	s.cands = s.cands[:len(s.backends)]
+	delete(s.byPtr, st.Backend)
+	s.log.Info("backend removed", "backend", st.Name)
+}
+
+// choose asks the policy for an eligible backend not in exclude; nil means
+// none. Eligible means UP and in rotation; backends with weight 0 are
+// standbys, eligible only when no weighted backend is.
+func (s *Selector) choose(key string, exclude []*Backend) *Backend {
+	active := false
+	for i, st := range s.backends {
+		usable := st.usable() && !contains(exclude, st.Backend)
+		s.cands[i] = Candidate{Backend: st.Backend, Eligible: usable && st.weight > 0, Weight: st.weight, InFlight: st.inFlight}
+		active = active || s.cands[i].Eligible
+	}
+	if !active {
+		for i, st := range s.backends {
+			if st.weight == 0 && st.usable() && !contains(exclude, st.Backend) {
+				s.cands[i].Eligible, s.cands[i].Weight = true, 1
+			}
+		}
+	}
+	i := s.policy.Choose(s.cands, key)
+	if i < 0 {
+		return nil
+	}
+	return s.backends[i].Backend
+}
+
+func contains(list []*Backend, b *Backend) bool {
+	for _, x := range list {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// taken counts a pick that a handler now holds; it must come back as a
+// Report. b is the answer of the most recent choose.
+func (s *Selector) taken(b *Backend) {
+	if b == nil {
+		return
+	}
+	st := s.byPtr[b]
+	st.inFlight++
+	s.policy.Taken(s.cands, st.index)
+}
+
+// record applies a handler's report and says whether the set of eligible
+// backends changed.
+func (s *Selector) record(r Report) bool {
+	s.count(r)
+	st, ok := s.byPtr[r.Backend]
+	if !ok {
+		return false // a request that reached no backend: counted above
+	}
+	st.inFlight--
+	st.requests++
+	changed := false
+	switch r.Outcome {
+	case Failed:
+		st.failures++
+	case ConnectFailed:
+		st.failures++
+		if st.up {
+			select { // tell the monitor; one pending note is enough
+			case st.suspect <- struct{}{}:
+			default:
+			}
+			reason := "passive: connection failed"
+			if r.Err != nil {
+				reason = "passive: " + r.Err.Error()
+			}
+			changed = s.setHealth(r.Backend, false, reason)
+		}
+	}
+	if st.removing && st.inFlight == 0 {
+		s.forget(st)
+		changed = true
+	}
+	return changed
+}
+
+// setHealth applies a transition, logging it once; it reports whether the
+// state changed. A message that repeats the current state is ignored.
+func (s *Selector) setHealth(b *Backend, up bool, reason string) bool {
+	st, ok := s.byPtr[b]
+	if !ok || st.up == up {
+		return false
+	}
+	st.up, st.reason, st.changed = up, reason, time.Now()
+	if up {
+		s.log.Info("backend up", "backend", st.Name, "reason", reason)
+	} else {
+		s.log.Info("backend down", "backend", st.Name, "reason", reason)
+	}
+	return true
+}
+
+// status snapshots every backend. It first collects each monitor's latest
+// probe statistics from its mailbox, without waiting.
+func (s *Selector) status() []BackendStatus {
+	out := make([]BackendStatus, len(s.backends))
+	for i, st := range s.backends {
+		st.collectProbes()
+		out[i] = BackendStatus{
+			Name: st.Name, ID: st.ID, State: st.state(), Up: st.up, Weight: st.weight, Reason: st.reason,
+			Changed: st.changed, InFlight: st.inFlight, Requests: st.requests, Failures: st.failures,
+			LastProbe: st.lastProbe.At, LastProbeError: st.lastProbe.Err,
+			Probes: st.lastProbe.Probes, ProbeFailures: st.lastProbe.Failures,
+		}
+	}
+	return out
+}
+
+// collectProbes takes the monitor's latest statistics if it left some.
+func (st *backendState) collectProbes() {
+	select {
+	case p := <-st.probes:
+		st.lastProbe = p
+	default:
+	}
+}
