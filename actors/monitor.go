@@ -49,10 +49,10 @@ type MonitorConfig struct {
 	Probe     ProbeFunc
 	Path      string            // probed with GET; "": /health
 	Transport http.RoundTripper // carries the probes; nil: see HTTPProbe
-	Interval time.Duration // between probes; 0: 10s
-	Timeout  time.Duration // per probe; 0: 2s
-	Rise     int           // consecutive passes that bring a DOWN backend UP; 0: 2
-	Fall     int           // consecutive failures that take an UP backend DOWN; 0: 3
+	Interval  time.Duration     // between probes; 0: 10s
+	Timeout   time.Duration     // per probe; 0: 2s
+	Rise      int               // consecutive passes that bring a DOWN backend UP; 0: 2
+	Fall      int               // consecutive failures that take an UP backend DOWN; 0: 3
 }
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
