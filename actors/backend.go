@@ -101,7 +101,7 @@ type Report struct {
 type BackendStatus struct {
 	Name   string `json:"url"`
 	ID     string `json:"id"`
-	State  string `json:"state"` // up, down, draining or disabled
+	State  string `json:"state"` // up, down, ejected, draining or disabled
 	Up     bool   `json:"up"`    // health alone, whatever the operator chose
 	Weight int    `json:"weight"`
 	// Reason says why health last changed, and Changed when.
@@ -110,6 +110,8 @@ type BackendStatus struct {
 	InFlight       int       `json:"in_flight"`
 	Requests       uint64    `json:"requests"` // attempts completed, any outcome
 	Failures       uint64    `json:"failures"` // ConnectFailed and Failed outcomes
+	EjectedUntil   time.Time `json:"ejected_until,omitzero"`
+	Ejections      uint64    `json:"ejections"`
 	LastProbe      time.Time `json:"last_probe,omitzero"`
 	LastProbeError string    `json:"last_probe_error,omitempty"`
 	Probes         uint64    `json:"probes"`

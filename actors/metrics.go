@@ -33,8 +33,9 @@ type requestCounts struct {
 
 // totals are the selector's counters that belong to no backend.
 type totals struct {
-	none    requestCounts // requests that reached no backend
-	reloads uint64
+	none          requestCounts // requests that reached no backend
+	reloads       uint64
+	queueTimeouts uint64
 }
 
 func (c *requestCounts) add(r Report) {
@@ -93,6 +94,10 @@ type Metrics struct {
 	// was eligible), under the same classes.
 	NoBackend map[RequestClass]uint64
 	Reloads   uint64 // successful Reconfigure calls
+	// Queued is how many requests wait for a connection now;
+	// QueueTimeouts counts those refused after waiting too long.
+	Queued        int
+	QueueTimeouts uint64
 }
 
 // BackendMetrics is one backend's counters.
@@ -105,7 +110,10 @@ type BackendMetrics struct {
 
 func (s *Selector) metricsSnapshot() Metrics {
 	status := s.status()
-	m := Metrics{Backends: make([]BackendMetrics, len(status)), Reloads: s.totals.reloads}
+	m := Metrics{
+		Backends: make([]BackendMetrics, len(status)), Reloads: s.totals.reloads,
+		Queued: len(s.queue), QueueTimeouts: s.totals.queueTimeouts,
+	}
 	for i, st := range s.backends {
 		m.Backends[i] = BackendMetrics{
 			BackendStatus: status[i],

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
@@ -17,7 +18,13 @@ type Config struct {
 	Backends []BackendConfig // in policy order; may be empty (every pick is "none")
 	Policy   Policy          // nil: &RoundRobin{}
 	Monitor  MonitorConfig   // how each backend's monitor probes it
-	Logger   hclog.Logger    // nil: no logging
+	Limits   Limits          // the zero value: no limits
+	Ejection Ejection        // the zero value: no ejection
+	// SlowStart ramps a backend's weight up linearly over this long after
+	// it comes back (UP again, back from ejection, or added at runtime);
+	// 0: no ramp. Round-robin ignores weights, so use a weighted policy.
+	SlowStart time.Duration
+	Logger    hclog.Logger // nil: no logging
 }
 
 // Selector is the one goroutine that owns all balancing state: the backend
@@ -36,8 +43,9 @@ type Config struct {
 type Selector struct {
 	// Channels. The selector never closes them; stopped is closed by Run on
 	// its way out so that callers never wait on a selector that is gone.
-	offers   chan *Backend    // unbuffered: the next pick, offered in advance
-	picks    chan pickRequest // picks with constraints; answered on reply
+	offers    chan offer       // unbuffered: the next pick, offered in advance
+	picks     chan pickRequest // picks with constraints; answered on reply
+	withdraws chan withdrawal  // queued picks whose caller gave up
 	reports  chan Report      // buffered: handlers do not wait to be counted
 	health   chan Health      // transitions from the monitors
 	commands chan command     // operator changes; answered on reply
@@ -47,34 +55,59 @@ type Selector struct {
 	// Everything below is owned by the Run goroutine. New fills it in before
 	// Run starts (the go statement orders those writes before Run's reads);
 	// after that no other goroutine touches it.
-	log      hclog.Logger
-	monitor  MonitorConfig
-	policy   Policy
+	log       hclog.Logger
+	monitor   MonitorConfig
+	limits    Limits
+	ejection  Ejection
+	slowStart time.Duration
+	policy    Policy
 	backends []*backendState
 	byPtr    map[*Backend]*backendState
 	cands    []Candidate // scratch for policy.Choose, one per backend
 	totals   totals      // counters not tied to one backend
+	queue    []waiter    // picks waiting for a free connection, oldest first
+	wake     *time.Timer // fires at the earliest queue deadline or ejection end
 	// monitorCtx and monitors exist only while Run runs: every monitor is
 	// started under them, so Run can stop one or all and wait for them.
 	monitorCtx context.Context
 	monitors   *conc.WaitGroup
 }
 
+// offer is the selector's ready answer for the next keyless request: a
+// backend, or none (nil), or full: every eligible backend is at its
+// connection limit, so the request must queue with PickFor.
+type offer struct {
+	b    *Backend
+	full bool
+}
+
 // pickRequest asks for a backend for a request with the given key that is
 // not in exclude. The selector answers on reply, which must have capacity 1
-// so the answer never blocks it.
+// so the answer never blocks it; the answer may come later if the request
+// has to queue for a free connection.
 type pickRequest struct {
 	key     string
 	exclude []*Backend
 	reply   chan *Backend
 }
 
+// withdrawal takes a queued pick request out of the queue; the selector
+// acknowledges on ack (capacity 1).
+type withdrawal struct {
+	reply chan *Backend // identifies the request
+	ack   chan struct{}
+}
+
 // New checks cfg and returns a selector that has not started yet. Every
 // backend starts UP; its monitor probes it as soon as Run starts.
 func New(cfg Config) (*Selector, error) {
 	s := &Selector{
-		offers:   make(chan *Backend),
-		picks:    make(chan pickRequest),
+		offers:    make(chan offer),
+		picks:     make(chan pickRequest),
+		withdraws: make(chan withdrawal),
+		limits:    cfg.Limits.withDefaults(),
+		ejection:  cfg.Ejection.withDefaults(),
+		slowStart: cfg.SlowStart,
 		reports:  make(chan Report, 256),
 		health:   make(chan Health),
 		commands: make(chan command),
@@ -122,48 +155,79 @@ func (s *Selector) Run(ctx context.Context) error {
 		s.startMonitor(st)
 	}
 
-	var offer *Backend
-	fresh := false // whether offer reflects the current state
+	s.wake = time.NewTimer(time.Hour)
+	s.wake.Stop()
+	defer s.wake.Stop()
+
+	var next offer
+	fresh := false // whether next reflects the current state
 	for {
 		if !fresh {
-			offer, fresh = s.choose("", nil), true
+			next, fresh = s.nextOffer(), true
 		}
 		select {
-		case s.offers <- offer:
-			s.taken(offer)
+		case s.offers <- next:
+			s.taken(next.b)
 			fresh = false
 		case req := <-s.picks:
-			b := s.choose(req.key, req.exclude)
-			s.taken(b)
-			req.reply <- b // capacity 1: never blocks
+			s.pick(req)
 			fresh = false
+		case w := <-s.withdraws:
+			s.withdraw(w.reply)
+			w.ack <- struct{}{} // capacity 1: never blocks
 		case r := <-s.reports:
 			if s.record(r) {
+				s.serveQueue()
 				fresh = false
 			}
 		case h := <-s.health:
 			if s.setHealth(h.Backend, h.Up, h.Reason) {
+				s.serveQueue()
 				fresh = false
 			}
 		case c := <-s.commands:
 			c.reply <- s.apply(c) // capacity 1: never blocks
+			s.serveQueue()
 			fresh = false
 		case q := <-s.queries:
 			q.answer(s) // replies on a channel of capacity 1
+		case now := <-s.wake.C:
+			s.expire(now)
+			s.serveQueue()
+			fresh = false
 		case <-ctx.Done():
+			for _, w := range s.queue {
+				w.req.reply <- nil // capacity 1: never blocks
+			}
 			return nil
 		}
 	}
 }
 
+// nextOffer is what the next keyless request gets: none and full are
+// answers too, so that Pick never waits on a decision the selector has
+// already made. While requests queue, newcomers queue behind them.
+func (s *Selector) nextOffer() offer {
+	if len(s.queue) > 0 {
+		return offer{full: true}
+	}
+	b, full := s.choose("", nil)
+	return offer{b: b, full: full}
+}
+
 // Pick takes the selector's current offer: the backend the policy would
-// choose now, or nil when none is eligible (answer 503). A non-nil pick is
-// counted as in flight until Report is called for it. Pick returns an error
-// only when ctx is done or the selector has stopped.
+// choose now, or nil when none is eligible (answer 503). When every eligible
+// backend is at its connection limit, Pick waits in the selector's queue as
+// PickFor does. A non-nil pick is counted as in flight until Report is
+// called for it. Pick returns an error only when ctx is done or the
+// selector has stopped.
 func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 	select {
-	case b := <-s.offers:
-		return b, nil
+	case o := <-s.offers:
+		if o.full {
+			return s.PickFor(ctx, "", nil)
+		}
+		return o.b, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-s.stopped:
@@ -173,20 +237,39 @@ func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 
 // PickFor is Pick for a request with a key (for the policies that implement
 // Keyed) or for a retry: it returns an eligible backend that is not in
-// tried, or nil when there is none. Once the selector has taken the request
-// it answers at once, so a counted pick always reaches the caller.
+// tried, or nil when there is none. When every such backend is at its
+// connection limit, the request waits in the selector's queue, in arrival
+// order, until one frees up (a backend), the queue timeout passes (nil), or
+// ctx ends (ctx's error; the request leaves the queue).
 func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*Backend, error) {
 	req := pickRequest{key: key, exclude: tried, reply: make(chan *Backend, 1)}
+	if err := ask(ctx, s, s.picks, req); err != nil {
+		return nil, err
+	}
 	select {
-	case s.picks <- req:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case b := <-req.reply:
+		return b, nil
 	case <-s.stopped:
 		return nil, ErrStopped
+	case <-ctx.Done():
 	}
-	// The selector took the request, and it answers every request it takes
-	// in the same step, so this receive cannot block for long.
-	return <-req.reply, nil
+	// The caller gave up. Take the request out of the queue; the selector
+	// acknowledges once it is out, and if it had already answered, the pick
+	// is in reply and must be handed back.
+	ack := make(chan struct{}, 1)
+	select {
+	case s.withdraws <- withdrawal{reply: req.reply, ack: ack}:
+		<-ack // answered in the same step
+	case <-s.stopped:
+	}
+	select {
+	case b := <-req.reply:
+		if b != nil {
+			s.Report(Report{Backend: b, Outcome: ClientGone})
+		}
+	default:
+	}
+	return nil, ctx.Err()
 }
 
 // Report ends a pick: it must be called exactly once for every non-nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"time"
 )
 
 // Errors from the operator commands.
@@ -100,6 +101,7 @@ func (s *Selector) apply(c command) result {
 		if err != nil {
 			return result{err: err}
 		}
+		st.rampStart = time.Now()
 		s.startMonitor(st)
 		s.log.Info("backend added", "backend", st.Name, "id", st.ID)
 		return result{id: st.ID}
@@ -151,12 +153,14 @@ func (s *Selector) reconfigure(cfg Config) error {
 		s.policy = cfg.Policy
 	}
 	s.monitor = cfg.Monitor
+	s.limits, s.ejection, s.slowStart = cfg.Limits.withDefaults(), cfg.Ejection.withDefaults(), cfg.SlowStart
 
 	var order []*backendState
 	for _, bc := range cfg.Backends {
 		st, ok := s.byName(bc.URL.String())
 		if !ok {
 			st, _ = s.add(bc) // checked above
+			st.rampStart = time.Now()
 			s.startMonitor(st)
 			s.log.Info("backend added", "backend", st.Name, "id", st.ID)
 		} else {

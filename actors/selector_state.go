@@ -16,12 +16,22 @@ type backendState struct {
 	draining bool // no new requests; in-flight ones finish
 	removing bool // draining, then forgotten once nothing is in flight
 	up       bool
+	ejected  bool   // out of rotation until ejectedUntil: outlier detection
 	reason   string // why health last changed
 	changed  time.Time
 	inFlight int
 	requests uint64 // attempts completed, any outcome
 	failures uint64 // attempts that failed
 	counts   requestCounts
+
+	// Outlier detection and slow start.
+	consecutive    int // gateway failures in a row
+	ejections      int // the current ejection's multiplier
+	ejectionsTotal uint64
+	ejectedAt      time.Time
+	ejectedUntil   time.Time
+	returned       time.Time // when the last ejection ended
+	rampStart      time.Time // slow start began; zero: no ramp
 
 	// This backend's monitor: the settings it runs with, how to stop it,
 	// and the two mailboxes between them. suspect carries the selector's
@@ -45,13 +55,15 @@ func (st *backendState) state() string {
 		return "draining"
 	case !st.up:
 		return "down"
+	case st.ejected:
+		return "ejected"
 	}
 	return "up"
 }
 
-// usable reports whether the backend may take new requests.
+// usable reports whether the backend may take new requests, if it has room.
 func (st *backendState) usable() bool {
-	return st.up && !st.disabled && !st.draining && !st.removing
+	return st.up && !st.ejected && !st.disabled && !st.draining && !st.removing
 }
 
 // add creates a backend's state; Run starts its monitor. Backends start UP.
@@ -122,28 +134,41 @@ func (s *Selector) forget(st *backendState) {
 	s.log.Info("backend removed", "backend", st.Name)
 }
 
-// choose asks the policy for an eligible backend not in exclude; nil means
-// none. Eligible means UP and in rotation; backends with weight 0 are
-// standbys, eligible only when no weighted backend is.
-func (s *Selector) choose(key string, exclude []*Backend) *Backend {
-	active := false
+// choose asks the policy for an eligible backend not in exclude. Eligible
+// means UP, in rotation, not ejected, and under the connection limit;
+// backends with weight 0 are standbys, eligible only when no weighted
+// backend is. It returns nil when none is eligible, and full when that is
+// only because of the connection limit (the request may queue).
+func (s *Selector) choose(key string, exclude []*Backend) (b *Backend, full bool) {
+	var now time.Time
+	if s.slowStart > 0 {
+		now = time.Now()
+	}
+	active, standby := false, false
 	for i, st := range s.backends {
 		usable := st.usable() && !contains(exclude, st.Backend)
-		s.cands[i] = Candidate{Backend: st.Backend, Eligible: usable && st.weight > 0, Weight: st.weight, InFlight: st.inFlight}
+		room := s.limits.MaxConnsPerBackend <= 0 || st.inFlight < s.limits.MaxConnsPerBackend
+		full = full || (usable && !room)
+		s.cands[i] = Candidate{
+			Backend: st.Backend, Eligible: usable && room && st.weight > 0,
+			Weight: s.rampWeight(st, now), InFlight: st.inFlight,
+		}
 		active = active || s.cands[i].Eligible
+		standby = standby || (usable && room && st.weight == 0)
 	}
-	if !active {
+	if !active && standby {
 		for i, st := range s.backends {
-			if st.weight == 0 && st.usable() && !contains(exclude, st.Backend) {
+			if st.weight == 0 && st.usable() && !contains(exclude, st.Backend) &&
+				(s.limits.MaxConnsPerBackend <= 0 || st.inFlight < s.limits.MaxConnsPerBackend) {
 				s.cands[i].Eligible, s.cands[i].Weight = true, 1
 			}
 		}
 	}
 	i := s.policy.Choose(s.cands, key)
 	if i < 0 {
-		return nil
+		return nil, full
 	}
-	return s.backends[i].Backend
+	return s.backends[i].Backend, false
 }
 
 func contains(list []*Backend, b *Backend) bool {
@@ -176,7 +201,10 @@ func (s *Selector) record(r Report) bool {
 	}
 	st.inFlight--
 	st.requests++
-	changed := false
+	changed := s.limits.MaxConnsPerBackend > 0 // a slot freed up
+	if s.observe(st, r) {
+		changed = true
+	}
 	switch r.Outcome {
 	case Failed:
 		st.failures++
@@ -191,7 +219,7 @@ func (s *Selector) record(r Report) bool {
 			if r.Err != nil {
 				reason = "passive: " + r.Err.Error()
 			}
-			changed = s.setHealth(r.Backend, false, reason)
+			changed = s.setHealth(r.Backend, false, reason) || changed
 		}
 	}
 	if st.removing && st.inFlight == 0 {
@@ -210,6 +238,7 @@ func (s *Selector) setHealth(b *Backend, up bool, reason string) bool {
 	}
 	st.up, st.reason, st.changed = up, reason, time.Now()
 	if up {
+		st.rampStart = st.changed
 		s.log.Info("backend up", "backend", st.Name, "reason", reason)
 	} else {
 		s.log.Info("backend down", "backend", st.Name, "reason", reason)
@@ -226,11 +255,20 @@ func (s *Selector) status() []BackendStatus {
 		out[i] = BackendStatus{
 			Name: st.Name, ID: st.ID, State: st.state(), Up: st.up, Weight: st.weight, Reason: st.reason,
 			Changed: st.changed, InFlight: st.inFlight, Requests: st.requests, Failures: st.failures,
+			EjectedUntil: st.ejectedIf(), Ejections: st.ejectionsTotal,
 			LastProbe: st.lastProbe.At, LastProbeError: st.lastProbe.Err,
 			Probes: st.lastProbe.Probes, ProbeFailures: st.lastProbe.Failures,
 		}
 	}
 	return out
+}
+
+// ejectedIf returns when the current ejection ends; zero if not ejected.
+func (st *backendState) ejectedIf() time.Time {
+	if st.ejected {
+		return st.ejectedUntil
+	}
+	return time.Time{}
 }
 
 // collectProbes takes the monitor's latest statistics if it left some.

@@ -6,22 +6,49 @@ import (
 )
 
 // replayableBody wraps a client's request body for the whole exchange, across
-// attempts. http.Transport closes a request body when an attempt fails; the
-// wrapper ignores that Close (net/http's server closes the real body after
-// the handler returns), so a body that no attempt has read is still intact
-// for the next backend.
+// attempts, so that a retry can send it again:
+//
+//   - http.Transport closes a request body when an attempt fails; the
+//     wrapper ignores that Close (net/http's server closes the real body
+//     after the handler returns), so a body that no attempt has read is
+//     still intact for the next backend;
+//   - for requests that are safe to repeat it also keeps the bytes it has
+//     read, up to limit, so that even a body already sent to a backend that
+//     then failed can be sent again, whole, to another.
 //
 // It is read by the transport's write goroutine during an attempt and by the
-// handler goroutine after it: http.Transport's RoundTrip returns an error
-// only after its writer has finished with the body, which orders the two.
+// handler goroutine between attempts: http.Transport's RoundTrip returns an
+// error only after its writer has finished with the body, which orders the
+// two.
 type replayableBody struct {
-	io.ReadCloser
-	read int64 // bytes handed to any attempt
+	src   io.ReadCloser
+	limit int    // bytes kept for replay; 0 keeps none
+	kept  []byte // every byte read from src so far, while replayable
+	pos   int    // the current attempt's position within kept
+	read  int64  // bytes read from src
+	lost  bool   // bytes were read that are not kept: no replay
+}
+
+func newReplayableBody(src io.ReadCloser, limit int) *replayableBody {
+	return &replayableBody{src: src, limit: limit}
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
+	if b.pos < len(b.kept) { // replaying what an earlier attempt read
+		n := copy(p, b.kept[b.pos:])
+		b.pos += n
+		return n, nil
+	}
+	n, err := b.src.Read(p)
 	b.read += int64(n)
+	if n > 0 && !b.lost {
+		if len(b.kept)+n <= b.limit {
+			b.kept = append(b.kept, p[:n]...)
+			b.pos = len(b.kept)
+		} else {
+			b.lost, b.kept, b.pos = true, nil, 0
+		}
+	}
 	return n, err
 }
 
@@ -29,16 +56,22 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 // closes the real body when the whole exchange ends.
 func (b *replayableBody) Close() error { return nil }
 
-// untouched reports whether no byte has been read, so a new attempt sends
-// the body whole. A nil body is always untouched.
+// untouched reports whether no byte has been read. A nil body is untouched.
 func (b *replayableBody) untouched() bool { return b == nil || b.read == 0 }
 
-var errBodyConsumed = errors.New("request body already sent in part; cannot resend it")
+// replayable reports whether a new attempt can send the body whole: nothing
+// was read, or everything read was kept.
+func (b *replayableBody) replayable() bool { return b.untouched() || !b.lost }
 
-// rewind is the outbound request's GetBody: the body again, if untouched.
+var errBodyConsumed = errors.New("request body already sent in part and not kept; cannot resend it")
+
+// rewind starts the body again for a new attempt, if it can. It is also the
+// outbound request's GetBody, which http.Transport calls to resend on a
+// fresh connection.
 func (b *replayableBody) rewind() (io.ReadCloser, error) {
-	if !b.untouched() {
+	if !b.replayable() {
 		return nil, errBodyConsumed
 	}
+	b.pos = 0
 	return b, nil
 }

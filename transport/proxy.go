@@ -32,6 +32,13 @@ type Config struct {
 	Key actors.KeySpec
 	// StickySecret keys the sticky cookie's values when Key is a cookie.
 	StickySecret []byte
+	// RetryBuffer is how many bytes of an idempotent request's body are
+	// kept so that it can be resent after a backend that received it
+	// failed; a larger body is streamed and not resent. 0: none kept.
+	RetryBuffer int
+	// RequestTimeout bounds a whole request, response body included;
+	// exceeded before the response starts: 504. 0: no limit.
+	RequestTimeout time.Duration
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -51,14 +58,16 @@ type Config struct {
 // client gets 502, or 504 when the backend sent no headers in time. A client
 // that goes away cancels the backend request and is logged as 499.
 type Proxy struct {
-	sel        *actors.Selector
-	key        actors.KeySpec
-	secret     []byte
-	rp         *httputil.ReverseProxy
-	retries    int
-	retryAfter string
-	log        hclog.Logger
-	access     hclog.Logger
+	sel         *actors.Selector
+	retryBuffer int
+	timeout     time.Duration
+	key         actors.KeySpec
+	secret      []byte
+	rp          *httputil.ReverseProxy
+	retries     int
+	retryAfter  string
+	log         hclog.Logger
+	access      hclog.Logger
 }
 
 // NewProxy returns the balancing handler.
@@ -66,6 +75,7 @@ func NewProxy(cfg Config) *Proxy {
 	p := &Proxy{
 		sel: cfg.Selector, key: cfg.Key, secret: cfg.StickySecret,
 		retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
+		retryBuffer: max(cfg.RetryBuffer, 0), timeout: cfg.RequestTimeout,
 	}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
@@ -101,6 +111,7 @@ const (
 // request's context so the ReverseProxy hooks can reach it; all of them run
 // on the handler goroutine, the exchange's only user.
 type exchange struct {
+	client  context.Context   // the client request's own context
 	key     string            // the request's key for the policy; "" if none
 	secure  bool              // the client connection is TLS
 	backend *actors.Backend   // the current attempt's backend
@@ -124,7 +135,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	ex := &exchange{secure: r.TLS != nil}
 	if r.Body != nil && r.Body != http.NoBody {
-		ex.body = &replayableBody{ReadCloser: r.Body}
+		keep := 0
+		if idempotent(r) {
+			keep = p.retryBuffer
+		}
+		ex.body = newReplayableBody(r.Body, keep)
 		// The wrapper ignores Close so a failed attempt cannot end the body;
 		// closing the real one when the exchange ends makes any late Read by
 		// a transport goroutine fail instead of racing the server's next
@@ -135,14 +150,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// an early error): keep reading the body after the response starts.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
-	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	ex.client = r.Context()
+	ctx := context.WithValue(ex.client, exchangeKey{}, ex)
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	r = r.WithContext(ctx)
 	defer p.finish(r, rec, ex, start)
 
 	b, err := p.pick(r, ex)
 	for {
 		switch {
-		case err != nil && r.Context().Err() != nil:
+		case err != nil && ex.client.Err() != nil:
 			ex.fail, ex.err = clientGone, err
+			return
+		case err != nil && r.Context().Err() != nil: // the request timeout
+			ex.fail, ex.err = timedOut, err
+			p.writeError(rec, ex)
 			return
 		case err != nil || b == nil:
 			if ex.fail == noFailure {
@@ -268,8 +294,10 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	var op *net.OpError
 	var ne net.Error
 	switch {
-	case out.Context().Err() != nil:
+	case ex.client.Err() != nil:
 		ex.fail = clientGone
+	case out.Context().Err() != nil: // the request timeout
+		ex.fail = timedOut
 	case errors.As(err, &op) && op.Op == "dial":
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
@@ -279,18 +307,25 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	}
 }
 
-// retryable reports whether another backend may take the request.
+// retryable reports whether another backend may take the request, and if
+// so starts its body again.
 func (p *Proxy) retryable(r *http.Request, ex *exchange) bool {
-	if len(ex.tried) > p.retries || !ex.body.untouched() {
+	if len(ex.tried) > p.retries {
 		return false
 	}
-	switch ex.fail {
-	case connectFailed:
-		return true
-	case broken:
-		return idempotent(r)
+	switch {
+	case ex.fail == connectFailed && ex.body.untouched(): // nothing was sent
+	case ex.fail == connectFailed, ex.fail == broken:
+		if !idempotent(r) || !ex.body.replayable() {
+			return false
+		}
+	default:
+		return false
 	}
-	return false
+	if ex.body != nil {
+		_, _ = ex.body.rewind()
+	}
+	return true
 }
 
 // idempotent reports whether repeating r is harmless (RFC 9110 §9.2.2), or
@@ -330,7 +365,7 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 			code, msg = http.StatusBadGateway, "backend failed and no other backend could take the request"
 		}
 	case timedOut:
-		code, msg = http.StatusGatewayTimeout, "backend sent no response headers in time"
+		code, msg = http.StatusGatewayTimeout, "backend did not answer in time"
 	default:
 		code, msg = http.StatusBadGateway, "backend failed"
 	}

@@ -13,6 +13,7 @@ import (
 // named in its comment.
 type Options struct {
 	DialTimeout           time.Duration // connect timeout; 0: 3s
+	TLSHandshakeTimeout   time.Duration // TLS handshake with an https backend; 0: 5s
 	ResponseHeaderTimeout time.Duration // wait for response headers; 0: 30s
 	IdleConnTimeout       time.Duration // idle pooled connection lifetime; 0: 90s
 	// MaxIdleConnsPerHost bounds the keep-alive pool per backend; 0: 1024.
@@ -29,6 +30,9 @@ type Options struct {
 func New(o Options) *http.Transport {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 3 * time.Second
+	}
+	if o.TLSHandshakeTimeout <= 0 {
+		o.TLSHandshakeTimeout = 5 * time.Second
 	}
 	if o.ResponseHeaderTimeout <= 0 {
 		o.ResponseHeaderTimeout = 30 * time.Second
@@ -47,7 +51,7 @@ func New(o Options) *http.Transport {
 		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
 		IdleConnTimeout:       o.IdleConnTimeout,
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
-		TLSHandshakeTimeout:   o.DialTimeout,
+		TLSHandshakeTimeout:   o.TLSHandshakeTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // the client's Accept-Encoding is the backend's business
 	}

@@ -1,0 +1,219 @@
+package actors
+
+import (
+	"fmt"
+	"time"
+)
+
+// Limits protects backends from overload. The zero value means no limits.
+type Limits struct {
+	// MaxConnsPerBackend caps each backend's in-flight requests; 0: no cap.
+	MaxConnsPerBackend int
+	// QueueSize is how many requests may wait, in arrival order, for a
+	// backend under its cap; more are refused at once. 0: none wait.
+	QueueSize int
+	// QueueTimeout is the longest a request waits in the queue before it is
+	// refused; 0: 5s.
+	QueueTimeout time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.QueueTimeout <= 0 {
+		l.QueueTimeout = 5 * time.Second
+	}
+	return l
+}
+
+// Ejection takes out of rotation, for a while, a backend that keeps failing
+// requests although its health checks pass (passive outlier detection).
+// The zero value ejects nothing.
+type Ejection struct {
+	// After is how many consecutive gateway failures eject a backend:
+	// failed connections and exchanges, and 502, 503 or 504 responses it
+	// sent itself. 0: never eject.
+	After int
+	// Time is how long the first ejection lasts; each further ejection
+	// lasts one Time longer, up to MaxTime. A backend that stays in for as
+	// long as its last ejection starts again from Time. 0: 30s.
+	Time time.Duration
+	// MaxTime caps an ejection; 0: 300s or Time, whichever is longer.
+	MaxTime time.Duration
+	// MaxPercent is the most backends, as a percentage of those UP by
+	// their health checks, that may be ejected at once (rounded down); 0: 50.
+	MaxPercent int
+}
+
+func (e Ejection) withDefaults() Ejection {
+	if e.Time <= 0 {
+		e.Time = 30 * time.Second
+	}
+	if e.MaxTime <= 0 {
+		e.MaxTime = max(300*time.Second, e.Time)
+	}
+	if e.MaxPercent <= 0 {
+		e.MaxPercent = 50
+	}
+	return e
+}
+
+// waiter is a pick request waiting in the queue.
+type waiter struct {
+	req      pickRequest
+	deadline time.Time
+}
+
+// pick answers a pick request now, or queues it when every backend that
+// could take it is at its connection limit.
+func (s *Selector) pick(req pickRequest) {
+	b, full := s.choose(req.key, req.exclude)
+	switch {
+	case b != nil:
+		s.taken(b)
+	case full && len(s.queue) < s.limits.QueueSize:
+		s.queue = append(s.queue, waiter{req: req, deadline: time.Now().Add(s.limits.QueueTimeout)})
+		s.armWake()
+		return
+	}
+	req.reply <- b // capacity 1: never blocks
+}
+
+// serveQueue answers the queued requests that can now be answered, oldest
+// first: with a backend that has room, or with none when no backend that
+// could take them is left at all.
+func (s *Selector) serveQueue() {
+	kept := s.queue[:0]
+	for _, w := range s.queue {
+		b, full := s.choose(w.req.key, w.req.exclude)
+		if b == nil && full {
+			kept = append(kept, w)
+			continue
+		}
+		s.taken(b)
+		w.req.reply <- b // capacity 1: never blocks
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+}
+
+// withdraw removes the queued request answered on reply, if still queued.
+func (s *Selector) withdraw(reply chan *Backend) {
+	for i, w := range s.queue {
+		if w.req.reply == reply {
+			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+// expire refuses queued requests whose time is up and ends ejections that
+// are over, then sets the timer for the next deadline.
+func (s *Selector) expire(now time.Time) {
+	kept := s.queue[:0]
+	for _, w := range s.queue {
+		if now.Before(w.deadline) {
+			kept = append(kept, w)
+			continue
+		}
+		w.req.reply <- nil // capacity 1: never blocks
+		s.totals.queueTimeouts++
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	for _, st := range s.backends {
+		if st.ejected && !now.Before(st.ejectedUntil) {
+			st.ejected = false
+			st.returned, st.rampStart = now, now
+			s.log.Info("backend returned", "backend", st.Name, "after", st.ejectedUntil.Sub(st.ejectedAt).Round(time.Millisecond))
+		}
+	}
+	s.armWake()
+}
+
+// armWake sets the timer to the earliest queue deadline or ejection end.
+func (s *Selector) armWake() {
+	var next time.Time
+	for _, w := range s.queue {
+		if next.IsZero() || w.deadline.Before(next) {
+			next = w.deadline
+		}
+	}
+	for _, st := range s.backends {
+		if st.ejected && (next.IsZero() || st.ejectedUntil.Before(next)) {
+			next = st.ejectedUntil
+		}
+	}
+	s.wake.Stop()
+	if !next.IsZero() {
+		s.wake.Reset(time.Until(next))
+	}
+}
+
+// gatewayFailure reports whether r counts towards ejecting its backend.
+func gatewayFailure(r Report) bool {
+	switch r.Outcome {
+	case ConnectFailed, Failed:
+		return true
+	case Success:
+		return r.Status == 502 || r.Status == 503 || r.Status == 504
+	}
+	return false
+}
+
+// observe feeds a report into the backend's outlier detection and reports
+// whether it was ejected.
+func (s *Selector) observe(st *backendState, r Report) bool {
+	if s.ejection.After <= 0 || r.Outcome == ClientGone {
+		return false
+	}
+	if !gatewayFailure(r) {
+		st.consecutive = 0
+		return false
+	}
+	st.consecutive++
+	if st.consecutive < s.ejection.After || st.ejected {
+		return false
+	}
+	up, ejected := 0, 0
+	for _, x := range s.backends {
+		if x.up {
+			up++
+			if x.ejected {
+				ejected++
+			}
+		}
+	}
+	if (ejected+1)*100 > s.ejection.MaxPercent*up {
+		s.log.Debug("ejection skipped: too many backends ejected", "backend", st.Name,
+			"ejected", ejected, "up", up, "max_percent", s.ejection.MaxPercent)
+		return false
+	}
+	now := time.Now()
+	if !st.returned.IsZero() && now.Sub(st.returned) >= st.ejectedUntil.Sub(st.ejectedAt) {
+		st.ejections = 0 // it stayed in as long as it was last out: start afresh
+	}
+	st.ejections++
+	st.ejectionsTotal++
+	d := min(time.Duration(st.ejections)*s.ejection.Time, s.ejection.MaxTime)
+	st.ejected, st.ejectedAt, st.ejectedUntil, st.consecutive = true, now, now.Add(d), 0
+	s.log.Info("backend ejected", "backend", st.Name, "for", d,
+		"reason", fmt.Sprintf("%d consecutive gateway failures", s.ejection.After))
+	s.armWake()
+	return true
+}
+
+// rampWeight is a backend's weight as its policy sees it: scaled by 100 when
+// slow start is on, so that a ramp can start small, and reduced in
+// proportion to how far into its ramp it is.
+func (s *Selector) rampWeight(st *backendState, now time.Time) int {
+	if s.slowStart <= 0 || st.weight == 0 {
+		return st.weight
+	}
+	w := st.weight * 100
+	if st.rampStart.IsZero() {
+		return w
+	}
+	if elapsed := now.Sub(st.rampStart); elapsed < s.slowStart {
+		w = max(1, int(float64(w)*float64(elapsed)/float64(s.slowStart)))
+	}
+	return w
+}
