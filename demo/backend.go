@@ -8,6 +8,7 @@ package demo
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ const (
 //	GET  /                     Hello from NAME
 //	GET  /health               ok
 //	POST /echo                 the request body, streamed back
+//	POST /sha256               the hex SHA-256 of the request body, after reading it all
 //	GET  /bytes?n=N            N bytes of deterministic text
 //	GET  /slow?d=DUR           waits DUR, then answers
 //	GET  /sse?n=N&every=DUR    N server-sent events, one every DUR
@@ -53,6 +55,7 @@ func Handler(name string) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("POST /echo", echo)
+	mux.HandleFunc("POST /sha256", digest)
 	mux.HandleFunc("GET /bytes", serveBytes)
 	mux.HandleFunc("GET /slow", slow)
 	mux.HandleFunc("GET /sse", func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +67,18 @@ func Handler(name string) http.Handler {
 		w.Header().Set("X-Backend", name)
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// digest answers with the SHA-256 of the whole request body. Unlike echo it
+// answers only once the body has arrived, so the answer is one short write.
+func digest(w http.ResponseWriter, r *http.Request) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r.Body); err != nil {
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "%x\n", h.Sum(nil))
 }
 
 // echo streams the request body back without holding it all in memory.

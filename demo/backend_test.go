@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -366,4 +367,30 @@ func TestSSEFlushesEachEventAndStopsWhenClientGoesAway(t *testing.T) {
 	}
 	cancel()
 	waitDone(t, done)
+}
+
+func TestDigestAnswersTheBodysSHA256(t *testing.T) {
+	srv := newServer(t)
+	for _, size := range []int{0, 1, 1 << 20} {
+		t.Run(strconv.Itoa(size)+" bytes", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			payload := make([]byte, size)
+			rand.Read(payload)
+			req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/sha256", bytes.NewReader(payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got, _ := io.ReadAll(resp.Body)
+			want := sha256.Sum256(payload)
+			if resp.StatusCode != 200 || strings.TrimSpace(string(got)) != hex.EncodeToString(want[:]) {
+				t.Errorf("got %d %q, want 200 %x", resp.StatusCode, got, want)
+			}
+		})
+	}
 }
