@@ -139,6 +139,7 @@ type serveFlags struct {
 	responseHeaderTimeout time.Duration
 	retries               int
 	shutdownGrace         time.Duration
+	resilience
 	accessLog             bool
 	logLevel              hclog.Level
 	logJSON               bool
@@ -169,6 +170,7 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 	fs.IntVar(&c.retries, "retries", 2, "other backends tried when a request fails in a way that is safe to retry")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 15*time.Second, "time in-flight requests get to finish on shutdown")
 	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per request")
+	registerResilienceFlags(fs, c)
 	fs.Func("log-level", "`level`: trace|debug|info|warn|error (default info)", func(s string) error {
 		c.logLevel = hclog.LevelFromString(s)
 		if c.logLevel == hclog.NoLevel || c.logLevel == hclog.Off {
@@ -195,6 +197,14 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 	}
 	if err := c.validate(); err != nil {
 		return nil, usageError{err}
+	}
+	if err := c.resilience.validate(); err != nil {
+		return nil, usageError{err}
+	}
+	if c.slowStart > 0 && c.policyName == "round-robin" {
+		// Slow start ramps weights, which round-robin ignores; smooth
+		// weighted round-robin with equal weights picks in the same order.
+		c.policy = &actors.WeightedRoundRobin{}
 	}
 	return c, nil
 }
@@ -347,7 +357,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 // the actors and wait for them, close idle backend connections. ready, if
 // not nil, is called with the listening address.
 func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.Addr)) error {
-	tr := transport.New(transport.Options{DialTimeout: c.dialTimeout, ResponseHeaderTimeout: c.responseHeaderTimeout})
+	tr := transport.New(transport.Options{
+		DialTimeout: c.dialTimeout, TLSHandshakeTimeout: c.tlsHandshakeTimeout,
+		ResponseHeaderTimeout: c.responseHeaderTimeout, IdleConnTimeout: c.backendIdleTimeout,
+	})
 	defer tr.CloseIdleConnections()
 	sel, err := actors.New(actors.Config{
 		Backends: c.backends,
@@ -356,7 +369,10 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 			Path: c.healthPath, Transport: tr,
 			Interval: c.healthInterval, Timeout: c.healthTimeout, Rise: c.rise, Fall: c.fall,
 		},
-		Logger: log.Named("selector"),
+		Limits:    actors.Limits{MaxConnsPerBackend: c.maxConnsPerBackend, QueueSize: c.queueSize, QueueTimeout: c.queueTimeout},
+		Ejection:  actors.Ejection{After: c.ejectAfter, Time: c.ejectTime, MaxPercent: c.maxEjectionPercent},
+		SlowStart: c.slowStart,
+		Logger:    log.Named("selector"),
 	})
 	if err != nil {
 		return usageError{err}
@@ -372,7 +388,8 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	srv := newServer(transport.NewProxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: c.retries, RetryAfter: c.healthInterval,
 		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(c.policy), StickySecret: c.stickySecret,
-	}), log)
+		RetryBuffer: c.retryBuffer, RequestTimeout: c.requestTimeout,
+	}), log, c.clientHeaderTimeout, c.clientIdleTimeout)
 
 	// The actors outlive ctx: in-flight requests still need the selector
 	// while the server drains, so they get their own context, cancelled last.
@@ -411,11 +428,11 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 // cannot hold a connection open by trickling headers, idle keep-alive
 // connections are closed, and headers are bounded. net/http's own messages
 // go through the logger.
-func newServer(h http.Handler, log hclog.Logger) *http.Server {
+func newServer(h http.Handler, log hclog.Logger, headerTimeout, idleTimeout time.Duration) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
@@ -486,7 +503,7 @@ func runBackend(ctx context.Context, args []string, stderr io.Writer) error {
 // serveBackend serves demo.Handler on ln until ctx ends, then shuts down
 // gracefully.
 func serveBackend(ctx context.Context, ln net.Listener, name string, log hclog.Logger) error {
-	srv := newServer(demo.Handler(name), log)
+	srv := newServer(demo.Handler(name), log, 10*time.Second, 120*time.Second)
 	serveErr := make(chan error, 1)
 	var wg conc.WaitGroup
 	defer wg.Wait()

@@ -120,6 +120,28 @@ func (p *proc) waitFor(t *testing.T, re string) string {
 	}
 }
 
+// waitForCount waits until the output contains substr at least n times.
+func (p *proc) waitForCount(t *testing.T, n int, substr string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		p.mu.Lock()
+		grew := p.grew
+		got := strings.Count(p.out.String(), substr)
+		p.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-grew:
+		case <-p.exited:
+			t.Fatalf("process exited (%v) before printing %q %d times; output:\n%s", p.err, substr, n, p.output())
+		case <-deadline:
+			t.Fatalf("timed out waiting for %q %d times; output:\n%s", substr, n, p.output())
+		}
+	}
+}
+
 // wait waits for the process to exit and returns its exit status.
 func (p *proc) wait(t *testing.T) int {
 	t.Helper()

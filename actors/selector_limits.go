@@ -162,8 +162,8 @@ func gatewayFailure(r Report) bool {
 // observe feeds a report into the backend's outlier detection and reports
 // whether it was ejected.
 func (s *Selector) observe(st *backendState, r Report) bool {
-	if s.ejection.After <= 0 || r.Outcome == ClientGone {
-		return false
+	if s.ejection.After <= 0 || r.Outcome == ClientGone || !st.up {
+		return false // a DOWN backend is out of rotation already
 	}
 	if !gatewayFailure(r) {
 		st.consecutive = 0
@@ -173,16 +173,7 @@ func (s *Selector) observe(st *backendState, r Report) bool {
 	if st.consecutive < s.ejection.After || st.ejected {
 		return false
 	}
-	up, ejected := 0, 0
-	for _, x := range s.backends {
-		if x.up {
-			up++
-			if x.ejected {
-				ejected++
-			}
-		}
-	}
-	if (ejected+1)*100 > s.ejection.MaxPercent*up {
+	if up, ejected := s.ejectedShare(); (ejected+1)*100 > s.ejection.MaxPercent*up {
 		s.log.Debug("ejection skipped: too many backends ejected", "backend", st.Name,
 			"ejected", ejected, "up", up, "max_percent", s.ejection.MaxPercent)
 		return false
@@ -199,6 +190,41 @@ func (s *Selector) observe(st *backendState, r Report) bool {
 		"reason", fmt.Sprintf("%d consecutive gateway failures", s.ejection.After))
 	s.armWake()
 	return true
+}
+
+// ejectedShare counts the backends UP by their health checks, and how many
+// of those are ejected.
+func (s *Selector) ejectedShare() (up, ejected int) {
+	for _, x := range s.backends {
+		if x.up {
+			up++
+			if x.ejected {
+				ejected++
+			}
+		}
+	}
+	return up, ejected
+}
+
+// limitEjections ends ejections early, soonest-ending first, while more
+// backends are ejected than MaxPercent allows of those UP: when health
+// checks take backends away, ejected ones must be able to serve again.
+func (s *Selector) limitEjections() {
+	for {
+		up, ejected := s.ejectedShare()
+		if ejected == 0 || ejected*100 <= s.ejection.MaxPercent*up {
+			return
+		}
+		var first *backendState
+		for _, x := range s.backends {
+			if x.up && x.ejected && (first == nil || x.ejectedUntil.Before(first.ejectedUntil)) {
+				first = x
+			}
+		}
+		now := time.Now()
+		first.ejected, first.returned, first.rampStart = false, now, now
+		s.log.Info("backend returned", "backend", first.Name, "reason", "too many backends ejected")
+	}
 }
 
 // rampWeight is a backend's weight as its policy sees it: scaled by 100 when

@@ -237,6 +237,8 @@ func (s *Selector) setHealth(b *Backend, up bool, reason string) bool {
 		return false
 	}
 	st.up, st.reason, st.changed = up, reason, time.Now()
+	st.consecutive = 0
+	s.limitEjections()
 	if up {
 		st.rampStart = st.changed
 		s.log.Info("backend up", "backend", st.Name, "reason", reason)

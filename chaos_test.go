@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	mathrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var chaosDuration = flag.Duration("chaos.duration", 0,
+	"how long TestChaos runs (default 5s, or $ROUNDHOUSE_CHAOS_DURATION)")
+
+func durationFlag(t *testing.T, f *time.Duration, env string, def time.Duration) time.Duration {
+	t.Helper()
+	if *f > 0 {
+		return *f
+	}
+	if v := os.Getenv(env); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: %v", env, err)
+		}
+		return d
+	}
+	return def
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestChaos runs the balancer and four demo backends as real processes,
+// with 16 clients sending GETs and POSTs with random bodies (checked by
+// SHA-256), while a chaos loop kills backends with SIGKILL and restarts
+// them, never all at once. No client may see an error.
+//
+// The POSTs carry an Idempotency-Key, as a client does when it wants safe
+// retries; that lets the balancer resend a body a killed backend had
+// already received (a plain POST would rightly get a 502 then).
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos test skipped in -short mode")
+	}
+	duration := durationFlag(t, chaosDuration, "ROUNDHOUSE_CHAOS_DURATION", 5*time.Second)
+	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
+	backends := make([]*proc, len(addrs))
+	args := []string{"--listen", "127.0.0.1:0", "--health-interval", "100ms", "--rise", "1", "--fall", "1", "--retries", "3"}
+	for i, a := range addrs {
+		backends[i] = start(t, "backend", "--listen", a)
+		backends[i].waitFor(t, listening)
+		args = append(args, "--backend", "http://"+a)
+	}
+	lb := start(t, args...)
+	url := "http://" + lb.waitFor(t, listening)
+
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	t.Cleanup(client.CloseIdleConnections)
+
+	var requests, posts atomic.Int64
+	var clients sync.WaitGroup
+	for c := range 16 {
+		clients.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				if err := chaosRequest(client, url, c%2 == 0, fmt.Sprintf("c%d-%d", c, i)); err != nil {
+					t.Errorf("client %d request %d: %v", c, i, err)
+					return
+				}
+				requests.Add(1)
+				if c%2 == 0 {
+					posts.Add(1)
+				}
+			}
+		})
+	}
+
+	kills := 0
+	alive := make([]bool, len(backends))
+	for i := range alive {
+		alive[i] = true
+	}
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+chaos:
+	for {
+		select {
+		case <-ctx.Done():
+			break chaos
+		case <-tick.C:
+		}
+		i := mathrand.IntN(len(backends))
+		switch n := countTrue(alive); {
+		case alive[i] && n > 1:
+			backends[i].signal(t, os.Kill)
+			backends[i].wait(t)
+			alive[i] = false
+			kills++
+		case !alive[i]:
+			// Count it alive only once the balancer has seen it UP, so
+			// that the kills never leave the balancer without a backend
+			// it knows to be alive.
+			ups := strings.Count(lb.output(), "backend up: backend=http://"+addrs[i])
+			backends[i] = start(t, "backend", "--listen", addrs[i])
+			backends[i].waitFor(t, listening)
+			lb.waitForCount(t, ups+1, "backend up: backend=http://"+addrs[i])
+			alive[i] = true
+		}
+	}
+	clients.Wait()
+	out := lb.output()
+	retried := strings.Count(out, "attempts=")
+	t.Logf("%d requests (%d POST) in %v; %d backends killed; %d requests retried; %d ejections; %d passive DOWNs",
+		requests.Load(), posts.Load(), duration, kills, retried,
+		strings.Count(out, "backend ejected"), strings.Count(out, `reason="passive:`))
+	if kills == 0 {
+		t.Error("the chaos loop killed nothing")
+	}
+	if t.Failed() {
+		var lines []string
+		for l := range strings.SplitSeq(out, "\n") {
+			if strings.Contains(l, "status=50") || strings.Contains(l, "selector") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("balancer's errors and selector lines:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// chaosRequest sends a GET / or a POST /sha256 with a random body and
+// checks the answer.
+func chaosRequest(client *http.Client, url string, post bool, key string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var body []byte
+	method, path := http.MethodGet, "/"
+	if post {
+		body = make([]byte, 1+mathrand.IntN(32<<10))
+		_, _ = rand.Read(body)
+		method, path = http.MethodPost, "/sha256"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if post {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %s: reading body: %w", method, path, err)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(got)))
+	case post:
+		sum := sha256.Sum256(body)
+		if strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) {
+			return fmt.Errorf("POST /sha256: digest %q does not match the %d bytes sent", got, len(body))
+		}
+	case !strings.HasPrefix(string(got), "Hello from "):
+		return fmt.Errorf("GET /: body %q", got)
+	}
+	return nil
+}
