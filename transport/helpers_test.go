@@ -87,6 +87,7 @@ func (s *logSink) waitFor(t *testing.T, n int, substrs ...string) {
 // balancer is a selector and a Proxy behind a real listener.
 type balancer struct {
 	sel    *actors.Selector
+	tr     *http.Transport // the proxy's shared transport
 	url    string
 	client *http.Client
 	log    *logSink
@@ -132,7 +133,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	t.Cleanup(srv.Close)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(client.CloseIdleConnections)
-	return &balancer{sel: sel, url: srv.URL, client: client, log: sink}
+	return &balancer{sel: sel, tr: tr, url: srv.URL, client: client, log: sink}
 }
 
 // get sends GET path and returns status, X-Backend and body.
