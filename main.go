@@ -140,9 +140,9 @@ type serveFlags struct {
 	retries               int
 	shutdownGrace         time.Duration
 	resilience
-	accessLog             bool
-	logLevel              hclog.Level
-	logJSON               bool
+	accessLog bool
+	logLevel  hclog.Level
+	logJSON   bool
 }
 
 func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, error) {
