@@ -130,6 +130,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 			msg := Health{Backend: m.Backend, Up: h.up, Reason: h.reason(err)}
 			select {
 			case out <- msg:
+				log.Trace("sent health", "up", msg.Up)
 			case <-ctx.Done():
 				return nil
 			}
@@ -140,6 +141,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 			case <-ctx.Done():
 				return nil
 			case <-suspect:
+				log.Trace("received suspect note")
 				h.markDown()
 			case <-tick.C:
 				break wait

@@ -61,6 +61,8 @@ type Selector struct {
 	ejection  Ejection
 	slowStart time.Duration
 	policy    Policy
+	trace     bool   // log every message (the logger is at trace level)
+	seq       uint64 // messages traced so far
 	backends  []*backendState
 	byPtr     map[*Backend]*backendState
 	cands     []Candidate // scratch for policy.Choose, one per backend
@@ -121,6 +123,7 @@ func New(cfg Config) (*Selector, error) {
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
+	s.trace = s.log.IsTrace()
 	if s.policy == nil {
 		s.policy = &RoundRobin{}
 	}
@@ -168,30 +171,54 @@ func (s *Selector) Run(ctx context.Context) error {
 		select {
 		case s.offers <- next:
 			s.taken(next.b)
+			if s.trace {
+				s.traceMsg("sent", "offer", "backend", name(next.b), "full", next.full)
+			}
 			fresh = false
 		case req := <-s.picks:
+			if s.trace {
+				s.traceMsg("received", "pick request", "key", req.key, "tried", len(req.exclude))
+			}
 			s.pick(req)
 			fresh = false
 		case w := <-s.withdraws:
+			if s.trace {
+				s.traceMsg("received", "withdrawal")
+			}
 			s.withdraw(w.reply)
 			w.ack <- struct{}{} // capacity 1: never blocks
 		case r := <-s.reports:
+			if s.trace {
+				s.traceMsg("received", "report", "backend", name(r.Backend), "outcome", r.Outcome, "status", r.Status, "final", r.Final)
+			}
 			if s.record(r) {
 				s.serveQueue()
 				fresh = false
 			}
 		case h := <-s.health:
+			if s.trace {
+				s.traceMsg("received", "health", "backend", h.Backend.Name, "up", h.Up)
+			}
 			if s.setHealth(h.Backend, h.Up, h.Reason) {
 				s.serveQueue()
 				fresh = false
 			}
 		case c := <-s.commands:
+			if s.trace {
+				s.traceMsg("received", "command", "op", c.op, "id", c.id)
+			}
 			c.reply <- s.apply(c) // capacity 1: never blocks
 			s.serveQueue()
 			fresh = false
 		case q := <-s.queries:
+			if s.trace {
+				s.traceMsg("received", "query")
+			}
 			q.answer(s) // replies on a channel of capacity 1
 		case now := <-s.wake.C:
+			if s.trace {
+				s.traceMsg("received", "timer")
+			}
 			s.expire(now)
 			s.serveQueue()
 			fresh = false
@@ -202,6 +229,22 @@ func (s *Selector) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// traceMsg logs one message at trace level with its sequence number, so a
+// reader can watch the actors talk (--log-level trace). Callers check
+// s.trace first, so that the hot path pays nothing when tracing is off.
+func (s *Selector) traceMsg(dir, msg string, kv ...any) {
+	s.seq++
+	s.log.Trace(dir+" "+msg, append([]any{"seq", s.seq}, kv...)...)
+}
+
+// name is a backend's name for logs; "-" for none.
+func name(b *Backend) string {
+	if b == nil {
+		return "-"
+	}
+	return b.Name
 }
 
 // nextOffer is what the next keyless request gets: none and full are

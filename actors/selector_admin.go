@@ -32,6 +32,10 @@ type result struct {
 
 type opKind int
 
+var opNames = [...]string{"add", "remove", "drain", "enable", "disable", "reconfigure"}
+
+func (o opKind) String() string { return opNames[o] }
+
 const (
 	opAdd opKind = iota
 	opRemove

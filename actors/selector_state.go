@@ -213,6 +213,9 @@ func (s *Selector) record(r Report) bool {
 		if st.up {
 			select { // tell the monitor; one pending note is enough
 			case st.suspect <- struct{}{}:
+				if s.trace {
+					s.traceMsg("sent", "suspect note", "backend", st.Name)
+				}
 			default:
 			}
 			reason := "passive: connection failed"
