@@ -46,11 +46,11 @@ type Selector struct {
 	offers    chan offer       // unbuffered: the next pick, offered in advance
 	picks     chan pickRequest // picks with constraints; answered on reply
 	withdraws chan withdrawal  // queued picks whose caller gave up
-	reports  chan Report      // buffered: handlers do not wait to be counted
-	health   chan Health      // transitions from the monitors
-	commands chan command     // operator changes; answered on reply
-	queries  chan query       // snapshots; answered on reply
-	stopped  chan struct{}
+	reports   chan Report      // buffered: handlers do not wait to be counted
+	health    chan Health      // transitions from the monitors
+	commands  chan command     // operator changes; answered on reply
+	queries   chan query       // snapshots; answered on reply
+	stopped   chan struct{}
 
 	// Everything below is owned by the Run goroutine. New fills it in before
 	// Run starts (the go statement orders those writes before Run's reads);
@@ -61,12 +61,12 @@ type Selector struct {
 	ejection  Ejection
 	slowStart time.Duration
 	policy    Policy
-	backends []*backendState
-	byPtr    map[*Backend]*backendState
-	cands    []Candidate // scratch for policy.Choose, one per backend
-	totals   totals      // counters not tied to one backend
-	queue    []waiter    // picks waiting for a free connection, oldest first
-	wake     *time.Timer // fires at the earliest queue deadline or ejection end
+	backends  []*backendState
+	byPtr     map[*Backend]*backendState
+	cands     []Candidate // scratch for policy.Choose, one per backend
+	totals    totals      // counters not tied to one backend
+	queue     []waiter    // picks waiting for a free connection, oldest first
+	wake      *time.Timer // fires at the earliest queue deadline or ejection end
 	// monitorCtx and monitors exist only while Run runs: every monitor is
 	// started under them, so Run can stop one or all and wait for them.
 	monitorCtx context.Context
@@ -108,15 +108,15 @@ func New(cfg Config) (*Selector, error) {
 		limits:    cfg.Limits.withDefaults(),
 		ejection:  cfg.Ejection.withDefaults(),
 		slowStart: cfg.SlowStart,
-		reports:  make(chan Report, 256),
-		health:   make(chan Health),
-		commands: make(chan command),
-		queries:  make(chan query),
-		stopped:  make(chan struct{}),
-		log:      cfg.Logger,
-		monitor:  cfg.Monitor,
-		policy:   cfg.Policy,
-		byPtr:    make(map[*Backend]*backendState, len(cfg.Backends)),
+		reports:   make(chan Report, 256),
+		health:    make(chan Health),
+		commands:  make(chan command),
+		queries:   make(chan query),
+		stopped:   make(chan struct{}),
+		log:       cfg.Logger,
+		monitor:   cfg.Monitor,
+		policy:    cfg.Policy,
+		byPtr:     make(map[*Backend]*backendState, len(cfg.Backends)),
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
