@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -496,6 +497,26 @@ func TestLimitsQueueConstraints(t *testing.T) {
 		})
 	})
 
+	t.Run("a waiter that cannot use the freed backend does not hold up those behind it", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s, _ := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA, urlB))
+			backends := s.Backends()
+			a, b := mustPick(t, s, urlA), mustPick(t, s, urlB)
+			retry := startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", backends[1:]) })
+			settleQueued(t, s, 1)
+			behind := startPick(func() (*Backend, error) { return s.Pick(t.Context()) })
+			settleQueued(t, s, 2)
+			s.Report(Report{Backend: b})
+			s.Report(Report{Backend: wantServed(t, behind, urlB, 0)})
+			settleQueued(t, s, 1)
+			s.Report(Report{Backend: a})
+			s.Report(Report{Backend: wantServed(t, retry, urlA, 0)})
+			if got, want := inFlight(t, s), []int{0, 0}; !slices.Equal(got, want) {
+				t.Errorf("after every report: in flight %v, want %v", got, want)
+			}
+		})
+	})
+
 	t.Run("a retry that excludes every backend is refused at once even when all are full", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s, _ := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA, urlB))
@@ -608,6 +629,66 @@ func TestLimitsQueueBackendSetChanges(t *testing.T) {
 		})
 	})
 
+	t.Run("waiters are refused when their only backend is removed", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s, _ := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA))
+			a := mustPick(t, s, urlA)
+			w := startPick(func() (*Backend, error) { return s.Pick(t.Context()) })
+			settleQueued(t, s, 1)
+			if err := s.Remove(t.Context(), a.ID); err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+			wantRefused(t, w, nil, 0)
+			settleQueued(t, s, 0)
+			s.Report(Report{Backend: a})
+		})
+	})
+
+	t.Run("a reload that lifts the cap serves the waiters at once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cfg := limitsConfig(t, newSwitchProbe().Probe, urlA)
+			s, _ := startSelector(t, cfg)
+			a := mustPick(t, s, urlA)
+			w := startPick(func() (*Backend, error) { return s.Pick(t.Context()) })
+			settleQueued(t, s, 1)
+			cfg.Limits.MaxConnsPerBackend = 0
+			if err := s.Reconfigure(t.Context(), cfg); err != nil {
+				t.Fatalf("Reconfigure: %v", err)
+			}
+			s.Report(Report{Backend: wantServed(t, w, urlA, 0)})
+			s.Report(Report{Backend: a})
+			if got, want := inFlight(t, s), []int{0}; !slices.Equal(got, want) {
+				t.Errorf("after every report: in flight %v, want %v", got, want)
+			}
+		})
+	})
+
+	t.Run("queue deadlines and ejection ends share one timer", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cfg := limitsConfig(t, newSwitchProbe().Probe, urlA, urlB)
+			cfg.Limits.QueueTimeout = 3 * time.Second
+			cfg.Ejection = Ejection{After: 1, Time: 10 * time.Second}
+			logger, logs := newLogger()
+			cfg.Logger = logger
+			s, _ := startSelector(t, cfg)
+			hit(t, s, urlA, failed)
+			b := mustPick(t, s, urlB)
+			w := startPick(func() (*Backend, error) { return s.Pick(t.Context()) })
+			settleQueued(t, s, 1)
+			advance(3 * time.Second)
+			wantRefused(t, w, nil, 3*time.Second)
+			advance(7*time.Second - time.Nanosecond)
+			if n := logs.count("backend returned"); n != 0 {
+				t.Fatalf("A returned before its 10s were up:\n%s", logs)
+			}
+			advance(time.Nanosecond)
+			if n := logs.count("backend returned", "backend="+urlA); n != 1 {
+				t.Fatalf("%d %q lines for A after 10s, want 1:\n%s", n, "backend returned", logs)
+			}
+			s.Report(Report{Backend: b})
+		})
+	})
+
 	t.Run("waiters get an answer when the selector stops", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s, stop := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA))
@@ -692,4 +773,65 @@ func TestLimitsCapHoldsUnderLoad(t *testing.T) {
 			t.Errorf("queued %d, timeouts %d; want none", m.Queued, m.QueueTimeouts)
 		}
 	})
+}
+
+// TestLimitsCallersGiveUpUnderLoad runs in real time, to let -race and the
+// scheduler try interleavings that fake time would not: many callers pick
+// with short, random deadlines against a small, short queue, and hold
+// what they get for a moment. However each pick ends (served, refused,
+// timed out in the queue, or abandoned at any point), no pick may stay in
+// flight and no request may stay queued.
+func TestLimitsCallersGiveUpUnderLoad(t *testing.T) {
+	cfg := limitsConfig(t, newSwitchProbe().Probe, urlA, urlB)
+	cfg.Limits.QueueSize, cfg.Limits.QueueTimeout = 5, 3*time.Millisecond
+	s, _ := startSelector(t, cfg)
+	var wg sync.WaitGroup
+	var served atomic.Int64
+	for w := range 32 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 0))
+			for range 100 {
+				ctx, cancel := context.WithTimeout(t.Context(), time.Duration(rng.IntN(2000))*time.Microsecond)
+				var b *Backend
+				if rng.IntN(2) == 0 {
+					b, _ = s.Pick(ctx)
+				} else {
+					b, _ = s.PickFor(ctx, "", nil)
+				}
+				cancel()
+				if b != nil {
+					served.Add(1)
+					time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+					s.Report(Report{Backend: b})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if served.Load() == 0 {
+		t.Fatal("no pick was served")
+	}
+	// Reports are buffered, and a pick handed back by PickFor is reported
+	// as the caller returns: ask until nothing is left in flight.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var last Metrics
+	for {
+		m, err := s.Metrics(ctx)
+		if err != nil {
+			t.Fatalf("waiting for nothing to be in flight or queued: %v (last: %d queued, %+v)", err, last.Queued, last.Backends)
+		}
+		last = m
+		idle := m.Queued == 0
+		for _, b := range m.Backends {
+			idle = idle && b.InFlight == 0
+			if b.InFlight < 0 || b.InFlight > cfg.Limits.MaxConnsPerBackend {
+				t.Fatalf("%s: %d in flight, want 0 to %d", b.Name, b.InFlight, cfg.Limits.MaxConnsPerBackend)
+			}
+		}
+		if idle {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
