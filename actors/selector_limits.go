@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -99,7 +100,7 @@ func (s *Selector) serveQueue() {
 func (s *Selector) withdraw(reply chan *Backend) {
 	for i, w := range s.queue {
 		if w.req.reply == reply {
-			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			s.queue = slices.Delete(s.queue, i, i+1) // clears the vacated slot
 			return
 		}
 	}

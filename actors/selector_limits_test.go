@@ -369,6 +369,29 @@ func TestLimitsQueueCallerGivesUp(t *testing.T) {
 		})
 	})
 
+	t.Run("a waiter that leaves keeps nothing alive in the queue", func(t *testing.T) {
+		// The queue's backing array outlives its length; what is left
+		// beyond it (here, a request naming the backends it excludes) must
+		// be cleared, as serveQueue and expire do.
+		synctest.Test(t, func(t *testing.T) {
+			s, stop := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA))
+			mustPick(t, s, urlA)
+			ctx, cancel := context.WithCancel(t.Context())
+			w := startPick(func() (*Backend, error) { return s.PickFor(ctx, "", []*Backend{newBackend(t, urlB)}) })
+			settleQueued(t, s, 1)
+			cancel()
+			wantRefused(t, w, context.Canceled, 0)
+			if err := stop(); err != nil { // Run has returned: its state is ours to read
+				t.Fatalf("Run = %v", err)
+			}
+			for i, left := range s.queue[len(s.queue):cap(s.queue)] {
+				if left.req.reply != nil || left.req.exclude != nil {
+					t.Errorf("queue slot %d past its end still holds a request", len(s.queue)+i)
+				}
+			}
+		})
+	})
+
 	t.Run("a waiter served as its context ends hands the pick back", func(t *testing.T) {
 		// Both outcomes are right: the caller takes the pick (and reports
 		// it), or PickFor returns the context's error and reports the pick
