@@ -134,6 +134,7 @@ func (s *Selector) apply(c command) result {
 		st.disabled = true
 		s.log.Info("backend disabled", "backend", st.Name)
 	}
+	s.limitEjections() // fewer backends in rotation may allow fewer ejected
 	return result{id: st.ID}
 }
 
@@ -198,6 +199,7 @@ func (s *Selector) reconfigure(cfg Config) error {
 			s.forget(st)
 		}
 	}
+	s.limitEjections()
 	s.totals.reloads++
 	return nil
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -99,7 +100,7 @@ func (s *Selector) serveQueue() {
 func (s *Selector) withdraw(reply chan *Backend) {
 	for i, w := range s.queue {
 		if w.req.reply == reply {
-			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			s.queue = slices.Delete(s.queue, i, i+1) // clears the vacated slot
 			return
 		}
 	}
@@ -162,8 +163,8 @@ func gatewayFailure(r Report) bool {
 // observe feeds a report into the backend's outlier detection and reports
 // whether it was ejected.
 func (s *Selector) observe(st *backendState, r Report) bool {
-	if s.ejection.After <= 0 || r.Outcome == ClientGone || !st.up {
-		return false // a DOWN backend is out of rotation already
+	if s.ejection.After <= 0 || r.Outcome == ClientGone || !st.up || st.ejected {
+		return false // out of rotation already; late results from before do not count
 	}
 	if !gatewayFailure(r) {
 		st.consecutive = 0
@@ -192,11 +193,11 @@ func (s *Selector) observe(st *backendState, r Report) bool {
 	return true
 }
 
-// ejectedShare counts the backends UP by their health checks, and how many
-// of those are ejected.
+// ejectedShare counts the backends in rotation and UP by their health
+// checks, and how many of those are ejected.
 func (s *Selector) ejectedShare() (up, ejected int) {
 	for _, x := range s.backends {
-		if x.up {
+		if x.counted() {
 			up++
 			if x.ejected {
 				ejected++
@@ -204,6 +205,12 @@ func (s *Selector) ejectedShare() (up, ejected int) {
 		}
 	}
 	return up, ejected
+}
+
+// counted reports whether st counts towards MaxPercent: UP by its health
+// checks and in rotation as far as the operator is concerned.
+func (st *backendState) counted() bool {
+	return st.up && !st.disabled && !st.draining && !st.removing
 }
 
 // limitEjections ends ejections early, soonest-ending first, while more
@@ -217,7 +224,7 @@ func (s *Selector) limitEjections() {
 		}
 		var first *backendState
 		for _, x := range s.backends {
-			if x.up && x.ejected && (first == nil || x.ejectedUntil.Before(first.ejectedUntil)) {
+			if x.counted() && x.ejected && (first == nil || x.ejectedUntil.Before(first.ejectedUntil)) {
 				first = x
 			}
 		}
