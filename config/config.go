@@ -166,6 +166,7 @@ func Load(args []string, opts Options) (*Settings, error) {
 		l.from[i] = origin{flag: f.Name}
 	})
 	l.check(opts)
+	l.readFiles()
 	if len(l.problems) > 0 {
 		return nil, l.problems.sorted()
 	}
@@ -173,7 +174,7 @@ func Load(args []string, opts Options) (*Settings, error) {
 }
 
 // check runs the rows' checks on the merged settings, then the checks that
-// span settings, and reads the files the settings name.
+// span settings. It reads nothing.
 func (l *loader) check(opts Options) {
 	s := l.s
 	for i, row := range table {
@@ -191,7 +192,7 @@ func (l *loader) check(opts Options) {
 				l.problems = append(l.problems, problemAt(r, "backend: demo starts its own backends; remove this block"))
 			}
 		}
-	case !opts.OwnBackends && len(s.Backends) == 0 && !l.unread:
+	case !opts.OwnBackends && len(s.Backends) == 0 && !l.unread && l.rejected == 0:
 		msg := "no backend: give at least one --backend http://host:port"
 		if s.File != "" {
 			l.problems = append(l.problems, Problem{File: s.File,
@@ -200,6 +201,11 @@ func (l *loader) check(opts Options) {
 			l.problems = append(l.problems, Problem{Msg: msg})
 		}
 	}
+}
+
+// readFiles reads the files the settings name.
+func (l *loader) readFiles() {
+	s := l.s
 	if f := s.Sticky.SecretFile; f != "" {
 		secret, err := readSecret(f)
 		if err != nil {
@@ -254,7 +260,7 @@ func (p Problem) String() string {
 }
 
 // Problems is every problem Load found: the file's in file order, then the
-// command line's. It is the error Load returns for anything but a bad flag;
+// command line's in the order of the settings table. It is the error Load returns for anything but a bad flag;
 // use errors.As to list them.
 type Problems []Problem
 

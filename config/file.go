@@ -34,9 +34,11 @@ type loader struct {
 	// backendRanges holds, for each of s.Backends that came from the
 	// file, its label's position.
 	backendRanges []hcl.Range
-	// unread is set when the file could not be read or parsed, so that
-	// what it lacks is not reported as well.
-	unread bool
+	// unread is set when the file could not be read or parsed, and
+	// rejected counts the backend blocks that had problems: in either case
+	// "no backend" would only repeat a problem already reported.
+	unread   bool
+	rejected int
 }
 
 // origin is who gave a setting its value: a flag, a file position, or
@@ -87,7 +89,7 @@ func (l *loader) readFile(file string) {
 // parse reads src, the contents of file, into l.s. It never panics: a
 // reload must not take the balancer down, whatever the file holds.
 func (l *loader) parse(file string, src []byte) {
-	l.file, l.dir = file, filepath.Dir(file)
+	l.s.File, l.file, l.dir = file, file, filepath.Dir(file)
 	defer func() {
 		if r := recover(); r != nil {
 			l.problems = append(l.problems, Problem{File: file, Msg: fmt.Sprintf("cannot parse: %v", r)})
@@ -310,12 +312,14 @@ func (l *loader) backend(b *hclsyntax.Block) {
 		ok = false
 	}
 	if !ok || be.URL == nil {
+		l.rejected++
 		return
 	}
 	for j, other := range l.s.Backends {
 		if other.URL.String() == be.URL.String() {
 			l.problems = append(l.problems, problemAt(b.LabelRanges[0],
 				fmt.Sprintf("backend %s: given twice; the first is at line %d", be.URL, l.backendRanges[j].Start.Line)))
+			l.rejected++
 			return
 		}
 	}
