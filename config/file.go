@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -110,7 +108,7 @@ func (l *loader) parse(file string, src []byte) {
 		case b.Type == "backend":
 			l.backend(b)
 			continue
-		case !contains(blocks, b.Type):
+		case !slices.Contains(blocks, b.Type):
 			l.unknownBlock(b, "")
 			continue
 		case len(b.Labels) > 0:
@@ -196,7 +194,7 @@ func sortedAttributes(body *hclsyntax.Body) []*hclsyntax.Attribute {
 // unknownAttribute explains an attribute name that block ("" for the top
 // level) does not have.
 func unknownAttribute(name, block string) string {
-	if block == "" && contains(blocks, name) {
+	if block == "" && slices.Contains(blocks, name) {
 		return fmt.Sprintf("%s is a block, not an attribute: write %s { ... }", name, name)
 	}
 	var known []string
@@ -387,59 +385,4 @@ func asDuration(v cty.Value) (time.Duration, error) {
 		return 0, fmt.Errorf("bad duration %q: want a number and a unit, such as 500ms, 10s or 1m30s", s)
 	}
 	return d, nil
-}
-
-// parseBackend reads a --backend value, URL[,weight=N].
-func parseBackend(s string) (Backend, error) {
-	raw, opts, _ := strings.Cut(s, ",")
-	u, err := parseBackendURL(raw)
-	if err != nil {
-		return Backend{}, err
-	}
-	b := Backend{URL: u, Weight: 1, Source: "--backend"}
-	for opt := range strings.SplitSeq(opts, ",") {
-		if opt == "" && opts == "" {
-			break
-		}
-		k, v, _ := strings.Cut(opt, "=")
-		switch k {
-		case "weight":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 1000 {
-				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
-			}
-			b.Weight = n
-		default:
-			return b, fmt.Errorf("unknown option %q (known: weight=N)", opt)
-		}
-	}
-	return b, nil
-}
-
-// parseBackendURL accepts http(s)://host[:port][/path].
-func parseBackendURL(s string) (*url.URL, error) {
-	if !strings.Contains(s, "://") {
-		return nil, fmt.Errorf("want a URL such as http://%s", s)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
-	case u.Hostname() == "":
-		return nil, errors.New("missing host")
-	case u.User != nil, u.RawQuery != "", u.Fragment != "", u.ForceQuery:
-		return nil, errors.New("must not carry user info, a query or a fragment")
-	}
-	if u.Path == "/" {
-		u.Path = "" // http://h:1/ and http://h:1 are the same backend
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("bad port %q", p)
-		}
-	}
-	return u, nil
 }

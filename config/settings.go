@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,19 +90,10 @@ func init() {
 			continue
 		}
 		rowByPath[path] = i
-		if block, _, ok := strings.Cut(path, "."); ok && !contains(blocks, block) {
+		if block, _, ok := strings.Cut(path, "."); ok && !slices.Contains(blocks, block) {
 			blocks = append(blocks, block)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // A setting is one row of the table.
@@ -121,7 +115,7 @@ type setting interface {
 
 // field is a setting held in one field of type T: string, int, bool or
 // time.Duration. In the file a duration is a string in Go syntax ("10s").
-type field[T comparable] struct {
+type field[T any] struct {
 	path  string // in the file; "" when the file cannot set it
 	flag  string // without dashes; "" when there is no flag
 	usage string // the flag's help; a `word` in backquotes names its value
@@ -262,6 +256,61 @@ func (backends) validate(s *Settings) error {
 		return fmt.Errorf("%s: given twice", strings.Join(dups, ", "))
 	}
 	return nil
+}
+
+// parseBackend reads a --backend value, URL[,weight=N].
+func parseBackend(s string) (Backend, error) {
+	raw, opts, _ := strings.Cut(s, ",")
+	u, err := parseBackendURL(raw)
+	if err != nil {
+		return Backend{}, err
+	}
+	b := Backend{URL: u, Weight: 1, Source: "--backend"}
+	for opt := range strings.SplitSeq(opts, ",") {
+		if opt == "" && opts == "" {
+			break
+		}
+		k, v, _ := strings.Cut(opt, "=")
+		switch k {
+		case "weight":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1000 {
+				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
+			}
+			b.Weight = n
+		default:
+			return b, fmt.Errorf("unknown option %q (known: weight=N)", opt)
+		}
+	}
+	return b, nil
+}
+
+// parseBackendURL accepts http(s)://host[:port][/path].
+func parseBackendURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		return nil, fmt.Errorf("want a URL such as http://%s", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	case u.Hostname() == "":
+		return nil, errors.New("missing host")
+	case u.User != nil, u.RawQuery != "", u.Fragment != "", u.ForceQuery:
+		return nil, errors.New("must not carry user info, a query or a fragment")
+	}
+	if u.Path == "/" {
+		u.Path = "" // http://h:1/ and http://h:1 are the same backend
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("bad port %q", p)
+		}
+	}
+	return u, nil
 }
 
 // The checks rows use.
