@@ -3,15 +3,14 @@
 // talks to it by message. See README.md for usage and actors/doc.go for the
 // model.
 //
-// This file is the wiring: it parses the command line, builds the selector
-// (package actors) and the proxy handler (package transport), serves, and
-// shuts down in order on SIGINT or SIGTERM.
+// This file is the wiring: it takes the settings from the command line and
+// the configuration file (package config), builds the selector (package
+// actors) and the proxy handler (package transport), serves, and shuts down
+// in order on SIGINT or SIGTERM.
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +31,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/transport"
 )
@@ -45,6 +45,7 @@ const usage = `usage:
   roundhouse backend --listen ADDR [--name NAME]
                                   run a demo backend
   roundhouse demo [flags]         run 3 demo backends and the balancer in one process
+  roundhouse validate FILE        check a configuration file (see serve --config)
   roundhouse version              print the version
 
 Run "roundhouse serve -h" for the balancer's flags.
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args, stderr, true, stdout)
 	case "backend":
 		err = runBackend(ctx, args, stderr)
+	case "validate":
+		return runValidate(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "roundhouse", buildVersion())
 	case "help", "-h", "--help":
@@ -92,17 +95,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = usageError{fmt.Errorf("unknown command %q", cmd)}
 		fmt.Fprint(stderr, usage)
 	}
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "roundhouse:", err)
-		return exitUsage
-	default:
-		fmt.Fprintln(stderr, "roundhouse:", err)
-		return exitRuntime
 	}
+	for line := range strings.Lines(err.Error()) { // config.Problems: one per line
+		fmt.Fprint(stderr, "roundhouse: ", strings.TrimSuffix(line, "\n"), "\n")
+	}
+	if errors.As(err, new(usageError)) {
+		return exitUsage
+	}
+	return exitRuntime
 }
 
 func buildVersion() string {
@@ -123,273 +125,107 @@ func runtimeVersion() string {
 	return "unknown"
 }
 
-// serveFlags is the balancer's configuration from the command line.
-type serveFlags struct {
-	listen                string
-	backends              []actors.BackendConfig
-	policy                actors.Policy
-	policyName            string
-	cookieSecretFile      string
-	stickySecret          []byte
-	healthPath            string
-	healthInterval        time.Duration
-	healthTimeout         time.Duration
-	rise, fall            int
-	dialTimeout           time.Duration
-	responseHeaderTimeout time.Duration
-	retries               int
-	shutdownGrace         time.Duration
-	resilience
-	accessLog bool
-	logLevel  hclog.Level
-	logJSON   bool
-}
-
-func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, error) {
-	c := &serveFlags{logLevel: hclog.Info, policyName: "round-robin"}
-	fs := flag.NewFlagSet("roundhouse "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "`address` to accept client connections on")
-	fs.Func("backend", "backend `URL[,weight=N]`: http://host:port, weight 1 by default, 0 for a standby (repeatable)", func(s string) error {
-		b, err := parseBackend(s)
-		c.backends = append(c.backends, b)
-		return err
-	})
-	fs.Func("policy", "balancing `policy`: "+strings.Join(actors.PolicyNames, ", ")+" (default round-robin)", func(s string) error {
-		c.policyName = s
-		return nil
-	})
-	fs.StringVar(&c.cookieSecretFile, "cookie-secret-file", "", "`file` whose contents key the sticky cookie (default: a random key per process)")
-	fs.StringVar(&c.healthPath, "health-path", "/health", "`path` probed with GET; 2xx or 3xx passes")
-	fs.DurationVar(&c.healthInterval, "health-interval", 10*time.Second, "time between health probes")
-	fs.DurationVar(&c.healthTimeout, "health-timeout", 2*time.Second, "timeout of one health probe")
-	fs.IntVar(&c.rise, "rise", 2, "consecutive passing probes that mark a DOWN backend UP")
-	fs.IntVar(&c.fall, "fall", 3, "consecutive failed probes that mark an UP backend DOWN")
-	fs.DurationVar(&c.dialTimeout, "dial-timeout", 3*time.Second, "timeout to connect to a backend")
-	fs.DurationVar(&c.responseHeaderTimeout, "response-header-timeout", 30*time.Second, "wait for a backend's response headers (exceeded: 504)")
-	fs.IntVar(&c.retries, "retries", 2, "other backends tried when a request fails in a way that is safe to retry")
-	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 15*time.Second, "time in-flight requests get to finish on shutdown")
-	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per request")
-	registerResilienceFlags(fs, c)
-	fs.Func("log-level", "`level`: trace|debug|info|warn|error (default info)", func(s string) error {
-		c.logLevel = hclog.LevelFromString(s)
-		if c.logLevel == hclog.NoLevel || c.logLevel == hclog.Off {
-			return errors.New("want trace, debug, info, warn or error")
-		}
-		return nil
-	})
-	fs.Func("log-format", "`format`: text|json (default text)", func(s string) error {
-		switch s {
-		case "text", "json":
-			c.logJSON = s == "json"
-			return nil
-		}
-		return errors.New("want text or json")
-	})
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err} // the flag package has printed the details
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if err := c.validate(); err != nil {
-		return nil, usageError{err}
-	}
-	if err := c.resilience.validate(); err != nil {
-		return nil, usageError{err}
-	}
-	if c.slowStart > 0 && c.policyName == "round-robin" {
-		// Slow start ramps weights, which round-robin ignores; smooth
-		// weighted round-robin with equal weights picks in the same order.
-		c.policy = &actors.WeightedRoundRobin{}
-	}
-	return c, nil
-}
-
-func (c *serveFlags) validate() error {
-	positive := []struct {
-		flag string
-		d    time.Duration
-	}{
-		{"health-interval", c.healthInterval}, {"health-timeout", c.healthTimeout},
-		{"dial-timeout", c.dialTimeout}, {"response-header-timeout", c.responseHeaderTimeout},
-		{"shutdown-grace", c.shutdownGrace},
-	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			return fmt.Errorf("--%s: must be positive, got %v", p.flag, p.d)
-		}
-	}
-	switch {
-	case c.rise < 1:
-		return fmt.Errorf("--rise: must be at least 1, got %d", c.rise)
-	case c.fall < 1:
-		return fmt.Errorf("--fall: must be at least 1, got %d", c.fall)
-	case c.retries < 0:
-		return fmt.Errorf("--retries: must not be negative, got %d", c.retries)
-	case !strings.HasPrefix(c.healthPath, "/"):
-		return fmt.Errorf("--health-path: must start with /, got %q", c.healthPath)
-	}
-	seen := map[string]bool{}
-	for _, b := range c.backends {
-		if seen[b.URL.String()] {
-			return fmt.Errorf("--backend %s: given twice", b.URL)
-		}
-		seen[b.URL.String()] = true
-	}
-	var err error
-	if c.stickySecret, err = stickySecret(c.cookieSecretFile); err != nil {
-		return err
-	}
-	if c.policy, err = actors.NewPolicy(c.policyName, c.stickySecret, mathrand.Uint64()); err != nil {
-		return fmt.Errorf("--policy: %w", err)
-	}
-	return nil
-}
-
-// stickySecret reads the sticky cookie's key from file, or makes a random
-// one when file is "".
-func stickySecret(file string) ([]byte, error) {
-	if file == "" {
-		return []byte(rand.Text()), nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("--cookie-secret-file: %w", err)
-	}
-	b = bytes.TrimSpace(b)
-	if len(b) < 16 {
-		return nil, fmt.Errorf("--cookie-secret-file %s: want at least 16 bytes of secret, got %d", file, len(b))
-	}
-	return b, nil
-}
-
-// parseBackend accepts URL[,weight=N].
-func parseBackend(s string) (actors.BackendConfig, error) {
-	raw, opts, _ := strings.Cut(s, ",")
-	u, err := parseBackendURL(raw)
-	if err != nil {
-		return actors.BackendConfig{}, err
-	}
-	b := actors.BackendConfig{URL: u, Weight: 1}
-	for opt := range strings.SplitSeq(opts, ",") {
-		if opt == "" && opts == "" {
-			break
-		}
-		k, v, _ := strings.Cut(opt, "=")
-		switch k {
-		case "weight":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 1000 {
-				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
-			}
-			b.Weight = n
-		default:
-			return b, fmt.Errorf("unknown option %q (known: weight=N)", opt)
-		}
-	}
-	return b, nil
-}
-
-// parseBackendURL accepts http(s)://host[:port][/path].
-func parseBackendURL(s string) (*url.URL, error) {
-	if !strings.Contains(s, "://") {
-		return nil, fmt.Errorf("want a URL such as http://%s", s)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
-	case u.Hostname() == "":
-		return nil, errors.New("missing host")
-	case u.User != nil, u.RawQuery != "", u.Fragment != "":
-		return nil, errors.New("must not carry user info, a query or a fragment")
-	}
-	if u.Path == "/" {
-		u.Path = "" // http://h:1/ and http://h:1 are the same backend
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("bad port %q", p)
-		}
-	}
-	return u, nil
-}
-
-func newLogger(c *serveFlags, out io.Writer) hclog.Logger {
+func newLogger(s *config.Settings, out io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
-		Name: "roundhouse", Level: c.logLevel, JSONFormat: c.logJSON, Output: out,
+		Name: "roundhouse", Level: s.LogLevel(), JSONFormat: s.Log.Format == "json", Output: out,
 	})
 }
 
 // runServe runs the balancer ("serve") or the balancer with its own three
-// demo backends ("demo") until ctx ends.
+// demo backends ("demo") until ctx ends. Package config reads the flags and
+// the --config file and checks them.
 func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo bool, stdout io.Writer) error {
 	name := "serve"
 	if withDemo {
 		name = "demo"
 	}
-	c, err := parseServeFlags(name, args, stderr)
+	s, err := config.Load(args, config.Options{Name: "roundhouse " + name, Output: stderr, OwnBackends: withDemo})
 	if err != nil {
-		return err
-	}
-	log := newLogger(c, stderr)
-	if !withDemo {
-		if len(c.backends) == 0 {
-			return usageError{errors.New("no backend: give at least one --backend http://host:port")}
+		if errors.Is(err, flag.ErrHelp) {
+			return err
 		}
-		return serve(ctx, c, log, nil)
+		return usageError{err}
 	}
-	if len(c.backends) > 0 {
-		return usageError{errors.New("--backend: demo starts its own backends")}
+	log := newLogger(s, stderr)
+	if withDemo {
+		return runDemo(ctx, s, log, stdout)
 	}
-	return runDemo(ctx, c, log, stdout)
+	return serve(ctx, s, log, nil)
+}
+
+// runValidate is the "validate" command: it loads FILE as serve --config
+// FILE would and prints a summary (exit 0) or every problem, one per line
+// (exit 1).
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("roundhouse validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: roundhouse validate FILE") }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	file := fs.Arg(0)
+	s, err := config.Load([]string{"--config", file}, config.Options{Name: "roundhouse validate"})
+	var problems config.Problems
+	switch {
+	case errors.As(err, &problems):
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p)
+		}
+		return exitRuntime
+	case err != nil:
+		fmt.Fprintln(stderr, "roundhouse:", err)
+		return exitRuntime
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s\n", file, s.Summary())
+	return exitOK
 }
 
 // serve runs the balancer until ctx ends, then shuts down in order: stop
 // accepting and let in-flight requests finish (up to the grace period), stop
 // the actors and wait for them, close idle backend connections. ready, if
 // not nil, is called with the listening address.
-func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.Addr)) error {
+func serve(ctx context.Context, s *config.Settings, log hclog.Logger, ready func(net.Addr)) error {
 	tr := transport.New(transport.Options{
-		DialTimeout: c.dialTimeout, TLSHandshakeTimeout: c.tlsHandshakeTimeout,
-		ResponseHeaderTimeout: c.responseHeaderTimeout, IdleConnTimeout: c.backendIdleTimeout,
+		DialTimeout: s.Timeouts.Dial, TLSHandshakeTimeout: s.Timeouts.TLSHandshake,
+		ResponseHeaderTimeout: s.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
 	})
 	defer tr.CloseIdleConnections()
+	policy, err := s.NewPolicy(mathrand.Uint64())
+	if err != nil {
+		return usageError{err}
+	}
 	sel, err := actors.New(actors.Config{
-		Backends: c.backends,
-		Policy:   c.policy,
-		Monitor: actors.MonitorConfig{
-			Path: c.healthPath, Transport: tr,
-			Interval: c.healthInterval, Timeout: c.healthTimeout, Rise: c.rise, Fall: c.fall,
-		},
-		Limits:    actors.Limits{MaxConnsPerBackend: c.maxConnsPerBackend, QueueSize: c.queueSize, QueueTimeout: c.queueTimeout},
-		Ejection:  actors.Ejection{After: c.ejectAfter, Time: c.ejectTime, MaxPercent: c.maxEjectionPercent},
-		SlowStart: c.slowStart,
+		Backends:  s.ActorBackends(),
+		Policy:    policy,
+		Monitor:   s.Monitor(tr),
+		Limits:    s.ActorLimits(),
+		Ejection:  s.ActorEjection(),
+		SlowStart: s.SlowStart,
 		Logger:    log.Named("selector"),
 	})
 	if err != nil {
 		return usageError{err}
 	}
-	ln, err := net.Listen("tcp", c.listen)
+	ln, err := net.Listen("tcp", s.Listen)
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w", c.listen, err)
+		return fmt.Errorf("--listen %s: %w", s.Listen, err)
 	}
 	var access hclog.Logger
-	if c.accessLog {
+	if s.Log.Access {
 		access = log.Named("access")
 	}
 	srv := newServer(transport.NewProxy(transport.Config{
-		Selector: sel, Transport: tr, Retries: c.retries, RetryAfter: c.healthInterval,
-		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(c.policy), StickySecret: c.stickySecret,
-		RetryBuffer: c.retryBuffer, RequestTimeout: c.requestTimeout,
-	}), log, c.clientHeaderTimeout, c.clientIdleTimeout)
+		Selector: sel, Transport: tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
+		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(policy), StickySecret: s.StickySecret(),
+		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request,
+	}), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
 
 	// The actors outlive ctx: in-flight requests still need the selector
 	// while the server drains, so they get their own context, cancelled last.
@@ -400,19 +236,19 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	wg.Go(func() { _ = sel.Run(actorCtx) })
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- srv.Serve(ln) })
-	log.Info("listening", "addr", ln.Addr().String(), "backends", len(c.backends))
+	log.Info("listening", "addr", ln.Addr().String(), "backends", len(s.Backends))
 	if ready != nil {
 		ready(ln.Addr())
 	}
 
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down", "grace", c.shutdownGrace)
+		log.Info("shutting down", "grace", s.ShutdownGrace)
 	case err := <-serveErr:
 		stopActors()
 		return fmt.Errorf("serve: %w", err)
 	}
-	graceCtx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(graceCtx); err != nil {
 		log.Warn("grace period over, closing remaining connections", "error", err)
@@ -440,14 +276,14 @@ func newServer(h http.Handler, log hclog.Logger, headerTimeout, idleTimeout time
 
 // runDemo starts three demo backends on the three ports after the
 // balancer's (ephemeral ports when it listens on port 0), then the balancer.
-func runDemo(ctx context.Context, c *serveFlags, log hclog.Logger, stdout io.Writer) error {
-	host, portStr, err := net.SplitHostPort(c.listen)
+func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, stdout io.Writer) error {
+	host, portStr, err := net.SplitHostPort(s.Listen)
 	if err != nil {
-		return usageError{fmt.Errorf("--listen %s: %w", c.listen, err)}
+		return usageError{fmt.Errorf("--listen %s: %w", s.Listen, err)}
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65532 {
-		return usageError{fmt.Errorf("--listen %s: demo needs a numeric port below 65533", c.listen)}
+		return usageError{fmt.Errorf("--listen %s: demo needs a numeric port below 65533", s.Listen)}
 	}
 	var wg conc.WaitGroup
 	defer wg.Wait()
@@ -464,9 +300,9 @@ func runDemo(ctx context.Context, c *serveFlags, log hclog.Logger, stdout io.Wri
 		}
 		name := ln.Addr().String()
 		wg.Go(func() { _ = serveBackend(backendCtx, ln, name, log.Named("backend")) })
-		c.backends = append(c.backends, actors.BackendConfig{URL: &url.URL{Scheme: "http", Host: name}, Weight: 1})
+		s.Backends = append(s.Backends, config.Backend{URL: &url.URL{Scheme: "http", Host: name}, Weight: 1, Source: "demo"})
 	}
-	return serve(ctx, c, log, func(addr net.Addr) {
+	return serve(ctx, s, log, func(addr net.Addr) {
 		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind http://%s\ntry: curl http://%s/\n", addr, addr)
 	})
 }

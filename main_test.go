@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,8 +170,20 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 
 const listening = `listening: addr=(127\.0\.0\.1:\d+)`
 
+// writeConfig writes src to a file in a fresh directory and returns its name.
+func writeConfig(t *testing.T, src string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "roundhouse.hcl")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 	backend := "--backend=http://127.0.0.1:1"
+	badFile := writeConfig(t, "retries = -1\nhealth {\n  interval = \"soon\"\n}\nbackend \"http://127.0.0.1:1\" {}\n")
+	backendFile := writeConfig(t, "backend \"http://127.0.0.1:1\" {}\n")
 	tests := []struct {
 		name string
 		args []string
@@ -195,6 +208,14 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"a health path without a slash is refused", []string{backend, "--health-path", "health"}, "--health-path"},
 		{"backend without --listen says so", []string{"backend"}, "--listen"},
 		{"demo refuses backends", []string{"demo", backend}, "--backend"},
+		{"a bad config file's first problem is named with its position", []string{"--config", badFile},
+			"roundhouse: " + badFile + ":1:11: retries: must not be negative, got -1\n"},
+		{"a bad config file's every problem is named with its position", []string{"--config", badFile},
+			"roundhouse: " + badFile + ":3:14: health.interval: bad duration \"soon\""},
+		{"a missing config file is named", []string{"--config", "/nonexistent/roundhouse.hcl"}, "/nonexistent/roundhouse.hcl: no such file"},
+		{"demo refuses backends from a config file", []string{"demo", "--config", backendFile}, backendFile + ":1:9: backend: demo starts its own backends"},
+		{"validate without a file", []string{"validate"}, "usage: roundhouse validate FILE"},
+		{"validate with two files", []string{"validate", badFile, badFile}, "usage: roundhouse validate FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,5 +383,89 @@ func TestHealthTransitionsAreLoggedOnceWithTheBackend(t *testing.T) {
 	}
 	if downs != 1 || ups != 1 {
 		t.Errorf("%d down and %d up lines, want one each:\n%s", downs, ups, lb.output())
+	}
+}
+
+func TestValidateAcceptsTheExampleWithASummary(t *testing.T) {
+	p := start(t, "validate", "examples/roundhouse.hcl")
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit status %d, want 0; output:\n%s", code, p.output())
+	}
+	want := "examples/roundhouse.hcl: ok: 3 backends (1 disabled), policy weighted-round-robin, listen 127.0.0.1:8080, admin 127.0.0.1:9090\n"
+	if got := p.output(); got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}
+
+func TestValidateListsEveryProblemWithItsPosition(t *testing.T) {
+	file := writeConfig(t, `listen = "8080"
+retries = "two"
+backend "ftp://127.0.0.1:21" {}
+backend "http://127.0.0.1:8081" {
+  weight = 1001
+}
+health {
+  interval = "10 seconds"
+}
+tls {}
+`)
+	p := start(t, "validate", file)
+	if code := p.wait(t); code != exitRuntime {
+		t.Fatalf("exit status %d, want 1; output:\n%s", code, p.output())
+	}
+	want := []string{
+		file + `:1:10: listen: want host:port, such as 127.0.0.1:8080, got "8080"`,
+		file + `:2:11: retries: want a whole number, got a string`,
+		file + `:3:9: backend "ftp://127.0.0.1:21": scheme "ftp": want http or https`,
+		file + `:5:12: backend.weight: want a whole number from 0 to 1000, got 1001`,
+		file + `:8:14: health.interval: bad duration "10 seconds": want a number and a unit, such as 500ms, 10s or 1m30s`,
+		file + `:10:1: unknown block "tls" (known: backend, health, timeouts, limits, ejection, log, admin, sticky)`,
+	}
+	if got := strings.Split(strings.TrimSpace(p.output()), "\n"); !slices.Equal(got, want) {
+		t.Errorf("output:\n%s\nwant:\n%s", p.output(), strings.Join(want, "\n"))
+	}
+}
+
+func TestServeTakesTheConfigFileAndFlagsOverrideIt(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	backend := func(name string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, name)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	disabled, a, b := backend("disabled"), backend("a"), backend("b")
+	// The file's listen address is taken, so the balancer can only start if
+	// --listen overrides it. Policy "first" would send everything to the
+	// disabled backend if it were not left out, and to a otherwise.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	file := writeConfig(t, `
+listen = "`+taken.Addr().String()+`"
+policy = "first"
+backend "`+disabled+`" {
+  enabled = false
+}
+backend "`+a+`" {}
+backend "`+b+`" {}
+log {
+  access = false
+}
+`)
+	lb := start(t, "serve", "--config", file, "--listen", "127.0.0.1:0", "--access-log")
+	addr := lb.waitFor(t, listening)
+	for range 4 {
+		if code, body := get(t, "http://"+addr+"/"); code != http.StatusOK || body != "a" {
+			t.Fatalf("got %d %q, want 200 from backend a (the first enabled one)", code, body)
+		}
+	}
+	lb.waitFor(t, `access: request: method=GET path=/ .*status=200`) // --access-log beat the file's false
+	lb.signal(t, syscall.SIGTERM)
+	if code := lb.wait(t); code != 0 {
+		t.Errorf("exit status %d, want 0; output:\n%s", code, lb.output())
 	}
 }

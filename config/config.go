@@ -1,0 +1,318 @@
+// Package config owns the balancer's settings: their defaults, the serve
+// command's flags, the HCL configuration file, and the checks they must
+// pass. main asks it for a *Settings (Load) and builds the balancer from
+// that; a reload is the same call again.
+//
+// Every setting is one row of the table in settings.go, which gives its
+// field in Settings, its default, its flag and its place in the file.
+// Adding a setting is a field here and a row there: the flag, the file
+// schema, precedence and the error positions follow from the row.
+//
+// Precedence: defaults, then the file named by --config, then the flags given
+// on the command line. A flag that was given wins even when it repeats the
+// default; --backend given on the command line replaces the file's backends
+// as a whole.
+package config
+
+import (
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Settings is everything the serve command is told: one value per flag or
+// file attribute. Load returns it complete and checked; Defaults returns the
+// values used when neither the file nor a flag gives one.
+type Settings struct {
+	// File is the configuration file that was read (--config), "" for none.
+	File string
+
+	Listen        string        // address clients connect to; default 127.0.0.1:8080
+	Backends      []Backend     // in policy order; none by default, and serve needs one
+	Policy        string        // a name actors.NewPolicy accepts; default round-robin
+	Retries       int           // other backends a failed request may try; default 2
+	ShutdownGrace time.Duration // time in-flight requests get on shutdown; default 15s
+
+	// SlowStart ramps a returning backend's share of traffic up over this
+	// long; 0 (the default): off.
+	SlowStart time.Duration
+	// RetryBuffer is how many bytes of an idempotent request's body are
+	// kept so it can be resent to another backend; default 64 KiB.
+	RetryBuffer int
+
+	Health   Health
+	Timeouts Timeouts
+	Limits   Limits
+	Ejection Ejection
+	Log      Log
+	Admin    Admin
+	Sticky   Sticky
+}
+
+// Backend is one configured backend.
+type Backend struct {
+	URL    *url.URL // scheme://host[:port][/path]; never nil in Settings from Load
+	Weight int      // share of traffic for the weighted policies, 0 to 1000; 0 is a standby
+	// Disabled is true for a backend the file lists with enabled = false: it
+	// is known but gets no traffic. The zero value is an enabled backend.
+	Disabled bool
+	// Source says where the backend was configured, for messages:
+	// "roundhouse.hcl:7:9" or "--backend".
+	Source string
+}
+
+// Health says how backends are probed (file block health).
+type Health struct {
+	Path     string        // probed with GET; default /health
+	Interval time.Duration // between probes of one backend; default 10s
+	Timeout  time.Duration // of one probe; default 2s
+	Rise     int           // passes in a row that bring a DOWN backend UP; default 2
+	Fall     int           // failures in a row that take an UP backend DOWN; default 3
+}
+
+// Timeouts bound the balancer's exchanges with backends (file block timeouts).
+type Timeouts struct {
+	Dial           time.Duration // connecting to a backend; default 3s
+	TLSHandshake   time.Duration // TLS handshake with an https backend; default 5s
+	ResponseHeader time.Duration // waiting for a backend's response headers (then 504); default 30s
+	BackendIdle    time.Duration // an idle pooled backend connection is kept; default 90s
+	ClientHeader   time.Duration // a client has to send its request headers; default 10s
+	ClientIdle     time.Duration // an idle client keep-alive connection is kept; default 120s
+	Request        time.Duration // a whole request, response included; 0 (the default): no limit
+}
+
+// Limits protects backends from overload (file block limits).
+type Limits struct {
+	MaxConnsPerBackend int           // in-flight requests per backend; 0 (the default): no cap
+	QueueSize          int           // requests that may wait for a backend under its cap; default 100
+	QueueTimeout       time.Duration // longest wait in that queue; default 5s
+}
+
+// Ejection is passive outlier detection (file block ejection).
+type Ejection struct {
+	After      int           // consecutive gateway failures that eject; default 5, 0 never ejects
+	Time       time.Duration // the first ejection's length; default 30s
+	MaxPercent int           // most backends, in percent of those UP, ejected at once; default 50
+}
+
+// Log says what is logged and how (file block log).
+type Log struct {
+	Level  string // trace, debug, info, warn or error; default info
+	Format string // text or json; default text
+	Access bool   // one line per request; default true
+}
+
+// Admin is the admin API's listener (file block admin).
+type Admin struct {
+	Listen    string // host:port; "" (the default) turns the admin API off
+	TokenFile string // file holding the bearer token the API requires; "" for none
+}
+
+// Sticky keys the sticky-session cookie (file block sticky).
+type Sticky struct {
+	// SecretFile holds the key; "" (the default) means a random key made
+	// once per process, so cookies survive reloads but not restarts.
+	SecretFile string
+	// Secret is SecretFile's contents, trimmed, read by Load; nil when
+	// SecretFile is "". Use Settings.StickySecret, which fills in the
+	// random key.
+	Secret []byte
+}
+
+// Defaults returns the settings used when neither the file nor a flag
+// gives a value.
+func Defaults() *Settings {
+	s := &Settings{}
+	for _, row := range table {
+		row.setDefault(s)
+	}
+	return s
+}
+
+// Register sets s to the defaults and registers on fs every flag of the
+// serve command, each writing into s.
+func Register(fs *flag.FlagSet, s *Settings) {
+	*s = *Defaults()
+	for _, row := range table {
+		row.register(fs, s)
+	}
+}
+
+// Options says which command Load reads and how it reports.
+type Options struct {
+	// Name is the command in the flag package's messages; "" means
+	// "roundhouse serve".
+	Name string
+	// Output receives the flag package's messages (a bad flag, -h); nil
+	// discards them, as a reload should.
+	Output io.Writer
+	// OwnBackends is for a command that starts its own backends (demo):
+	// backends from the flags or the file are refused instead of required.
+	OwnBackends bool
+}
+
+// Load turns a serve command line into checked settings: the defaults, then
+// the file named by --config, then the flags given in args. It reads the
+// file (and the files it names) every time it is called, so calling it again
+// with the same args is a reload.
+//
+// A bad flag is returned as the flag package's error, flag.ErrHelp for -h.
+// Everything else wrong is returned at once as Problems, every problem found,
+// each naming its flag or its file position.
+func Load(args []string, opts Options) (*Settings, error) {
+	if opts.Name == "" {
+		opts.Name = "roundhouse serve"
+	}
+	if opts.Output == nil {
+		opts.Output = io.Discard
+	}
+	fs := flag.NewFlagSet(opts.Name, flag.ContinueOnError)
+	fs.SetOutput(opts.Output)
+	cmdline := &Settings{}
+	Register(fs, cmdline)
+	if err := fs.Parse(args); err != nil {
+		return nil, err // the flag package has printed the details
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	l := newLoader(Defaults())
+	if cmdline.File != "" {
+		l.readFile(cmdline.File)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		i := rowByFlag[f.Name]
+		table[i].copy(l.s, cmdline)
+		l.from[i] = origin{flag: f.Name}
+	})
+	l.check(opts)
+	l.readFiles()
+	if len(l.problems) > 0 {
+		return nil, l.problems.sorted()
+	}
+	return l.s, nil
+}
+
+// check runs the rows' checks on the merged settings, then the checks that
+// span settings. It reads nothing.
+func (l *loader) check(opts Options) {
+	s := l.s
+	for i, row := range table {
+		if err := row.validate(s); err != nil {
+			l.problemFrom(i, err.Error())
+		}
+	}
+	bi := rowByFlag["backend"]
+	switch {
+	case opts.OwnBackends && len(s.Backends) > 0:
+		if l.from[bi].flag != "" {
+			l.problemFrom(bi, "demo starts its own backends")
+		} else {
+			for _, r := range l.backendRanges {
+				l.problems = append(l.problems, problemAt(r, "backend: demo starts its own backends; remove this block"))
+			}
+		}
+	case !opts.OwnBackends && len(s.Backends) == 0 && !l.unread && l.rejected == 0:
+		msg := "no backend: give at least one --backend http://host:port"
+		if s.File != "" {
+			l.problems = append(l.problems, Problem{File: s.File,
+				Msg: `no backend: add a block such as backend "http://127.0.0.1:8081" {}, or give --backend`})
+		} else {
+			l.problems = append(l.problems, Problem{Msg: msg})
+		}
+	}
+}
+
+// readFiles reads the files the settings name.
+func (l *loader) readFiles() {
+	s := l.s
+	if f := s.Sticky.SecretFile; f != "" {
+		secret, err := readSecret(f)
+		if err != nil {
+			l.problemFrom(rowByPath["sticky.secret_file"], err.Error())
+		}
+		s.Sticky.Secret = secret
+	}
+}
+
+// readSecret reads the sticky cookie's key from file.
+func readSecret(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) < 16 {
+		return nil, fmt.Errorf("%s: want at least 16 bytes of secret, got %d", file, len(b))
+	}
+	return b, nil
+}
+
+// processSecret is the sticky cookie's key when no file gives one: random,
+// made on first use and kept for the life of the process, so a reload does
+// not break every client's stickiness.
+var processSecret = sync.OnceValue(func() []byte { return []byte(rand.Text()) })
+
+// Problem is one thing wrong with the settings, with where it is.
+type Problem struct {
+	// File is the configuration file at fault, "" when the problem is on
+	// the command line.
+	File string
+	// Line and Column (1-based, columns in characters) locate the problem
+	// in File; 0 when it concerns the whole file.
+	Line, Column int
+	// Flag is the flag at fault, without dashes, when File is "".
+	Flag string
+	Msg  string
+}
+
+// String formats p as "file:line:column: msg", "file: msg" or "--flag: msg".
+func (p Problem) String() string {
+	switch {
+	case p.File != "" && p.Line > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Column, p.Msg)
+	case p.File != "":
+		return p.File + ": " + p.Msg
+	case p.Flag != "":
+		return "--" + p.Flag + ": " + p.Msg
+	}
+	return p.Msg
+}
+
+// Problems is every problem Load found: the file's in file order, then the
+// command line's in the order of the settings table. It is the error Load returns for anything but a bad flag;
+// use errors.As to list them.
+type Problems []Problem
+
+// Error returns the problems one per line.
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sorted orders the problems in the file by position and puts them first;
+// the rest keep the order they were found in.
+func (ps Problems) sorted() Problems {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
+		if (a.File != "") != (b.File != "") {
+			return a.File != ""
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	return ps
+}

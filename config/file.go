@@ -1,0 +1,388 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// The file is HCL native syntax, read with hclsyntax. Values are literals:
+// variables and function calls are refused. Types are strict: a number
+// where a string is wanted is an error, not a conversion. The schema comes
+// from table (top-level attributes and blocks of attributes) plus the
+// backend blocks, which take the backend's URL as their label.
+
+// loader collects settings and problems while one configuration is read.
+type loader struct {
+	s        *Settings
+	file     string   // the config file's name as given, for positions
+	dir      string   // its directory, for relative file names in it
+	from     []origin // per table row: who gave the value
+	problems Problems
+	// backendRanges holds, for each of s.Backends that came from the
+	// file, its label's position.
+	backendRanges []hcl.Range
+	// unread is set when the file could not be read or parsed, and
+	// rejected counts the backend blocks that had problems: in either case
+	// "no backend" would only repeat a problem already reported.
+	unread   bool
+	rejected int
+}
+
+// origin is who gave a setting its value: a flag, a file position, or
+// neither (the default).
+type origin struct {
+	flag string
+	rng  *hcl.Range
+}
+
+func newLoader(s *Settings) *loader {
+	return &loader{s: s, from: make([]origin, len(table))}
+}
+
+// problemFrom records msg against whoever gave table[i] its value.
+func (l *loader) problemFrom(i int, msg string) {
+	o := l.from[i]
+	path, fl := table[i].names()
+	switch {
+	case o.rng != nil:
+		l.problems = append(l.problems, problemAt(*o.rng, path+": "+msg))
+	case o.flag != "":
+		l.problems = append(l.problems, Problem{Flag: o.flag, Msg: msg})
+	default: // a default value that fails its own check: a bug in table
+		l.problems = append(l.problems, Problem{Flag: fl, Msg: msg + " (the default)"})
+	}
+}
+
+func problemAt(r hcl.Range, msg string) Problem {
+	return Problem{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Msg: msg}
+}
+
+// readFile reads the configuration file into l.s.
+func (l *loader) readFile(file string) {
+	l.s.File = file
+	src, err := os.ReadFile(file)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		l.problems = append(l.problems, Problem{File: file, Msg: err.Error()})
+		l.unread = true
+		return
+	}
+	l.parse(file, src)
+}
+
+// parse reads src, the contents of file, into l.s. It never panics: a
+// reload must not take the balancer down, whatever the file holds.
+func (l *loader) parse(file string, src []byte) {
+	l.s.File, l.file, l.dir = file, file, filepath.Dir(file)
+	defer func() {
+		if r := recover(); r != nil {
+			l.problems = append(l.problems, Problem{File: file, Msg: fmt.Sprintf("cannot parse: %v", r)})
+			l.unread = true
+		}
+	}()
+	f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
+	if diags.HasErrors() {
+		l.diagnostics(diags, "") // the structure cannot be trusted: stop here
+		l.unread = true
+		return
+	}
+	body := f.Body.(*hclsyntax.Body)
+	l.attributes(body, "")
+	first := map[string]*hclsyntax.Block{}
+	for _, b := range body.Blocks {
+		switch {
+		case b.Type == "backend":
+			l.backend(b)
+			continue
+		case !slices.Contains(blocks, b.Type):
+			l.unknownBlock(b, "")
+			continue
+		case len(b.Labels) > 0:
+			l.problems = append(l.problems, problemAt(b.LabelRanges[0], fmt.Sprintf("%s: the %s block takes no label", b.Type, b.Type)))
+		case first[b.Type] != nil:
+			l.problems = append(l.problems, problemAt(b.TypeRange,
+				fmt.Sprintf("%s: a second %s block; the first is at line %d", b.Type, b.Type, first[b.Type].TypeRange.Start.Line)))
+			continue
+		}
+		first[b.Type] = b
+		l.attributes(b.Body, b.Type)
+		for _, inner := range b.Body.Blocks {
+			l.unknownBlock(inner, b.Type)
+		}
+	}
+}
+
+// diagnostics records HCL's own problems (syntax, variables), each
+// message after prefix.
+func (l *loader) diagnostics(diags hcl.Diagnostics, prefix string) {
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		msg := prefix + d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		p := Problem{File: l.file, Msg: msg}
+		if d.Subject != nil {
+			p = problemAt(*d.Subject, msg)
+		}
+		l.problems = append(l.problems, p)
+	}
+}
+
+// attributes reads the attributes of body, the top level (block "") or one
+// block's, into l.s.
+func (l *loader) attributes(body *hclsyntax.Body, block string) {
+	for _, a := range sortedAttributes(body) {
+		path := a.Name
+		if block != "" {
+			path = block + "." + a.Name
+		}
+		i, ok := rowByPath[path]
+		if !ok {
+			l.problems = append(l.problems, problemAt(a.NameRange, unknownAttribute(a.Name, block)))
+			continue
+		}
+		v, ok := l.value(a, path)
+		if !ok {
+			continue
+		}
+		if err := table[i].decode(v, l.s, l.dir); err != nil {
+			l.problems = append(l.problems, problemAt(a.Expr.Range(), path+": "+err.Error()))
+			continue
+		}
+		r := a.Expr.Range()
+		l.from[i] = origin{rng: &r}
+	}
+}
+
+// value evaluates a's expression, which may use no variables or functions.
+// path names the attribute in problems.
+func (l *loader) value(a *hclsyntax.Attribute, path string) (cty.Value, bool) {
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() {
+		l.diagnostics(diags, path+": ")
+		return cty.NilVal, false
+	}
+	return v, true
+}
+
+func sortedAttributes(body *hclsyntax.Body) []*hclsyntax.Attribute {
+	attrs := make([]*hclsyntax.Attribute, 0, len(body.Attributes))
+	for _, a := range body.Attributes {
+		attrs = append(attrs, a)
+	}
+	slices.SortFunc(attrs, func(a, b *hclsyntax.Attribute) int { return a.SrcRange.Start.Byte - b.SrcRange.Start.Byte })
+	return attrs
+}
+
+// unknownAttribute explains an attribute name that block ("" for the top
+// level) does not have.
+func unknownAttribute(name, block string) string {
+	if block == "" && slices.Contains(blocks, name) {
+		return fmt.Sprintf("%s is a block, not an attribute: write %s { ... }", name, name)
+	}
+	var known []string
+	for _, row := range table {
+		path, _ := row.names()
+		if path == "" || path == "backend" {
+			continue
+		}
+		b, attr, nested := strings.Cut(path, ".")
+		if !nested {
+			b, attr = "", path
+		}
+		if b == block {
+			known = append(known, attr)
+		}
+		if block == "" && nested && attr == name {
+			return fmt.Sprintf("unknown attribute %q at the top level; it belongs in the %s block", name, b)
+		}
+	}
+	where := "at the top level"
+	if block != "" {
+		where = "in the " + block + " block"
+	}
+	return fmt.Sprintf("unknown attribute %q %s (known: %s)", name, where, strings.Join(known, ", "))
+}
+
+// isAttribute reports whether name is a top-level attribute.
+func isAttribute(name string) bool {
+	_, ok := rowByPath[name]
+	return ok && name != "backend"
+}
+
+// unknownBlock records a block that is not allowed where it is: inside
+// block, or at the top level when block is "".
+func (l *loader) unknownBlock(b *hclsyntax.Block, block string) {
+	var msg string
+	switch {
+	case block != "":
+		msg = fmt.Sprintf("unexpected block %q in the %s block: it takes only attributes", b.Type, block)
+	case isAttribute(b.Type):
+		msg = fmt.Sprintf("%s is an attribute, not a block: write %s = ...", b.Type, b.Type)
+	default:
+		msg = fmt.Sprintf("unknown block %q (known: %s)", b.Type, strings.Join(append([]string{"backend"}, blocks...), ", "))
+	}
+	l.problems = append(l.problems, problemAt(b.TypeRange, msg))
+}
+
+// backendAttribute is one attribute of a backend block.
+type backendAttribute struct {
+	name   string
+	decode func(v cty.Value, b *Backend) error
+}
+
+// backendAttributes are the attributes of a backend block. Every backend
+// gets a problem of its own, so these checks run as each value is read.
+var backendAttributes = []backendAttribute{
+	{"weight", func(v cty.Value, b *Backend) error {
+		n, err := asInt(v)
+		if err == nil && (n < 0 || n > 1000) {
+			err = fmt.Errorf("want a whole number from 0 to 1000, got %d", n)
+		}
+		b.Weight = n
+		return err
+	}},
+	{"enabled", func(v cty.Value, b *Backend) error {
+		on, err := asBool(v)
+		b.Disabled = !on
+		return err
+	}},
+}
+
+// backend reads a backend "URL" { weight = N  enabled = BOOL } block.
+func (l *loader) backend(b *hclsyntax.Block) {
+	ok := true
+	var be Backend
+	if len(b.Labels) != 1 {
+		l.problems = append(l.problems, problemAt(b.TypeRange,
+			fmt.Sprintf(`backend: want one label, the URL: backend "http://127.0.0.1:8081" { }; got %d`, len(b.Labels))))
+		ok = false
+	} else {
+		u, err := parseBackendURL(b.Labels[0])
+		if err != nil {
+			l.problems = append(l.problems, problemAt(b.LabelRanges[0], fmt.Sprintf("backend %q: %v", b.Labels[0], err)))
+			ok = false
+		}
+		r := b.LabelRanges[0]
+		be = Backend{URL: u, Weight: 1, Source: fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)}
+	}
+	for _, a := range sortedAttributes(b.Body) {
+		i := slices.IndexFunc(backendAttributes, func(x backendAttribute) bool { return x.name == a.Name })
+		if i < 0 {
+			var known []string
+			for _, x := range backendAttributes {
+				known = append(known, x.name)
+			}
+			l.problems = append(l.problems, problemAt(a.NameRange,
+				fmt.Sprintf("unknown attribute %q in a backend block (known: %s)", a.Name, strings.Join(known, ", "))))
+			ok = false
+			continue
+		}
+		v, valid := l.value(a, "backend."+a.Name)
+		if !valid {
+			ok = false
+			continue
+		}
+		if err := backendAttributes[i].decode(v, &be); err != nil {
+			l.problems = append(l.problems, problemAt(a.Expr.Range(), "backend."+a.Name+": "+err.Error()))
+			ok = false
+		}
+	}
+	for _, inner := range b.Body.Blocks {
+		l.unknownBlock(inner, "backend")
+		ok = false
+	}
+	if !ok || be.URL == nil {
+		l.rejected++
+		return
+	}
+	for j, other := range l.s.Backends {
+		if other.URL.String() == be.URL.String() {
+			l.problems = append(l.problems, problemAt(b.LabelRanges[0],
+				fmt.Sprintf("backend %s: given twice; the first is at line %d", be.URL, l.backendRanges[j].Start.Line)))
+			l.rejected++
+			return
+		}
+	}
+	l.s.Backends = append(l.s.Backends, be)
+	l.backendRanges = append(l.backendRanges, b.LabelRanges[0])
+}
+
+// The file's value types. Each returns an error that says what was wanted
+// and what was found; the caller adds the position and the setting's path.
+
+func typeName(v cty.Value) string {
+	switch t := v.Type(); {
+	case v.IsNull():
+		return "null"
+	case t == cty.String:
+		return "a string"
+	case t == cty.Number:
+		return "a number"
+	case t == cty.Bool:
+		return "a bool"
+	case t.IsTupleType(), t.IsListType(), t.IsSetType():
+		return "a list"
+	case t.IsObjectType(), t.IsMapType():
+		return "an object"
+	}
+	return v.Type().FriendlyName()
+}
+
+func asString(v cty.Value) (string, error) {
+	if v.IsNull() || v.Type() != cty.String || !v.IsKnown() {
+		return "", fmt.Errorf("want a string, got %s", typeName(v))
+	}
+	return v.AsString(), nil
+}
+
+func asBool(v cty.Value) (bool, error) {
+	if v.IsNull() || v.Type() != cty.Bool || !v.IsKnown() {
+		return false, fmt.Errorf("want true or false, got %s", typeName(v))
+	}
+	return v.True(), nil
+}
+
+func asInt(v cty.Value) (int, error) {
+	if v.IsNull() || v.Type() != cty.Number || !v.IsKnown() {
+		return 0, fmt.Errorf("want a whole number, got %s", typeName(v))
+	}
+	f := v.AsBigFloat()
+	if !f.IsInt() {
+		return 0, fmt.Errorf("want a whole number, got %s", f.Text('g', -1))
+	}
+	n, acc := f.Int64()
+	if acc != big.Exact || n < math.MinInt || n > math.MaxInt {
+		return 0, fmt.Errorf("%s is out of range", f.Text('g', -1))
+	}
+	return int(n), nil
+}
+
+func asDuration(v cty.Value) (time.Duration, error) {
+	s, err := asString(v)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration such as \"10s\", got %s", typeName(v))
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q: want a number and a unit, such as 500ms, 10s or 1m30s", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,442 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/roundhouse/roundhouse/actors"
+)
+
+// table is every setting, one row each. A row names the setting's field in
+// Settings, its default, its flag (with the flag's help) and its path in the
+// file ("retries" at the top level, "health.interval" in block health; a new
+// block name makes a new block). Register, the file parser, the precedence
+// rules and the checks all work from this table.
+var table = []setting{
+	field[string]{flag: "config", usage: "`file` of settings in HCL (see README); flags given on the command line override it",
+		ptr: func(s *Settings) *string { return &s.File }},
+
+	field[string]{path: "listen", flag: "listen", def: "127.0.0.1:8080", usage: "`address` to accept client connections on",
+		ptr: func(s *Settings) *string { return &s.Listen }, check: hostPort},
+	backends{},
+	field[string]{path: "policy", flag: "policy", def: "round-robin",
+		usage: "balancing `policy`: " + strings.Join(actors.PolicyNames, ", ") + " (default round-robin)",
+		ptr:   func(s *Settings) *string { return &s.Policy }, parse: parsePolicy},
+	field[int]{path: "retries", flag: "retries", def: 2, usage: "other backends tried when a request fails in a way that is safe to retry",
+		ptr: func(s *Settings) *int { return &s.Retries }, check: atLeast(0)},
+	field[time.Duration]{path: "shutdown_grace", flag: "shutdown-grace", def: 15 * time.Second, usage: "time in-flight requests get to finish on shutdown",
+		ptr: func(s *Settings) *time.Duration { return &s.ShutdownGrace }, check: positive},
+
+	field[string]{path: "health.path", flag: "health-path", def: "/health", usage: "`path` probed with GET; 2xx or 3xx passes",
+		ptr: func(s *Settings) *string { return &s.Health.Path }, check: absPath},
+	field[time.Duration]{path: "health.interval", flag: "health-interval", def: 10 * time.Second, usage: "time between health probes",
+		ptr: func(s *Settings) *time.Duration { return &s.Health.Interval }, check: positive},
+	field[time.Duration]{path: "health.timeout", flag: "health-timeout", def: 2 * time.Second, usage: "timeout of one health probe",
+		ptr: func(s *Settings) *time.Duration { return &s.Health.Timeout }, check: positive},
+	field[int]{path: "health.rise", flag: "rise", def: 2, usage: "consecutive passing probes that mark a DOWN backend UP",
+		ptr: func(s *Settings) *int { return &s.Health.Rise }, check: atLeast(1)},
+	field[int]{path: "health.fall", flag: "fall", def: 3, usage: "consecutive failed probes that mark an UP backend DOWN",
+		ptr: func(s *Settings) *int { return &s.Health.Fall }, check: atLeast(1)},
+
+	field[time.Duration]{path: "timeouts.dial", flag: "dial-timeout", def: 3 * time.Second, usage: "timeout to connect to a backend",
+		ptr: func(s *Settings) *time.Duration { return &s.Timeouts.Dial }, check: positive},
+	field[time.Duration]{path: "timeouts.response_header", flag: "response-header-timeout", def: 30 * time.Second,
+		usage: "wait for a backend's response headers (exceeded: 504)",
+		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.ResponseHeader }, check: positive},
+
+	field[time.Duration]{path: "timeouts.tls_handshake", flag: "tls-handshake-timeout", def: 5 * time.Second,
+		usage: "TLS handshake with an https backend",
+		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.TLSHandshake }, check: positive},
+	field[time.Duration]{path: "timeouts.backend_idle", flag: "backend-idle-timeout", def: 90 * time.Second,
+		usage: "how long an idle pooled backend connection is kept",
+		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.BackendIdle }, check: positive},
+	field[time.Duration]{path: "timeouts.client_header", flag: "client-header-timeout", def: 10 * time.Second,
+		usage: "time a client has to send its request headers",
+		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.ClientHeader }, check: positive},
+	field[time.Duration]{path: "timeouts.client_idle", flag: "client-idle-timeout", def: 120 * time.Second,
+		usage: "how long an idle client keep-alive connection is kept",
+		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.ClientIdle }, check: positive},
+	field[time.Duration]{path: "timeouts.request", flag: "request-timeout",
+		usage: "limit on a whole request, response included; 0: none (streams may be long)",
+		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.Request }, check: notNegative},
+
+	field[int]{path: "limits.max_conns_per_backend", flag: "max-conns-per-backend",
+		usage: "cap on each backend's in-flight requests; 0: no cap",
+		ptr:   func(s *Settings) *int { return &s.Limits.MaxConnsPerBackend }, check: atLeast(0)},
+	field[int]{path: "limits.queue_size", flag: "queue-size", def: 100,
+		usage: "requests that may wait for a backend under its cap",
+		ptr:   func(s *Settings) *int { return &s.Limits.QueueSize }, check: atLeast(0)},
+	field[time.Duration]{path: "limits.queue_timeout", flag: "queue-timeout", def: 5 * time.Second,
+		usage: "longest wait in that queue before a 503",
+		ptr:   func(s *Settings) *time.Duration { return &s.Limits.QueueTimeout }, check: positive},
+
+	field[int]{path: "ejection.after", flag: "eject-after", def: 5,
+		usage: "consecutive gateway failures (failed exchanges, 502/503/504) that eject a backend; 0 never ejects",
+		ptr:   func(s *Settings) *int { return &s.Ejection.After }, check: atLeast(0)},
+	field[time.Duration]{path: "ejection.time", flag: "eject-time", def: 30 * time.Second,
+		usage: "first ejection's length; each repeat adds as much, up to 300s",
+		ptr:   func(s *Settings) *time.Duration { return &s.Ejection.Time }, check: positive},
+	field[int]{path: "ejection.max_percent", flag: "max-ejection-percent", def: 50,
+		usage: "most backends, as a percentage of those UP, that may be ejected at once",
+		ptr:   func(s *Settings) *int { return &s.Ejection.MaxPercent }, check: between(1, 100)},
+
+	field[time.Duration]{path: "slow_start", flag: "slow-start",
+		usage: "ramp a returning backend's share of traffic up over this long; 0: off",
+		ptr:   func(s *Settings) *time.Duration { return &s.SlowStart }, check: notNegative},
+	field[int]{path: "retry_buffer", flag: "retry-buffer", def: 64 << 10,
+		usage: "`bytes` of an idempotent request's body kept so it can be resent to another backend",
+		ptr:   func(s *Settings) *int { return &s.RetryBuffer }, check: atLeast(0)},
+
+	field[string]{path: "log.level", flag: "log-level", def: "info", usage: "`level`: trace|debug|info|warn|error (default info)",
+		ptr: func(s *Settings) *string { return &s.Log.Level }, parse: parseLevel},
+	field[string]{path: "log.format", flag: "log-format", def: "text", usage: "`format`: text|json (default text)",
+		ptr: func(s *Settings) *string { return &s.Log.Format }, parse: parseFormat},
+	field[bool]{path: "log.access", flag: "access-log", def: true, usage: "log one line per request",
+		ptr: func(s *Settings) *bool { return &s.Log.Access }},
+
+	field[string]{path: "admin.listen", flag: "admin", usage: "`address` of the admin API listener (default: no admin API)",
+		ptr: func(s *Settings) *string { return &s.Admin.Listen }, check: optional(hostPort)},
+	field[string]{path: "admin.token_file", flag: "admin-token-file", usage: "`file` holding the bearer token the admin API requires",
+		ptr: func(s *Settings) *string { return &s.Admin.TokenFile }, isPath: true},
+
+	field[string]{path: "sticky.secret_file", flag: "cookie-secret-file",
+		usage: "`file` whose contents key the sticky cookie (default: a random key per process)",
+		ptr:   func(s *Settings) *string { return &s.Sticky.SecretFile }, isPath: true},
+}
+
+// rowByFlag and rowByPath index table by flag name and by file path;
+// blocks lists the file's block names (besides backend), in table order.
+var (
+	rowByFlag = map[string]int{}
+	rowByPath = map[string]int{}
+	blocks    []string
+)
+
+func init() {
+	for i, row := range table {
+		path, fl := row.names()
+		if fl != "" {
+			rowByFlag[fl] = i
+		}
+		if path == "" {
+			continue
+		}
+		rowByPath[path] = i
+		if block, _, ok := strings.Cut(path, "."); ok && !slices.Contains(blocks, block) {
+			blocks = append(blocks, block)
+		}
+	}
+}
+
+// A setting is one row of the table.
+type setting interface {
+	// names returns the setting's path in the file and its flag; either
+	// may be "".
+	names() (path, flag string)
+	setDefault(s *Settings)
+	// register adds the setting's flag to fs, writing into s.
+	register(fs *flag.FlagSet, s *Settings)
+	// decode stores the file's value v in s. dir is the file's directory,
+	// against which relative file names are resolved.
+	decode(v cty.Value, s *Settings, dir string) error
+	// copy copies the setting from src to dst.
+	copy(dst, src *Settings)
+	// validate reports what is wrong with the setting's final value.
+	validate(s *Settings) error
+}
+
+// field is a setting held in one field of type T: string, int, bool or
+// time.Duration. In the file a duration is a string in Go syntax ("10s").
+type field[T any] struct {
+	path  string // in the file; "" when the file cannot set it
+	flag  string // without dashes; "" when there is no flag
+	usage string // the flag's help; a `word` in backquotes names its value
+	def   T
+	ptr   func(*Settings) *T
+	// parse, if not nil, checks and normalises a value as it is read, from
+	// the flag or the file. Such a flag is registered with flag.Func, which
+	// prints no default: the usage states it.
+	parse func(string) (T, error)
+	// check, if not nil, judges the final value, whoever gave it.
+	check func(T) error
+	// isPath marks a file name: given in the config file, a relative name
+	// is taken relative to the config file's directory.
+	isPath bool
+}
+
+func (f field[T]) names() (string, string) { return f.path, f.flag }
+func (f field[T]) setDefault(s *Settings)  { *f.ptr(s) = f.def }
+func (f field[T]) copy(dst, src *Settings) { *f.ptr(dst) = *f.ptr(src) }
+
+func (f field[T]) validate(s *Settings) error {
+	if f.check == nil {
+		return nil
+	}
+	return f.check(*f.ptr(s))
+}
+
+func (f field[T]) register(fs *flag.FlagSet, s *Settings) {
+	if f.flag == "" {
+		return
+	}
+	if f.parse != nil {
+		p := f.ptr(s)
+		fs.Func(f.flag, f.usage, func(v string) error {
+			x, err := f.parse(v)
+			if err == nil {
+				*p = x
+			}
+			return err
+		})
+		return
+	}
+	switch p := any(f.ptr(s)).(type) {
+	case *string:
+		fs.StringVar(p, f.flag, *p, f.usage)
+	case *int:
+		fs.IntVar(p, f.flag, *p, f.usage)
+	case *bool:
+		fs.BoolVar(p, f.flag, *p, f.usage)
+	case *time.Duration:
+		fs.DurationVar(p, f.flag, *p, f.usage)
+	default:
+		panic(fmt.Sprintf("config: flag --%s: no flag type for %T", f.flag, p))
+	}
+}
+
+func (f field[T]) decode(v cty.Value, s *Settings, dir string) error {
+	p := f.ptr(s)
+	if f.parse != nil {
+		str, err := asString(v)
+		if err != nil {
+			return err
+		}
+		x, err := f.parse(str)
+		if err != nil {
+			return fmt.Errorf("bad value %q: %w", str, err)
+		}
+		*p = x
+		return nil
+	}
+	switch p := any(p).(type) {
+	case *string:
+		str, err := asString(v)
+		if err != nil {
+			return err
+		}
+		if f.isPath && str != "" && !filepath.IsAbs(str) {
+			str = filepath.Join(dir, str)
+		}
+		*p = str
+	case *int:
+		n, err := asInt(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *bool:
+		b, err := asBool(v)
+		if err != nil {
+			return err
+		}
+		*p = b
+	case *time.Duration:
+		d, err := asDuration(v)
+		if err != nil {
+			return err
+		}
+		*p = d
+	default:
+		panic(fmt.Sprintf("config: %s: no file type for %T", f.path, p))
+	}
+	return nil
+}
+
+// backends is the backend list: --backend URL[,weight=N], repeatable, on the
+// command line; backend "URL" { ... } blocks in the file (see file.go).
+type backends struct{}
+
+func (backends) names() (string, string) { return "backend", "backend" }
+func (backends) setDefault(s *Settings)  { s.Backends = nil }
+func (backends) copy(dst, src *Settings) { dst.Backends = src.Backends }
+func (backends) decode(cty.Value, *Settings, string) error {
+	return errors.New(`backend is a block, one per backend: backend "http://127.0.0.1:8081" { weight = 1 }`)
+}
+
+func (backends) register(fs *flag.FlagSet, s *Settings) {
+	fs.Func("backend", "backend `URL[,weight=N]`: http://host:port, weight 1 by default, 0 for a standby (repeatable)", func(v string) error {
+		b, err := parseBackend(v)
+		if err == nil {
+			s.Backends = append(s.Backends, b)
+		}
+		return err
+	})
+}
+
+// validate finds a backend given twice on the command line. The file's
+// duplicates never reach Settings: the parser reports them where they are.
+func (backends) validate(s *Settings) error {
+	seen := map[string]bool{}
+	var dups []string
+	for _, b := range s.Backends {
+		if seen[b.URL.String()] {
+			dups = append(dups, b.URL.String())
+		}
+		seen[b.URL.String()] = true
+	}
+	if len(dups) > 0 {
+		return fmt.Errorf("%s: given twice", strings.Join(dups, ", "))
+	}
+	return nil
+}
+
+// parseBackend reads a --backend value, URL[,weight=N].
+func parseBackend(s string) (Backend, error) {
+	raw, opts, _ := strings.Cut(s, ",")
+	u, err := parseBackendURL(raw)
+	if err != nil {
+		return Backend{}, err
+	}
+	b := Backend{URL: u, Weight: 1, Source: "--backend"}
+	for opt := range strings.SplitSeq(opts, ",") {
+		if opt == "" && opts == "" {
+			break
+		}
+		k, v, _ := strings.Cut(opt, "=")
+		switch k {
+		case "weight":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1000 {
+				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
+			}
+			b.Weight = n
+		default:
+			return b, fmt.Errorf("unknown option %q (known: weight=N)", opt)
+		}
+	}
+	return b, nil
+}
+
+// parseBackendURL accepts http(s)://host[:port][/path].
+func parseBackendURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		return nil, fmt.Errorf("want a URL such as http://%s", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	case u.Hostname() == "":
+		return nil, errors.New("missing host")
+	case u.User != nil, u.RawQuery != "", u.Fragment != "", u.ForceQuery:
+		return nil, errors.New("must not carry user info, a query or a fragment")
+	}
+	if u.Path == "/" {
+		u.Path = "" // http://h:1/ and http://h:1 are the same backend
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("bad port %q", p)
+		}
+	}
+	return u, nil
+}
+
+// The checks rows use.
+
+func positive(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("must be positive, got %v", d)
+	}
+	return nil
+}
+
+func notNegative(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("must not be negative, got %v", d)
+	}
+	return nil
+}
+
+func between(lo, hi int) func(int) error {
+	return func(n int) error {
+		if n < lo || n > hi {
+			return fmt.Errorf("want %d to %d, got %d", lo, hi, n)
+		}
+		return nil
+	}
+}
+
+func atLeast(min int) func(int) error {
+	return func(n int) error {
+		switch {
+		case n >= min:
+			return nil
+		case min == 0:
+			return fmt.Errorf("must not be negative, got %d", n)
+		}
+		return fmt.Errorf("must be at least %d, got %d", min, n)
+	}
+}
+
+func absPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("must start with /, got %q", p)
+	}
+	return nil
+}
+
+func hostPort(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("want host:port, such as 127.0.0.1:8080, got %q", addr)
+	}
+	return nil
+}
+
+// optional lets "" through check.
+func optional(check func(string) error) func(string) error {
+	return func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return check(s)
+	}
+}
+
+// The parsers of the rows whose values are words.
+
+func parsePolicy(s string) (string, error) {
+	if _, err := actors.NewPolicy(s, []byte("only-checking-the-name"), 0); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func parseLevel(s string) (string, error) {
+	l := hclog.LevelFromString(s)
+	if l == hclog.NoLevel || l == hclog.Off {
+		return "", errors.New("want trace, debug, info, warn or error")
+	}
+	return l.String(), nil
+}
+
+func parseFormat(s string) (string, error) {
+	if s != "text" && s != "json" {
+		return "", errors.New("want text or json")
+	}
+	return s, nil
+}

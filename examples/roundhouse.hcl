@@ -1,0 +1,107 @@
+# Roundhouse configuration: every setting, with its default where it has one.
+#
+#   roundhouse validate examples/roundhouse.hcl      check it
+#   roundhouse serve --config examples/roundhouse.hcl
+#
+# Flags given on the command line override this file (--listen 127.0.0.1:0
+# wins over listen below; --backend replaces every backend block). Durations
+# use Go syntax: "500ms", "10s", "1m30s". Values are literals: no variables
+# or functions. Relative file names are taken relative to this file's
+# directory.
+
+# Address clients connect to (--listen). Default "127.0.0.1:8080".
+listen = "127.0.0.1:8080"
+
+# Balancing policy (--policy). Default "round-robin". One of round-robin,
+# weighted-round-robin, least-conn, p2c, random, first, ip-hash,
+# header-hash:NAME (hash of request header NAME), cookie or cookie:NAME
+# (sticky sessions; see the sticky block).
+policy = "weighted-round-robin"
+
+# Other backends a request may try when it failed in a way that is safe to
+# retry: the connection could not be made, or an idempotent request broke
+# before any response headers, and no body byte had been read (--retries).
+# Default 2.
+retries = 2
+
+# Time in-flight requests get to finish on SIGINT/SIGTERM (--shutdown-grace).
+# Default "15s".
+shutdown_grace = "15s"
+
+# Backends, in policy order, one block each, labelled with the URL:
+# http:// or https://, host, optional port and optional path prefix.
+# --backend URL[,weight=N] on the command line replaces all of them.
+#
+#   weight   share of traffic for weighted-round-robin, 0 to 1000; 0 makes a
+#            standby, used only while no weighted backend is up. Default 1.
+#   enabled  false keeps the backend in the file but sends it no traffic.
+#            Default true.
+backend "http://127.0.0.1:8081" {
+  weight = 3
+}
+backend "http://127.0.0.1:8082" {}
+backend "http://127.0.0.1:8083" {
+  enabled = false
+}
+
+# Active health checks. Every backend starts UP and is probed at once.
+health {
+  path     = "/health" # GET; 2xx or 3xx passes (--health-path)
+  interval = "10s"     # between probes of one backend (--health-interval)
+  timeout  = "2s"      # of one probe (--health-timeout)
+  rise     = 2         # passes in a row that bring a DOWN backend UP (--rise)
+  fall     = 3         # failures in a row that take an UP backend DOWN (--fall)
+}
+
+timeouts {
+  dial            = "3s"   # connecting to a backend (--dial-timeout)
+  tls_handshake   = "5s"   # TLS handshake with an https backend (--tls-handshake-timeout)
+  response_header = "30s"  # waiting for response headers; then 504 (--response-header-timeout)
+  backend_idle    = "90s"  # an idle pooled backend connection is kept (--backend-idle-timeout)
+  client_header   = "10s"  # a client has to send its request headers (--client-header-timeout)
+  client_idle     = "120s" # an idle client keep-alive connection is kept (--client-idle-timeout)
+  request         = "0s"   # a whole request, response included; 0: no limit (--request-timeout)
+}
+
+# Overload protection: at most max_conns_per_backend requests in flight per
+# backend (0: no cap); more wait, oldest first, in a queue of queue_size for
+# up to queue_timeout, then get a 503.
+limits {
+  max_conns_per_backend = 0    # --max-conns-per-backend
+  queue_size            = 100  # --queue-size
+  queue_timeout         = "5s" # --queue-timeout
+}
+
+# Passive outlier detection: a backend that fails `after` requests in a row
+# (broken exchanges, or 502/503/504 it sent) is ejected for `time`, longer on
+# each repeat (up to 300s), never more than max_percent of the UP backends.
+ejection {
+  after       = 5     # 0 never ejects (--eject-after)
+  time        = "30s" # --eject-time
+  max_percent = 50    # --max-ejection-percent
+}
+
+slow_start   = "0s"  # ramp a returning backend's share up over this long; 0: off (--slow-start)
+retry_buffer = 65536 # bytes of an idempotent request's body kept for a resend (--retry-buffer)
+
+log {
+  level  = "info" # trace, debug, info, warn or error (--log-level)
+  format = "text" # text or json (--log-format)
+  access = true   # one line per request (--access-log)
+}
+
+# The admin API (--admin, --admin-token-file): off unless listen is set. A
+# non-loopback address needs a token file; requests then carry
+# "Authorization: Bearer <token>".
+admin {
+  listen = "127.0.0.1:9090"
+  # token_file = "/etc/roundhouse/admin.token"
+}
+
+# The key of the sticky-session cookie (policy "cookie"), at least 16 bytes
+# (--cookie-secret-file). Without it each process makes a random key, kept
+# across reloads but not restarts; give every instance behind the same
+# clients the same file.
+sticky {
+  # secret_file = "/etc/roundhouse/cookie.secret"
+}
