@@ -68,7 +68,7 @@ func (s *Settings) StickySecret() []byte {
 	if s.Sticky.Secret != nil {
 		return s.Sticky.Secret
 	}
-	return processSecret()
+	return processSecret
 }
 
 // LogLevel returns Log.Level as an hclog level.

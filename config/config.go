@@ -23,7 +23,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -257,9 +256,9 @@ func readSecret(file string) ([]byte, error) {
 }
 
 // processSecret is the sticky cookie's key when no file gives one: random,
-// made on first use and kept for the life of the process, so a reload does
-// not break every client's stickiness.
-var processSecret = sync.OnceValue(func() []byte { return []byte(rand.Text()) })
+// made when the process starts and kept for its life, so a reload does not
+// break every client's stickiness. Nothing writes it after initialisation.
+var processSecret = []byte(rand.Text())
 
 // Problem is one thing wrong with the settings, with where it is.
 type Problem struct {
