@@ -142,7 +142,7 @@ func (s *Selector) Run(ctx context.Context) error {
 				fresh = false
 			}
 		case h := <-s.health:
-			if s.setHealth(h.Backend, h.Up, h.Reason) {
+			if s.fromRunning(h) && s.setHealth(h.Backend, h.Up, h.Reason) {
 				fresh = false
 			}
 		case c := <-s.commands:

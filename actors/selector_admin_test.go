@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
 )
 
@@ -1042,6 +1044,89 @@ func TestSelectorReconfigure(t *testing.T) {
 			}
 		})
 	})
+}
+
+// hookWriter is a log output that runs hook, once, in the goroutine that
+// logs the first line containing match, before that call to the logger
+// returns. hclog holds its lock meanwhile, so hook must not log.
+type hookWriter struct {
+	match string
+	hook  func()
+	once  sync.Once
+}
+
+func (w *hookWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.match) {
+		w.once.Do(w.hook)
+	}
+	return len(p), nil
+}
+
+func TestSelectorIgnoresRestartedMonitorsLastWord(t *testing.T) {
+	// Reconfigure restarts A's monitor while the old one is between a
+	// probe that makes fall and its send of DOWN: it has looked at its
+	// context, found it live, and will offer DOWN on the health channel
+	// while its context is done. select picks among ready cases at random,
+	// so the DOWN may get through. The new monitor started believing A UP,
+	// as the selector had it; if the selector took the old DOWN, the two
+	// disagree, and passing probes never bring A back.
+	//
+	// The test's logger runs the Reconfigure in that gap: the old monitor
+	// logs each probe's result (at trace level) right after its context
+	// check. Then it waits until the selector is idle and the new monitor
+	// is busy probing, so both of the old monitor's cases are ready.
+	for try := range 20 {
+		failed := false
+		synctest.Test(t, func(t *testing.T) {
+			var (
+				s      *Selector
+				cfg    Config
+				ready  = make(chan struct{}) // s is set
+				hooked = make(chan struct{})
+			)
+			failOnce := func(context.Context, *Backend) error { return errRefused }
+			slowPass := func(ctx context.Context, _ *Backend) error {
+				select { // keeps the new monitor durably blocked, and off the log
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				}
+				return nil
+			}
+			out := &hookWriter{match: errRefused.Error(), hook: func() {
+				<-ready
+				next := cfg
+				next.Monitor.Probe = slowPass
+				if err := s.Reconfigure(context.Background(), next); err != nil {
+					t.Errorf("Reconfigure: %v", err)
+				}
+				synctest.Wait()
+				close(hooked)
+			}}
+			logs := &logBuffer{}
+			cfg = Config{
+				Backends: configs(parseURLs(t, urlA)),
+				Monitor:  MonitorConfig{Probe: failOnce, Interval: testInterval, Timeout: 5 * time.Second, Rise: 1, Fall: 1},
+				Logger: hclog.New(&hclog.LoggerOptions{
+					Output: io.MultiWriter(out, logs), Level: hclog.Trace, DisableTime: true,
+				}),
+			}
+			s, _ = startSelector(t, cfg)
+			close(ready)
+			<-hooked
+			synctest.Wait()
+			advance(3 * testInterval) // the new monitor's probes all pass
+			if st := mustLookup(t, s, urlA); st.State != "up" {
+				t.Errorf("try %d: A's status %+v, want up: its new monitor's probes all pass", try, st)
+				failed = true
+			}
+			if n := strings.Count(logs.String(), "backend down"); n != 0 {
+				t.Errorf("try %d: %d %q lines, want none:\n%s", try, n, "backend down", logs)
+			}
+		})
+		if failed {
+			return
+		}
+	}
 }
 
 func TestSelectorProbeStatistics(t *testing.T) {

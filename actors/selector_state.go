@@ -29,6 +29,7 @@ type backendState struct {
 	// statistics, read only when someone asks for a snapshot. Both have
 	// capacity 1 and are never closed.
 	monitor     MonitorConfig
+	running     *Monitor           // the monitor that runs now; nil before Run
 	stopMonitor context.CancelFunc // nil while no monitor runs
 	suspect     chan struct{}
 	probes      chan ProbeStats
@@ -104,8 +105,18 @@ func (s *Selector) startMonitor(st *backendState) {
 		Backend: st.Backend, Config: st.monitor, StartDown: !st.up, Stats: st.probes,
 		Logger: s.log.Named("monitor").With("backend", st.Name),
 	}
+	st.running = m
 	health, suspect := s.health, st.suspect
 	s.monitors.Go(func() { _ = m.Run(ctx, health, suspect) })
+}
+
+// fromRunning reports whether h comes from its backend's running monitor. A
+// monitor that has been stopped may still deliver one last transition
+// (its send raced with the stop), and its successor, which started from the
+// selector's view of the backend, would not agree with it.
+func (s *Selector) fromRunning(h Health) bool {
+	st, ok := s.byPtr[h.Backend]
+	return ok && h.from == st.running
 }
 
 // forget drops a backend that is being removed and has nothing in flight.
