@@ -162,9 +162,7 @@ func (s *Selector) reconfigure(cfg Config) error {
 		} else {
 			st.weight, st.disabled, st.draining, st.removing = bc.Weight, bc.Disabled, false, false
 			if !sameMonitor(st.monitor, cfg.Monitor) {
-				st.stopMonitor()
-				st.monitor = cfg.Monitor
-				s.startMonitor(st)
+				s.restartMonitor(st, cfg.Monitor)
 			}
 		}
 		order = append(order, st)

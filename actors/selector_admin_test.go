@@ -893,6 +893,34 @@ func TestSelectorReconfigure(t *testing.T) {
 		})
 	})
 
+	t.Run("probe counters survive a monitor restart", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			probe := newSwitchProbe()
+			probe.set(urlA, errRefused)
+			cfg := testConfig(t, probe.Probe, urlA)
+			s, _ := startSelector(t, cfg)
+			advance(2 * testInterval) // three probes, all failing
+			if st := mustLookup(t, s, urlA); st.Probes != 3 || st.ProbeFailures != 3 {
+				t.Fatalf("setup: status %+v, want 3 probes, 3 failures", st)
+			}
+			probe.set(urlA, nil)
+			next := withBackends(t, cfg, urlA)
+			next.Monitor.Interval = 2 * testInterval
+			if err := s.Reconfigure(t.Context(), next); err != nil {
+				t.Fatalf("Reconfigure: %v", err)
+			}
+			synctest.Wait()
+			st := mustLookup(t, s, urlA)
+			if st.Probes != 4 || st.ProbeFailures != 3 || st.LastProbeError != "" || st.LastProbe != time.Now() {
+				t.Errorf("after the restarted monitor's first probe: status %+v, want 4 probes, 3 failures, passing now", st)
+			}
+			advance(next.Monitor.Interval)
+			if st := mustLookup(t, s, urlA); st.Probes != 5 || st.ProbeFailures != 3 {
+				t.Errorf("after its second probe: status %+v, want 5 probes, 3 failures", st)
+			}
+		})
+	})
+
 	t.Run("a nil policy keeps the current one and a new one takes over", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			policy := &recordingPolicy{}

@@ -34,6 +34,7 @@ type backendState struct {
 	suspect     chan struct{}
 	probes      chan ProbeStats
 	lastProbe   ProbeStats
+	probesSince ProbeStats // counts of the monitors before the running one
 }
 
 // state names the backend's state for /status: the operator's choice
@@ -108,6 +109,18 @@ func (s *Selector) startMonitor(st *backendState) {
 	st.running = m
 	health, suspect := s.health, st.suspect
 	s.monitors.Go(func() { _ = m.Run(ctx, health, suspect) })
+}
+
+// restartMonitor replaces st's monitor with one that runs with cfg. The new
+// monitor gets a mailbox of its own, since the old one may still leave a
+// last copy in the old mailbox, and its counts carry on from the old one's.
+func (s *Selector) restartMonitor(st *backendState, cfg MonitorConfig) {
+	st.stopMonitor()
+	st.collectProbes()
+	st.probesSince = ProbeStats{Probes: st.lastProbe.Probes, Failures: st.lastProbe.Failures}
+	st.probes = make(chan ProbeStats, 1)
+	st.monitor = cfg
+	s.startMonitor(st)
 }
 
 // fromRunning reports whether h comes from its backend's running monitor. A
@@ -248,6 +261,8 @@ func (s *Selector) status() []BackendStatus {
 func (st *backendState) collectProbes() {
 	select {
 	case p := <-st.probes:
+		p.Probes += st.probesSince.Probes
+		p.Failures += st.probesSince.Failures
 		st.lastProbe = p
 	default:
 	}
