@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
+	"unsafe"
 )
 
 // Errors from the operator commands.
@@ -86,6 +86,8 @@ func (s *Selector) SetEnabled(ctx context.Context, id string, enabled bool) erro
 // cfg drain and go; new ones start; kept ones take cfg's weight and enabled
 // state (ending any drain an operator started) and keep their health and
 // counters; a kept backend's monitor restarts only if its settings changed.
+// Monitor.Probe counts as unchanged only if it is the same func value as
+// before (a copy of it); a closure or method value made anew is a change.
 // A nil cfg.Policy keeps the current policy. cfg.Logger is ignored. On an
 // error nothing has changed.
 func (s *Selector) Reconfigure(ctx context.Context, cfg Config) error {
@@ -194,7 +196,17 @@ func (s *Selector) reconfigure(cfg Config) error {
 
 // sameMonitor reports whether two monitor settings probe the same way.
 func sameMonitor(a, b MonitorConfig) bool {
-	return reflect.ValueOf(a.Probe).Pointer() == reflect.ValueOf(b.Probe).Pointer() &&
+	return sameFunc(a.Probe, b.Probe) &&
 		a.Path == b.Path && a.Transport == b.Transport && a.Interval == b.Interval &&
 		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall
+}
+
+// sameFunc reports whether a and b are one func value (or both nil). Funcs
+// do not compare with ==, and reflect's Pointer gives only the code
+// pointer, which all method values of one method share (p.Probe and
+// q.Probe), as do closures of one literal (two HTTPProbe results). A func
+// value is a pointer to its code and captured variables: compare that. A
+// copy of a value matches it; a method value or closure made anew does not.
+func sameFunc(a, b ProbeFunc) bool {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
 }

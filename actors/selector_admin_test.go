@@ -820,6 +820,7 @@ func TestSelectorReconfigure(t *testing.T) {
 		{"a new fall", func(m *MonitorConfig, _ ProbeFunc) { m.Fall = 5 }, false},
 		{"a new path", func(m *MonitorConfig, _ ProbeFunc) { m.Path = "/ready" }, false},
 		{"a new transport", func(m *MonitorConfig, _ ProbeFunc) { m.Transport = &unusedTransport{} }, false},
+		{"a new probe function", func(m *MonitorConfig, other ProbeFunc) { m.Probe = other }, true},
 	}
 	for _, tc := range monitorChanges {
 		t.Run(tc.name+" restarts the monitors, which probe at once", func(t *testing.T) {
