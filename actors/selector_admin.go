@@ -51,7 +51,8 @@ func (s *Selector) send(ctx context.Context, c command) (result, error) {
 }
 
 // Add starts balancing to a new backend and returns its ID. It starts UP and
-// its monitor probes it at once.
+// its monitor probes it at once. A backend that is still finishing its
+// requests after Remove is taken back instead, with its health and counters.
 func (s *Selector) Add(ctx context.Context, bc BackendConfig) (string, error) {
 	r, err := s.send(ctx, command{op: opAdd, backend: bc})
 	return r.id, err
@@ -99,6 +100,12 @@ func (s *Selector) Reconfigure(ctx context.Context, cfg Config) error {
 func (s *Selector) apply(c command) result {
 	if c.op == opAdd {
 		st, err := s.add(c.backend)
+		if errors.Is(err, ErrDuplicateBackend) {
+			if st, _ := s.byName(c.backend.URL.String()); st.removing {
+				s.takeBack(st, c.backend)
+				return result{id: st.ID}
+			}
+		}
 		if err != nil {
 			return result{err: err}
 		}
@@ -131,6 +138,22 @@ func (s *Selector) apply(c command) result {
 		s.log.Info("backend disabled", "backend", st.Name)
 	}
 	return result{id: st.ID}
+}
+
+// takeBack cancels the removal of a backend that still has requests in
+// flight, for Add. Like an added backend it goes to the end and takes bc's
+// settings; it keeps its health, counters and in-flight requests, and its
+// monitor unless the monitor settings have changed since it started.
+func (s *Selector) takeBack(st *backendState, bc BackendConfig) {
+	st.weight, st.disabled, st.draining, st.removing = bc.Weight, bc.Disabled, false, false
+	s.backends = append(slices.Delete(s.backends, st.index, st.index+1), st)
+	for i, x := range s.backends {
+		x.index = i
+	}
+	if !sameMonitor(st.monitor, s.monitor) {
+		s.restartMonitor(st, s.monitor)
+	}
+	s.log.Info("backend added", "backend", st.Name, "id", st.ID)
 }
 
 // reconfigure applies a whole new configuration; see Reconfigure.

@@ -361,6 +361,43 @@ func TestSelectorRemove(t *testing.T) {
 		})
 	}
 
+	t.Run("adding a backend again while it drains takes it back", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			probe := newSwitchProbe()
+			s, _ := startSelector(t, testConfig(t, probe.Probe, urlA, urlB, urlC))
+			synctest.Wait()
+			held := take(t, s, urlA)
+			if err := s.Remove(t.Context(), idOf(t, urlA)); err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+			id, err := s.Add(t.Context(), backendConfig(t, urlA, 2))
+			if err != nil {
+				t.Fatalf("Add while A drains: %v", err)
+			}
+			if id != idOf(t, urlA) {
+				t.Errorf("Add returned %q, want A's ID %q", id, idOf(t, urlA))
+			}
+			// Added again, A goes to the end like any added backend, keeps
+			// its in-flight count and takes the new weight.
+			if got, want := states(t, s), []string{urlB + "=up", urlC + "=up", urlA + "=up"}; !slices.Equal(got, want) {
+				t.Errorf("states = %v, want %v", got, want)
+			}
+			if st := mustLookup(t, s, urlA); st.InFlight != 1 || st.Weight != 2 {
+				t.Errorf("A's status = %+v, want 1 in flight, weight 2", st)
+			}
+			reportAndWait(s, held)
+			st := mustLookup(t, s, urlA)
+			if st.InFlight != 0 || st.Requests != 1 {
+				t.Errorf("after the report: A's status = %+v, want kept, 1 request, none in flight", st)
+			}
+			if got := pickNames(t, s, 6); !slices.Contains(got, urlA) {
+				t.Errorf("picks = %v, want A among them", got)
+			}
+			if got := probe.count(urlA); got != 1 {
+				t.Errorf("A probed %d times, want 1 (its monitor kept running, no new one)", got)
+			}
+		})
+	})
 }
 
 func TestSelectorDrain(t *testing.T) {
