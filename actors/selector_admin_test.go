@@ -317,6 +317,26 @@ func TestSelectorRemove(t *testing.T) {
 		})
 	})
 
+	t.Run("a disabled backend with requests in flight shows as draining while it goes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s, _ := startSelector(t, testConfig(t, newSwitchProbe().Probe, urlA, urlB))
+			held := take(t, s, urlA)
+			if err := s.SetEnabled(t.Context(), idOf(t, urlA), false); err != nil {
+				t.Fatalf("SetEnabled(false): %v", err)
+			}
+			if err := s.Remove(t.Context(), idOf(t, urlA)); err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+			if st := mustLookup(t, s, urlA); st.State != "draining" || st.InFlight != 1 {
+				t.Errorf("A's status = %+v, want draining with 1 in flight", st)
+			}
+			reportAndWait(s, held)
+			if _, ok := lookup(t, s, urlA); ok {
+				t.Error("after the last report: A is still there")
+			}
+		})
+	})
+
 	t.Run("removing an unknown ID fails with ErrUnknownBackend", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s, _ := startSelector(t, testConfig(t, newSwitchProbe().Probe, urlA))

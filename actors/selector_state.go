@@ -38,12 +38,15 @@ type backendState struct {
 }
 
 // state names the backend's state for /status: the operator's choice
-// first, then health.
+// first (a backend that is leaving the set is draining, whatever else was
+// chosen before), then health.
 func (st *backendState) state() string {
 	switch {
+	case st.removing:
+		return "draining"
 	case st.disabled:
 		return "disabled"
-	case st.removing, st.draining:
+	case st.draining:
 		return "draining"
 	case !st.up:
 		return "down"
