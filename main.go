@@ -209,6 +209,8 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, ready func
 		Ejection:  s.ActorEjection(),
 		SlowStart: s.SlowStart,
 		Logger:    log.Named("selector"),
+		// --log-level trace shows every message the selector handles.
+		TraceMessages: true,
 	})
 	if err != nil {
 		return usageError{err}

@@ -51,6 +51,9 @@ type Health struct {
 	// Reason says why, for the log line and /status: the last probe error
 	// for a DOWN, the passing streak for an UP.
 	Reason string
+	// from is the monitor that sent it, so that the selector can tell a
+	// monitor it has replaced from the one that replaced it.
+	from *Monitor
 }
 
 // Outcome is what happened to one forwarded attempt, as the handler saw it.

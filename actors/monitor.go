@@ -127,7 +127,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 		default:
 		}
 		if h.observe(err == nil) {
-			msg := Health{Backend: m.Backend, Up: h.up, Reason: h.reason(err)}
+			msg := Health{Backend: m.Backend, Up: h.up, Reason: h.reason(err), from: m}
 			select {
 			case out <- msg:
 				log.Trace("sent health", "up", msg.Up)

@@ -25,6 +25,10 @@ type Config struct {
 	// 0: no ramp. Round-robin ignores weights, so use a weighted policy.
 	SlowStart time.Duration
 	Logger    hclog.Logger // nil: no logging
+	// TraceMessages logs, at trace level, every message the selector
+	// receives and sends, with a sequence number: a way to watch the actors
+	// talk. It needs Logger at trace level; false: off.
+	TraceMessages bool
 }
 
 // Selector is the one goroutine that owns all balancing state: the backend
@@ -123,7 +127,7 @@ func New(cfg Config) (*Selector, error) {
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
-	s.trace = s.log.IsTrace()
+	s.trace = cfg.TraceMessages && s.log.IsTrace()
 	if s.policy == nil {
 		s.policy = &RoundRobin{}
 	}
@@ -199,7 +203,7 @@ func (s *Selector) Run(ctx context.Context) error {
 			if s.trace {
 				s.traceMsg("received", "health", "backend", h.Backend.Name, "up", h.Up)
 			}
-			if s.setHealth(h.Backend, h.Up, h.Reason) {
+			if s.fromRunning(h) && s.setHealth(h.Backend, h.Up, h.Reason) {
 				s.serveQueue()
 				fresh = false
 			}

@@ -56,7 +56,8 @@ func (s *Selector) send(ctx context.Context, c command) (result, error) {
 }
 
 // Add starts balancing to a new backend and returns its ID. It starts UP and
-// its monitor probes it at once.
+// its monitor probes it at once. A backend that is still finishing its
+// requests after Remove is taken back instead, with its health and counters.
 func (s *Selector) Add(ctx context.Context, bc BackendConfig) (string, error) {
 	r, err := s.send(ctx, command{op: opAdd, backend: bc})
 	return r.id, err
@@ -91,6 +92,8 @@ func (s *Selector) SetEnabled(ctx context.Context, id string, enabled bool) erro
 // cfg drain and go; new ones start; kept ones take cfg's weight and enabled
 // state (ending any drain an operator started) and keep their health and
 // counters; a kept backend's monitor restarts only if its settings changed.
+// Monitor.Probe counts as unchanged only if it is the same func value as
+// before (a copy of it); a closure or method value made anew is a change.
 // A nil cfg.Policy keeps the current policy. cfg.Logger is ignored. On an
 // error nothing has changed.
 func (s *Selector) Reconfigure(ctx context.Context, cfg Config) error {
@@ -102,6 +105,12 @@ func (s *Selector) Reconfigure(ctx context.Context, cfg Config) error {
 func (s *Selector) apply(c command) result {
 	if c.op == opAdd {
 		st, err := s.add(c.backend)
+		if errors.Is(err, ErrDuplicateBackend) {
+			if st, _ := s.byName(c.backend.URL.String()); st.removing {
+				s.takeBack(st, c.backend)
+				return result{id: st.ID}
+			}
+		}
 		if err != nil {
 			return result{err: err}
 		}
@@ -138,6 +147,22 @@ func (s *Selector) apply(c command) result {
 	return result{id: st.ID}
 }
 
+// takeBack cancels the removal of a backend that still has requests in
+// flight, for Add. Like an added backend it goes to the end and takes bc's
+// settings; it keeps its health, counters and in-flight requests, and its
+// monitor unless the monitor settings have changed since it started.
+func (s *Selector) takeBack(st *backendState, bc BackendConfig) {
+	st.weight, st.disabled, st.draining, st.removing = bc.Weight, bc.Disabled, false, false
+	s.backends = append(slices.Delete(s.backends, st.index, st.index+1), st)
+	for i, x := range s.backends {
+		x.index = i
+	}
+	if !sameMonitor(st.monitor, s.monitor) {
+		s.restartMonitor(st, s.monitor)
+	}
+	s.log.Info("backend added", "backend", st.Name, "id", st.ID)
+}
+
 // reconfigure applies a whole new configuration; see Reconfigure.
 func (s *Selector) reconfigure(cfg Config) error {
 	wanted := make(map[string]BackendConfig, len(cfg.Backends))
@@ -171,9 +196,7 @@ func (s *Selector) reconfigure(cfg Config) error {
 		} else {
 			st.weight, st.disabled, st.draining, st.removing = bc.Weight, bc.Disabled, false, false
 			if !sameMonitor(st.monitor, cfg.Monitor) {
-				st.stopMonitor()
-				st.monitor = cfg.Monitor
-				s.startMonitor(st)
+				s.restartMonitor(st, cfg.Monitor)
 			}
 		}
 		order = append(order, st)
@@ -205,6 +228,9 @@ func (s *Selector) reconfigure(cfg Config) error {
 }
 
 // sameMonitor reports whether two monitor settings probe the same way.
+// Probe, a hook for tests and embedders, is compared by its code alone:
+// two closures of one function literal, or two method values of one method,
+// count as the same probe.
 func sameMonitor(a, b MonitorConfig) bool {
 	return reflect.ValueOf(a.Probe).Pointer() == reflect.ValueOf(b.Probe).Pointer() &&
 		a.Path == b.Path && a.Transport == b.Transport && a.Interval == b.Interval &&

@@ -39,19 +39,24 @@ type backendState struct {
 	// statistics, read only when someone asks for a snapshot. Both have
 	// capacity 1 and are never closed.
 	monitor     MonitorConfig
+	running     *Monitor           // the monitor that runs now; nil before Run
 	stopMonitor context.CancelFunc // nil while no monitor runs
 	suspect     chan struct{}
 	probes      chan ProbeStats
 	lastProbe   ProbeStats
+	probesSince ProbeStats // counts of the monitors before the running one
 }
 
 // state names the backend's state for /status: the operator's choice
-// first, then health.
+// first (a backend that is leaving the set is draining, whatever else was
+// chosen before), then health.
 func (st *backendState) state() string {
 	switch {
+	case st.removing:
+		return "draining"
 	case st.disabled:
 		return "disabled"
-	case st.removing, st.draining:
+	case st.draining:
 		return "draining"
 	case !st.up:
 		return "down"
@@ -116,8 +121,30 @@ func (s *Selector) startMonitor(st *backendState) {
 		Backend: st.Backend, Config: st.monitor, StartDown: !st.up, Stats: st.probes,
 		Logger: s.log.Named("monitor").With("backend", st.Name),
 	}
+	st.running = m
 	health, suspect := s.health, st.suspect
 	s.monitors.Go(func() { _ = m.Run(ctx, health, suspect) })
+}
+
+// restartMonitor replaces st's monitor with one that runs with cfg. The new
+// monitor gets a mailbox of its own, since the old one may still leave a
+// last copy in the old mailbox, and its counts carry on from the old one's.
+func (s *Selector) restartMonitor(st *backendState, cfg MonitorConfig) {
+	st.stopMonitor()
+	st.collectProbes()
+	st.probesSince = ProbeStats{Probes: st.lastProbe.Probes, Failures: st.lastProbe.Failures}
+	st.probes = make(chan ProbeStats, 1)
+	st.monitor = cfg
+	s.startMonitor(st)
+}
+
+// fromRunning reports whether h comes from its backend's running monitor. A
+// monitor that has been stopped may still deliver one last transition
+// (its send raced with the stop), and its successor, which started from the
+// selector's view of the backend, would not agree with it.
+func (s *Selector) fromRunning(h Health) bool {
+	st, ok := s.byPtr[h.Backend]
+	return ok && h.from == st.running
 }
 
 // forget drops a backend that is being removed and has nothing in flight.
@@ -280,6 +307,8 @@ func (st *backendState) ejectedIf() time.Time {
 func (st *backendState) collectProbes() {
 	select {
 	case p := <-st.probes:
+		p.Probes += st.probesSince.Probes
+		p.Failures += st.probesSince.Failures
 		st.lastProbe = p
 	default:
 	}
