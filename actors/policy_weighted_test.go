@@ -116,6 +116,60 @@ func TestWeightedRoundRobinDownAndUp(t *testing.T) {
 	}
 }
 
+// TestWeightedRoundRobinSurvivorsStaySmooth: when a heavy backend goes
+// out, the others' scores were built against the old, larger total. Used
+// as they are (nginx does), equal survivors go in long bursts: with weights
+// 100 1 1, up to 51 picks in a row to one of b and c. Rescaled to the new
+// total, they alternate from the first pick.
+func TestWeightedRoundRobinSurvivorsStaySmooth(t *testing.T) {
+	tests := []struct {
+		weights []int
+		maxRun  int // longest run of one survivor allowed
+	}{
+		{[]int{5, 1, 1}, 1},
+		{[]int{100, 1, 1}, 1},
+		{[]int{50, 2, 2, 2}, 1},
+		{[]int{20, 3, 1}, 4}, // steady b b c b has runs of 3; one more while scores settle
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("weights %v with a out keep the survivors interleaved", tt.weights), func(t *testing.T) {
+			total := 0
+			for _, w := range tt.weights {
+				total += w
+			}
+			for phase := range total {
+				cands := weighted(t, tt.weights...)
+				var w WeightedRoundRobin
+				drive(&w, cands, "", phase)
+				cands[0].Eligible = false
+				during := drive(&w, cands, "", 24)
+				if run, r := longestRun(during); run > tt.maxRun {
+					t.Fatalf("a out after %d picks: %d picks of %c in a row, want at most %d: %s", phase, run, r, tt.maxRun, during)
+				}
+			}
+		})
+	}
+}
+
+func TestWeightedRoundRobinOutAndBackMidCycle(t *testing.T) {
+	// The exact sequence when the heavy backend leaves in the middle of a
+	// cycle and comes back: its survivors alternate, and on its return the
+	// cycle is a smooth 5 1 1 again, in a new phase.
+	cands := weighted(t, 5, 1, 1)
+	var w WeightedRoundRobin
+	if got := drive(&w, cands, "", 3); got != "aab" {
+		t.Fatalf("first picks %s, want aab", got)
+	}
+	cands[0].Eligible = false
+	if got, want := drive(&w, cands, "", 6), "cbcbcb"; got != want {
+		t.Errorf("with a out: %s, want %s", got, want)
+	}
+	cands[0].Eligible = true
+	if got, want := drive(&w, cands, "", 21), "aacaaab"+"aacaaab"+"aacaaab"; got != want {
+		t.Errorf("with a back: %s, want %s", got, want)
+	}
+}
+
 func TestWeightedRoundRobinWhileOneIsOut(t *testing.T) {
 	// While a backend is out for long, the others split in their ratio.
 	tests := []struct {
