@@ -398,3 +398,25 @@ func TestIPHashSendsOneClientToOneBackend(t *testing.T) {
 		t.Errorf("requests from 127.0.0.1 reached %v, want one backend", got)
 	}
 }
+
+// TestHeaderHashByHost: net/http moves the Host header out of
+// Request.Header into Request.Host, so header-hash:Host finds no key and
+// every request goes round robin.
+func TestHeaderHashByHost(t *testing.T) {
+	t.Skip("proxy.go bug: requestKey reads r.Header.Get(name), which is always empty for Host " +
+		"(reported to the main engineer; unskip once requestKey reads r.Host for Host, or NewPolicy refuses it)")
+	_, urls := demoBackends(t, "A", "B", "C")
+	lb := newBalancer(t, balancerOptions{policy: mustPolicy(t, "header-hash:Host")}, urls...)
+	got := map[string]int{}
+	for range 6 {
+		req, err := http.NewRequest(http.MethodGet, lb.url+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "shop.example"
+		got[send(t, lb.client, req).backend]++
+	}
+	if len(got) != 1 {
+		t.Errorf("one Host reached %v, want one backend", got)
+	}
+}
