@@ -161,6 +161,21 @@ func TestHashWithoutAKeyGoesRoundRobin(t *testing.T) {
 	}
 }
 
+func TestHashKeyedTrafficDoesNotSteerKeylessRequests(t *testing.T) {
+	// Keyless requests between requests for one busy key still go round
+	// robin, rather than all to the backend after the key's.
+	cands := weighted(t, 1, 1, 1)
+	h := mustPolicy(t, "header-hash:X-User")
+	var keyless string
+	for range 9 {
+		drive(h, cands, "busy-user", 2)
+		keyless += drive(h, cands, "", 1)
+	}
+	if want := "abcabcabc"; keyless != want {
+		t.Errorf("keyless requests went to %s, want %s", keyless, want)
+	}
+}
+
 func TestHashNeverPicksAnIneligibleBackend(t *testing.T) {
 	cands := weighted(t, 1, 1, 1)
 	cands[0].Eligible, cands[2].Eligible = false, false

@@ -73,6 +73,26 @@ func TestStickyChoose(t *testing.T) {
 	}
 }
 
+func TestStickyPinnedTrafficDoesNotSteerNewClients(t *testing.T) {
+	// One busy client pinned to b, and new clients arriving between its
+	// requests: the new clients still go round robin. If pinned picks
+	// moved the round-robin position, every new client would land on the
+	// backend after b.
+	cands := weighted(t, 1, 1, 1)
+	s := NewSticky("s", testSecret)
+	pinned := StickyToken(testSecret, cands[1].Backend)
+	var fresh string
+	for range 9 {
+		if got := drive(s, cands, pinned, 2); got != "bb" {
+			t.Fatalf("the pinned client went to %s, want b", got)
+		}
+		fresh += drive(s, cands, "", 1)
+	}
+	if want := "abcabcabc"; fresh != want {
+		t.Errorf("new clients went to %s, want %s", fresh, want)
+	}
+}
+
 func TestStickyInstancesWithOneSecretAgree(t *testing.T) {
 	// Two balancers sharing the secret honour each other's cookies, even
 	// with their backends listed in another order.

@@ -299,6 +299,23 @@ func TestStickyCookieSurvives100RequestsAndFailsOverCleanly(t *testing.T) {
 	}
 }
 
+func TestStickyCookieNewClientsSpreadBetweenAPinnedClientsRequests(t *testing.T) {
+	_, urls := demoBackends(t, "A", "B", "C")
+	lb := newBalancer(t, balancerOptions{policy: mustPolicy(t, "cookie"), secret: testSecret}, urls...)
+	busy := jarClient(t, lb)
+	pinned := lb.getWith(t, busy, "", "").backend
+	var fresh []string
+	for range 6 {
+		if r := lb.getWith(t, busy, "", ""); r.backend != pinned {
+			t.Fatalf("the pinned client moved from %s to %s", pinned, r.backend)
+		}
+		fresh = append(fresh, lb.getWith(t, lb.client, "", "").backend) // no cookie jar: a new client each time
+	}
+	if got := strings.Join(fresh, ""); strings.Count(got, "A") != 2 || strings.Count(got, "B") != 2 || strings.Count(got, "C") != 2 {
+		t.Errorf("six new clients went to %s, want two on each backend", got)
+	}
+}
+
 func TestStickyCookieWorksAcrossInstancesSharingTheSecret(t *testing.T) {
 	_, urls := demoBackends(t, "A", "B", "C")
 	one := newBalancer(t, balancerOptions{policy: mustPolicy(t, "cookie"), secret: testSecret}, urls...)
