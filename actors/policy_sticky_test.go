@@ -14,29 +14,29 @@ func TestStickyToken(t *testing.T) {
 	b := newBackend(t, "http://127.0.0.1:8081")
 	token := StickyToken(testSecret, b)
 
-	t.Run("is 32 lower-case hex digits", func(t *testing.T) {
+	t.Run("a token is 32 lower-case hex digits", func(t *testing.T) {
 		if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(token) {
 			t.Errorf("token %q", token)
 		}
 	})
-	t.Run("does not reveal the backend's address or port", func(t *testing.T) {
+	t.Run("a token does not reveal the backend's address or port", func(t *testing.T) {
 		for _, part := range []string{"127", "0.0.1", "8081", "http", fmt.Sprintf("%x", "127.0.0.1")} {
 			if strings.Contains(token, part) {
 				t.Errorf("token %q contains %q", token, part)
 			}
 		}
 	})
-	t.Run("is the same for the same secret and URL, in any Backend value", func(t *testing.T) {
+	t.Run("a token is the same for the same secret and URL, in any Backend value", func(t *testing.T) {
 		if again := StickyToken(append([]byte(nil), testSecret...), newBackend(t, "http://127.0.0.1:8081")); again != token {
 			t.Errorf("token %q, then %q", token, again)
 		}
 	})
-	t.Run("differs between backends", func(t *testing.T) {
+	t.Run("tokens differ between backends", func(t *testing.T) {
 		if other := StickyToken(testSecret, newBackend(t, "http://127.0.0.1:8082")); other == token {
 			t.Error("two backends share a token")
 		}
 	})
-	t.Run("differs between secrets", func(t *testing.T) {
+	t.Run("tokens differ between secrets", func(t *testing.T) {
 		if other := StickyToken([]byte("another secret of 16+ bytes"), b); other == token {
 			t.Error("two secrets give the same token")
 		}

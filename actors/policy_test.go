@@ -147,7 +147,7 @@ func TestNewPolicy(t *testing.T) {
 		{"cookie:SESSION", "*actors.Sticky", KeySpec{Kind: KeyCookie, Name: "SESSION"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.spec+" gives "+tt.wantType+" keyed by "+fmt.Sprint(tt.wantKey), func(t *testing.T) {
+		t.Run(tt.spec+" gives a "+tt.wantType+" "+keyWords(tt.wantKey), func(t *testing.T) {
 			p := mustPolicy(t, tt.spec)
 			if got := fmt.Sprintf("%T", p); got != tt.wantType {
 				t.Errorf("type %s, want %s", got, tt.wantType)
@@ -157,6 +157,19 @@ func TestNewPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keyWords describes a KeySpec for a test name.
+func keyWords(k KeySpec) string {
+	switch k.Kind {
+	case KeyClientIP:
+		return "keyed by the client's address"
+	case KeyHeader:
+		return "keyed by header " + k.Name
+	case KeyCookie:
+		return "keyed by cookie " + k.Name
+	}
+	return "that needs no request key"
 }
 
 func TestNewPolicyErrors(t *testing.T) {

@@ -84,7 +84,7 @@ func TestWeightedRoundRobinDownAndUp(t *testing.T) {
 	for phase := range 7 {
 		for out := range weights {
 			for downFor := 1; downFor <= 12; downFor++ {
-				name := fmt.Sprintf("%s out after %d picks for %d picks", letter(out), phase, downFor)
+				name := fmt.Sprintf("%s out after pick %d for %d picks comes back smooth and fair", letter(out), phase, downFor)
 				t.Run(name, func(t *testing.T) {
 					cands := weighted(t, weights...)
 					var w WeightedRoundRobin
