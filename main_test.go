@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -184,6 +185,12 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 	backend := "--backend=http://127.0.0.1:1"
 	badFile := writeConfig(t, "retries = -1\nhealth {\n  interval = \"soon\"\n}\nbackend \"http://127.0.0.1:1\" {}\n")
 	backendFile := writeConfig(t, "backend \"http://127.0.0.1:1\" {}\n")
+	dir := t.TempDir()
+	shortSecret := filepath.Join(dir, "short")
+	if err := os.WriteFile(shortSecret, []byte("too short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missingSecret := filepath.Join(dir, "missing")
 	tests := []struct {
 		name string
 		args []string
@@ -202,6 +209,13 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"fall below one names its flag", []string{backend, "--fall", "0"}, "--fall"},
 		{"negative retries name their flag", []string{backend, "--retries", "-1"}, "--retries"},
 		{"an unknown policy is named", []string{backend, "--policy", "fastest"}, `"fastest"`},
+		{"a negative weight is refused", []string{"--backend", "http://127.0.0.1:1,weight=-1"}, `-backend: weight "-1": want a whole number from 0 to 1000`},
+		{"a weight that is not a number is refused", []string{"--backend", "http://127.0.0.1:1,weight=abc"}, `-backend: weight "abc"`},
+		{"an unknown backend option is named", []string{"--backend", "http://127.0.0.1:1,colour=red"}, `-backend: unknown option "colour=red"`},
+		{"header-hash without a header name asks for one", []string{backend, "--policy", "header-hash"}, "flag -policy: policy header-hash needs a header name"},
+		{"a policy argument where none is allowed is refused", []string{backend, "--policy", "round-robin:3"}, `flag -policy: policy "round-robin" takes no argument`},
+		{"a missing cookie secret file is named", []string{backend, "--cookie-secret-file", missingSecret}, "--cookie-secret-file: open " + missingSecret},
+		{"a short cookie secret is refused", []string{backend, "--cookie-secret-file", shortSecret}, "want at least 16 bytes of secret, got 9"},
 		{"a bad log level names its flag", []string{backend, "--log-level", "loud"}, "-log-level"},
 		{"a bad log format names its flag", []string{backend, "--log-format", "xml"}, "-log-format"},
 		{"a stray argument is named", []string{backend, "extra"}, `"extra"`},
@@ -464,8 +478,102 @@ log {
 		}
 	}
 	lb.waitFor(t, `access: request: method=GET path=/ .*status=200`) // --access-log beat the file's false
+}
+
+// namedBackend is an origin that answers with its name; it does not count
+// health probes.
+func namedBackend(t *testing.T, name string, hits *atomic.Int64) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		hits.Add(1)
+		_, _ = io.WriteString(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestWeightedRoundRobinFromTheCommandLineSplitsThreeToOne(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	var aHits, bHits atomic.Int64
+	a, b := namedBackend(t, "a", &aHits), namedBackend(t, "b", &bHits)
+	lb := start(t, "--listen", "127.0.0.1:0", "--policy", "weighted-round-robin",
+		"--backend", a.URL+",weight=3", "--backend", b.URL, "--access-log=false")
+	addr := lb.waitFor(t, listening)
+	var got strings.Builder
+	for range 40 {
+		code, body := get(t, "http://"+addr+"/")
+		if code != http.StatusOK {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		got.WriteString(body)
+	}
+	if want := strings.Repeat("aaba", 10); got.String() != want {
+		t.Errorf("answers %s, want %s", got.String(), want)
+	}
+	if aHits.Load() != 30 || bHits.Load() != 10 {
+		t.Errorf("backends served %d and %d requests, want 30 and 10", aHits.Load(), bHits.Load())
+	}
 	lb.signal(t, syscall.SIGTERM)
 	if code := lb.wait(t); code != 0 {
 		t.Errorf("exit status %d, want 0; output:\n%s", code, lb.output())
+	}
+}
+
+// stickyValue starts a balancer with args, fetches / once and returns the
+// sticky cookie's value and the backend that answered.
+func stickyValue(t *testing.T, args ...string) (value, backend string) {
+	t.Helper()
+	lb := start(t, append([]string{"--listen", "127.0.0.1:0", "--policy", "cookie", "--access-log=false"}, args...)...)
+	addr := lb.waitFor(t, listening)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "roundhouse_sticky" {
+			value = c.Value
+		}
+	}
+	if value == "" {
+		t.Fatalf("no roundhouse_sticky cookie: %q", resp.Header.Values("Set-Cookie"))
+	}
+	lb.signal(t, syscall.SIGTERM)
+	if code := lb.wait(t); code != 0 {
+		t.Errorf("exit status %d, want 0; output:\n%s", code, lb.output())
+	}
+	return value, string(body)
+}
+
+func TestCookieSecretFileMakesStickyCookiesStableAcrossInstances(t *testing.T) {
+	var hits atomic.Int64
+	a := namedBackend(t, "a", &hits)
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("  a secret of more than 16 bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := stickyValue(t, "--backend", a.URL, "--cookie-secret-file", secret)
+	second, _ := stickyValue(t, "--backend", a.URL, "--cookie-secret-file", secret)
+	if first != second {
+		t.Errorf("two instances with one secret file set %q and %q, want the same value", first, second)
+	}
+	third, _ := stickyValue(t, "--backend", a.URL)
+	fourth, _ := stickyValue(t, "--backend", a.URL)
+	if third == fourth || third == first {
+		t.Errorf("instances without a secret file set %q and %q (with the file: %q), want values of their own", third, fourth, first)
 	}
 }

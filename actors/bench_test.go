@@ -92,3 +92,84 @@ func BenchmarkRoundRobinChoose(b *testing.B) {
 		})
 	}
 }
+
+// benchKey is the request key a benchmark pick carries for policy on s:
+// a client address, a header value, or the cookie that pins to the second
+// backend.
+func benchKey(s *Selector, policy Policy) string {
+	switch KeyOf(policy).Kind {
+	case KeyClientIP:
+		return "203.0.113.7"
+	case KeyHeader:
+		return "user-42"
+	case KeyCookie:
+		return StickyToken(benchSecret, s.Backends()[1])
+	}
+	return ""
+}
+
+var benchSecret = []byte("a benchmark secret, 16+ bytes")
+
+// BenchmarkPick measures one handler's pick and report for every policy
+// through the real selector loop, as the proxy makes them: the standing
+// offer (Pick) for the policies that need nothing from the request,
+// PickFor with the request's key (a channel round trip with a reply
+// channel) for the keyed ones. picks/s is one handler's rate.
+func BenchmarkPick(b *testing.B) {
+	for _, spec := range everyPolicy {
+		b.Run(spec, func(b *testing.B) {
+			policy, err := NewPolicy(spec, benchSecret, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := testConfig(b, newSwitchProbe().Probe, urlA, urlB, urlC)
+			cfg.Policy = policy
+			s, _ := startSelector(b, cfg)
+			ctx := context.Background()
+			key := benchKey(s, policy)
+			pick := s.Pick
+			if KeyOf(policy).Kind != KeyNone {
+				pick = func(ctx context.Context) (*Backend, error) { return s.PickFor(ctx, key, nil) }
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				be, err := pick(ctx)
+				if err != nil || be == nil {
+					b.Fatalf("pick = %v, %v", be, err)
+				}
+				s.Report(Report{Backend: be, Outcome: Success, Status: 200})
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "picks/s")
+		})
+	}
+}
+
+// BenchmarkChoose measures a policy's own decision, Choose then Taken,
+// without the selector: the part of a pick that grows with the backends.
+func BenchmarkChoose(b *testing.B) {
+	for _, spec := range everyPolicy {
+		for _, n := range []int{3, 64} {
+			b.Run(fmt.Sprintf("%s/%d backends", spec, n), func(b *testing.B) {
+				policy, err := NewPolicy(spec, benchSecret, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cands := make([]Candidate, n)
+				for i := range cands {
+					cands[i] = Candidate{Backend: newBackend(b, testURL(i)), Eligible: true, Weight: 1 + i%3, InFlight: i % 5}
+				}
+				key := ""
+				switch KeyOf(policy).Kind {
+				case KeyClientIP, KeyHeader:
+					key = "203.0.113.7"
+				case KeyCookie:
+					key = StickyToken(benchSecret, cands[n/2].Backend)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					policy.Taken(cands, policy.Choose(cands, key))
+				}
+			})
+		}
+	}
+}

@@ -19,7 +19,8 @@ import (
 // backend counts a balancer has.
 type Hash struct {
 	Spec     KeySpec
-	fallback RoundRobin
+	fallback RoundRobin // chooses for requests without a key
+	keyed    bool       // the most recent Choose had a key
 }
 
 var _ Keyed = (*Hash)(nil)
@@ -29,14 +30,21 @@ func (h *Hash) Key() KeySpec { return h.Spec }
 
 // Choose returns the eligible candidate with the highest score for key.
 func (h *Hash) Choose(cands []Candidate, key string) int {
-	if key == "" {
+	h.keyed = key != ""
+	if !h.keyed {
 		return h.fallback.Choose(cands, key)
 	}
 	return rendezvous(cands, key)
 }
 
 // Taken advances the fallback's position when a keyless request used it.
-func (h *Hash) Taken(cands []Candidate, i int) { h.fallback.Taken(cands, i) }
+// Keyed requests leave it alone, so that they do not steer the keyless
+// ones (all to the backend after a busy key's).
+func (h *Hash) Taken(cands []Candidate, i int) {
+	if !h.keyed {
+		h.fallback.Taken(cands, i)
+	}
+}
 
 // rendezvous returns the eligible candidate with the highest weighted score:
 // weight / -ln(u), with u in (0,1) from the hash of the backend and key.

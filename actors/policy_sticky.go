@@ -16,7 +16,8 @@ type Sticky struct {
 	Cookie   string // the cookie's name
 	secret   []byte
 	tokens   map[*Backend]string // cache of StickyToken per backend
-	fallback RoundRobin
+	fallback RoundRobin          // chooses for clients not (or no longer) pinned
+	pinned   bool                // the most recent Choose followed a cookie
 }
 
 var _ Keyed = (*Sticky)(nil)
@@ -32,9 +33,11 @@ func (s *Sticky) Key() KeySpec { return KeySpec{Kind: KeyCookie, Name: s.Cookie}
 
 // Choose returns the pinned backend if it is eligible, else the fallback's.
 func (s *Sticky) Choose(cands []Candidate, key string) int {
+	s.pinned = false
 	if key != "" {
 		for i, c := range cands {
 			if c.Eligible && s.token(c.Backend) == key {
+				s.pinned = true
 				return i
 			}
 		}
@@ -42,8 +45,14 @@ func (s *Sticky) Choose(cands []Candidate, key string) int {
 	return s.fallback.Choose(cands, key)
 }
 
-// Taken advances the fallback.
-func (s *Sticky) Taken(cands []Candidate, i int) { s.fallback.Taken(cands, i) }
+// Taken advances the fallback when it made the choice. Pinned requests
+// leave it alone: otherwise every client arriving between a busy pinned
+// client's requests would be pinned to the backend after that client's.
+func (s *Sticky) Taken(cands []Candidate, i int) {
+	if !s.pinned {
+		s.fallback.Taken(cands, i)
+	}
+}
 
 func (s *Sticky) token(b *Backend) string {
 	t, ok := s.tokens[b]

@@ -35,7 +35,7 @@ func slowStartConfig(t *testing.T, probe ProbeFunc, ramp time.Duration) Config {
 // shares takes picks for the given number of seconds of fake time, each
 // reported at once as a success, and returns name's share of each second's
 // picks.
-func shares(t *testing.T, s *Selector, name string, seconds int) []float64 {
+func rampShares(t *testing.T, s *Selector, name string, seconds int) []float64 {
 	t.Helper()
 	out := make([]float64, seconds)
 	for sec := range seconds {
@@ -55,7 +55,7 @@ func shares(t *testing.T, s *Selector, name string, seconds int) []float64 {
 // weight 1 ramps up next to one at full weight 1: at time x into the ramp
 // its weight is x/SlowStart of the other's, so its share is w/(w+1),
 // averaged over the second's picks.
-func rampShares(seconds int, ramp time.Duration) []float64 {
+func expectedShares(seconds int, ramp time.Duration) []float64 {
 	out := make([]float64, seconds)
 	for sec := range seconds {
 		sum := 0.0
@@ -78,7 +78,7 @@ func rampShares(seconds int, ramp time.Duration) []float64 {
 func checkRamp(t *testing.T, got []float64, ramp time.Duration) {
 	t.Helper()
 	const tolerance = 0.04
-	want := rampShares(len(got), ramp)
+	want := expectedShares(len(got), ramp)
 	bad := false
 	for i := range got {
 		if math.Abs(got[i]-want[i]) > tolerance {
@@ -128,7 +128,7 @@ func TestSlowStart(t *testing.T) {
 			if st := fullStatusOf(t, s, urlB); !st.Up || !st.Changed.Equal(time.Now()) {
 				t.Fatalf("B's status %+v, want up since now", st)
 			}
-			checkRamp(t, shares(t, s, urlB, 13), slowStart)
+			checkRamp(t, rampShares(t, s, urlB, 13), slowStart)
 		})
 	})
 
@@ -143,7 +143,7 @@ func TestSlowStart(t *testing.T) {
 			if st := fullStatusOf(t, s, urlB); st.State != "up" {
 				t.Fatalf("B's state %q, want up after its ejection", st.State)
 			}
-			checkRamp(t, shares(t, s, urlB, 13), slowStart)
+			checkRamp(t, rampShares(t, s, urlB, 13), slowStart)
 		})
 	})
 
@@ -157,7 +157,7 @@ func TestSlowStart(t *testing.T) {
 			if _, err := s.Add(t.Context(), BackendConfig{URL: parseURLs(t, urlB)[0], Weight: 1}); err != nil {
 				t.Fatalf("Add: %v", err)
 			}
-			checkRamp(t, shares(t, s, urlB, 13), slowStart)
+			checkRamp(t, rampShares(t, s, urlB, 13), slowStart)
 		})
 	})
 
@@ -172,14 +172,14 @@ func TestSlowStart(t *testing.T) {
 			if err := s.Reconfigure(t.Context(), full); err != nil {
 				t.Fatalf("Reconfigure: %v", err)
 			}
-			checkRamp(t, shares(t, s, urlB, 13), slowStart)
+			checkRamp(t, rampShares(t, s, urlB, 13), slowStart)
 		})
 	})
 
 	t.Run("the backends given to New start at full weight", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s, _ := startSelector(t, slowStartConfig(t, newSwitchProbe().Probe, slowStart))
-			checkEven(t, shares(t, s, urlB, 3))
+			checkEven(t, rampShares(t, s, urlB, 3))
 		})
 	})
 
@@ -195,7 +195,7 @@ func TestSlowStart(t *testing.T) {
 			if st := fullStatusOf(t, s, urlB); !st.Up {
 				t.Fatalf("B's status %+v, want up", st)
 			}
-			checkEven(t, shares(t, s, urlB, 3))
+			checkEven(t, rampShares(t, s, urlB, 3))
 		})
 	})
 }

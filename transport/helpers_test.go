@@ -97,6 +97,9 @@ type balancerOptions struct {
 	monitor               actors.MonitorConfig // Interval 0: an hour (no active checks during the test)
 	retries               int
 	responseHeaderTimeout time.Duration
+	policy                actors.Policy // nil: round-robin
+	secret                []byte        // keys the sticky cookie (Config.StickySecret); nil: none
+	tls                   bool          // clients connect over TLS (the client trusts the test certificate)
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -119,7 +122,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	if o.monitor.Transport == nil {
 		o.monitor.Transport = tr
 	}
-	sel, err := actors.New(actors.Config{Backends: urls, Monitor: o.monitor, Logger: log})
+	sel, err := actors.New(actors.Config{Backends: urls, Policy: o.policy, Monitor: o.monitor, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,10 +131,20 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	wg.Go(func() { _ = sel.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access")})
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
+	p := NewProxy(Config{
+		Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
+		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
+	})
+	srv := httptest.NewUnstartedServer(p)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	if o.tls {
+		srv.StartTLS()
+		client = srv.Client()
+		client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
 	t.Cleanup(client.CloseIdleConnections)
 	return &balancer{sel: sel, tr: tr, url: srv.URL, client: client, log: sink}
 }
