@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sourcegraph/conc"
@@ -133,4 +134,75 @@ func ExampleRoundRobin() {
 	// taken: C
 	// taken: A
 	// taken: C
+}
+
+// Smooth weighted round-robin spreads a heavy backend's picks out instead of
+// sending them in a burst: with weights 5, 1 and 1, a gets five picks in
+// seven, but never more than two in a row.
+func ExampleWeightedRoundRobin() {
+	names := []string{"a", "b", "c"}
+	cands := []actors.Candidate{
+		{Eligible: true, Weight: 5}, {Eligible: true, Weight: 1}, {Eligible: true, Weight: 1},
+	}
+
+	var w actors.WeightedRoundRobin // the zero value is ready
+	var picks []string
+	for range 7 {
+		i := w.Choose(cands, "")
+		w.Taken(cands, i)
+		picks = append(picks, names[i])
+	}
+	fmt.Println(strings.Join(picks, " "))
+	// Output:
+	// a a b a c a a
+}
+
+// A request whose backend refused the connection may try another: PickFor
+// takes the backends already tried and never returns one of them. Unlike
+// Pick, which takes the selector's ready offer, PickFor sends a request with
+// its own reply channel, since the answer depends on what the caller sends.
+func ExampleSelector_PickFor() {
+	var backends []actors.BackendConfig
+	for _, raw := range []string{"http://127.0.0.1:8081", "http://127.0.0.1:8082", "http://127.0.0.1:8083"} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			panic(err)
+		}
+		backends = append(backends, actors.BackendConfig{URL: u, Weight: 1})
+	}
+	sel, err := actors.New(actors.Config{
+		Backends: backends,
+		Monitor: actors.MonitorConfig{
+			Probe: func(context.Context, *actors.Backend) error { return nil },
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	all := sel.Backends() // before Run: afterwards the set is the selector's
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg conc.WaitGroup
+	wg.Go(func() { _ = sel.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+
+	first, _ := sel.Pick(ctx)
+	fmt.Println("first attempt:", first)
+	// Say the connection was refused. The handler reports that, which ends
+	// the pick (the selector also marks the backend DOWN at once), and asks
+	// again, naming what it has tried.
+	sel.Report(actors.Report{Backend: first, Outcome: actors.ConnectFailed})
+	tried := []*actors.Backend{first}
+	retry, _ := sel.PickFor(ctx, "", tried)
+	fmt.Println("retry:", retry)
+	sel.Report(actors.Report{Backend: retry, Outcome: actors.Success, Status: 200, Final: true})
+
+	// With every backend tried, nothing is left: the handler answers 502.
+	if b, _ := sel.PickFor(ctx, "", all); b == nil {
+		fmt.Println("after trying all three: none")
+	}
+	// Output:
+	// first attempt: http://127.0.0.1:8081
+	// retry: http://127.0.0.1:8082
+	// after trying all three: none
 }
