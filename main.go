@@ -260,7 +260,7 @@ func stickySecret(file string) ([]byte, error) {
 // parseBackend accepts URL[,weight=N].
 func parseBackend(s string) (actors.BackendConfig, error) {
 	raw, opts, _ := strings.Cut(s, ",")
-	u, err := parseBackendURL(raw)
+	u, err := actors.ParseBackendURL(raw)
 	if err != nil {
 		return actors.BackendConfig{}, err
 	}
@@ -273,8 +273,8 @@ func parseBackend(s string) (actors.BackendConfig, error) {
 		switch k {
 		case "weight":
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 1000 {
-				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
+			if err != nil || n < 0 || n > actors.MaxWeight {
+				return b, fmt.Errorf("weight %q: want a whole number from 0 to %d", v, actors.MaxWeight)
 			}
 			b.Weight = n
 		default:
@@ -282,34 +282,6 @@ func parseBackend(s string) (actors.BackendConfig, error) {
 		}
 	}
 	return b, nil
-}
-
-// parseBackendURL accepts http(s)://host[:port][/path].
-func parseBackendURL(s string) (*url.URL, error) {
-	if !strings.Contains(s, "://") {
-		return nil, fmt.Errorf("want a URL such as http://%s", s)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
-	case u.Hostname() == "":
-		return nil, errors.New("missing host")
-	case u.User != nil, u.RawQuery != "", u.Fragment != "":
-		return nil, errors.New("must not carry user info, a query or a fragment")
-	}
-	if u.Path == "/" {
-		u.Path = "" // http://h:1/ and http://h:1 are the same backend
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("bad port %q", p)
-		}
-	}
-	return u, nil
 }
 
 func newLogger(c *serveFlags, out io.Writer) hclog.Logger {
