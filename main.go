@@ -32,6 +32,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/transport"
 )
@@ -45,6 +46,8 @@ const usage = `usage:
   roundhouse backend --listen ADDR [--name NAME]
                                   run a demo backend
   roundhouse demo [flags]         run 3 demo backends and the balancer in one process
+  roundhouse status [--admin ADDR] [--admin-token-file FILE]
+                                  print the backends' state from a balancer's admin API
   roundhouse version              print the version
 
 Run "roundhouse serve -h" for the balancer's flags.
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args, stderr, true, stdout)
 	case "backend":
 		err = runBackend(ctx, args, stderr)
+	case "status":
+		err = runStatus(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "roundhouse", buildVersion())
 	case "help", "-h", "--help":
@@ -142,6 +147,8 @@ type serveFlags struct {
 	accessLog             bool
 	logLevel              hclog.Level
 	logJSON               bool
+	admin                 string // the admin API's address; "" when off
+	adminTokenFile        string
 }
 
 func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, error) {
@@ -184,6 +191,8 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 		}
 		return errors.New("want text or json")
 	})
+	fs.StringVar(&c.admin, "admin", "", "`address` of the admin API, metrics and dashboard, e.g. "+admin.DefaultAddr+" (default: off)")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "`file` holding the admin API's bearer token; required for a non-loopback --admin")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -333,9 +342,23 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	if err != nil {
 		return usageError{err}
 	}
+	adminHandler, err := newAdmin(c, sel, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", c.listen, err)
+	}
+	// The admin API, when asked for, has its own listener and server.
+	var adminSrv *http.Server
+	var adminLn net.Listener
+	if adminHandler != nil {
+		if adminLn, err = net.Listen("tcp", c.admin); err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin %s: %w", c.admin, err)
+		}
+		adminSrv = newServer(adminHandler, log)
 	}
 	var access hclog.Logger
 	if c.accessLog {
@@ -353,9 +376,14 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	var wg conc.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = sel.Run(actorCtx) })
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2) // room for both servers: neither send blocks
 	wg.Go(func() { serveErr <- srv.Serve(ln) })
-	log.Info("listening", "addr", ln.Addr().String(), "backends", len(c.backends))
+	listening := []any{"addr", ln.Addr().String(), "backends", len(c.backends)}
+	if adminSrv != nil {
+		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
+		listening = append(listening, "admin", adminLn.Addr().String())
+	}
+	log.Info("listening", listening...)
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -364,6 +392,10 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	case <-ctx.Done():
 		log.Info("shutting down", "grace", c.shutdownGrace)
 	case err := <-serveErr:
+		_ = srv.Close()
+		if adminSrv != nil {
+			_ = adminSrv.Close()
+		}
 		stopActors()
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -373,10 +405,45 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 		log.Warn("grace period over, closing remaining connections", "error", err)
 		_ = srv.Close()
 	}
+	// The admin API goes after the proxy has drained, so operators can
+	// watch the drain, and before the actors it asks.
+	if adminSrv != nil {
+		if err := adminSrv.Shutdown(graceCtx); err != nil {
+			_ = adminSrv.Close()
+		}
+	}
 	stopActors()
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// newAdmin checks the --admin flags and returns the admin API's handler, or
+// nil when --admin is not given. Without a token the admin API must listen
+// on loopback.
+func newAdmin(c *serveFlags, sel *actors.Selector, log hclog.Logger) (http.Handler, error) {
+	if c.admin == "" {
+		if c.adminTokenFile != "" {
+			return nil, usageError{errors.New("--admin-token-file: needs --admin ADDR")}
+		}
+		return nil, nil
+	}
+	var token []byte
+	if c.adminTokenFile != "" {
+		t, err := admin.ReadTokenFile(c.adminTokenFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--admin-token-file: %w", err)}
+		}
+		token = t
+	}
+	if err := admin.CheckAddr(c.admin, token != nil); err != nil {
+		return nil, usageError{fmt.Errorf("--admin %s: %w: give --admin-token-file FILE, or a loopback address such as %s", c.admin, err, admin.DefaultAddr)}
+	}
+	h, err := admin.New(admin.Config{Selector: sel, Logger: log.Named("admin"), Token: token})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // newServer returns an http.Server with hardened defaults: slow clients
