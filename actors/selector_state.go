@@ -27,12 +27,15 @@ type backendState struct {
 	// and the two mailboxes between them. suspect carries the selector's
 	// "a connection failed" note; probes holds the monitor's latest probe
 	// statistics, read only when someone asks for a snapshot. Both have
-	// capacity 1 and are never closed.
-	monitor     MonitorConfig
-	stopMonitor context.CancelFunc // nil while no monitor runs
-	suspect     chan struct{}
-	probes      chan ProbeStats
-	lastProbe   ProbeStats
+	// capacity 1 and are never closed. A restarted monitor gets a probes
+	// mailbox of its own and counts from zero; probedBefore holds what the
+	// monitors before it counted, so the totals never go back.
+	monitor      MonitorConfig
+	stopMonitor  context.CancelFunc // nil while no monitor runs
+	suspect      chan struct{}
+	probes       chan ProbeStats
+	lastProbe    ProbeStats
+	probedBefore ProbeStats // only Probes and Failures are used
 }
 
 // state names the backend's state for /status: the operator's choice
@@ -98,6 +101,16 @@ func (s *Selector) byID(id string) (*backendState, bool) {
 // startMonitor starts st's monitor under the selector's monitor group. The
 // monitor assumes the health the selector has now, so the two agree.
 func (s *Selector) startMonitor(st *backendState) {
+	if st.stopMonitor != nil {
+		// A restart. The stopped monitor may still be finishing a probe:
+		// it keeps its old mailbox, where a last copy can do no harm, and
+		// its counts so far carry over.
+		st.collectProbes()
+		st.probedBefore.Probes += st.lastProbe.Probes
+		st.probedBefore.Failures += st.lastProbe.Failures
+		st.lastProbe.Probes, st.lastProbe.Failures = 0, 0
+		st.probes = make(chan ProbeStats, 1)
+	}
 	ctx, stop := context.WithCancel(s.monitorCtx)
 	st.stopMonitor = stop
 	m := &Monitor{
@@ -227,7 +240,8 @@ func (s *Selector) status() []BackendStatus {
 			Name: st.Name, ID: st.ID, State: st.state(), Up: st.up, Weight: st.weight, Reason: st.reason,
 			Changed: st.changed, InFlight: st.inFlight, Requests: st.requests, Failures: st.failures,
 			LastProbe: st.lastProbe.At, LastProbeError: st.lastProbe.Err,
-			Probes: st.lastProbe.Probes, ProbeFailures: st.lastProbe.Failures,
+			Probes:        st.probedBefore.Probes + st.lastProbe.Probes,
+			ProbeFailures: st.probedBefore.Failures + st.lastProbe.Failures,
 		}
 	}
 	return out
