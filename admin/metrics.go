@@ -82,7 +82,7 @@ func newCollector(sel *actors.Selector, timeout time.Duration) *collector {
 	return &collector{
 		sel: sel, timeout: timeout,
 		requests: prometheus.NewDesc("roundhouse_requests_total",
-			`Client requests answered, by the backend that answered last ("none": no backend could be tried), method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or OTHER) and status class (2xx ... 5xx; 4xx includes 499, the client left).`,
+			`Client requests, by the backend that answered last ("none": no backend was left to send it to, so the balancer answered 503, or 502 after failed attempts), method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or OTHER) and status class (2xx ... 5xx; 4xx includes 499, the client left).`,
 			[]string{"backend", "method", "code"}, nil),
 		duration: prometheus.NewDesc("roundhouse_request_duration_seconds",
 			"Time from a client request's arrival to the end of its response, for requests a backend answered, by that backend; retries included.",
