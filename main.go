@@ -323,9 +323,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 	return runDemo(ctx, c, log, stdout)
 }
 
-// serve runs the balancer until ctx ends, then shuts down in order: stop
-// accepting and let in-flight requests finish (up to the grace period), stop
-// the actors and wait for them, close idle backend connections. ready, if
+// serve runs the balancer (and the admin API, with --admin) until ctx ends,
+// then shuts down in order: stop accepting and let in-flight requests finish
+// (up to the grace period), stop the admin API, stop the actors and wait for
+// them, close idle backend connections. ready, if
 // not nil, is called with the listening address.
 func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.Addr)) error {
 	tr := transport.New(transport.Options{DialTimeout: c.dialTimeout, ResponseHeaderTimeout: c.responseHeaderTimeout})
@@ -436,9 +437,14 @@ func newAdmin(c *serveFlags, sel *actors.Selector, log hclog.Logger) (http.Handl
 		}
 		token = t
 	}
-	if err := admin.CheckAddr(c.admin, token != nil); err != nil {
+	switch err := admin.CheckAddr(c.admin, token != nil); {
+	case errors.Is(err, admin.ErrNotLoopback):
 		return nil, usageError{fmt.Errorf("--admin %s: %w: give --admin-token-file FILE, or a loopback address such as %s", c.admin, err, admin.DefaultAddr)}
+	case err != nil:
+		return nil, usageError{fmt.Errorf("--admin %s: %w", c.admin, err)}
 	}
+	// Reload stays nil (POST /reload answers 501) until there is a
+	// configuration file to re-read.
 	h, err := admin.New(admin.Config{Selector: sel, Logger: log.Named("admin"), Token: token})
 	if err != nil {
 		return nil, err
