@@ -9,7 +9,8 @@
 // next reload, which replaces the backend set with the configuration's.
 //
 // net/http runs each request on its own goroutine and ends it; the package
-// starts no goroutine of its own.
+// starts no goroutine of its own (a scrape's Prometheus registry gathers on
+// goroutines that end before the scrape does).
 package admin
 
 import (
