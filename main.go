@@ -31,6 +31,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/transport"
@@ -46,6 +47,8 @@ const usage = `usage:
                                   run a demo backend
   roundhouse demo [flags]         run 3 demo backends and the balancer in one process
   roundhouse validate FILE        check a configuration file (see serve --config)
+  roundhouse status [--admin ADDR] [--admin-token-file FILE]
+                                  print the backends' state from a balancer's admin API
   roundhouse version              print the version
 
 Run "roundhouse serve -h" for the balancer's flags.
@@ -87,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runBackend(ctx, args, stderr)
 	case "validate":
 		return runValidate(args, stdout, stderr)
+	case "status":
+		err = runStatus(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "roundhouse", buildVersion())
 	case "help", "-h", "--help":
@@ -150,7 +155,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 	if withDemo {
 		return runDemo(ctx, s, log, stdout)
 	}
-	return serve(ctx, s, log, nil)
+	var reload func() (*config.Settings, error)
+	if s.File != "" {
+		// A reload reads the file again under the same command line.
+		reload = func() (*config.Settings, error) {
+			return config.Load(args, config.Options{Name: "roundhouse " + name})
+		}
+	}
+	return serve(ctx, s, log, reload, nil)
 }
 
 // runValidate is the "validate" command: it loads FILE as serve --config
@@ -187,37 +199,51 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// serve runs the balancer until ctx ends, then shuts down in order: stop
-// accepting and let in-flight requests finish (up to the grace period), stop
-// the actors and wait for them, close idle backend connections. ready, if
-// not nil, is called with the listening address.
-func serve(ctx context.Context, s *config.Settings, log hclog.Logger, ready func(net.Addr)) error {
+// serve runs the balancer (and the admin API, with --admin) until ctx ends,
+// then shuts down in order: stop accepting and let in-flight requests
+// finish (up to the grace period), stop the admin API, stop the actors and
+// wait for them, close idle backend connections.
+//
+// reload, if not nil, reads the settings again; SIGHUP and the admin API's
+// POST /reload apply what it returns to the selector. ready, if not nil, is
+// called with the listening address.
+func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload func() (*config.Settings, error), ready func(net.Addr)) error {
 	tr := transport.New(transport.Options{
 		DialTimeout: s.Timeouts.Dial, TLSHandshakeTimeout: s.Timeouts.TLSHandshake,
 		ResponseHeaderTimeout: s.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
 	})
 	defer tr.CloseIdleConnections()
-	policy, err := s.NewPolicy(mathrand.Uint64())
+	cfg, err := selectorConfig(s, tr)
 	if err != nil {
 		return usageError{err}
 	}
-	sel, err := actors.New(actors.Config{
-		Backends:  s.ActorBackends(),
-		Policy:    policy,
-		Monitor:   s.Monitor(tr),
-		Limits:    s.ActorLimits(),
-		Ejection:  s.ActorEjection(),
-		SlowStart: s.SlowStart,
-		Logger:    log.Named("selector"),
-		// --log-level trace shows every message the selector handles.
-		TraceMessages: true,
-	})
+	cfg.Logger = log.Named("selector")
+	cfg.TraceMessages = true // shown at --log-level trace
+	sel, err := actors.New(cfg)
 	if err != nil {
 		return usageError{err}
+	}
+	var apply func(context.Context) error
+	if reload != nil {
+		apply = func(ctx context.Context) error { return applyReload(ctx, sel, reload, tr, log) }
+	}
+	adminHandler, err := newAdmin(s, sel, apply, log)
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", s.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", s.Listen, err)
+	}
+	// The admin API, when asked for, has its own listener and server.
+	var adminSrv *http.Server
+	var adminLn net.Listener
+	if adminHandler != nil {
+		if adminLn, err = net.Listen("tcp", s.Admin.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)
+		}
+		adminSrv = newServer(adminHandler, log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
 	}
 	var access hclog.Logger
 	if s.Log.Access {
@@ -225,7 +251,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, ready func
 	}
 	srv := newServer(transport.NewProxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
-		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(policy), StickySecret: s.StickySecret(),
+		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(cfg.Policy), StickySecret: s.StickySecret(),
 		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request,
 	}), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
 
@@ -236,19 +262,40 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, ready func
 	var wg conc.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = sel.Run(actorCtx) })
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2) // room for both servers: neither send blocks
 	wg.Go(func() { serveErr <- srv.Serve(ln) })
-	log.Info("listening", "addr", ln.Addr().String(), "backends", len(s.Backends))
+	listening := []any{"addr", ln.Addr().String(), "backends", len(s.Backends)}
+	if adminSrv != nil {
+		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
+		listening = append(listening, "admin", adminLn.Addr().String())
+	}
+	log.Info("listening", listening...)
 	if ready != nil {
 		ready(ln.Addr())
 	}
 
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "grace", s.ShutdownGrace)
-	case err := <-serveErr:
-		stopActors()
-		return fmt.Errorf("serve: %w", err)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "grace", s.ShutdownGrace)
+			running = false
+		case <-hup:
+			if apply == nil {
+				log.Warn("reload ignored: no configuration file (--config)")
+			} else if err := apply(ctx); err != nil {
+				log.Error("reload failed; the running configuration stays", "error", err)
+			}
+		case err := <-serveErr:
+			_ = srv.Close()
+			if adminSrv != nil {
+				_ = adminSrv.Close()
+			}
+			stopActors()
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	graceCtx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	defer cancel()
@@ -256,10 +303,77 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, ready func
 		log.Warn("grace period over, closing remaining connections", "error", err)
 		_ = srv.Close()
 	}
+	// The admin API goes after the proxy has drained, so operators can
+	// watch the drain, and before the actors it asks.
+	if adminSrv != nil {
+		if err := adminSrv.Shutdown(graceCtx); err != nil {
+			_ = adminSrv.Close()
+		}
+	}
 	stopActors()
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// selectorConfig is what the selector needs from the settings; its health
+// probes go through tr.
+func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, error) {
+	policy, err := s.NewPolicy(mathrand.Uint64())
+	if err != nil {
+		return actors.Config{}, err
+	}
+	return actors.Config{
+		Backends: s.ActorBackends(), Policy: policy, Monitor: s.Monitor(tr),
+		Limits: s.ActorLimits(), Ejection: s.ActorEjection(), SlowStart: s.SlowStart,
+	}, nil
+}
+
+// applyReload reads the settings again and hands the selector what it can
+// change while running: backends, policy, health checks, limits, ejection
+// and slow start. An invalid file changes nothing. Listeners, timeouts of
+// the servers and the transport, and logging need a restart.
+func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*config.Settings, error), tr http.RoundTripper, log hclog.Logger) error {
+	s, err := reload()
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	cfg, err := selectorConfig(s, tr)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if err := sel.Reconfigure(ctx, cfg); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	log.Info("reloaded", "file", s.File, "backends", len(s.Backends), "policy", s.Policy)
+	return nil
+}
+
+// newAdmin checks the admin settings and returns the admin API's handler,
+// or nil when --admin is not given. Without a token the admin API must
+// listen on loopback.
+func newAdmin(s *config.Settings, sel *actors.Selector, reload func(context.Context) error, log hclog.Logger) (http.Handler, error) {
+	if s.Admin.Listen == "" {
+		if s.Admin.TokenFile != "" {
+			return nil, usageError{errors.New("--admin-token-file: needs --admin ADDR")}
+		}
+		return nil, nil
+	}
+	var token []byte
+	if s.Admin.TokenFile != "" {
+		t, err := admin.ReadTokenFile(s.Admin.TokenFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--admin-token-file: %w", err)}
+		}
+		token = t
+	}
+	switch err := admin.CheckAddr(s.Admin.Listen, token != nil); {
+	case errors.Is(err, admin.ErrNotLoopback):
+		return nil, usageError{fmt.Errorf("--admin %s: %w: give --admin-token-file FILE, or a loopback address such as %s", s.Admin.Listen, err, admin.DefaultAddr)}
+	case err != nil:
+		return nil, usageError{fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)}
+	}
+	return admin.New(admin.Config{Selector: sel, Reload: reload, Logger: log.Named("admin"), Token: token})
 }
 
 // newServer returns an http.Server with hardened defaults: slow clients
@@ -304,7 +418,8 @@ func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, stdout i
 		wg.Go(func() { _ = serveBackend(backendCtx, ln, name, log.Named("backend")) })
 		s.Backends = append(s.Backends, config.Backend{URL: &url.URL{Scheme: "http", Host: name}, Weight: 1, Source: "demo"})
 	}
-	return serve(ctx, s, log, func(addr net.Addr) {
+	// No reload: the demo's backends are its own, not the file's.
+	return serve(ctx, s, log, nil, func(addr net.Addr) {
 		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind http://%s\ntry: curl http://%s/\n", addr, addr)
 	})
 }

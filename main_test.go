@@ -230,6 +230,13 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"demo refuses backends from a config file", []string{"demo", "--config", backendFile}, backendFile + ":1:9: backend: demo starts its own backends"},
 		{"validate without a file", []string{"validate"}, "usage: roundhouse validate FILE"},
 		{"validate with two files", []string{"validate", badFile, badFile}, "usage: roundhouse validate FILE"},
+		{"a non-loopback admin address without a token is refused", []string{backend, "--admin", "0.0.0.0:9090"}, "--admin 0.0.0.0:9090: not a loopback address"},
+		{"an admin address on every interface without a token is refused", []string{backend, "--admin", ":9090"}, "--admin :9090"},
+		{"an admin address without a port is refused", []string{backend, "--admin", "127.0.0.1"}, `--admin: want host:port, such as 127.0.0.1:8080, got "127.0.0.1"`},
+		{"a missing admin token file is named", []string{backend, "--admin", "127.0.0.1:0", "--admin-token-file", "/nonexistent/token"}, "--admin-token-file"},
+		{"an admin token file without --admin is refused", []string{backend, "--admin-token-file", "/nonexistent/token"}, "--admin-token-file: needs --admin"},
+		{"status refuses a stray argument", []string{"status", "extra"}, `"extra"`},
+		{"status refuses an address without a port", []string{"status", "--admin", "localhost"}, "--admin localhost"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -575,5 +582,77 @@ func TestCookieSecretFileMakesStickyCookiesStableAcrossInstances(t *testing.T) {
 	fourth, _ := stickyValue(t, "--backend", a.URL)
 	if third == fourth || third == first {
 		t.Errorf("instances without a secret file set %q and %q (with the file: %q), want values of their own", third, fourth, first)
+	}
+}
+
+// writeToken writes an admin token file and returns its path.
+func writeToken(t *testing.T, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAShortAdminTokenIsAUsageErrorNamingTheFlag(t *testing.T) {
+	p := start(t, "--backend", "http://127.0.0.1:1", "--admin", "0.0.0.0:9090", "--admin-token-file", writeToken(t, "tiny-secret"))
+	if code := p.wait(t); code != exitUsage {
+		t.Errorf("exit status %d, want 2; output:\n%s", code, p.output())
+	}
+	out := p.output()
+	if !strings.Contains(out, "--admin-token-file") || !strings.Contains(out, "at least 16 bytes") {
+		t.Errorf("the error does not name the flag and the rule:\n%s", out)
+	}
+	if strings.Contains(out, "tiny-secret") {
+		t.Errorf("the error repeats the token:\n%s", out)
+	}
+}
+
+func TestStatusPrintsTheBackendsOfARunningBalancer(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	var backends []string
+	for range 2 {
+		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		t.Cleanup(b.Close)
+		backends = append(backends, b.URL)
+	}
+	token := writeToken(t, "a-token-of-24-bytes-long")
+	lb := start(t, "--listen", "127.0.0.1:0", "--backend", backends[0], "--backend", backends[1],
+		"--admin", "127.0.0.1:0", "--admin-token-file", token)
+	addr := lb.waitFor(t, listening)
+	admin := lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
+	for range 4 {
+		if code, body := get(t, "http://"+addr+"/"); code != http.StatusOK {
+			t.Fatalf("proxy: %d %s", code, body)
+		}
+	}
+
+	st := start(t, "status", "--admin", admin, "--admin-token-file", token)
+	if code := st.wait(t); code != 0 {
+		t.Fatalf("status exit status %d; output:\n%s", code, st.output())
+	}
+	lines := strings.Split(strings.TrimSpace(st.output()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[0], "STATE") {
+		t.Fatalf("want a header and two rows:\n%s", st.output())
+	}
+	for i, b := range backends {
+		if !strings.Contains(lines[i+1], b) || !strings.Contains(lines[i+1], " up ") {
+			t.Errorf("row %d does not show %s up: %q", i+1, b, lines[i+1])
+		}
+	}
+
+	noToken := start(t, "status", "--admin", admin)
+	if code := noToken.wait(t); code != exitRuntime || !strings.Contains(noToken.output(), "401") {
+		t.Errorf("status without the token: exit %d, output:\n%s\nwant 1 and the 401", code, noToken.output())
+	}
+
+	lb.signal(t, syscall.SIGTERM)
+	if code := lb.wait(t); code != 0 {
+		t.Errorf("balancer exit status %d; output:\n%s", code, lb.output())
+	}
+	gone := start(t, "status", "--admin", admin, "--admin-token-file", token)
+	if code := gone.wait(t); code != exitRuntime || !strings.Contains(gone.output(), "unreachable") {
+		t.Errorf("status after shutdown: exit %d, output:\n%s\nwant 1 and unreachable", code, gone.output())
 	}
 }

@@ -3,7 +3,11 @@ package actors
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -130,4 +134,39 @@ type ProbeStats struct {
 	Err      string    // its error; "" when it passed
 	Probes   uint64    // probes so far
 	Failures uint64    // failed probes so far
+}
+
+// MaxWeight is the largest backend weight the command line and the admin
+// API accept.
+const MaxWeight = 1000
+
+// ParseBackendURL checks a backend's URL as an operator wrote it:
+// http(s)://host[:port][/path], with no user info, query or fragment. A
+// lone "/" path is dropped, so http://h:1/ and http://h:1 name the same
+// backend.
+func ParseBackendURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		return nil, fmt.Errorf("want a URL such as http://%s", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	case u.Hostname() == "":
+		return nil, errors.New("missing host")
+	case u.User != nil, u.RawQuery != "", u.Fragment != "":
+		return nil, errors.New("must not carry user info, a query or a fragment")
+	}
+	if u.Path == "/" {
+		u.Path = "" // http://h:1/ and http://h:1 are the same backend
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("bad port %q", p)
+		}
+	}
+	return u, nil
 }

@@ -1,0 +1,129 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// APIError is an answer from the admin API other than 200.
+type APIError struct {
+	Status  string // "401 Unauthorized"
+	Message string // the API's error text; "" if it sent none
+}
+
+func (e *APIError) Error() string {
+	if e.Message == "" {
+		return e.Status
+	}
+	return e.Status + ": " + oneLine(e.Message, 200)
+}
+
+// FetchStatus asks the admin API at addr (host:port) for GET /status,
+// sending token as a bearer token unless it is nil. An answer other than
+// 200 is an *APIError; any other error means the API could not be asked
+// or its answer not read. client nil: a client
+// that ignores proxy environment variables.
+func FetchStatus(ctx context.Context, client *http.Client, addr string, token []byte) (*StatusResponse, error) {
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{Proxy: nil}}
+		defer client.CloseIdleConnections()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != nil {
+		req.Header.Set("Authorization", "Bearer "+string(token))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &APIError{Status: resp.Status}
+		var b errorBody
+		if json.Unmarshal(body, &b) == nil {
+			e.Message = b.Error
+		}
+		return nil, e
+	}
+	var st StatusResponse
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("not a status answer: %w", err)
+	}
+	return &st, nil
+}
+
+// WriteTable writes st as an aligned table for a terminal, one backend a
+// line, with probe times as ages relative to the snapshot's time.
+func WriteTable(w io.Writer, st *StatusResponse) error {
+	if len(st.Backends) == 0 {
+		_, err := fmt.Fprintln(w, "no backends")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tURL\tSTATE\tWEIGHT\tIN-FLIGHT\tREQUESTS\tFAILURES\tLAST PROBE\tPROBE ERROR")
+	for _, b := range st.Backends {
+		probe := age(b.LastProbe, st.Time)
+		if !b.LastProbe.IsZero() {
+			if b.LastProbeError != "" {
+				probe = "failed " + probe
+			} else {
+				probe = "passed " + probe
+			}
+		}
+		probeErr := "-"
+		if b.LastProbeError != "" {
+			probeErr = oneLine(b.LastProbeError, 80)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n",
+			oneLine(b.ID, 20), oneLine(b.Name, 60), oneLine(b.State, 12), b.Weight,
+			b.InFlight, b.Requests, b.Failures, probe, probeErr)
+	}
+	return tw.Flush()
+}
+
+// age says how long before now t was, briefly; "-" for the zero time.
+func age(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < 90*time.Second:
+		return strconv.Itoa(int(d.Round(time.Second)/time.Second)) + "s ago"
+	case d < 90*time.Minute:
+		return strconv.Itoa(int(d.Round(time.Minute)/time.Minute)) + "m ago"
+	}
+	return strconv.Itoa(int(d.Round(time.Hour)/time.Hour)) + "h ago"
+}
+
+// oneLine makes s safe for one table cell: no tabs, newlines or control
+// characters, at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n-1]) + "…"
+	}
+	return s
+}

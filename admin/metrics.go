@@ -1,0 +1,194 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/roundhouse/roundhouse/actors"
+)
+
+// noBackend is the backend label of requests that reached no backend.
+// Backends are labelled by URL, so it cannot clash with one.
+const noBackend = "none"
+
+// states is every value the roundhouse_backend_state metric's state label
+// takes, in the order it is reported.
+var states = []string{"up", "down", "ejected", "draining", "disabled"}
+
+// registerMetrics registers the selector's collector and the standard Go
+// and process collectors on reg.
+func registerMetrics(reg *prometheus.Registry, sel *actors.Selector, timeout time.Duration) {
+	reg.MustRegister(
+		newCollector(sel, timeout),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+}
+
+// metricsHandler serves reg's metrics in the Prometheus text format. A
+// scrape fails as a whole (500) if the selector cannot be asked.
+func metricsHandler(reg *prometheus.Registry, log hclog.Logger) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      promLogger{log},
+		ErrorHandling: promhttp.HTTPErrorOnError,
+	})
+}
+
+// promLogger adapts hclog to promhttp's Logger.
+type promLogger struct{ log hclog.Logger }
+
+func (l promLogger) Println(v ...any) {
+	l.log.Error("metrics scrape failed", "error", fmt.Sprint(v...))
+}
+
+// collector turns the selector's counters into Prometheus metrics at scrape
+// time. It keeps nothing between scrapes: each Collect asks the selector
+// for a snapshot (a message, like every other question to it) and emits
+// constant metrics from it. Collect may run on several scrape goroutines
+// at once; each works on its own snapshot.
+type collector struct {
+	sel     *actors.Selector
+	timeout time.Duration
+
+	requests      *prometheus.Desc
+	duration      *prometheus.Desc
+	inFlight      *prometheus.Desc
+	up            *prometheus.Desc
+	state         *prometheus.Desc
+	weight        *prometheus.Desc
+	attempts      *prometheus.Desc
+	failures      *prometheus.Desc
+	retries       *prometheus.Desc
+	probes        *prometheus.Desc
+	probeFailures *prometheus.Desc
+	reloads       *prometheus.Desc
+	ejections     *prometheus.Desc
+	queued        *prometheus.Desc
+	queueTimeouts *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+func newCollector(sel *actors.Selector, timeout time.Duration) *collector {
+	backend := []string{"backend"}
+	return &collector{
+		sel: sel, timeout: timeout,
+		requests: prometheus.NewDesc("roundhouse_requests_total",
+			`Client requests, by the backend that answered last ("none": no backend was left to send it to, so the balancer answered 503, or 502 after failed attempts), method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or OTHER) and status class (2xx ... 5xx; 4xx includes 499, the client left).`,
+			[]string{"backend", "method", "code"}, nil),
+		duration: prometheus.NewDesc("roundhouse_request_duration_seconds",
+			"Time from a client request's arrival to the end of its response, for requests a backend answered, by that backend; retries included.",
+			backend, nil),
+		inFlight: prometheus.NewDesc("roundhouse_backend_in_flight_requests",
+			"Requests a backend is handling now.", backend, nil),
+		up: prometheus.NewDesc("roundhouse_backend_up",
+			"1 if the backend's health is UP (whatever an operator chose), 0 if DOWN.", backend, nil),
+		state: prometheus.NewDesc("roundhouse_backend_state",
+			"1 for the backend's current state (up, down, ejected, draining or disabled), 0 for the others.",
+			[]string{"backend", "state"}, nil),
+		weight: prometheus.NewDesc("roundhouse_backend_weight",
+			"The backend's weight; 0 is a standby.", backend, nil),
+		attempts: prometheus.NewDesc("roundhouse_backend_attempts_total",
+			"Attempts a backend completed, any outcome (a retried request counts once per backend tried).", backend, nil),
+		failures: prometheus.NewDesc("roundhouse_backend_failures_total",
+			"Attempts that failed at a backend: no connection, or the exchange broke.", backend, nil),
+		retries: prometheus.NewDesc("roundhouse_retries_total",
+			"Attempts at a backend that were retries of a request another backend failed.", backend, nil),
+		probes: prometheus.NewDesc("roundhouse_health_probes_total",
+			"Health probes sent to a backend.", backend, nil),
+		probeFailures: prometheus.NewDesc("roundhouse_health_probe_failures_total",
+			"Health probes of a backend that failed.", backend, nil),
+		reloads: prometheus.NewDesc("roundhouse_config_reloads_total",
+			"Configuration reloads applied.", nil, nil),
+		ejections: prometheus.NewDesc("roundhouse_backend_ejections_total",
+			"Times outlier detection ejected a backend.", backend, nil),
+		queued: prometheus.NewDesc("roundhouse_queued_requests",
+			"Requests waiting for a backend under its connection cap.", nil, nil),
+		queueTimeouts: prometheus.NewDesc("roundhouse_queue_timeouts_total",
+			"Requests refused (503) after waiting --queue-timeout for a backend.", nil, nil),
+	}
+}
+
+// Describe sends every metric's description.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.requests, c.duration, c.inFlight, c.up, c.state, c.weight,
+		c.attempts, c.failures, c.retries, c.probes, c.probeFailures, c.reloads,
+		c.ejections, c.queued, c.queueTimeouts,
+	} {
+		ch <- d
+	}
+}
+
+// Collect asks the selector for its counters and sends them as metrics.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	m, err := c.sel.Metrics(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.reloads, fmt.Errorf("asking the selector: %w", err))
+		return
+	}
+	counter, gauge := prometheus.CounterValue, prometheus.GaugeValue
+	for _, b := range m.Backends {
+		name := b.Name
+		c.sendRequests(ch, name, b.Requests)
+		ch <- prometheus.MustNewConstHistogram(c.duration, b.Duration.Count, b.Duration.Sum, cumulative(b.Duration), name)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, gauge, float64(b.InFlight), name)
+		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(b.Up), name)
+		for _, s := range states {
+			ch <- prometheus.MustNewConstMetric(c.state, gauge, boolValue(b.State == s), name, s)
+		}
+		if !slices.Contains(states, b.State) { // a state this list does not know yet
+			ch <- prometheus.MustNewConstMetric(c.state, gauge, 1, name, b.State)
+		}
+		ch <- prometheus.MustNewConstMetric(c.weight, gauge, float64(b.Weight), name)
+		ch <- prometheus.MustNewConstMetric(c.attempts, counter, float64(b.BackendStatus.Requests), name)
+		ch <- prometheus.MustNewConstMetric(c.failures, counter, float64(b.Failures), name)
+		ch <- prometheus.MustNewConstMetric(c.retries, counter, float64(b.Retries), name)
+		ch <- prometheus.MustNewConstMetric(c.probes, counter, float64(b.Probes), name)
+		ch <- prometheus.MustNewConstMetric(c.probeFailures, counter, float64(b.ProbeFailures), name)
+		ch <- prometheus.MustNewConstMetric(c.ejections, counter, float64(b.Ejections), name)
+	}
+	c.sendRequests(ch, noBackend, m.NoBackend)
+	ch <- prometheus.MustNewConstMetric(c.reloads, counter, float64(m.Reloads))
+	ch <- prometheus.MustNewConstMetric(c.queued, gauge, float64(m.Queued))
+	ch <- prometheus.MustNewConstMetric(c.queueTimeouts, counter, float64(m.QueueTimeouts))
+}
+
+func (c *collector) sendRequests(ch chan<- prometheus.Metric, backend string, byClass map[actors.RequestClass]uint64) {
+	for class, n := range byClass {
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n), backend, class.Method, class.Code)
+	}
+}
+
+// cumulative converts the selector's per-bucket counts into Prometheus's
+// cumulative ones: bucket i counts every request of at most
+// actors.DurationBuckets[i] seconds. The last count (over the largest
+// bound) is only in the histogram's total, Prometheus's +Inf bucket.
+func cumulative(h actors.Histogram) map[float64]uint64 {
+	out := make(map[float64]uint64, len(actors.DurationBuckets))
+	var sum uint64
+	for i, le := range actors.DurationBuckets {
+		if i < len(h.Counts) {
+			sum += h.Counts[i]
+		}
+		out[le] = sum
+	}
+	return out
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

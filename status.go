@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/roundhouse/roundhouse/admin"
+)
+
+// runStatus is the "status" command: it asks a running balancer's admin API
+// for GET /status and prints the backends as a table.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("roundhouse status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("admin", admin.DefaultAddr, "`address` of the balancer's admin API")
+	tokenFile := fs.String("admin-token-file", "", "`file` holding the admin API's bearer token")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return usageError{fmt.Errorf("--admin %s: want host:port, e.g. %s", *addr, admin.DefaultAddr)}
+	}
+	if *timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout: must be positive, got %v", *timeout)}
+	}
+	var token []byte
+	if *tokenFile != "" {
+		t, err := admin.ReadTokenFile(*tokenFile)
+		if err != nil {
+			return usageError{fmt.Errorf("--admin-token-file: %w", err)}
+		}
+		token = t
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	st, err := admin.FetchStatus(ctx, nil, *addr, token)
+	var apiErr *admin.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		return fmt.Errorf("admin API at %s: %w", *addr, err)
+	case err != nil:
+		return fmt.Errorf("admin API at %s unreachable: %w (is the balancer running with --admin %s?)", *addr, err, *addr)
+	}
+	return admin.WriteTable(stdout, st)
+}
