@@ -255,6 +255,12 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request,
 	}), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
 
+	// SIGHUP reloads; asked for before "listening", so that no SIGHUP
+	// after it can kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	// The actors outlive ctx: in-flight requests still need the selector
 	// while the server drains, so they get their own context, cancelled last.
 	actorCtx, stopActors := context.WithCancel(context.WithoutCancel(ctx))
@@ -274,9 +280,6 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 		ready(ln.Addr())
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
