@@ -1,6 +1,5 @@
 package actors
 
-import "strconv"
 
 // DurationBuckets are the upper bounds, in seconds, of the request duration
 // histogram that Metrics reports.
@@ -8,7 +7,8 @@ var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 
 // RequestClass groups requests for metrics with bounded cardinality: the
 // method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, or OTHER) and the
-// status class the client got ("2xx" ... "5xx").
+// status class the client got ("1xx" ... "5xx", "other" for a status outside
+// 100-599).
 type RequestClass struct {
 	Method string
 	Code   string
@@ -84,7 +84,7 @@ func codeClass(status int) string {
 	if status >= 100 && status < 600 {
 		return codeClasses[status/100-1]
 	}
-	return strconv.Itoa(status)
+	return "other"
 }
 
 // Metrics is a snapshot of the selector's counters.

@@ -191,14 +191,17 @@ func (s *Selector) Run(ctx context.Context) error {
 			}
 			s.withdraw(w.reply)
 			w.ack <- struct{}{} // capacity 1: never blocks
+			fresh = false       // an emptied queue lets offers resume
 		case r := <-s.reports:
 			if s.trace {
 				s.traceMsg("received", "report", "backend", name(r.Backend), "outcome", r.Outcome, "status", r.Status, "final", r.Final)
 			}
+			// Always recompute the offer: load-aware policies (least-conn,
+			// p2c) must see the in-flight count this report lowered.
 			if s.record(r) {
 				s.serveQueue()
-				fresh = false
 			}
+			fresh = false
 		case h := <-s.health:
 			if s.trace {
 				s.traceMsg("received", "health", "backend", h.Backend.Name, "up", h.Up)

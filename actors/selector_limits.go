@@ -73,9 +73,15 @@ func (s *Selector) pick(req pickRequest) {
 	case full && len(s.queue) < s.limits.QueueSize:
 		s.queue = append(s.queue, waiter{req: req, deadline: time.Now().Add(s.limits.QueueTimeout)})
 		s.armWake()
+		if s.trace {
+			s.traceMsg("queued", "pick request", "waiting", len(s.queue))
+		}
 		return
 	}
 	req.reply <- b // capacity 1: never blocks
+	if s.trace {
+		s.traceMsg("sent", "pick reply", "backend", name(b))
+	}
 }
 
 // serveQueue answers the queued requests that can now be answered, oldest
@@ -91,6 +97,9 @@ func (s *Selector) serveQueue() {
 		}
 		s.taken(b)
 		w.req.reply <- b // capacity 1: never blocks
+		if s.trace {
+			s.traceMsg("sent", "pick reply from the queue", "backend", name(b))
+		}
 	}
 	clear(s.queue[len(kept):])
 	s.queue = kept

@@ -181,8 +181,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ex.fail == noFailure || !p.retryable(r, ex) {
 			break
 		}
-		// Report the failure before the next pick, so that passive health
-		// has taken this backend out of rotation when the selector chooses.
+		// Report the failure now, for passive health. The retry's pick may
+		// reach the selector first (reports are buffered), but it excludes
+		// every backend already tried, so it cannot land here again.
 		p.sel.Report(actors.Report{
 			Backend: b, Outcome: ex.fail.outcome(), Method: r.Method,
 			Duration: time.Since(ex.attemptStart), Err: ex.err, Attempt: len(ex.tried) - 1,
@@ -216,6 +217,9 @@ func requestKey(r *http.Request, k actors.KeySpec) string {
 		}
 		return host
 	case actors.KeyHeader:
+		if http.CanonicalHeaderKey(k.Name) == "Host" {
+			return r.Host // net/http moves Host out of the header map
+		}
 		return r.Header.Get(k.Name)
 	case actors.KeyCookie:
 		if c, err := r.Cookie(k.Name); err == nil {
