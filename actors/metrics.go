@@ -1,6 +1,5 @@
 package actors
 
-
 // DurationBuckets are the upper bounds, in seconds, of the request duration
 // histogram that Metrics reports.
 var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
