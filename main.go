@@ -136,6 +136,7 @@ type serveFlags struct {
 	accessLog             bool
 	logLevel              hclog.Level
 	logJSON               bool
+	edge                  edgeFlags // edge.go
 }
 
 func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, error) {
@@ -174,6 +175,7 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 		}
 		return errors.New("want text or json")
 	})
+	c.edge.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -214,6 +216,9 @@ func (c *serveFlags) validate() error {
 		return fmt.Errorf("--policy: unknown policy %q (known: round-robin)", c.policy)
 	case !strings.HasPrefix(c.healthPath, "/"):
 		return fmt.Errorf("--health-path: must start with /, got %q", c.healthPath)
+	}
+	if err := c.edge.validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, u := range c.backends {
@@ -309,7 +314,7 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	}
 	srv := newServer(transport.NewProxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: c.retries, RetryAfter: c.healthInterval,
-		Logger: log.Named("proxy"), AccessLog: access,
+		Logger: log.Named("proxy"), AccessLog: access, TrustedProxies: c.edge.trusted,
 	}), log)
 
 	// The actors outlive ctx: in-flight requests still need the selector

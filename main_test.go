@@ -171,6 +171,7 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"a bad log format names its flag", []string{backend, "--log-format", "xml"}, "-log-format"},
 		{"a stray argument is named", []string{backend, "extra"}, `"extra"`},
 		{"a health path without a slash is refused", []string{backend, "--health-path", "health"}, "--health-path"},
+		{"a bad trusted proxy names its flag", []string{backend, "--trusted-proxy", "proxy.example"}, "-trusted-proxy"},
 		{"backend without --listen says so", []string{"backend"}, "--listen"},
 		{"demo refuses backends", []string{"demo", backend}, "--backend"},
 	}

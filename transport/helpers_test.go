@@ -96,6 +96,7 @@ type balancerOptions struct {
 	monitor               actors.MonitorConfig // Interval 0: an hour (no active checks during the test)
 	retries               int
 	responseHeaderTimeout time.Duration
+	trusted               TrustedProxies
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -127,7 +128,8 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	wg.Go(func() { _ = sel.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access")})
+	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
+		TrustedProxies: o.trusted})
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -26,6 +26,9 @@ type Config struct {
 	RetryAfter time.Duration
 	Logger     hclog.Logger // proxy errors; nil: none
 	AccessLog  hclog.Logger // one line per request; nil: none
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded
+	// headers are kept and appended to (see forwarded.go); nil: nobody's.
+	TrustedProxies TrustedProxies
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -51,18 +54,20 @@ type Proxy struct {
 	retryAfter string
 	log        hclog.Logger
 	access     hclog.Logger
+	trusted    TrustedProxies
 }
 
 // NewProxy returns the balancing handler.
 func NewProxy(cfg Config) *Proxy {
-	p := &Proxy{sel: cfg.Selector, retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog}
+	p := &Proxy{sel: cfg.Selector, retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
+		trusted: cfg.TrustedProxies}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
 	secs := int64((max(cfg.RetryAfter, time.Second) + time.Second - 1) / time.Second)
 	p.retryAfter = strconv.FormatInt(secs, 10)
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
+		Rewrite:      p.rewrite,
 		Transport:    cfg.Transport,
 		ErrorHandler: recordError,
 		ErrorLog:     p.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
@@ -161,13 +166,13 @@ func (p *Proxy) attempt(w *recorder, r *http.Request, ex *exchange, b *actors.Ba
 }
 
 // rewrite targets the attempt's backend. The client's Host header is kept
-// (as HAProxy, Caddy and Traefik do); X-Forwarded-For/-Host/-Proto are set
-// afresh, since ReverseProxy drops any the client sent.
-func rewrite(pr *httputil.ProxyRequest) {
+// (as HAProxy, Caddy and Traefik do); the forwarded headers are set by
+// setForwarded, since ReverseProxy drops any the client sent.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	ex := exchangeOf(pr.In)
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
+	setForwarded(pr, p.trusted)
 	if ex.body != nil {
 		// Lets http.Transport resend on a fresh connection when a pooled one
 		// turns out dead before any byte was written.
