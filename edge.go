@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -25,4 +27,9 @@ func (e *edgeFlags) register(fs *flag.FlagSet) {
 // validate checks the edge flags together once all are parsed.
 func (e *edgeFlags) validate() error {
 	return nil
+}
+
+// frontend returns the client-facing options the flags ask for.
+func (e *edgeFlags) frontend(log hclog.Logger) transport.FrontendOptions {
+	return transport.FrontendOptions{Logger: log}
 }

@@ -312,10 +312,10 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	if c.accessLog {
 		access = log.Named("access")
 	}
-	srv := newServer(transport.NewProxy(transport.Config{
+	front := transport.NewFrontend(ln, transport.NewProxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: c.retries, RetryAfter: c.healthInterval,
 		Logger: log.Named("proxy"), AccessLog: access, TrustedProxies: c.edge.trusted,
-	}), log)
+	}), c.edge.frontend(log))
 
 	// The actors outlive ctx: in-flight requests still need the selector
 	// while the server drains, so they get their own context, cancelled last.
@@ -325,7 +325,7 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	defer wg.Wait()
 	wg.Go(func() { _ = sel.Run(actorCtx) })
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	wg.Go(func() { serveErr <- front.Serve() })
 	log.Info("listening", "addr", ln.Addr().String(), "backends", len(c.backends))
 	if ready != nil {
 		ready(ln.Addr())
@@ -340,9 +340,8 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	}
 	graceCtx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
+	if err := front.Shutdown(graceCtx); err != nil {
 		log.Warn("grace period over, closing remaining connections", "error", err)
-		_ = srv.Close()
 	}
 	stopActors()
 	wg.Wait()

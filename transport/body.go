@@ -17,11 +17,15 @@ import (
 type replayableBody struct {
 	io.ReadCloser
 	read int64 // bytes handed to any attempt
+	err  error // the first read error other than io.EOF: the client's fault
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.read += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
 	return n, err
 }
 

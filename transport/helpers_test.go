@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -97,6 +96,7 @@ type balancerOptions struct {
 	retries               int
 	responseHeaderTimeout time.Duration
 	trusted               TrustedProxies
+	frontend              FrontendOptions // Logger is the balancer's
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -130,11 +130,24 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 
 	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
 		TrustedProxies: o.trusted})
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo := o.frontend
+	fo.Logger = log
+	front := NewFrontend(ln, p, fo)
+	var serving conc.WaitGroup
+	serving.Go(func() { _ = front.Serve() })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = front.Shutdown(ctx)
+		serving.Wait()
+	})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(client.CloseIdleConnections)
-	return &balancer{sel: sel, url: srv.URL, client: client, log: sink}
+	return &balancer{sel: sel, url: "http://" + ln.Addr().String(), client: client, log: sink}
 }
 
 // get sends GET path and returns status, X-Backend and body.

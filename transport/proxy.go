@@ -88,6 +88,7 @@ const (
 	timedOut              // no response headers in time
 	clientGone            // the client cancelled
 	noBackend             // nothing eligible to try
+	badBody               // the client's request body was malformed
 )
 
 // exchange is one client request's state across attempts. It lives in the
@@ -97,6 +98,7 @@ type exchange struct {
 	backend *actors.Backend   // the current attempt's backend
 	tried   []*actors.Backend // every backend attempted so far
 	body    *replayableBody   // nil when the request has no body
+	http1   bool              // the client speaks HTTP/1.x
 	fail    failure           // the last attempt's failure
 	err     error
 }
@@ -109,7 +111,7 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ex := &exchange{}
+	ex := &exchange{http1: r.ProtoMajor == 1}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &replayableBody{ReadCloser: r.Body}
 		// The wrapper ignores Close so a failed attempt cannot end the body;
@@ -124,13 +126,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	defer p.logAccess(r, rec, ex, start)
+	if !p.admit(rec, r) {
+		return
+	}
 
 	b, err := p.sel.Pick(r.Context())
 	for {
 		switch {
 		case err != nil && r.Context().Err() != nil:
 			ex.fail, ex.err = clientGone, err
-			return
+			panic(http.ErrAbortHandler) // see below
 		case err != nil || b == nil:
 			if ex.fail == noFailure {
 				ex.fail, ex.err = noBackend, err
@@ -147,6 +152,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ex.fail != noFailure && !rec.written() {
 		p.writeError(rec, ex)
+	}
+	if ex.fail == clientGone && !rec.written() {
+		// Nothing to tell a client that has gone. If its connection is in
+		// fact still open, abort it rather than let net/http send an empty
+		// 200 for a request that was never served.
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -173,6 +184,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
 	setForwarded(pr, p.trusted)
+	dropH2CUpgrade(pr)
 	if ex.body != nil {
 		// Lets http.Transport resend on a fresh connection when a pooled one
 		// turns out dead before any byte was written.
@@ -188,6 +200,10 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	var op *net.OpError
 	var ne net.Error
 	switch {
+	case ex.body != nil && ex.body.err != nil:
+		// Before the context: net/http cancels the request's context on
+		// any error reading the connection, a malformed body included.
+		ex.fail = bodyFailure(ex.body.err)
 	case out.Context().Err() != nil:
 		ex.fail = clientGone
 	case errors.As(err, &op) && op.Op == "dial":
@@ -229,7 +245,7 @@ func (f failure) outcome() actors.Outcome {
 		return actors.ConnectFailed
 	case broken, timedOut:
 		return actors.Failed
-	case clientGone:
+	case clientGone, badBody:
 		return actors.ClientGone
 	}
 	return actors.Success
@@ -251,6 +267,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 		}
 	case timedOut:
 		code, msg = http.StatusGatewayTimeout, "backend sent no response headers in time"
+	case badBody:
+		w.closeConn = w.closeConn || ex.http1 // the body's framing is broken
+		code, msg = http.StatusBadRequest, "malformed request body"
 	default:
 		code, msg = http.StatusBadGateway, "backend failed"
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -56,7 +57,8 @@ func (rc *rawConn) response(method string) (*http.Response, string) {
 }
 
 // recordingBackend is a backend that answers 200 "ok" and sends each
-// request it receives (other than health probes) on the returned channel.
+// complete request it receives (other than health probes) on the returned
+// channel, its body read; a request whose body breaks off is not sent.
 func recordingBackend(t *testing.T) (*httptest.Server, <-chan *http.Request) {
 	t.Helper()
 	got := make(chan *http.Request, 16)
@@ -64,7 +66,10 @@ func recordingBackend(t *testing.T) (*httptest.Server, <-chan *http.Request) {
 		if r.URL.Path == "/health" {
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		select {
 		case got <- r:
@@ -75,4 +80,26 @@ func recordingBackend(t *testing.T) (*httptest.Server, <-chan *http.Request) {
 	}))
 	t.Cleanup(srv.Close)
 	return srv, got
+}
+
+// closed reports whether the server has closed the connection: the next
+// read ends in EOF (or a reset) rather than data or a timeout.
+func (rc *rawConn) closed() bool {
+	rc.t.Helper()
+	_, err := rc.br.ReadByte()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return false
+	}
+	return true
+}
+
+// noRequest fails the test if the backend has recorded a request.
+func noRequest(t *testing.T, got <-chan *http.Request) {
+	t.Helper()
+	select {
+	case r := <-got:
+		t.Errorf("the backend received %s %s (headers %v)", r.Method, r.RequestURI, r.Header)
+	default:
+	}
 }

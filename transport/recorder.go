@@ -17,18 +17,25 @@ type recorder struct {
 	status   int   // final status written; 0 while nothing has been
 	bytes    int64 // body bytes written
 	hijacked bool
+	// closeConn makes the final response carry "Connection: close" unless
+	// it is 101 Switching Protocols: net/http then closes the client
+	// connection after it. Set only for HTTP/1.x (see admit).
+	closeConn bool
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
+		if w.closeConn && code != http.StatusSwitchingProtocols {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code) // 1xx informational responses pass through
 }
 
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
@@ -37,7 +44,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 
 func (w *recorder) Flush() {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
