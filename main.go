@@ -314,7 +314,7 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	}
 	front := transport.NewFrontend(ln, transport.NewProxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: c.retries, RetryAfter: c.healthInterval,
-		Logger: log.Named("proxy"), AccessLog: access, TrustedProxies: c.edge.trusted,
+		Logger: log.Named("proxy"), AccessLog: access, TrustedProxies: c.edge.trusted, MaxBody: c.edge.maxBody,
 	}), c.edge.frontend(log))
 
 	// The actors outlive ctx: in-flight requests still need the selector

@@ -172,6 +172,11 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"a stray argument is named", []string{backend, "extra"}, `"extra"`},
 		{"a health path without a slash is refused", []string{backend, "--health-path", "health"}, "--health-path"},
 		{"a bad trusted proxy names its flag", []string{backend, "--trusted-proxy", "proxy.example"}, "-trusted-proxy"},
+		{"a max body without a number names its flag", []string{backend, "--max-body", "lots"}, "-max-body"},
+		{"a max body with an ambiguous unit names its flag", []string{backend, "--max-body", "10m"}, "-max-body"},
+		{"negative max conns name their flag", []string{backend, "--max-conns", "-1"}, "--max-conns"},
+		{"a zero header timeout names its flag", []string{backend, "--read-header-timeout", "0s"}, "--read-header-timeout"},
+		{"a zero idle timeout names its flag", []string{backend, "--idle-timeout", "0s"}, "--idle-timeout"},
 		{"backend without --listen says so", []string{"backend"}, "--listen"},
 		{"demo refuses backends", []string{"demo", backend}, "--backend"},
 	}

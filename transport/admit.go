@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // allowedMethods is the Allow header of a 405: what the balancer forwards.
@@ -20,6 +21,14 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 //   - CONNECT gets 405: the balancer is not a forward proxy and never opens
 //     a tunnel to an address a client names. (Absolute-form targets naming
 //     another host than Host never get this far: see guard.go.)
+//   - A request whose Content-Length passes MaxBody gets 413 at once, its
+//     body unread. A body of unknown length (chunked, or HTTP/2 without
+//     content-length) is counted as it streams to the backend; when it
+//     passes MaxBody the backend request is aborted (the backend sees the
+//     body break off, never a clean end) and the client gets 413 if no
+//     response has begun, or else its connection is cut: a backend that
+//     answers before reading the whole body may already have sent its
+//     status, which cannot be taken back.
 //   - An HTTP/1.x request with an Upgrade header is marked so that its
 //     connection closes after the answer unless the backend switches
 //     protocols: the framing guard stops checking a connection after an
@@ -35,8 +44,15 @@ func (p *Proxy) admit(w *recorder, r *http.Request) bool {
 	if h1 && len(r.Header.Values("Upgrade")) > 0 {
 		w.closeConn = true
 	}
+	if p.maxBody > 0 && r.ContentLength > p.maxBody {
+		w.closeConn = h1 // the body stays unread
+		plainError(w, http.StatusRequestEntityTooLarge, bodyTooLargeMsg)
+		return false
+	}
 	return true
 }
+
+const bodyTooLargeMsg = "request body larger than the limit"
 
 // dropH2CUpgrade keeps a request for cleartext HTTP/2 (Upgrade: h2c) from
 // reaching a backend, which might switch and hand the client an HTTP/2
@@ -60,14 +76,51 @@ func plainError(w http.ResponseWriter, code int, msg string) {
 	_, _ = w.Write([]byte(strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"))
 }
 
-// bodyFailure classifies an error reading the client's request body: a
-// client that went away mid-upload is gone (499, nothing to answer); any
-// other error means the body itself was bad (400). Neither is the
-// backend's fault.
+// bodyFailure classifies an error reading the client's request body: one
+// past MaxBody (413); a client that went away mid-upload (499, nothing to
+// answer); any other error means the body itself was bad (400). None is
+// the backend's fault.
 func bodyFailure(err error) failure {
 	var ne net.Error
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return bodyTooLarge
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne):
 		return clientGone
 	}
 	return badBody
+}
+
+// lingerTime bounds how long a connection that is closing waits for the
+// unread rest of a request body.
+const lingerTime = time.Second
+
+// linger runs, deferred, before a request's body is closed. Closing an
+// unread body makes net/http read and discard what is left of it (up to
+// 256 KiB) so that the connection can carry another request; a client
+// still sending would hold the handler until it stops. linger bounds that
+// wait, but only when the connection is certain to close, since a
+// connection whose body is left half-read must never be reused:
+//
+//   - when the response carries "Connection: close", it is sent first and
+//     the discarding gets lingerTime: the client sees its answer at once,
+//     its unread bytes are drained so the close is a clean FIN rather than
+//     a reset that could wipe out the answer, and a client that never
+//     sends them holds nothing;
+//   - when the handler is aborting (http.ErrAbortHandler, which net/http
+//     answers by closing the connection), the discarding stops at once.
+func linger(w http.ResponseWriter, rec *recorder) {
+	aborting := recover()
+	if aborting != nil {
+		defer panic(aborting) // on its way, once the deadline is set
+	}
+	switch {
+	case rec.hijacked:
+	case aborting != nil:
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	case rec.closeConn && rec.status != 0:
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		_ = rc.SetReadDeadline(time.Now().Add(lingerTime))
+	}
 }

@@ -14,14 +14,25 @@ import (
 // It is read by the transport's write goroutine during an attempt and by the
 // handler goroutine after it: http.Transport's RoundTrip returns an error
 // only after its writer has finished with the body, which orders the two.
+//
+// A positive limit caps the body: the read that would pass it returns the
+// bytes up to the limit and errBodyTooLarge. The body is counted as it
+// streams, never buffered.
 type replayableBody struct {
 	io.ReadCloser
-	read int64 // bytes handed to any attempt
-	err  error // the first read error other than io.EOF: the client's fault
+	limit int64 // bytes allowed; 0: no limit
+	read  int64 // bytes handed to any attempt
+	err   error // the first read error other than io.EOF: the client's fault
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
+	if b.limit > 0 && int64(len(p)) > b.limit-b.read+1 {
+		p = p[:b.limit-b.read+1] // one byte past the limit shows it is passed
+	}
 	n, err := b.ReadCloser.Read(p)
+	if b.limit > 0 && b.read+int64(n) > b.limit {
+		n, err = int(b.limit-b.read), errBodyTooLarge
+	}
 	b.read += int64(n)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err

@@ -21,7 +21,10 @@ type FrontendOptions struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's headers (431 beyond); 0: 64 KiB.
 	MaxHeaderBytes int
-	Logger         hclog.Logger // nil: no logging
+	// MaxConns caps concurrent client connections; beyond it new
+	// connections wait in the kernel's accept queue. 0: no cap.
+	MaxConns int
+	Logger   hclog.Logger // nil: no logging
 }
 
 func (o FrontendOptions) withDefaults() FrontendOptions {
@@ -72,6 +75,9 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	// the request line) plus the 4 KiB it may already hold buffered, so the
 	// guard never refuses a head that net/http would read.
 	headLimit := o.MaxHeaderBytes + 8<<10
+	if o.MaxConns > 0 {
+		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
+	}
 	ln = &guardListener{Listener: ln, headLimit: headLimit, log: o.Logger.Named("guard")}
 	return &Frontend{srv: srv, ln: ln, stopRequests: stop}
 }

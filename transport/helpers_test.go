@@ -96,6 +96,7 @@ type balancerOptions struct {
 	retries               int
 	responseHeaderTimeout time.Duration
 	trusted               TrustedProxies
+	maxBody               int64
 	frontend              FrontendOptions // Logger is the balancer's
 }
 
@@ -129,7 +130,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
-		TrustedProxies: o.trusted})
+		TrustedProxies: o.trusted, MaxBody: o.maxBody})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,9 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded
 	// headers are kept and appended to (see forwarded.go); nil: nobody's.
 	TrustedProxies TrustedProxies
+	// MaxBody caps a request body in bytes: 413 beyond (see admit.go);
+	// 0: no cap.
+	MaxBody int64
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -55,12 +58,13 @@ type Proxy struct {
 	log        hclog.Logger
 	access     hclog.Logger
 	trusted    TrustedProxies
+	maxBody    int64
 }
 
 // NewProxy returns the balancing handler.
 func NewProxy(cfg Config) *Proxy {
 	p := &Proxy{sel: cfg.Selector, retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
-		trusted: cfg.TrustedProxies}
+		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0)}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
@@ -89,6 +93,7 @@ const (
 	clientGone            // the client cancelled
 	noBackend             // nothing eligible to try
 	badBody               // the client's request body was malformed
+	bodyTooLarge          // the client's request body passed MaxBody
 )
 
 // exchange is one client request's state across attempts. It lives in the
@@ -113,12 +118,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	ex := &exchange{http1: r.ProtoMajor == 1}
 	if r.Body != nil && r.Body != http.NoBody {
-		ex.body = &replayableBody{ReadCloser: r.Body}
+		ex.body = &replayableBody{ReadCloser: r.Body, limit: p.maxBody}
 		// The wrapper ignores Close so a failed attempt cannot end the body;
 		// closing the real one when the exchange ends makes any late Read by
 		// a transport goroutine fail instead of racing the server's next
 		// request on this connection.
 		defer r.Body.Close()
+		defer linger(w, rec) // before the Close above
 		r.Body = ex.body
 		// A backend may answer while the upload is still arriving (an echo,
 		// an early error): keep reading the body after the response starts.
@@ -245,7 +251,7 @@ func (f failure) outcome() actors.Outcome {
 		return actors.ConnectFailed
 	case broken, timedOut:
 		return actors.Failed
-	case clientGone, badBody:
+	case clientGone, badBody, bodyTooLarge:
 		return actors.ClientGone
 	}
 	return actors.Success
@@ -270,6 +276,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 	case badBody:
 		w.closeConn = w.closeConn || ex.http1 // the body's framing is broken
 		code, msg = http.StatusBadRequest, "malformed request body"
+	case bodyTooLarge:
+		w.closeConn = w.closeConn || ex.http1 // the rest of the body is unread
+		code, msg = http.StatusRequestEntityTooLarge, bodyTooLargeMsg
 	default:
 		code, msg = http.StatusBadGateway, "backend failed"
 	}
