@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/transport"
 )
@@ -51,12 +53,41 @@ func (e *edgeFlags) validate() error {
 	return nil
 }
 
+// edge is the running side of the edge flags: the actors the proxy and
+// the frontend share. serve builds it, runs it under its actors' context
+// and wires it in with proxy and frontend.
+type edge struct {
+	flags   *edgeFlags
+	log     hclog.Logger
+	tunnels *transport.Tunnels
+}
+
+func (e *edgeFlags) build(log hclog.Logger) *edge {
+	return &edge{flags: e, log: log, tunnels: transport.NewTunnels()}
+}
+
+// run runs the edge's actors until ctx is done and waits for them.
+func (ed *edge) run(ctx context.Context) {
+	var wg conc.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { _ = ed.tunnels.Run(ctx) })
+}
+
+// proxy adds the edge's settings to the proxy's configuration.
+func (ed *edge) proxy(cfg transport.Config) transport.Config {
+	cfg.TrustedProxies = ed.flags.trusted
+	cfg.MaxBody = ed.flags.maxBody
+	cfg.Tunnels = ed.tunnels
+	return cfg
+}
+
 // frontend returns the client-facing options the flags ask for.
-func (e *edgeFlags) frontend(log hclog.Logger) transport.FrontendOptions {
+func (ed *edge) frontend() transport.FrontendOptions {
 	return transport.FrontendOptions{
-		ReadHeaderTimeout: e.readHeaderTimeout,
-		IdleTimeout:       e.idleTimeout,
-		MaxConns:          e.maxConns,
-		Logger:            log,
+		ReadHeaderTimeout: ed.flags.readHeaderTimeout,
+		IdleTimeout:       ed.flags.idleTimeout,
+		MaxConns:          ed.flags.maxConns,
+		Tunnels:           ed.tunnels,
+		Logger:            ed.log,
 	}
 }

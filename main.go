@@ -312,10 +312,11 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	if c.accessLog {
 		access = log.Named("access")
 	}
-	front := transport.NewFrontend(ln, transport.NewProxy(transport.Config{
+	ed := c.edge.build(log) // edge.go
+	front := transport.NewFrontend(ln, transport.NewProxy(ed.proxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: c.retries, RetryAfter: c.healthInterval,
-		Logger: log.Named("proxy"), AccessLog: access, TrustedProxies: c.edge.trusted, MaxBody: c.edge.maxBody,
-	}), c.edge.frontend(log))
+		Logger: log.Named("proxy"), AccessLog: access,
+	})), ed.frontend())
 
 	// The actors outlive ctx: in-flight requests still need the selector
 	// while the server drains, so they get their own context, cancelled last.
@@ -324,6 +325,7 @@ func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.
 	var wg conc.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = sel.Run(actorCtx) })
+	wg.Go(func() { ed.run(actorCtx) })
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- front.Serve() })
 	log.Info("listening", "addr", ln.Addr().String(), "backends", len(c.backends))

@@ -24,7 +24,10 @@ type FrontendOptions struct {
 	// MaxConns caps concurrent client connections; beyond it new
 	// connections wait in the kernel's accept queue. 0: no cap.
 	MaxConns int
-	Logger   hclog.Logger // nil: no logging
+	// Tunnels is the Proxy's count of upgraded connections: Shutdown waits
+	// for them too. nil: Shutdown does not wait for upgraded connections.
+	Tunnels *Tunnels
+	Logger  hclog.Logger // nil: no logging
 }
 
 func (o FrontendOptions) withDefaults() FrontendOptions {
@@ -53,6 +56,7 @@ func (o FrontendOptions) withDefaults() FrontendOptions {
 type Frontend struct {
 	srv          *http.Server
 	ln           net.Listener
+	tunnels      *Tunnels
 	stopRequests context.CancelFunc
 }
 
@@ -79,7 +83,7 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
 	}
 	ln = &guardListener{Listener: ln, headLimit: headLimit, log: o.Logger.Named("guard")}
-	return &Frontend{srv: srv, ln: ln, stopRequests: stop}
+	return &Frontend{srv: srv, ln: ln, tunnels: o.Tunnels, stopRequests: stop}
 }
 
 // Addr is the address clients connect to.
@@ -89,17 +93,29 @@ func (f *Frontend) Addr() net.Addr { return f.ln.Addr() }
 // http.ErrServerClosed.
 func (f *Frontend) Serve() error { return f.srv.Serve(f.ln) }
 
-// Shutdown stops accepting and waits for requests in flight to finish. If
-// ctx ends first, it closes every connection, cancels the requests still
-// running and returns ctx's error.
+// Shutdown stops accepting and waits for requests in flight and open
+// tunnels (WebSockets) to finish. If ctx ends first, it closes every
+// connection, cancels the requests still running, which closes the
+// tunnels (ReverseProxy closes both ends of a tunnel when its request's
+// context ends), waits briefly for them to wind down and returns ctx's
+// error.
 func (f *Frontend) Shutdown(ctx context.Context) error {
 	defer f.stopRequests()
 	err := f.srv.Shutdown(ctx)
-	if err != nil {
-		_ = f.srv.Close()
-	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
+	}
+	if err == nil && f.tunnels != nil {
+		err = f.tunnels.Wait(ctx)
+	}
+	if err != nil {
+		_ = f.srv.Close()
+		f.stopRequests()
+		if f.tunnels != nil {
+			windDown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = f.tunnels.Wait(windDown)
+			cancel()
+		}
 	}
 	return err
 }

@@ -89,6 +89,7 @@ type balancer struct {
 	url    string
 	client *http.Client
 	log    *logSink
+	front  *Frontend
 }
 
 type balancerOptions struct {
@@ -124,19 +125,22 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	if err != nil {
 		t.Fatal(err)
 	}
+	tunnels := NewTunnels()
+	// The actors outlive the frontend: its cleanup, registered later, runs first.
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg conc.WaitGroup
-	wg.Go(func() { _ = sel.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var actorsWG conc.WaitGroup
+	actorsWG.Go(func() { _ = sel.Run(ctx) })
+	actorsWG.Go(func() { _ = tunnels.Run(ctx) })
+	t.Cleanup(func() { cancel(); actorsWG.Wait() })
 
 	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
-		TrustedProxies: o.trusted, MaxBody: o.maxBody})
+		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fo := o.frontend
-	fo.Logger = log
+	fo.Logger, fo.Tunnels = log, tunnels
 	front := NewFrontend(ln, p, fo)
 	var serving conc.WaitGroup
 	serving.Go(func() { _ = front.Serve() })
@@ -148,7 +152,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(client.CloseIdleConnections)
-	return &balancer{sel: sel, url: "http://" + ln.Addr().String(), client: client, log: sink}
+	return &balancer{sel: sel, url: "http://" + ln.Addr().String(), client: client, log: sink, front: front}
 }
 
 // get sends GET path and returns status, X-Backend and body.

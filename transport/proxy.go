@@ -32,6 +32,9 @@ type Config struct {
 	// MaxBody caps a request body in bytes: 413 beyond (see admit.go);
 	// 0: no cap.
 	MaxBody int64
+	// Tunnels counts upgraded connections (WebSockets) so that shutdown
+	// can wait for them; give the Frontend the same one. nil: not counted.
+	Tunnels *Tunnels
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -59,12 +62,14 @@ type Proxy struct {
 	access     hclog.Logger
 	trusted    TrustedProxies
 	maxBody    int64
+	tunnels    *Tunnels
 }
 
 // NewProxy returns the balancing handler.
 func NewProxy(cfg Config) *Proxy {
 	p := &Proxy{sel: cfg.Selector, retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
-		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0)}
+		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0),
+		tunnels: cfg.Tunnels}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
@@ -115,7 +120,8 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 // ServeHTTP balances one request; see Proxy.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, tunnels: p.tunnels}
+	defer rec.endTunnel()
 	ex := &exchange{http1: r.ProtoMajor == 1}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &replayableBody{ReadCloser: r.Body, limit: p.maxBody}

@@ -21,6 +21,7 @@ type recorder struct {
 	// it is 101 Switching Protocols: net/http then closes the client
 	// connection after it. Set only for HTTP/1.x (see admit).
 	closeConn bool
+	tunnels   *Tunnels // counts a hijacked connection; nil: not counted
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -49,16 +50,32 @@ func (w *recorder) Flush() {
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
+// Hijack hands the client connection over for a protocol switch. The
+// tunnel is counted from just before the hijack until endTunnel.
 func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.tunnels != nil {
+		w.tunnels.Enter()
+	}
 	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
+		if w.tunnels != nil {
+			w.tunnels.Leave()
+		}
 		return nil, nil, fmt.Errorf("hijack: %w", err)
 	}
 	w.hijacked = true
 	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	return conn, rw, nil
+	return withBuffered(conn, rw.Reader), rw, nil
+}
+
+// endTunnel ends the count of a hijacked connection once the handler,
+// which relays the tunnel until it closes, is done.
+func (w *recorder) endTunnel() {
+	if w.hijacked && w.tunnels != nil {
+		w.tunnels.Leave()
+	}
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
