@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -21,6 +27,13 @@ type edgeFlags struct {
 	maxConns          int
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
+	tlsCert, tlsKey   string
+	h2c               bool
+	backendCA         string
+
+	// Loaded by validate, so that a bad file is a usage error.
+	certs      *transport.CertStore // nil: cleartext
+	backendCAs *x509.CertPool       // nil: the system's roots
 }
 
 // register adds the edge flags to fs, with their defaults.
@@ -38,6 +51,10 @@ func (e *edgeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&e.maxConns, "max-conns", 10000, "concurrent client connections; more wait to be accepted (0: no limit)")
 	fs.DurationVar(&e.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client gets to send a request's headers")
 	fs.DurationVar(&e.idleTimeout, "idle-timeout", 120*time.Second, "time an idle keep-alive client connection stays open")
+	fs.StringVar(&e.tlsCert, "tls-cert", "", "PEM certificate `file` (chain) to terminate TLS with; reloaded on SIGHUP")
+	fs.StringVar(&e.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+	fs.BoolVar(&e.h2c, "h2c", false, "accept cleartext HTTP/2 (prior knowledge) on a cleartext listener")
+	fs.StringVar(&e.backendCA, "backend-ca", "", "PEM `file` of the authorities that https:// backends are verified against (default: the system's)")
 }
 
 // validate checks the edge flags together once all are parsed.
@@ -49,8 +66,34 @@ func (e *edgeFlags) validate() error {
 		return fmt.Errorf("--read-header-timeout: must be positive, got %v", e.readHeaderTimeout)
 	case e.idleTimeout <= 0:
 		return fmt.Errorf("--idle-timeout: must be positive, got %v", e.idleTimeout)
+	case (e.tlsCert == "") != (e.tlsKey == ""):
+		return errors.New("--tls-cert and --tls-key: give both or neither")
+	case e.h2c && e.tlsCert != "":
+		return errors.New("--h2c: cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
+	}
+	if e.tlsCert != "" {
+		certs, err := transport.NewCertStore(e.tlsCert, e.tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		e.certs = certs
+	}
+	if e.backendCA != "" {
+		pool, err := transport.LoadCAs(e.backendCA)
+		if err != nil {
+			return fmt.Errorf("--backend-ca: %w", err)
+		}
+		e.backendCAs = pool
 	}
 	return nil
+}
+
+// scheme is the URL scheme clients use.
+func (e *edgeFlags) scheme() string {
+	if e.tlsCert != "" {
+		return "https"
+	}
+	return "http"
 }
 
 // edge is the running side of the edge flags: the actors the proxy and
@@ -60,17 +103,54 @@ type edge struct {
 	flags   *edgeFlags
 	log     hclog.Logger
 	tunnels *transport.Tunnels
+	hup     chan os.Signal // SIGHUP, when there is a certificate to reload
 }
 
+// build makes the edge's actors. With TLS it starts catching SIGHUP at
+// once (its default action would end the process); run handles it.
 func (e *edgeFlags) build(log hclog.Logger) *edge {
-	return &edge{flags: e, log: log, tunnels: transport.NewTunnels()}
+	ed := &edge{flags: e, log: log, tunnels: transport.NewTunnels()}
+	if e.certs != nil {
+		ed.hup = make(chan os.Signal, 1)
+		signal.Notify(ed.hup, syscall.SIGHUP)
+		if leaf := e.certs.Leaf(); leaf != nil {
+			log.Info("serving TLS", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+		}
+	}
+	return ed
 }
 
 // run runs the edge's actors until ctx is done and waits for them.
 func (ed *edge) run(ctx context.Context) {
+	if ed.hup != nil {
+		defer signal.Stop(ed.hup) // after the Wait below
+	}
 	var wg conc.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = ed.tunnels.Run(ctx) })
+	if ed.hup != nil {
+		wg.Go(func() { _ = ed.flags.certs.Run(ctx) })
+		wg.Go(func() { ed.reloadOnSIGHUP(ctx) })
+	}
+}
+
+// reloadOnSIGHUP reloads the TLS certificate on each SIGHUP until ctx is
+// done. A certificate that does not load is logged and the current one
+// kept.
+func (ed *edge) reloadOnSIGHUP(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ed.hup:
+		}
+		leaf, err := ed.flags.certs.Reload(ctx)
+		if err != nil {
+			ed.log.Error("certificate reload failed; keeping the current certificate", "error", err)
+			continue
+		}
+		ed.log.Info("certificate reloaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	}
 }
 
 // proxy adds the edge's settings to the proxy's configuration.
@@ -88,6 +168,15 @@ func (ed *edge) frontend() transport.FrontendOptions {
 		IdleTimeout:       ed.flags.idleTimeout,
 		MaxConns:          ed.flags.maxConns,
 		Tunnels:           ed.tunnels,
+		H2C:               ed.flags.h2c,
+		TLS:               ed.tlsConfig(),
 		Logger:            ed.log,
 	}
+}
+
+func (ed *edge) tlsConfig() *tls.Config {
+	if ed.flags.certs == nil {
+		return nil
+	}
+	return transport.ServerTLSConfig(ed.flags.certs.GetCertificate)
 }

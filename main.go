@@ -290,7 +290,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 // the actors and wait for them, close idle backend connections. ready, if
 // not nil, is called with the listening address.
 func serve(ctx context.Context, c *serveFlags, log hclog.Logger, ready func(net.Addr)) error {
-	tr := transport.New(transport.Options{DialTimeout: c.dialTimeout, ResponseHeaderTimeout: c.responseHeaderTimeout})
+	tr := transport.New(transport.Options{DialTimeout: c.dialTimeout, ResponseHeaderTimeout: c.responseHeaderTimeout,
+		BackendCAs: c.edge.backendCAs})
 	defer tr.CloseIdleConnections()
 	sel, err := actors.New(actors.Config{
 		Backends: c.backends,
@@ -394,7 +395,8 @@ func runDemo(ctx context.Context, c *serveFlags, log hclog.Logger, stdout io.Wri
 		c.backends = append(c.backends, &url.URL{Scheme: "http", Host: name})
 	}
 	return serve(ctx, c, log, func(addr net.Addr) {
-		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind http://%s\ntry: curl http://%s/\n", addr, addr)
+		scheme := c.edge.scheme() // edge.go
+		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind %s://%s\ntry: curl %s://%s/\n", scheme, addr, scheme, addr)
 	})
 }
 

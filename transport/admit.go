@@ -35,6 +35,12 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 //     upgrade request, so it must not carry another request.
 func (p *Proxy) admit(w *recorder, r *http.Request) bool {
 	h1 := r.ProtoMajor == 1
+	if r.Method == "PRI" {
+		// An HTTP/2 preface that was not taken as cleartext HTTP/2.
+		w.closeConn = true
+		plainError(w, http.StatusBadRequest, "unexpected HTTP/2 connection preface")
+		return false
+	}
 	if r.Method == http.MethodConnect {
 		w.closeConn = h1
 		w.Header().Set("Allow", allowedMethods)

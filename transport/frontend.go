@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -27,7 +28,15 @@ type FrontendOptions struct {
 	// Tunnels is the Proxy's count of upgraded connections: Shutdown waits
 	// for them too. nil: Shutdown does not wait for upgraded connections.
 	Tunnels *Tunnels
-	Logger  hclog.Logger // nil: no logging
+	// TLS terminates TLS with these settings (see ServerTLSConfig), with
+	// HTTP/2 and HTTP/1.1 chosen by ALPN; the handshake must finish within
+	// ReadHeaderTimeout. nil: cleartext.
+	TLS *tls.Config
+	// H2C accepts cleartext HTTP/2 from clients that start with the
+	// HTTP/2 connection preface (prior knowledge). Only for cleartext
+	// listeners, normally behind a trusted proxy. false: HTTP/1.x only.
+	H2C    bool
+	Logger hclog.Logger // nil: no logging
 }
 
 func (o FrontendOptions) withDefaults() FrontendOptions {
@@ -46,9 +55,10 @@ func (o FrontendOptions) withDefaults() FrontendOptions {
 	return o
 }
 
-// Frontend is where clients connect: a listener stack that guards request
-// framing (guard.go) in front of an http.Server with hardened timeouts and
-// limits, serving a handler (normally a Proxy).
+// Frontend is where clients connect: a listener stack (connection cap,
+// TLS, the framing guard of guard.go) in front of an http.Server with
+// hardened timeouts and limits, serving a handler (normally a Proxy) over
+// HTTP/1.1 and, by ALPN on TLS or by prior knowledge with H2C, HTTP/2.
 //
 // Serve runs on a goroutine its owner starts and waits for; it returns
 // after Shutdown. Every request's context derives from one the Frontend
@@ -66,6 +76,8 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	reqCtx, stop := context.WithCancel(context.Background())
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(o.TLS != nil)
+	protocols.SetUnencryptedHTTP2(o.H2C && o.TLS == nil)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
@@ -82,7 +94,13 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	if o.MaxConns > 0 {
 		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
 	}
-	ln = &guardListener{Listener: ln, headLimit: headLimit, log: o.Logger.Named("guard")}
+	guardLog := o.Logger.Named("guard")
+	if o.TLS != nil {
+		guard := func(c net.Conn) net.Conn { return newGuardConn(c, headLimit, false, guardLog) }
+		ln = newTLSListener(ln, o.TLS, o.ReadHeaderTimeout, guard, o.Logger.Named("tls"))
+	} else {
+		ln = &guardListener{Listener: ln, headLimit: headLimit, h2c: o.H2C, log: guardLog}
+	}
 	return &Frontend{srv: srv, ln: ln, tunnels: o.Tunnels, stopRequests: stop}
 }
 
@@ -101,6 +119,7 @@ func (f *Frontend) Serve() error { return f.srv.Serve(f.ln) }
 // error.
 func (f *Frontend) Shutdown(ctx context.Context) error {
 	defer f.stopRequests()
+	defer f.ln.Close() // its goroutines end even if Serve never ran
 	err := f.srv.Shutdown(ctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -124,6 +143,7 @@ func (f *Frontend) Shutdown(ctx context.Context) error {
 type guardListener struct {
 	net.Listener
 	headLimit int
+	h2c       bool
 	log       hclog.Logger
 }
 
@@ -132,5 +152,5 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newGuardConn(c, l.headLimit, l.log), nil
+	return newGuardConn(c, l.headLimit, l.h2c, l.log), nil
 }

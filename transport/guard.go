@@ -67,10 +67,12 @@ type tlsGuardConn struct {
 
 func (c *tlsGuardConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
-// newGuardConn wraps c. headLimit bounds a request head in bytes; log gets
-// one line per rejected head.
-func newGuardConn(c net.Conn, headLimit int, log hclog.Logger) net.Conn {
-	g := guardConn{Conn: c, g: guard{limit: headLimit, log: log}}
+// newGuardConn wraps c. headLimit bounds a request head in bytes; h2c
+// says whether the server accepts the HTTP/2 preface (otherwise net/http
+// would hand it to the handler as a "PRI" request whose body is the rest of
+// the connection); log gets one line per rejected head.
+func newGuardConn(c net.Conn, headLimit int, h2c bool, log hclog.Logger) net.Conn {
+	g := guardConn{Conn: c, g: guard{limit: headLimit, h2c: h2c, log: log}}
 	if tc, ok := c.(*tls.Conn); ok {
 		return &tlsGuardConn{guardConn: g, tls: tc}
 	}
@@ -126,6 +128,7 @@ const (
 // guard is the framing state of one connection.
 type guard struct {
 	limit int          // head size limit in bytes
+	h2c   bool         // the HTTP/2 preface is welcome
 	log   hclog.Logger // rejected heads
 	err   error        // sticky: set once a head is rejected
 
@@ -287,11 +290,11 @@ func (g *guard) requestLine(line string) error {
 	case "HTTP/1.0":
 		h.http10 = true
 	case "HTTP/2.0":
-		if method == "PRI" && target == "*" && g.heads == 0 {
+		if method == "PRI" && target == "*" && g.heads == 0 && g.h2c {
 			g.state = passThrough // the HTTP/2 connection preface (h2c)
 			return nil
 		}
-		return errors.New("unsupported protocol version")
+		return errors.New("HTTP/2 preface where HTTP/1.x is expected")
 	default:
 		return errors.New("unsupported protocol version")
 	}

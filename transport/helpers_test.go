@@ -3,6 +3,8 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -99,13 +101,15 @@ type balancerOptions struct {
 	trusted               TrustedProxies
 	maxBody               int64
 	frontend              FrontendOptions // Logger is the balancer's
+	backendCAs            *x509.CertPool  // for https:// backends
+	clientCAs             *x509.CertPool  // the test client trusts these when frontend.TLS is set
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
 	t.Helper()
 	sink := newLogSink()
 	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
-	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second})
+	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs})
 	t.Cleanup(tr.CloseIdleConnections)
 	urls := make([]*url.URL, len(backends))
 	for i, b := range backends {
@@ -150,9 +154,15 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 		_ = front.Shutdown(ctx)
 		serving.Wait()
 	})
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	scheme, ctr := "http", &http.Transport{MaxIdleConnsPerHost: 64}
+	if fo.TLS != nil {
+		scheme = "https"
+		ctr.TLSClientConfig = &tls.Config{RootCAs: o.clientCAs}
+		ctr.ForceAttemptHTTP2 = true
+	}
+	client := &http.Client{Transport: ctr}
 	t.Cleanup(client.CloseIdleConnections)
-	return &balancer{sel: sel, url: "http://" + ln.Addr().String(), client: client, log: sink, front: front}
+	return &balancer{sel: sel, url: scheme + "://" + ln.Addr().String(), client: client, log: sink, front: front}
 }
 
 // get sends GET path and returns status, X-Backend and body.

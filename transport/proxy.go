@@ -218,7 +218,7 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 		ex.fail = bodyFailure(ex.body.err)
 	case out.Context().Err() != nil:
 		ex.fail = clientGone
-	case errors.As(err, &op) && op.Op == "dial":
+	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err):
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
 		ex.fail = timedOut

@@ -55,7 +55,7 @@ func wsBackend(t *testing.T) (*httptest.Server, <-chan string) {
 		_, _ = io.Copy(conn, brw.Reader) // echo until the client's end of stream
 		events <- "half-closed"
 		_, _ = io.WriteString(conn, "bye")
-		_ = conn.(*net.TCPConn).CloseWrite()
+		_ = conn.(interface{ CloseWrite() error }).CloseWrite()
 		_, _ = io.Copy(io.Discard, conn)
 		events <- "closed"
 	}))
