@@ -72,6 +72,18 @@ func dropH2CUpgrade(pr *httputil.ProxyRequest) {
 	}
 }
 
+// forwardTrailers lets a request's trailer reach the backend. net/http
+// fills in the values of a declared trailer (the Trailer header) only when
+// the body ends, after ReverseProxy has copied the request, so the copy's
+// trailer would stay empty. Sharing the map carries the values over: the
+// transport reads the body to its end, and so sees them filled in, before
+// it writes the trailer. (An undeclared trailer cannot be forwarded.)
+func forwardTrailers(pr *httputil.ProxyRequest) {
+	if len(pr.In.Trailer) > 0 {
+		pr.Out.Trailer = pr.In.Trailer
+	}
+}
+
 // plainError writes one of the balancer's own answers: a status and a short
 // fixed reason, never anything from the request.
 func plainError(w http.ResponseWriter, code int, msg string) {

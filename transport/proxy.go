@@ -197,6 +197,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host
 	setForwarded(pr, p.trusted)
 	dropH2CUpgrade(pr)
+	forwardTrailers(pr)
 	if ex.body != nil {
 		// Lets http.Transport resend on a fresh connection when a pooled one
 		// turns out dead before any byte was written.
