@@ -30,6 +30,8 @@ type edgeFlags struct {
 	tlsCert, tlsKey   string
 	h2c               bool
 	backendCA         string
+	rateLimit         float64 // requests per second per client; 0: off
+	rateBurst         int
 
 	// Loaded by validate, so that a bad file is a usage error.
 	certs      *transport.CertStore // nil: cleartext
@@ -55,6 +57,12 @@ func (e *edgeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.BoolVar(&e.h2c, "h2c", false, "accept cleartext HTTP/2 (prior knowledge) on a cleartext listener")
 	fs.StringVar(&e.backendCA, "backend-ca", "", "PEM `file` of the authorities that https:// backends are verified against (default: the system's)")
+	fs.Func("rate-limit", "requests each client may make, e.g. 10/s or 600/m; more get 429 (default: no limit)", func(s string) error {
+		r, err := transport.ParseRate(s)
+		e.rateLimit = r
+		return err
+	})
+	fs.IntVar(&e.rateBurst, "rate-burst", 0, "requests a client may make at once under --rate-limit (default: one second's worth)")
 }
 
 // validate checks the edge flags together once all are parsed.
@@ -68,6 +76,10 @@ func (e *edgeFlags) validate() error {
 		return fmt.Errorf("--idle-timeout: must be positive, got %v", e.idleTimeout)
 	case (e.tlsCert == "") != (e.tlsKey == ""):
 		return errors.New("--tls-cert and --tls-key: give both or neither")
+	case e.rateBurst < 0:
+		return fmt.Errorf("--rate-burst: must not be negative, got %d", e.rateBurst)
+	case e.rateBurst > 0 && e.rateLimit == 0:
+		return errors.New("--rate-burst: needs --rate-limit")
 	case e.h2c && e.tlsCert != "":
 		return errors.New("--h2c: cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
 	}
@@ -103,13 +115,18 @@ type edge struct {
 	flags   *edgeFlags
 	log     hclog.Logger
 	tunnels *transport.Tunnels
-	hup     chan os.Signal // SIGHUP, when there is a certificate to reload
+	limiter *transport.RateLimiter // nil: no rate limit
+	hup     chan os.Signal         // SIGHUP, when there is a certificate to reload
 }
 
 // build makes the edge's actors. With TLS it starts catching SIGHUP at
 // once (its default action would end the process); run handles it.
 func (e *edgeFlags) build(log hclog.Logger) *edge {
 	ed := &edge{flags: e, log: log, tunnels: transport.NewTunnels()}
+	if e.rateLimit > 0 {
+		// The flags are checked, so the options are valid.
+		ed.limiter, _ = transport.NewRateLimiter(transport.RateLimitOptions{Rate: e.rateLimit, Burst: e.rateBurst})
+	}
 	if e.certs != nil {
 		ed.hup = make(chan os.Signal, 1)
 		signal.Notify(ed.hup, syscall.SIGHUP)
@@ -128,6 +145,9 @@ func (ed *edge) run(ctx context.Context) {
 	var wg conc.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = ed.tunnels.Run(ctx) })
+	if ed.limiter != nil {
+		wg.Go(func() { _ = ed.limiter.Run(ctx) })
+	}
 	if ed.hup != nil {
 		wg.Go(func() { _ = ed.flags.certs.Run(ctx) })
 		wg.Go(func() { ed.reloadOnSIGHUP(ctx) })
@@ -158,6 +178,7 @@ func (ed *edge) proxy(cfg transport.Config) transport.Config {
 	cfg.TrustedProxies = ed.flags.trusted
 	cfg.MaxBody = ed.flags.maxBody
 	cfg.Tunnels = ed.tunnels
+	cfg.Limiter = ed.limiter
 	return cfg
 }
 

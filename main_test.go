@@ -177,6 +177,10 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"negative max conns name their flag", []string{backend, "--max-conns", "-1"}, "--max-conns"},
 		{"a zero header timeout names its flag", []string{backend, "--read-header-timeout", "0s"}, "--read-header-timeout"},
 		{"a zero idle timeout names its flag", []string{backend, "--idle-timeout", "0s"}, "--idle-timeout"},
+		{"a bad rate limit names its flag", []string{backend, "--rate-limit", "fast"}, "-rate-limit"},
+		{"a rate limit per hour names its flag", []string{backend, "--rate-limit", "10/h"}, "-rate-limit"},
+		{"a negative burst names its flag", []string{backend, "--rate-limit", "10/s", "--rate-burst", "-1"}, "--rate-burst"},
+		{"a burst without a rate names its flag", []string{backend, "--rate-burst", "5"}, "--rate-burst"},
 		{"backend without --listen says so", []string{"backend"}, "--listen"},
 		{"demo refuses backends", []string{"demo", backend}, "--backend"},
 	}

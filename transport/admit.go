@@ -21,6 +21,9 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 //   - CONNECT gets 405: the balancer is not a forward proxy and never opens
 //     a tunnel to an address a client names. (Absolute-form targets naming
 //     another host than Host never get this far: see guard.go.)
+//   - A client over its rate limit (see RateLimiter) gets 429 with
+//     Retry-After. The client is the peer, or the address a trusted proxy
+//     names for it (see clientAddr).
 //   - A request whose Content-Length passes MaxBody gets 413 at once, its
 //     body unread. A body of unknown length (chunked, or HTTP/2 without
 //     content-length) is counted as it streams to the backend; when it
@@ -34,28 +37,43 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 //     protocols: the framing guard stops checking a connection after an
 //     upgrade request, so it must not carry another request.
 func (p *Proxy) admit(w *recorder, r *http.Request) bool {
-	h1 := r.ProtoMajor == 1
 	if r.Method == "PRI" {
 		// An HTTP/2 preface that was not taken as cleartext HTTP/2.
-		w.closeConn = true
-		plainError(w, http.StatusBadRequest, "unexpected HTTP/2 connection preface")
-		return false
+		return refuse(w, r, http.StatusBadRequest, "unexpected HTTP/2 connection preface")
 	}
 	if r.Method == http.MethodConnect {
-		w.closeConn = h1
 		w.Header().Set("Allow", allowedMethods)
-		plainError(w, http.StatusMethodNotAllowed, "CONNECT is not supported; this is not a forward proxy")
-		return false
+		return refuse(w, r, http.StatusMethodNotAllowed, "CONNECT is not supported; this is not a forward proxy")
 	}
-	if h1 && len(r.Header.Values("Upgrade")) > 0 {
-		w.closeConn = true
+	if p.limiter != nil {
+		if addr, ok := clientAddr(r, p.trusted); ok {
+			// An error means the client or the limiter is gone: let it be.
+			allowed, wait, err := p.limiter.Allow(r.Context(), addr)
+			if err == nil && !allowed {
+				w.Header().Set("Retry-After", retryAfter(wait))
+				return refuse(w, r, http.StatusTooManyRequests, "rate limit exceeded")
+			}
+		}
 	}
 	if p.maxBody > 0 && r.ContentLength > p.maxBody {
-		w.closeConn = h1 // the body stays unread
-		plainError(w, http.StatusRequestEntityTooLarge, bodyTooLargeMsg)
-		return false
+		return refuse(w, r, http.StatusRequestEntityTooLarge, bodyTooLargeMsg)
+	}
+	if r.ProtoMajor == 1 && len(r.Header.Values("Upgrade")) > 0 {
+		w.closeConn = true
 	}
 	return true
+}
+
+// refuse answers a request the balancer will not forward, and returns
+// false for admit. On HTTP/1.x a request that may carry a body, or a
+// CONNECT or preface whose following bytes are not requests, has its
+// connection closed after the answer: the body stays unread (see linger).
+func refuse(w *recorder, r *http.Request, code int, msg string) bool {
+	if r.ProtoMajor == 1 && (r.ContentLength != 0 || r.Method == http.MethodConnect || r.Method == "PRI") {
+		w.closeConn = true
+	}
+	plainError(w, code, msg)
+	return false
 }
 
 const bodyTooLargeMsg = "request body larger than the limit"

@@ -100,9 +100,10 @@ type balancerOptions struct {
 	responseHeaderTimeout time.Duration
 	trusted               TrustedProxies
 	maxBody               int64
-	frontend              FrontendOptions // Logger is the balancer's
-	backendCAs            *x509.CertPool  // for https:// backends
-	clientCAs             *x509.CertPool  // the test client trusts these when frontend.TLS is set
+	limit                 *RateLimitOptions // nil: no rate limit
+	frontend              FrontendOptions   // Logger is the balancer's
+	backendCAs            *x509.CertPool    // for https:// backends
+	clientCAs             *x509.CertPool    // the test client trusts these when frontend.TLS is set
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -135,10 +136,18 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	var actorsWG conc.WaitGroup
 	actorsWG.Go(func() { _ = sel.Run(ctx) })
 	actorsWG.Go(func() { _ = tunnels.Run(ctx) })
+	var limiter *RateLimiter
+	if o.limit != nil {
+		limiter, err = NewRateLimiter(*o.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actorsWG.Go(func() { _ = limiter.Run(ctx) })
+	}
 	t.Cleanup(func() { cancel(); actorsWG.Wait() })
 
 	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
-		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels})
+		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,8 @@ type Config struct {
 	// Tunnels counts upgraded connections (WebSockets) so that shutdown
 	// can wait for them; give the Frontend the same one. nil: not counted.
 	Tunnels *Tunnels
+	// Limiter limits each client's request rate (429 beyond); nil: no limit.
+	Limiter *RateLimiter
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -63,13 +65,14 @@ type Proxy struct {
 	trusted    TrustedProxies
 	maxBody    int64
 	tunnels    *Tunnels
+	limiter    *RateLimiter
 }
 
 // NewProxy returns the balancing handler.
 func NewProxy(cfg Config) *Proxy {
 	p := &Proxy{sel: cfg.Selector, retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
 		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0),
-		tunnels: cfg.Tunnels}
+		tunnels: cfg.Tunnels, limiter: cfg.Limiter}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
