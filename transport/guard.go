@@ -140,6 +140,8 @@ type guard struct {
 	size      int    // bytes of the current head or trailer section
 	heads     int    // request heads seen on this connection
 	head      headFacts
+
+	accepted func(method, target string) // test hook: a head passed; nil in production
 }
 
 // headFacts is what the guard learns from a request head's lines.
@@ -332,6 +334,9 @@ func (g *guard) endHead() error {
 	g.size = 0
 	if err := h.check(); err != nil {
 		return err
+	}
+	if g.accepted != nil {
+		g.accepted(h.method, h.target)
 	}
 	switch {
 	case h.upgrade && h.target != "*":
