@@ -212,6 +212,29 @@ func (b *balancer) status(t *testing.T) []actors.BackendStatus {
 	return st
 }
 
+// settled returns the selector's view once nothing is in flight. A client
+// can have its whole response before the handler's report reaches the
+// selector, so counts read straight after the last response may lag.
+func (b *balancer) settled(t *testing.T) []actors.BackendStatus {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		st := b.status(t)
+		busy := false
+		for _, s := range st {
+			busy = busy || s.InFlight != 0
+		}
+		if !busy {
+			return st
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("still in flight after 10s: %+v", st)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // deadURL returns a loopback URL where nothing listens: connections are refused.
 func deadURL(t *testing.T) string {
 	t.Helper()

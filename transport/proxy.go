@@ -313,7 +313,9 @@ func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, start time
 		backend = ex.backend.Name
 	}
 	args := []any{
-		"method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr,
+		// The path as escaped on the wire: a request cannot put line
+		// breaks or terminal controls into the log.
+		"method", r.Method, "path", r.URL.EscapedPath(), "client", r.RemoteAddr,
 		"backend", backend, "status", status, "duration", time.Since(start), "bytes", w.bytes,
 	}
 	if len(ex.tried) > 1 {

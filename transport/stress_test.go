@@ -188,7 +188,7 @@ func TestStress(t *testing.T) {
 		served += f.served.Load()
 	}
 	var attempts, failures uint64
-	for i, st := range lb.status(t) {
+	for i, st := range lb.settled(t) {
 		attempts += st.Requests
 		failures += st.Failures
 		if st.InFlight != 0 {
