@@ -42,7 +42,7 @@ import (
 // After a request with an Upgrade header the guard stops inspecting: the
 // bytes that follow belong to the new protocol if the backend agrees to
 // switch, and the proxy closes the connection if it does not (see
-// recorder.closeUnlessUpgraded). The HTTP/2 connection preface likewise
+// recorder.closeConn, set by admit). The HTTP/2 connection preface likewise
 // turns the guard into a pass-through; HTTP/2 frames carry no such
 // ambiguity and net/http's HTTP/2 server checks lengths itself.
 //
