@@ -211,6 +211,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	tr := transport.New(transport.Options{
 		DialTimeout: s.Timeouts.Dial, TLSHandshakeTimeout: s.Timeouts.TLSHandshake,
 		ResponseHeaderTimeout: s.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
+		BackendCAs: s.TLS.BackendCAs,
 	})
 	defer tr.CloseIdleConnections()
 	cfg, err := selectorConfig(s, tr)
@@ -249,11 +250,12 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	if s.Log.Access {
 		access = log.Named("access")
 	}
-	srv := newServer(transport.NewProxy(transport.Config{
+	ed := newEdge(s, log) // edge.go
+	front := transport.NewFrontend(ln, transport.NewProxy(ed.proxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
 		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(cfg.Policy), StickySecret: s.StickySecret(),
 		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request,
-	}), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
+	})), ed.frontend())
 
 	// SIGHUP reloads; asked for before "listening", so that no SIGHUP
 	// after it can kill the process.
@@ -268,8 +270,9 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	var wg conc.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = sel.Run(actorCtx) })
+	wg.Go(func() { ed.run(actorCtx) })
 	serveErr := make(chan error, 2) // room for both servers: neither send blocks
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	wg.Go(func() { serveErr <- front.Serve() })
 	listening := []any{"addr", ln.Addr().String(), "backends", len(s.Backends)}
 	if adminSrv != nil {
 		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
@@ -286,13 +289,18 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 			log.Info("shutting down", "grace", s.ShutdownGrace)
 			running = false
 		case <-hup:
-			if apply == nil {
-				log.Warn("reload ignored: no configuration file (--config)")
-			} else if err := apply(ctx); err != nil {
-				log.Error("reload failed; the running configuration stays", "error", err)
+			ed.reloadCertificate(ctx)
+			if apply != nil {
+				if err := apply(ctx); err != nil {
+					log.Error("reload failed; the running configuration stays", "error", err)
+				}
+			} else if s.TLS.Certs == nil {
+				log.Warn("reload ignored: no configuration file (--config) and no certificate (--tls-cert)")
 			}
 		case err := <-serveErr:
-			_ = srv.Close()
+			shut, cancel := context.WithCancel(context.Background())
+			cancel() // close at once: something already failed
+			_ = front.Shutdown(shut)
 			if adminSrv != nil {
 				_ = adminSrv.Close()
 			}
@@ -302,9 +310,8 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	}
 	graceCtx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
+	if err := front.Shutdown(graceCtx); err != nil {
 		log.Warn("grace period over, closing remaining connections", "error", err)
-		_ = srv.Close()
 	}
 	// The admin API goes after the proxy has drained, so operators can
 	// watch the drain, and before the actors it asks.
@@ -423,7 +430,11 @@ func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, stdout i
 	}
 	// No reload: the demo's backends are its own, not the file's.
 	return serve(ctx, s, log, nil, func(addr net.Addr) {
-		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind http://%s\ntry: curl http://%s/\n", addr, addr)
+		scheme := "http"
+		if s.TLS.Certs != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind %s://%s\ntry: curl %s://%s/\n", scheme, addr, scheme, addr)
 	})
 }
 

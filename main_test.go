@@ -220,6 +220,16 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"a bad log format names its flag", []string{backend, "--log-format", "xml"}, "-log-format"},
 		{"a stray argument is named", []string{backend, "extra"}, `"extra"`},
 		{"a health path without a slash is refused", []string{backend, "--health-path", "health"}, "--health-path"},
+		{"a bad trusted proxy names its flag", []string{backend, "--trusted-proxy", "proxy.example"}, "-trusted-proxy"},
+		{"a max body without a number names its flag", []string{backend, "--max-body", "lots"}, "-max-body"},
+		{"a max body with an ambiguous unit names its flag", []string{backend, "--max-body", "10m"}, "-max-body"},
+		{"negative max conns name their flag", []string{backend, "--max-conns", "-1"}, "--max-conns"},
+		{"a zero header timeout names its flag", []string{backend, "--client-header-timeout", "0s"}, "-client-header-timeout"},
+		{"a zero idle timeout names its flag", []string{backend, "--client-idle-timeout", "0s"}, "-client-idle-timeout"},
+		{"a bad rate limit names its flag", []string{backend, "--rate-limit", "fast"}, "-rate-limit"},
+		{"a rate limit per hour names its flag", []string{backend, "--rate-limit", "10/h"}, "-rate-limit"},
+		{"a negative burst names its flag", []string{backend, "--rate-limit", "10/s", "--rate-burst", "-1"}, "--rate-burst"},
+		{"a burst without a rate names its flag", []string{backend, "--rate-burst", "5"}, "--rate-burst"},
 		{"backend without --listen says so", []string{"backend"}, "--listen"},
 		{"demo refuses backends", []string{"demo", backend}, "--backend"},
 		{"a bad config file's first problem is named with its position", []string{"--config", badFile},
@@ -428,7 +438,7 @@ backend "http://127.0.0.1:8081" {
 health {
   interval = "10 seconds"
 }
-tls {}
+acme {}
 `)
 	p := start(t, "validate", file)
 	if code := p.wait(t); code != exitRuntime {
@@ -440,7 +450,7 @@ tls {}
 		file + `:3:9: backend "ftp://127.0.0.1:21": scheme "ftp": want http or https`,
 		file + `:5:12: backend.weight: want a whole number from 0 to 1000, got 1001`,
 		file + `:8:14: health.interval: bad duration "10 seconds": want a number and a unit, such as 500ms, 10s or 1m30s`,
-		file + `:10:1: unknown block "tls" (known: backend, health, timeouts, limits, ejection, log, admin, sticky)`,
+		file + `:10:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls)`,
 	}
 	if got := strings.Split(strings.TrimSpace(p.output()), "\n"); !slices.Equal(got, want) {
 		t.Errorf("output:\n%s\nwant:\n%s", p.output(), strings.Join(want, "\n"))

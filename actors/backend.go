@@ -157,7 +157,7 @@ func ParseBackendURL(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
 	case u.Hostname() == "":
 		return nil, errors.New("missing host")
-	case u.User != nil, u.RawQuery != "", u.Fragment != "":
+	case u.User != nil, u.RawQuery != "", u.Fragment != "", u.ForceQuery:
 		return nil, errors.New("must not carry user info, a query or a fragment")
 	}
 	if u.Path == "/" {

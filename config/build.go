@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/transport"
 )
 
 // What serve builds from Settings. Everything else it reads from the
@@ -95,4 +96,28 @@ func (s *Settings) Summary() string {
 		out += ", admin " + s.Admin.Listen
 	}
 	return out
+}
+
+// TrustedProxies returns Edge.TrustedProxies parsed (Load has checked them).
+func (s *Settings) TrustedProxies() transport.TrustedProxies {
+	var out transport.TrustedProxies
+	for _, v := range s.Edge.TrustedProxies {
+		if p, err := transport.ParseTrustedProxy(v); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// RateLimiter returns the per-client rate limiter Edge asks for, not yet
+// running; nil when there is no limit.
+func (s *Settings) RateLimiter() *transport.RateLimiter {
+	if s.Edge.RateLimit <= 0 {
+		return nil
+	}
+	l, err := transport.NewRateLimiter(transport.RateLimitOptions{Rate: s.Edge.RateLimit, Burst: s.Edge.RateBurst})
+	if err != nil {
+		return nil // Load has checked the values
+	}
+	return l
 }

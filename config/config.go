@@ -16,6 +16,7 @@ package config
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +25,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/roundhouse/roundhouse/transport"
 )
 
 // Settings is everything the serve command is told: one value per flag or
@@ -50,6 +53,8 @@ type Settings struct {
 	Timeouts Timeouts
 	Limits   Limits
 	Ejection Ejection
+	Edge     Edge
+	TLS      TLS
 	Log      Log
 	Admin    Admin
 	Sticky   Sticky
@@ -92,6 +97,30 @@ type Limits struct {
 	MaxConnsPerBackend int           // in-flight requests per backend; 0 (the default): no cap
 	QueueSize          int           // requests that may wait for a backend under its cap; default 100
 	QueueTimeout       time.Duration // longest wait in that queue; default 5s
+}
+
+// Edge hardens the client-facing side (file block edge).
+type Edge struct {
+	// TrustedProxies are CIDRs or addresses of proxies in front whose
+	// X-Forwarded-* and Forwarded headers are kept; none by default.
+	TrustedProxies []string
+	MaxBody        int64   // bytes of a request body; 0 (the default): no limit
+	MaxConns       int     // concurrent client connections; default 10000, 0: no limit
+	H2C            bool    // accept cleartext HTTP/2 (prior knowledge); default false
+	RateLimit      float64 // requests per second per client; 0 (the default): off
+	RateBurst      int     // requests at once under RateLimit; 0: one second's worth
+}
+
+// TLS terminates TLS for clients and verifies https backends (file block tls).
+type TLS struct {
+	Cert      string // PEM certificate chain; "" (the default): cleartext
+	Key       string // PEM private key for Cert
+	BackendCA string // PEM authorities for https backends; "": the system's roots
+
+	// Read by Load: Certs holds Cert and Key (nil for cleartext), and
+	// BackendCAs the authorities in BackendCA (nil: the system's roots).
+	Certs      *transport.CertStore
+	BackendCAs *x509.CertPool
 }
 
 // Ejection is passive outlier detection (file block ejection).
@@ -219,6 +248,17 @@ func (l *loader) check(opts Options) {
 				l.problems = append(l.problems, problemAt(r, "backend: demo starts its own backends; remove this block"))
 			}
 		}
+	}
+	switch {
+	case (s.TLS.Cert == "") != (s.TLS.Key == ""):
+		l.problemFrom(rowByFlag["tls-cert"], "--tls-cert and --tls-key: give both or neither")
+	case s.Edge.H2C && s.TLS.Cert != "":
+		l.problemFrom(rowByFlag["h2c"], "cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
+	}
+	if s.Edge.RateBurst > 0 && s.Edge.RateLimit == 0 {
+		l.problemFrom(rowByFlag["rate-burst"], "needs --rate-limit")
+	}
+	switch {
 	case !opts.OwnBackends && len(s.Backends) == 0 && !l.unread && l.rejected == 0:
 		msg := "no backend: give at least one --backend http://host:port"
 		if s.File != "" {
@@ -239,6 +279,20 @@ func (l *loader) readFiles() {
 			l.problemFrom(rowByPath["sticky.secret_file"], err.Error())
 		}
 		s.Sticky.Secret = secret
+	}
+	if s.TLS.Cert != "" && s.TLS.Key != "" {
+		certs, err := transport.NewCertStore(s.TLS.Cert, s.TLS.Key)
+		if err != nil {
+			l.problemFrom(rowByFlag["tls-cert"], err.Error())
+		}
+		s.TLS.Certs = certs
+	}
+	if f := s.TLS.BackendCA; f != "" {
+		pool, err := transport.LoadCAs(f)
+		if err != nil {
+			l.problemFrom(rowByFlag["backend-ca"], err.Error())
+		}
+		s.TLS.BackendCAs = pool
 	}
 }
 

@@ -71,6 +71,7 @@ func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 		Limits:      Limits{QueueSize: 100, QueueTimeout: 5 * time.Second},
 		Ejection:    Ejection{After: 5, Time: 30 * time.Second, MaxPercent: 50},
 		RetryBuffer: 64 << 10,
+		Edge:        Edge{MaxConns: 10000},
 		Log:         Log{Level: "info", Format: "text", Access: true},
 	}
 	if got := Defaults(); !reflect.DeepEqual(got, want) {
@@ -96,6 +97,8 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"client-idle-timeout": "2m0s", "request-timeout": "0s", "max-conns-per-backend": "0",
 		"queue-size": "100", "queue-timeout": "5s", "eject-after": "5", "eject-time": "30s",
 		"max-ejection-percent": "50", "slow-start": "0s", "retry-buffer": "65536",
+		"trusted-proxy": "", "max-body": "", "max-conns": "10000", "h2c": "false", "rate-limit": "",
+		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -257,8 +260,8 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 			[]string{`roundhouse.hcl:1:1: unknown attribute "interval" at the top level; it belongs in the health block`}},
 		{"an unknown attribute in a block lists the block's", "health {\n  intervall = \"5s\"\n}" + oneBackend,
 			[]string{`roundhouse.hcl:2:3: unknown attribute "intervall" in the health block (known: path, interval, timeout, rise, fall)`}},
-		{"an unknown block lists the known ones", "tls {\n}" + oneBackend,
-			[]string{`roundhouse.hcl:1:1: unknown block "tls" (known: backend, health, timeouts, limits, ejection, log, admin, sticky)`}},
+		{"an unknown block lists the known ones", "acme {\n}" + oneBackend,
+			[]string{`roundhouse.hcl:1:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls)`}},
 		{"a block written as an attribute says so", "health = 3" + oneBackend,
 			[]string{`roundhouse.hcl:1:1: health is a block, not an attribute: write health { ... }`}},
 		{"an attribute written as a block says so", "listen {}" + oneBackend,

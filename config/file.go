@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/roundhouse/roundhouse/actors"
 )
 
 // The file is HCL native syntax, read with hclsyntax. Values are literals:
@@ -275,7 +277,7 @@ func (l *loader) backend(b *hclsyntax.Block) {
 			fmt.Sprintf(`backend: want one label, the URL: backend "http://127.0.0.1:8081" { }; got %d`, len(b.Labels))))
 		ok = false
 	} else {
-		u, err := parseBackendURL(b.Labels[0])
+		u, err := actors.ParseBackendURL(b.Labels[0])
 		if err != nil {
 			l.problems = append(l.problems, problemAt(b.LabelRanges[0], fmt.Sprintf("backend %q: %v", b.Labels[0], err)))
 			ok = false

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/transport"
 )
 
 // table is every setting, one row each. A row names the setting's field in
@@ -113,6 +113,88 @@ var table = []setting{
 	field[string]{path: "sticky.secret_file", flag: "cookie-secret-file",
 		usage: "`file` whose contents key the sticky cookie (default: a random key per process)",
 		ptr:   func(s *Settings) *string { return &s.Sticky.SecretFile }, isPath: true},
+
+	stringList{path: "edge.trusted_proxies", flag: "trusted-proxy",
+		usage: "`CIDR` or address of a proxy in front whose X-Forwarded-*/Forwarded headers are kept (repeatable)",
+		ptr:   func(s *Settings) *[]string { return &s.Edge.TrustedProxies }, check: checkTrustedProxy},
+	field[int64]{path: "edge.max_body", flag: "max-body",
+		usage: "largest request body, e.g. 10MiB; larger gets 413 (default 0: no limit)",
+		ptr:   func(s *Settings) *int64 { return &s.Edge.MaxBody }, parse: transport.ParseSize},
+	field[int]{path: "edge.max_conns", flag: "max-conns", def: 10000,
+		usage: "concurrent client connections; more wait to be accepted (0: no limit)",
+		ptr:   func(s *Settings) *int { return &s.Edge.MaxConns }, check: atLeast(0)},
+	field[bool]{path: "edge.h2c", flag: "h2c",
+		usage: "accept cleartext HTTP/2 (prior knowledge) on a cleartext listener",
+		ptr:   func(s *Settings) *bool { return &s.Edge.H2C }},
+	field[float64]{path: "edge.rate_limit", flag: "rate-limit",
+		usage: "requests each client may make, e.g. 10/s or 600/m; more get 429 (default: no limit)",
+		ptr:   func(s *Settings) *float64 { return &s.Edge.RateLimit }, parse: transport.ParseRate},
+	field[int]{path: "edge.rate_burst", flag: "rate-burst",
+		usage: "requests a client may make at once under --rate-limit (default: one second's worth)",
+		ptr:   func(s *Settings) *int { return &s.Edge.RateBurst }, check: atLeast(0)},
+	field[string]{path: "tls.cert", flag: "tls-cert",
+		usage: "PEM certificate `file` (chain) to terminate TLS with; reloaded on SIGHUP",
+		ptr:   func(s *Settings) *string { return &s.TLS.Cert }, isPath: true},
+	field[string]{path: "tls.key", flag: "tls-key", usage: "PEM private key `file` for --tls-cert",
+		ptr: func(s *Settings) *string { return &s.TLS.Key }, isPath: true},
+	field[string]{path: "tls.backend_ca", flag: "backend-ca",
+		usage: "PEM `file` of the authorities that https:// backends are verified against (default: the system's)",
+		ptr:   func(s *Settings) *string { return &s.TLS.BackendCA }, isPath: true},
+}
+
+func checkTrustedProxy(s string) error {
+	_, err := transport.ParseTrustedProxy(s)
+	return err
+}
+
+// stringList is a list of strings: a repeatable flag, a list in the file.
+// Given on the command line, the flag's values replace the file's.
+type stringList struct {
+	path, flag, usage string
+	ptr               func(*Settings) *[]string
+	check             func(string) error // judges each value
+}
+
+func (l stringList) names() (string, string) { return l.path, l.flag }
+func (l stringList) setDefault(s *Settings)  { *l.ptr(s) = nil }
+func (l stringList) copy(dst, src *Settings) { *l.ptr(dst) = *l.ptr(src) }
+
+func (l stringList) validate(s *Settings) error {
+	for _, v := range *l.ptr(s) {
+		if err := l.check(v); err != nil {
+			return fmt.Errorf("%q: %w", v, err)
+		}
+	}
+	return nil
+}
+
+func (l stringList) register(fs *flag.FlagSet, s *Settings) {
+	p := l.ptr(s)
+	fs.Func(l.flag, l.usage, func(v string) error {
+		if err := l.check(v); err != nil {
+			return err
+		}
+		*p = append(*p, v)
+		return nil
+	})
+}
+
+func (l stringList) decode(v cty.Value, s *Settings, _ string) error {
+	t := v.Type()
+	if v.IsNull() || !v.IsKnown() || !(t.IsTupleType() || t.IsListType()) {
+		return fmt.Errorf("want a list of strings, got %s", typeName(v))
+	}
+	var out []string
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		str, err := asString(e)
+		if err != nil {
+			return err
+		}
+		out = append(out, str)
+	}
+	*l.ptr(s) = out
+	return nil
 }
 
 // rowByFlag and rowByPath index table by flag name and by file path;
@@ -304,7 +386,7 @@ func (backends) validate(s *Settings) error {
 // parseBackend reads a --backend value, URL[,weight=N].
 func parseBackend(s string) (Backend, error) {
 	raw, opts, _ := strings.Cut(s, ",")
-	u, err := parseBackendURL(raw)
+	u, err := actors.ParseBackendURL(raw)
 	if err != nil {
 		return Backend{}, err
 	}
@@ -326,34 +408,6 @@ func parseBackend(s string) (Backend, error) {
 		}
 	}
 	return b, nil
-}
-
-// parseBackendURL accepts http(s)://host[:port][/path].
-func parseBackendURL(s string) (*url.URL, error) {
-	if !strings.Contains(s, "://") {
-		return nil, fmt.Errorf("want a URL such as http://%s", s)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
-	case u.Hostname() == "":
-		return nil, errors.New("missing host")
-	case u.User != nil, u.RawQuery != "", u.Fragment != "", u.ForceQuery:
-		return nil, errors.New("must not carry user info, a query or a fragment")
-	}
-	if u.Path == "/" {
-		u.Path = "" // http://h:1/ and http://h:1 are the same backend
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("bad port %q", p)
-		}
-	}
-	return u, nil
 }
 
 // The checks rows use.

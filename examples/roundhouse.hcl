@@ -105,3 +105,21 @@ admin {
 sticky {
   # secret_file = "/etc/roundhouse/cookie.secret"
 }
+
+# The client-facing side.
+edge {
+  trusted_proxies = []       # CIDRs or addresses whose X-Forwarded-*/Forwarded headers are kept (--trusted-proxy)
+  # max_body      = "10MiB"  # largest request body; none by default (--max-body)
+  max_conns       = 10000    # concurrent client connections; 0: no limit (--max-conns)
+  h2c             = false    # cleartext HTTP/2 by prior knowledge (--h2c)
+  # rate_limit    = "10/s"   # requests per client; off by default (--rate-limit)
+  rate_burst      = 0        # requests at once under rate_limit; 0: one second's worth (--rate-burst)
+}
+
+# TLS for clients (cert and key together; reloaded on SIGHUP) and the
+# authorities https:// backends are verified against.
+tls {
+  # cert       = "/etc/roundhouse/tls.crt"  # --tls-cert
+  # key        = "/etc/roundhouse/tls.key"  # --tls-key
+  # backend_ca = "/etc/roundhouse/ca.pem"   # --backend-ca
+}

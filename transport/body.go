@@ -13,24 +13,30 @@ import (
 //     after the handler returns), so a body that no attempt has read is
 //     still intact for the next backend;
 //   - for requests that are safe to repeat it also keeps the bytes it has
-//     read, up to limit, so that even a body already sent to a backend that
+//     read, up to keep, so that even a body already sent to a backend that
 //     then failed can be sent again, whole, to another.
+//
+// A positive max caps the body: the read that would pass it returns the
+// bytes up to the cap and errBodyTooLarge. The body is counted as it
+// streams, never buffered beyond keep.
 //
 // It is read by the transport's write goroutine during an attempt and by the
 // handler goroutine between attempts: http.Transport's RoundTrip returns an
 // error only after its writer has finished with the body, which orders the
 // two.
 type replayableBody struct {
-	src   io.ReadCloser
-	limit int    // bytes kept for replay; 0 keeps none
-	kept  []byte // every byte read from src so far, while replayable
-	pos   int    // the current attempt's position within kept
-	read  int64  // bytes read from src
-	lost  bool   // bytes were read that are not kept: no replay
+	src  io.ReadCloser
+	keep int    // bytes kept for replay; 0 keeps none
+	max  int64  // bytes allowed; 0: no limit
+	kept []byte // every byte read from src so far, while replayable
+	pos  int    // the current attempt's position within kept
+	read int64  // bytes read from src
+	lost bool   // bytes were read that are not kept: no replay
+	err  error  // the first read error other than io.EOF: the client's fault
 }
 
-func newReplayableBody(src io.ReadCloser, limit int) *replayableBody {
-	return &replayableBody{src: src, limit: limit}
+func newReplayableBody(src io.ReadCloser, keep int, max int64) *replayableBody {
+	return &replayableBody{src: src, keep: keep, max: max}
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
@@ -39,10 +45,19 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 		b.pos += n
 		return n, nil
 	}
+	if b.max > 0 && int64(len(p)) > b.max-b.read+1 {
+		p = p[:b.max-b.read+1] // one byte past the cap shows it is passed
+	}
 	n, err := b.src.Read(p)
+	if b.max > 0 && b.read+int64(n) > b.max {
+		n, err = int(b.max-b.read), errBodyTooLarge
+	}
 	b.read += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
 	if n > 0 && !b.lost {
-		if len(b.kept)+n <= b.limit {
+		if len(b.kept)+n <= b.keep {
 			b.kept = append(b.kept, p[:n]...)
 			b.pos = len(b.kept)
 		} else {

@@ -3,10 +3,11 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -91,6 +92,7 @@ type balancer struct {
 	url    string
 	client *http.Client
 	log    *logSink
+	front  *Frontend
 }
 
 type balancerOptions struct {
@@ -99,14 +101,19 @@ type balancerOptions struct {
 	responseHeaderTimeout time.Duration
 	policy                actors.Policy // nil: round-robin
 	secret                []byte        // keys the sticky cookie (Config.StickySecret); nil: none
-	tls                   bool          // clients connect over TLS (the client trusts the test certificate)
+	trusted               TrustedProxies
+	maxBody               int64
+	limit                 *RateLimitOptions // nil: no rate limit
+	frontend              FrontendOptions   // Logger is the balancer's
+	backendCAs            *x509.CertPool    // for https:// backends
+	clientCAs             *x509.CertPool    // the test client trusts these when frontend.TLS is set
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
 	t.Helper()
 	sink := newLogSink()
 	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
-	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second})
+	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs})
 	t.Cleanup(tr.CloseIdleConnections)
 	urls := make([]actors.BackendConfig, len(backends))
 	for i, b := range backends {
@@ -126,27 +133,49 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	if err != nil {
 		t.Fatal(err)
 	}
+	tunnels := NewTunnels()
+	// The actors outlive the frontend: its cleanup, registered later, runs first.
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg conc.WaitGroup
-	wg.Go(func() { _ = sel.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	p := NewProxy(Config{
-		Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
-		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
-	})
-	srv := httptest.NewUnstartedServer(p)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	if o.tls {
-		srv.StartTLS()
-		client = srv.Client()
-		client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
-	} else {
-		srv.Start()
+	var actorsWG conc.WaitGroup
+	actorsWG.Go(func() { _ = sel.Run(ctx) })
+	actorsWG.Go(func() { _ = tunnels.Run(ctx) })
+	var limiter *RateLimiter
+	if o.limit != nil {
+		limiter, err = NewRateLimiter(*o.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actorsWG.Go(func() { _ = limiter.Run(ctx) })
 	}
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { cancel(); actorsWG.Wait() })
+
+	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
+		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
+		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo := o.frontend
+	fo.Logger, fo.Tunnels = log, tunnels
+	front := NewFrontend(ln, p, fo)
+	var serving conc.WaitGroup
+	serving.Go(func() { _ = front.Serve() })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = front.Shutdown(ctx)
+		serving.Wait()
+	})
+	scheme, ctr := "http", &http.Transport{MaxIdleConnsPerHost: 64}
+	if fo.TLS != nil {
+		scheme = "https"
+		ctr.TLSClientConfig = &tls.Config{RootCAs: o.clientCAs}
+		ctr.ForceAttemptHTTP2 = true
+	}
+	client := &http.Client{Transport: ctr}
 	t.Cleanup(client.CloseIdleConnections)
-	return &balancer{sel: sel, tr: tr, url: srv.URL, client: client, log: sink}
+	return &balancer{sel: sel, tr: tr, url: scheme + "://" + ln.Addr().String(), client: client, log: sink, front: front}
 }
 
 // get sends GET path and returns status, X-Backend and body.
@@ -185,6 +214,29 @@ func (b *balancer) status(t *testing.T) []actors.BackendStatus {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// settled returns the selector's view once nothing is in flight. A client
+// can have its whole response before the handler's report reaches the
+// selector, so counts read straight after the last response may lag.
+func (b *balancer) settled(t *testing.T) []actors.BackendStatus {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		st := b.status(t)
+		busy := false
+		for _, s := range st {
+			busy = busy || s.InFlight != 0
+		}
+		if !busy {
+			return st
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("still in flight after 10s: %+v", st)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // deadURL returns a loopback URL where nothing listens: connections are refused.

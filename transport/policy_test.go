@@ -238,7 +238,7 @@ func TestStickyCookieIsSetWithSafeAttributes(t *testing.T) {
 
 func TestStickyCookieIsSecureOverTLS(t *testing.T) {
 	_, urls := demoBackends(t, "A", "B")
-	lb := newBalancer(t, balancerOptions{policy: mustPolicy(t, "cookie:SESSION"), secret: testSecret, tls: true}, urls...)
+	lb, _, _ := tlsBalancer(t, balancerOptions{policy: mustPolicy(t, "cookie:SESSION"), secret: testSecret}, urls...)
 	r := lb.getWith(t, lb.client, "", "")
 	c := stickyCookie(t, r, "SESSION")
 	if c == nil {

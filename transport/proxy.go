@@ -39,6 +39,17 @@ type Config struct {
 	// RequestTimeout bounds a whole request, response body included;
 	// exceeded before the response starts: 504. 0: no limit.
 	RequestTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded
+	// headers are kept and appended to (see forwarded.go); nil: nobody's.
+	TrustedProxies TrustedProxies
+	// MaxBody caps a request body in bytes: 413 beyond (see admit.go);
+	// 0: no cap.
+	MaxBody int64
+	// Tunnels counts upgraded connections (WebSockets) so that shutdown
+	// can wait for them; give the Frontend the same one. nil: not counted.
+	Tunnels *Tunnels
+	// Limiter limits each client's request rate (429 beyond); nil: no limit.
+	Limiter *RateLimiter
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -68,6 +79,10 @@ type Proxy struct {
 	retryAfter  string
 	log         hclog.Logger
 	access      hclog.Logger
+	trusted     TrustedProxies
+	maxBody     int64
+	tunnels     *Tunnels
+	limiter     *RateLimiter
 }
 
 // NewProxy returns the balancing handler.
@@ -76,6 +91,8 @@ func NewProxy(cfg Config) *Proxy {
 		sel: cfg.Selector, key: cfg.Key, secret: cfg.StickySecret,
 		retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
 		retryBuffer: max(cfg.RetryBuffer, 0), timeout: cfg.RequestTimeout,
+		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0),
+		tunnels: cfg.Tunnels, limiter: cfg.Limiter,
 	}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
@@ -83,7 +100,7 @@ func NewProxy(cfg Config) *Proxy {
 	secs := int64((max(cfg.RetryAfter, time.Second) + time.Second - 1) / time.Second)
 	p.retryAfter = strconv.FormatInt(secs, 10)
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
+		Rewrite:        p.rewrite,
 		Transport:      cfg.Transport,
 		ErrorHandler:   recordError,
 		ModifyResponse: p.modifyResponse,
@@ -105,6 +122,8 @@ const (
 	timedOut              // no response headers in time
 	clientGone            // the client cancelled
 	noBackend             // nothing eligible to try
+	badBody               // the client's request body was malformed
+	bodyTooLarge          // the client's request body passed MaxBody
 )
 
 // exchange is one client request's state across attempts. It lives in the
@@ -117,6 +136,7 @@ type exchange struct {
 	backend *actors.Backend   // the current attempt's backend
 	tried   []*actors.Backend // every backend attempted so far
 	body    *replayableBody   // nil when the request has no body
+	http1   bool              // the client speaks HTTP/1.x
 	fail    failure           // the last attempt's failure
 	err     error
 	// attemptStart is when the current attempt began; reported says
@@ -132,19 +152,21 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 // ServeHTTP balances one request; see Proxy.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
-	ex := &exchange{secure: r.TLS != nil}
+	rec := &recorder{ResponseWriter: w, tunnels: p.tunnels}
+	defer rec.endTunnel()
+	ex := &exchange{secure: r.TLS != nil, http1: r.ProtoMajor == 1}
 	if r.Body != nil && r.Body != http.NoBody {
 		keep := 0
 		if idempotent(r) {
 			keep = p.retryBuffer
 		}
-		ex.body = newReplayableBody(r.Body, keep)
+		ex.body = newReplayableBody(r.Body, keep, p.maxBody)
 		// The wrapper ignores Close so a failed attempt cannot end the body;
 		// closing the real one when the exchange ends makes any late Read by
 		// a transport goroutine fail instead of racing the server's next
 		// request on this connection.
 		defer r.Body.Close()
+		defer linger(w, rec) // before the Close above
 		r.Body = ex.body
 		// A backend may answer while the upload is still arriving (an echo,
 		// an early error): keep reading the body after the response starts.
@@ -159,13 +181,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(ctx)
 	defer p.finish(r, rec, ex, start)
+	if !p.admit(rec, r) {
+		return
+	}
 
 	b, err := p.pick(r, ex)
 	for {
 		switch {
 		case err != nil && ex.client.Err() != nil:
 			ex.fail, ex.err = clientGone, err
-			return
+			panic(http.ErrAbortHandler) // see below
 		case err != nil && r.Context().Err() != nil: // the request timeout
 			ex.fail, ex.err = timedOut, err
 			p.writeError(rec, ex)
@@ -194,6 +219,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ex.fail != noFailure && !rec.written() {
 		p.writeError(rec, ex)
+	}
+	if ex.fail == clientGone && !rec.written() {
+		// Nothing to tell a client that has gone. If its connection is in
+		// fact still open, abort it rather than let net/http send an empty
+		// 200 for a request that was never served.
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -276,13 +307,15 @@ func (p *Proxy) finish(r *http.Request, w *recorder, ex *exchange, start time.Ti
 }
 
 // rewrite targets the attempt's backend. The client's Host header is kept
-// (as HAProxy, Caddy and Traefik do); X-Forwarded-For/-Host/-Proto are set
-// afresh, since ReverseProxy drops any the client sent.
-func rewrite(pr *httputil.ProxyRequest) {
+// (as HAProxy, Caddy and Traefik do); the forwarded headers are set by
+// setForwarded, since ReverseProxy drops any the client sent.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	ex := exchangeOf(pr.In)
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
+	setForwarded(pr, p.trusted)
+	dropH2CUpgrade(pr)
+	forwardTrailers(pr)
 	if ex.body != nil {
 		// Lets http.Transport resend on a fresh connection when a pooled one
 		// turns out dead before any byte was written.
@@ -298,11 +331,15 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	var op *net.OpError
 	var ne net.Error
 	switch {
+	case ex.body != nil && ex.body.err != nil:
+		// Before the context: net/http cancels the request's context on
+		// any error reading the connection, a malformed body included.
+		ex.fail = bodyFailure(ex.body.err)
 	case ex.client.Err() != nil:
 		ex.fail = clientGone
 	case out.Context().Err() != nil: // the request timeout
 		ex.fail = timedOut
-	case errors.As(err, &op) && op.Op == "dial":
+	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err):
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
 		ex.fail = timedOut
@@ -348,7 +385,7 @@ func (f failure) outcome() actors.Outcome {
 		return actors.ConnectFailed
 	case broken, timedOut:
 		return actors.Failed
-	case clientGone:
+	case clientGone, badBody, bodyTooLarge:
 		return actors.ClientGone
 	}
 	return actors.Success
@@ -370,6 +407,12 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 		}
 	case timedOut:
 		code, msg = http.StatusGatewayTimeout, "backend did not answer in time"
+	case badBody:
+		w.closeConn = w.closeConn || ex.http1 // the body's framing is broken
+		code, msg = http.StatusBadRequest, "malformed request body"
+	case bodyTooLarge:
+		w.closeConn = w.closeConn || ex.http1 // the rest of the body is unread
+		code, msg = http.StatusRequestEntityTooLarge, bodyTooLargeMsg
 	default:
 		code, msg = http.StatusBadGateway, "backend failed"
 	}
@@ -390,7 +433,9 @@ func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, status int
 		backend = ex.backend.Name
 	}
 	args := []any{
-		"method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr,
+		// The path as escaped on the wire: a request cannot put line
+		// breaks or terminal controls into the log.
+		"method", r.Method, "path", r.URL.EscapedPath(), "client", r.RemoteAddr,
 		"backend", backend, "status", status, "duration", d, "bytes", w.bytes,
 	}
 	if len(ex.tried) > 1 {

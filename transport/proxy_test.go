@@ -71,7 +71,7 @@ func TestConcurrentRequestsSpreadExactly(t *testing.T) {
 			t.Errorf("backend %s served %d requests, want %d (all: %v)", name, counts[name], total/3, counts)
 		}
 	}
-	for _, st := range lb.status(t) {
+	for _, st := range lb.settled(t) {
 		if st.InFlight != 0 || st.Requests != total/3 {
 			t.Errorf("status %s: in flight %d, requests %d; want 0, %d", st.Name, st.InFlight, st.Requests, total/3)
 		}

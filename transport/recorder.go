@@ -17,18 +17,26 @@ type recorder struct {
 	status   int   // final status written; 0 while nothing has been
 	bytes    int64 // body bytes written
 	hijacked bool
+	// closeConn makes the final response carry "Connection: close" unless
+	// it is 101 Switching Protocols: net/http then closes the client
+	// connection after it. Set only for HTTP/1.x (see admit).
+	closeConn bool
+	tunnels   *Tunnels // counts a hijacked connection; nil: not counted
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
+		if w.closeConn && code != http.StatusSwitchingProtocols {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code) // 1xx informational responses pass through
 }
 
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
@@ -37,21 +45,37 @@ func (w *recorder) Write(p []byte) (int, error) {
 
 func (w *recorder) Flush() {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
+// Hijack hands the client connection over for a protocol switch. The
+// tunnel is counted from just before the hijack until endTunnel.
 func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.tunnels != nil {
+		w.tunnels.Enter()
+	}
 	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
+		if w.tunnels != nil {
+			w.tunnels.Leave()
+		}
 		return nil, nil, fmt.Errorf("hijack: %w", err)
 	}
 	w.hijacked = true
 	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	return conn, rw, nil
+	return withBuffered(conn, rw.Reader), rw, nil
+}
+
+// endTunnel ends the count of a hijacked connection once the handler,
+// which relays the tunnel until it closes, is done.
+func (w *recorder) endTunnel() {
+	if w.hijacked && w.tunnels != nil {
+		w.tunnels.Leave()
+	}
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

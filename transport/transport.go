@@ -4,6 +4,8 @@
 package transport
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"time"
@@ -20,13 +22,18 @@ type Options struct {
 	// It must exceed the concurrency one backend sees, or every response
 	// beyond it closes a connection and the next request dials a new one.
 	MaxIdleConnsPerHost int
+	// BackendCAs verifies https:// backends; nil: the system's roots.
+	BackendCAs *x509.CertPool
 }
 
 // New returns the *http.Transport that every request and health probe
 // shares. Unlike http.DefaultTransport it never consults proxy environment
 // variables, keeps a keep-alive pool large enough for sustained load, passes
 // Accept-Encoding through untouched, and bounds the dial and the wait for
-// response headers.
+// response headers. An https:// backend is verified against BackendCAs for
+// the host name in its URL, which is also sent as SNI; it gets TLS 1.2 or
+// later and HTTP/2 when it offers h2 by ALPN (WebSocket upgrades always
+// use HTTP/1.1). http:// backends get HTTP/1.1.
 func New(o Options) *http.Transport {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 3 * time.Second
@@ -44,7 +51,12 @@ func New(o Options) *http.Transport {
 		o.MaxIdleConnsPerHost = 1024
 	}
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true) // by ALPN, on TLS only
 	return &http.Transport{
+		Protocols:             &protocols,
+		TLSClientConfig:       &tls.Config{RootCAs: o.BackendCAs, MinVersion: tls.VersionTLS12},
 		Proxy:                 nil, // never honour HTTP_PROXY and friends
 		DialContext:           dialer.DialContext,
 		MaxIdleConns:          0, // no global cap; the per-host cap rules

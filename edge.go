@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sourcegraph/conc"
+
+	"github.com/roundhouse/roundhouse/config"
+	"github.com/roundhouse/roundhouse/transport"
+)
+
+// edge is the running side of the client-facing settings: the actors the
+// proxy and the frontend share. serve builds it, runs it under its actors'
+// context and wires it in with the proxy and the frontend.
+type edge struct {
+	s       *config.Settings
+	log     hclog.Logger
+	tunnels *transport.Tunnels
+	limiter *transport.RateLimiter // nil: no rate limit
+}
+
+func newEdge(s *config.Settings, log hclog.Logger) *edge {
+	ed := &edge{s: s, log: log, tunnels: transport.NewTunnels(), limiter: s.RateLimiter()}
+	if s.TLS.Certs != nil {
+		if leaf := s.TLS.Certs.Leaf(); leaf != nil {
+			log.Info("serving TLS", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+		}
+	}
+	return ed
+}
+
+// run runs the edge's actors until ctx is done and waits for them.
+func (ed *edge) run(ctx context.Context) {
+	var wg conc.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { _ = ed.tunnels.Run(ctx) })
+	if ed.limiter != nil {
+		wg.Go(func() { _ = ed.limiter.Run(ctx) })
+	}
+	if ed.s.TLS.Certs != nil {
+		wg.Go(func() { _ = ed.s.TLS.Certs.Run(ctx) })
+	}
+}
+
+// reloadCertificate reloads the TLS certificate (on SIGHUP). One that does
+// not load is logged and the current one kept.
+func (ed *edge) reloadCertificate(ctx context.Context) {
+	if ed.s.TLS.Certs == nil {
+		return
+	}
+	leaf, err := ed.s.TLS.Certs.Reload(ctx)
+	if err != nil {
+		ed.log.Error("certificate reload failed; keeping the current certificate", "error", err)
+		return
+	}
+	ed.log.Info("certificate reloaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+}
+
+// proxy adds the edge's settings to the proxy's configuration.
+func (ed *edge) proxy(cfg transport.Config) transport.Config {
+	cfg.TrustedProxies = ed.s.TrustedProxies()
+	cfg.MaxBody = ed.s.Edge.MaxBody
+	cfg.Tunnels = ed.tunnels
+	cfg.Limiter = ed.limiter
+	return cfg
+}
+
+// frontend returns the client-facing options the settings ask for.
+func (ed *edge) frontend() transport.FrontendOptions {
+	var tc *tls.Config
+	if ed.s.TLS.Certs != nil {
+		tc = transport.ServerTLSConfig(ed.s.TLS.Certs.GetCertificate)
+	}
+	return transport.FrontendOptions{
+		ReadHeaderTimeout: ed.s.Timeouts.ClientHeader,
+		IdleTimeout:       ed.s.Timeouts.ClientIdle,
+		MaxConns:          ed.s.Edge.MaxConns,
+		Tunnels:           ed.tunnels,
+		H2C:               ed.s.Edge.H2C,
+		TLS:               tc,
+		Logger:            ed.log,
+	}
+}

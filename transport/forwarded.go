@@ -1,0 +1,232 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+)
+
+// Forwarded headers. The balancer tells its backends who the client is, the
+// host it asked for and the scheme it used, in X-Forwarded-For,
+// X-Forwarded-Host, X-Forwarded-Proto and the standard Forwarded (RFC 7239).
+//
+// Whatever a client sends in those headers is a claim, not a fact. A peer
+// that is not a trusted proxy gets its claims dropped (ReverseProxy strips
+// the four headers before Rewrite) and the balancer writes its own. A peer in
+// TrustedProxies is another proxy in front of us: its X-Forwarded-For and
+// Forwarded lists are kept and our hop is appended, and its
+// X-Forwarded-Host and -Proto are kept (it saw the original request; we
+// only saw its copy), falling back to ours when it sent none.
+
+// TrustedProxies is a set of address ranges whose forwarded headers are
+// believed. The zero value trusts nobody.
+type TrustedProxies []netip.Prefix
+
+// ParseTrustedProxy parses one --trusted-proxy value: a CIDR such as
+// 10.0.0.0/8 or 2001:db8::/32, or a single address (a /32 or /128).
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("want a CIDR such as 10.0.0.0/8: %w", err)
+		}
+		if p.Addr().Zone() != "" {
+			return netip.Prefix{}, errors.New("a CIDR must not have a zone")
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("want an address or a CIDR such as 10.0.0.0/8: %w", err)
+	}
+	a = a.WithZone("").Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Contains reports whether a is in one of the ranges. IPv4-mapped IPv6
+// addresses match IPv4 ranges.
+func (t TrustedProxies) Contains(a netip.Addr) bool {
+	a = a.WithZone("").Unmap()
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAddr is the address of the connection's other end, from
+// http.Request.RemoteAddr ("ip:port"); !ok when it cannot be parsed.
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().WithZone("").Unmap(), true
+}
+
+// setForwarded writes the forwarded headers of pr.Out; see the comment at
+// the top of this file.
+func setForwarded(pr *httputil.ProxyRequest, trusted TrustedProxies) {
+	in, out := pr.In, pr.Out.Header
+	peer, ok := peerAddr(in)
+	believe := ok && trusted.Contains(peer)
+	prior := func(name string) string {
+		if !believe || nominated(in.Header, name) {
+			return ""
+		}
+		return strings.Join(in.Header.Values(name), ", ")
+	}
+
+	xff := prior("X-Forwarded-For")
+	fwd := prior("Forwarded")
+	if ok {
+		xff = appendList(xff, peer.String())
+	}
+	fwd = appendList(fwd, forwardedElement(peer, ok, in.Host, scheme(in)))
+	setOrDel(out, "X-Forwarded-For", xff)
+	out.Set("Forwarded", fwd)
+
+	host, proto := prior("X-Forwarded-Host"), prior("X-Forwarded-Proto")
+	if host == "" || strings.Contains(host, ",") {
+		host = in.Host
+	}
+	if proto != "http" && proto != "https" {
+		proto = scheme(in)
+	}
+	setOrDel(out, "X-Forwarded-Host", host)
+	out.Set("X-Forwarded-Proto", proto)
+}
+
+// scheme is the scheme the client used to reach us.
+func scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func appendList(list, v string) string {
+	if list == "" {
+		return v
+	}
+	return list + ", " + v
+}
+
+func setOrDel(h http.Header, name, v string) {
+	if v == "" {
+		h.Del(name)
+		return
+	}
+	h.Set(name, v)
+}
+
+// nominated reports whether the Connection header lists name, making it a
+// hop-by-hop header that must not travel on.
+func nominated(h http.Header, name string) bool {
+	for _, v := range h.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forwardedElement builds our hop of a Forwarded header (RFC 7239 §4):
+// for=<client>;host=<host>;proto=<scheme>. An unknown client is "unknown";
+// an IPv6 client is bracketed and quoted; host is quoted when it is not a
+// token, and left out when it holds bytes a header must not carry.
+func forwardedElement(client netip.Addr, known bool, host, proto string) string {
+	var b strings.Builder
+	b.WriteString("for=")
+	switch {
+	case !known:
+		b.WriteString("unknown")
+	case client.Is6():
+		b.WriteString(`"[` + client.String() + `]"`)
+	default:
+		b.WriteString(client.String())
+	}
+	if host != "" && isQuotable(host) {
+		b.WriteString(";host=")
+		b.WriteString(tokenOrQuoted(host))
+	}
+	b.WriteString(";proto=")
+	b.WriteString(proto)
+	return b.String()
+}
+
+// tokenOrQuoted returns s as an RFC 9110 token if it is one, otherwise as a
+// quoted-string.
+func tokenOrQuoted(s string) string {
+	if isToken(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// isQuotable reports whether every byte of s may appear in a quoted-string
+// (HTAB, SP, VCHAR, obs-text): no control characters.
+func isQuotable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// clientAddr is the address a request is charged to (rate limiting): the
+// peer, or, when the peer is a trusted proxy, the nearest address in
+// X-Forwarded-For that is not a trusted proxy (walking right to left, as
+// nginx's real_ip_recursive does). !ok when the peer address is unknown.
+func clientAddr(r *http.Request, trusted TrustedProxies) (netip.Addr, bool) {
+	addr, ok := peerAddr(r)
+	if !ok || len(trusted) == 0 {
+		return addr, ok
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0 && trusted.Contains(addr); i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		addr = a.WithZone("").Unmap()
+	}
+	return addr, true
+}

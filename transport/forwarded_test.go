@@ -1,0 +1,207 @@
+package transport
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"testing"
+)
+
+func mustPrefixes(t *testing.T, ss ...string) TrustedProxies {
+	t.Helper()
+	var out TrustedProxies
+	for _, s := range ss {
+		p, err := ParseTrustedProxy(s)
+		if err != nil {
+			t.Fatalf("ParseTrustedProxy(%q): %v", s, err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func TestParseTrustedProxy(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"an IPv4 CIDR is kept", "10.0.0.0/8", "10.0.0.0/8", true},
+		{"a CIDR with host bits is masked", "10.1.2.3/8", "10.0.0.0/8", true},
+		{"an IPv6 CIDR is kept", "2001:db8::/32", "2001:db8::/32", true},
+		{"a bare IPv4 address is a /32", "192.0.2.7", "192.0.2.7/32", true},
+		{"a bare IPv6 address is a /128", "2001:db8::1", "2001:db8::1/128", true},
+		{"an IPv4-mapped address is IPv4", "::ffff:192.0.2.7", "192.0.2.7/32", true},
+		{"a host name is refused", "proxy.example", "", false},
+		{"a bad prefix length is refused", "10.0.0.0/33", "", false},
+		{"an empty value is refused", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseTrustedProxy(tt.in)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ParseTrustedProxy(%q) error %v, want ok=%v", tt.in, err, tt.ok)
+			}
+			if tt.ok && got.String() != tt.want {
+				t.Errorf("ParseTrustedProxy(%q) = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestForwardedHeaders(t *testing.T) {
+	trusted := mustPrefixes(t, "10.0.0.0/8", "2001:db8::/32")
+	tests := []struct {
+		name   string
+		remote string
+		host   string
+		tls    bool
+		in     http.Header // what the client sent
+		want   http.Header // the four headers as the backend sees them
+	}{
+		{
+			name: "an untrusted client's claims are replaced", remote: "192.0.2.1:5000", host: "shop.example",
+			in: http.Header{"X-Forwarded-For": {"1.2.3.4"}, "Forwarded": {"for=1.2.3.4"},
+				"X-Forwarded-Host": {"evil.example"}, "X-Forwarded-Proto": {"https"}},
+			want: http.Header{"X-Forwarded-For": {"192.0.2.1"}, "Forwarded": {"for=192.0.2.1;host=shop.example;proto=http"},
+				"X-Forwarded-Host": {"shop.example"}, "X-Forwarded-Proto": {"http"}},
+		},
+		{
+			name: "a trusted proxy's lists are appended to", remote: "10.0.0.5:5000", host: "shop.example",
+			in: http.Header{"X-Forwarded-For": {"203.0.113.9, 10.0.0.9"}, "Forwarded": {`for=203.0.113.9;proto=https`},
+				"X-Forwarded-Host": {"www.shop.example"}, "X-Forwarded-Proto": {"https"}},
+			want: http.Header{"X-Forwarded-For": {"203.0.113.9, 10.0.0.9, 10.0.0.5"},
+				"Forwarded":        {"for=203.0.113.9;proto=https, for=10.0.0.5;host=shop.example;proto=http"},
+				"X-Forwarded-Host": {"www.shop.example"}, "X-Forwarded-Proto": {"https"}},
+		},
+		{
+			name: "a trusted proxy's repeated header lines are joined", remote: "10.0.0.5:5000", host: "a",
+			in: http.Header{"X-Forwarded-For": {"203.0.113.9", "198.51.100.1"}},
+			want: http.Header{"X-Forwarded-For": {"203.0.113.9, 198.51.100.1, 10.0.0.5"},
+				"Forwarded": {"for=10.0.0.5;host=a;proto=http"}, "X-Forwarded-Host": {"a"}, "X-Forwarded-Proto": {"http"}},
+		},
+		{
+			name: "a trusted proxy that sent nothing gets ours", remote: "10.0.0.5:5000", host: "a", tls: true,
+			in: http.Header{},
+			want: http.Header{"X-Forwarded-For": {"10.0.0.5"}, "Forwarded": {"for=10.0.0.5;host=a;proto=https"},
+				"X-Forwarded-Host": {"a"}, "X-Forwarded-Proto": {"https"}},
+		},
+		{
+			name: "a trusted proxy's bogus proto is replaced", remote: "10.0.0.5:5000", host: "a",
+			in: http.Header{"X-Forwarded-Proto": {"gopher"}},
+			want: http.Header{"X-Forwarded-For": {"10.0.0.5"}, "Forwarded": {"for=10.0.0.5;host=a;proto=http"},
+				"X-Forwarded-Host": {"a"}, "X-Forwarded-Proto": {"http"}},
+		},
+		{
+			name: "headers the Connection header nominates are hop-by-hop even from a trusted proxy", remote: "10.0.0.5:5000", host: "a",
+			in: http.Header{"Connection": {"X-Forwarded-For"}, "X-Forwarded-For": {"203.0.113.9"}},
+			want: http.Header{"X-Forwarded-For": {"10.0.0.5"}, "Forwarded": {"for=10.0.0.5;host=a;proto=http"},
+				"X-Forwarded-Host": {"a"}, "X-Forwarded-Proto": {"http"}},
+		},
+		{
+			name: "an IPv6 client is bracketed and quoted in Forwarded", remote: "[2001:db8::7]:5000", host: "a:8080",
+			in: http.Header{},
+			want: http.Header{"X-Forwarded-For": {"2001:db8::7"}, "Forwarded": {`for="[2001:db8::7]";host="a:8080";proto=http`},
+				"X-Forwarded-Host": {"a:8080"}, "X-Forwarded-Proto": {"http"}},
+		},
+		{
+			name: "an IPv4-mapped client is written as IPv4", remote: "[::ffff:192.0.2.1]:5000", host: "a",
+			in: http.Header{},
+			want: http.Header{"X-Forwarded-For": {"192.0.2.1"}, "Forwarded": {"for=192.0.2.1;host=a;proto=http"},
+				"X-Forwarded-Host": {"a"}, "X-Forwarded-Proto": {"http"}},
+		},
+		{
+			name: "an unknown client address is unknown", remote: "@", host: "a",
+			in: http.Header{"X-Forwarded-For": {"1.2.3.4"}},
+			want: http.Header{"Forwarded": {"for=unknown;host=a;proto=http"},
+				"X-Forwarded-Host": {"a"}, "X-Forwarded-Proto": {"http"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &http.Request{RemoteAddr: tt.remote, Host: tt.host, Header: tt.in}
+			if tt.tls {
+				in.TLS = &tls.ConnectionState{}
+			}
+			pr := &httputil.ProxyRequest{In: in, Out: &http.Request{Header: http.Header{}}}
+			setForwarded(pr, trusted)
+			for _, name := range []string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				got, want := pr.Out.Header.Values(name), tt.want.Values(name)
+				if len(got) != len(want) || (len(got) > 0 && got[0] != want[0]) {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestClientAddrSkipsTrustedHopsFromTheRight(t *testing.T) {
+	trusted := mustPrefixes(t, "10.0.0.0/8")
+	tests := []struct {
+		name, remote, xff, want string
+	}{
+		{"an untrusted peer is the client whatever it claims", "192.0.2.1:1", "1.2.3.4", "192.0.2.1"},
+		{"a trusted peer's last hop is the client", "10.0.0.1:1", "1.2.3.4, 203.0.113.5", "203.0.113.5"},
+		{"trusted hops in the list are skipped", "10.0.0.1:1", "203.0.113.5, 10.9.9.9", "203.0.113.5"},
+		{"a trusted peer without the header is the client", "10.0.0.1:1", "", "10.0.0.1"},
+		{"garbage stops the walk at the last good hop", "10.0.0.1:1", "203.0.113.5, junk", "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			got, ok := clientAddr(r, trusted)
+			if !ok || got != netip.MustParseAddr(tt.want) {
+				t.Errorf("clientAddr = %v (%v), want %s", got, ok, tt.want)
+			}
+		})
+	}
+}
+
+// The attack: a client claims to be someone else in X-Forwarded-For. It
+// travels on a raw socket so that nothing but the balancer touches it.
+func TestSpoofedForwardedHeadersFromAnUntrustedPeerAreDropped(t *testing.T) {
+	backend, got := recordingBackend(t)
+	lb := newBalancer(t, balancerOptions{trusted: mustPrefixes(t, "10.0.0.0/8")}, backend.URL)
+	rc := dialRaw(t, lb.url)
+	rc.send("GET /whoami HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 6.6.6.6\r\n" +
+		"Forwarded: for=6.6.6.6;proto=https\r\nX-Forwarded-Host: admin.example\r\nX-Forwarded-Proto: https\r\n\r\n")
+	if resp, _ := rc.response("GET"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	r := <-got
+	want := map[string]string{
+		"X-Forwarded-For": "127.0.0.1", "Forwarded": "for=127.0.0.1;host=shop.example;proto=http",
+		"X-Forwarded-Host": "shop.example", "X-Forwarded-Proto": "http",
+	}
+	for name, v := range want {
+		if g := r.Header.Values(name); len(g) != 1 || g[0] != v {
+			t.Errorf("backend saw %s %q, want %q", name, g, v)
+		}
+	}
+}
+
+func TestForwardedHeadersFromATrustedPeerAreAppendedTo(t *testing.T) {
+	backend, got := recordingBackend(t)
+	lb := newBalancer(t, balancerOptions{trusted: mustPrefixes(t, "127.0.0.1")}, backend.URL)
+	rc := dialRaw(t, lb.url)
+	rc.send("GET / HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-For: 203.0.113.9\r\n" +
+		"Forwarded: for=203.0.113.9;host=shop.example;proto=https\r\nX-Forwarded-Host: shop.example\r\nX-Forwarded-Proto: https\r\n\r\n")
+	if resp, _ := rc.response("GET"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	r := <-got
+	want := map[string]string{
+		"X-Forwarded-For":   "203.0.113.9, 127.0.0.1",
+		"Forwarded":         `for=203.0.113.9;host=shop.example;proto=https, for=127.0.0.1;host="internal:8080";proto=http`,
+		"X-Forwarded-Host":  "shop.example",
+		"X-Forwarded-Proto": "https",
+	}
+	for name, v := range want {
+		if g := r.Header.Values(name); len(g) != 1 || g[0] != v {
+			t.Errorf("backend saw %s %q, want %q", name, g, v)
+		}
+	}
+}

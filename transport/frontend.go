@@ -1,0 +1,156 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// FrontendOptions configures the client-facing side. Every zero field
+// takes the default named in its comment.
+type FrontendOptions struct {
+	// ReadHeaderTimeout bounds the time to read a request head, so a client
+	// trickling headers (slowloris) is cut off; 0: 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no new request;
+	// 0: 120s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (431 beyond); 0: 64 KiB.
+	MaxHeaderBytes int
+	// MaxConns caps concurrent client connections; beyond it new
+	// connections wait in the kernel's accept queue. 0: no cap.
+	MaxConns int
+	// Tunnels is the Proxy's count of upgraded connections: Shutdown waits
+	// for them too. nil: Shutdown does not wait for upgraded connections.
+	Tunnels *Tunnels
+	// TLS terminates TLS with these settings (see ServerTLSConfig), with
+	// HTTP/2 and HTTP/1.1 chosen by ALPN; the handshake must finish within
+	// ReadHeaderTimeout. nil: cleartext.
+	TLS *tls.Config
+	// H2C accepts cleartext HTTP/2 from clients that start with the
+	// HTTP/2 connection preface (prior knowledge). Only for cleartext
+	// listeners, normally behind a trusted proxy. false: HTTP/1.x only.
+	H2C    bool
+	Logger hclog.Logger // nil: no logging
+}
+
+func (o FrontendOptions) withDefaults() FrontendOptions {
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	return o
+}
+
+// Frontend is where clients connect: a listener stack (connection cap,
+// TLS, the framing guard of guard.go) in front of an http.Server with
+// hardened timeouts and limits, serving a handler (normally a Proxy) over
+// HTTP/1.1 and, by ALPN on TLS or by prior knowledge with H2C, HTTP/2.
+//
+// Serve runs on a goroutine its owner starts and waits for; it returns
+// after Shutdown. Every request's context derives from one the Frontend
+// cancels when Shutdown gives up waiting, so nothing outlives Shutdown.
+type Frontend struct {
+	srv          *http.Server
+	ln           net.Listener
+	tunnels      *Tunnels
+	stopRequests context.CancelFunc
+}
+
+// NewFrontend returns a Frontend that will serve h on ln.
+func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
+	o = o.withDefaults()
+	reqCtx, stop := context.WithCancel(context.Background())
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(o.TLS != nil)
+	protocols.SetUnencryptedHTTP2(o.H2C && o.TLS == nil)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
+		Protocols:         &protocols,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:          o.Logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	// The guard's head limit is net/http's (MaxHeaderBytes plus 4 KiB for
+	// the request line) plus the 4 KiB it may already hold buffered, so the
+	// guard never refuses a head that net/http would read.
+	headLimit := o.MaxHeaderBytes + 8<<10
+	if o.MaxConns > 0 {
+		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
+	}
+	guardLog := o.Logger.Named("guard")
+	if o.TLS != nil {
+		guard := func(c net.Conn) net.Conn { return newGuardConn(c, headLimit, false, guardLog) }
+		ln = newTLSListener(ln, o.TLS, o.ReadHeaderTimeout, guard, o.Logger.Named("tls"))
+	} else {
+		ln = &guardListener{Listener: ln, headLimit: headLimit, h2c: o.H2C, log: guardLog}
+	}
+	return &Frontend{srv: srv, ln: ln, tunnels: o.Tunnels, stopRequests: stop}
+}
+
+// Addr is the address clients connect to.
+func (f *Frontend) Addr() net.Addr { return f.ln.Addr() }
+
+// Serve accepts and serves connections until Shutdown; it then returns
+// http.ErrServerClosed.
+func (f *Frontend) Serve() error { return f.srv.Serve(f.ln) }
+
+// Shutdown stops accepting and waits for requests in flight and open
+// tunnels (WebSockets) to finish. If ctx ends first, it closes every
+// connection, cancels the requests still running, which closes the
+// tunnels (ReverseProxy closes both ends of a tunnel when its request's
+// context ends), waits briefly for them to wind down and returns ctx's
+// error.
+func (f *Frontend) Shutdown(ctx context.Context) error {
+	defer f.stopRequests()
+	defer f.ln.Close() // its goroutines end even if Serve never ran
+	err := f.srv.Shutdown(ctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if err == nil && f.tunnels != nil {
+		err = f.tunnels.Wait(ctx)
+	}
+	if err != nil {
+		_ = f.srv.Close()
+		f.stopRequests()
+		if f.tunnels != nil {
+			windDown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = f.tunnels.Wait(windDown)
+			cancel()
+		}
+	}
+	return err
+}
+
+// guardListener wraps each accepted connection in a framing guard.
+type guardListener struct {
+	net.Listener
+	headLimit int
+	h2c       bool
+	log       hclog.Logger
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newGuardConn(c, l.headLimit, l.h2c, l.log), nil
+}

@@ -1,0 +1,453 @@
+package transport
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// The framing guard: request smuggling defence for HTTP/1.x.
+//
+// Smuggling works when two parties on a request's path disagree about where
+// one request ends and the next begins. net/http's server is strict about
+// much (differing duplicate Content-Lengths, invalid lengths, unknown
+// transfer codings, bare CR, NUL), but it accepts some messages RFC 9112
+// calls faulty and keeps the connection open afterwards, and it hides from
+// handlers the evidence needed to refuse them:
+//
+//   - Content-Length together with Transfer-Encoding (it drops the length);
+//   - Transfer-Encoding in an HTTP/1.0 request (it ignores the coding);
+//   - repeated identical Content-Length fields (it merges them);
+//   - obs-fold continuation lines (it unfolds them) and bare LF line ends;
+//   - an absolute-form target naming a host other than the Host header (it
+//     uses the target's host), and targets in no valid form at all.
+//
+// The guard sits between the socket and net/http. It watches the bytes
+// net/http reads and understands just enough HTTP/1.1 to find each request
+// head and to skip each body (Content-Length or chunked, by the same rules
+// as net/http). It passes bytes on as they arrive, so net/http's own
+// timeouts and limits work as always, except the last LF of each request
+// head: that byte is released only once the whole head has been checked.
+// net/http cannot finish reading a head without it, so no unchecked head is
+// ever parsed. A faulty head makes Read fail instead; net/http answers such
+// a read error with "400 Bad Request" and closes the connection, and the
+// guard logs the reason. Nothing ambiguous reaches a handler, so nothing
+// ambiguous is forwarded: the proxy always re-frames what it sends.
+//
+// After a request with an Upgrade header the guard stops inspecting: the
+// bytes that follow belong to the new protocol if the backend agrees to
+// switch, and the proxy closes the connection if it does not (see
+// recorder.closeConn, set by admit). The HTTP/2 connection preface likewise
+// turns the guard into a pass-through; HTTP/2 frames carry no such
+// ambiguity and net/http's HTTP/2 server checks lengths itself.
+//
+// Ownership: a connection's guard state is touched only by Read, and
+// net/http never reads one connection from two goroutines at once (its
+// background reader and its request reader hand over under its own lock),
+// so the state needs no lock, as for any other io.Reader.
+
+// guardConn is a client connection whose reads pass through a guard.
+type guardConn struct {
+	net.Conn
+	g guard
+}
+
+// tlsGuardConn is a guarded TLS connection. net/http does not see a
+// *tls.Conn, so it takes the TLS state from ConnectionState to fill in
+// Request.TLS.
+type tlsGuardConn struct {
+	guardConn
+	tls *tls.Conn
+}
+
+func (c *tlsGuardConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
+
+// newGuardConn wraps c. headLimit bounds a request head in bytes; h2c
+// says whether the server accepts the HTTP/2 preface (otherwise net/http
+// would hand it to the handler as a "PRI" request whose body is the rest of
+// the connection); log gets one line per rejected head.
+func newGuardConn(c net.Conn, headLimit int, h2c bool, log hclog.Logger) net.Conn {
+	g := guardConn{Conn: c, g: guard{limit: headLimit, h2c: h2c, log: log}}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsGuardConn{guardConn: g, tls: tc}
+	}
+	return &g
+}
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	if c.g.err != nil {
+		return 0, c.g.err
+	}
+	n, err := c.Conn.Read(p)
+	k, gerr := c.g.scan(p[:n])
+	if gerr != nil {
+		c.g.log.Info("rejected request", "client", c.RemoteAddr().String(), "reason", gerr.Error())
+		c.g.err = errBadRequest
+		if k > 0 {
+			// The bytes before the fault go first, the error with the next
+			// Read: net/http cancels a connection's requests on any read
+			// error, and the request these bytes complete is not at fault.
+			return k, nil
+		}
+		return 0, errBadRequest
+	}
+	return k, err
+}
+
+// CloseWrite half-closes the connection when the underlying one can: an
+// upgraded connection (WebSocket) relays a half-close.
+func (c *guardConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("close write: not supported")
+}
+
+// errBadRequest is what Read returns for a faulty head. It is neither
+// io.EOF nor a net.Error, so net/http answers 400 and closes.
+var errBadRequest = errors.New("request rejected: ambiguous or malformed HTTP/1.x framing")
+
+// guardState says what the next byte is.
+type guardState int
+
+const (
+	inHead      guardState = iota // a request head
+	inBody                        // a Content-Length body; remaining bytes
+	inChunkSize                   // a chunk-size line
+	inChunkData                   // chunk data; remaining bytes
+	inChunkCRLF                   // the CRLF after chunk data; crlf bytes seen
+	inTrailer                     // the trailer section after the last chunk
+	passThrough                   // no longer HTTP/1.x: upgraded or HTTP/2
+)
+
+// guard is the framing state of one connection.
+type guard struct {
+	limit int          // head size limit in bytes
+	h2c   bool         // the HTTP/2 preface is welcome
+	log   hclog.Logger // rejected heads
+	err   error        // sticky: set once a head is rejected
+
+	state     guardState
+	remaining uint64 // inBody, inChunkData
+	crlf      int    // inChunkCRLF: how many of "\r\n" seen
+	sawCR     bool   // the previous byte was a CR ending a line
+	line      []byte // the current line, without its CRLF
+	size      int    // bytes of the current head or trailer section
+	heads     int    // request heads seen on this connection
+	head      headFacts
+
+	accepted func(method, target string) // test hook: a head passed; nil in production
+}
+
+// headFacts is what the guard learns from a request head's lines.
+type headFacts struct {
+	lines            int
+	method, target   string
+	http10           bool
+	contentLength    []string
+	transferEncoding []string
+	host             []string
+	upgrade          bool
+}
+
+// Limits mirrored from net/http: a chunk-size line (net/http's
+// maxLineLength) and a trailer section (its bufio.Reader's size).
+const (
+	maxChunkLine = 4096
+	maxTrailer   = 4096
+)
+
+// scan runs the guard over p, the bytes just read. It returns how many of
+// them may be released: all, unless a head is faulty, in which case those
+// before the LF that would have completed it, and the reason.
+func (g *guard) scan(p []byte) (int, error) {
+	for i := 0; i < len(p); {
+		switch g.state {
+		case passThrough:
+			return len(p), nil
+		case inBody, inChunkData:
+			n := uint64(len(p) - i)
+			if n > g.remaining {
+				n = g.remaining
+			}
+			g.remaining -= n
+			i += int(n)
+			if g.remaining == 0 {
+				if g.state == inBody {
+					g.state = inHead
+				} else {
+					g.state, g.crlf = inChunkCRLF, 0
+				}
+			}
+		case inChunkCRLF:
+			if p[i] != "\r\n"[g.crlf] {
+				return i, errors.New("chunk data not followed by CRLF")
+			}
+			i++
+			if g.crlf++; g.crlf == 2 {
+				g.state = inChunkSize
+			}
+		default: // line-oriented states
+			done, err := g.lineByte(p[i])
+			if err != nil {
+				return i, err
+			}
+			i++
+			if done {
+				if err := g.endLine(); err != nil {
+					return i - 1, err // withhold the LF
+				}
+				if g.err != nil {
+					return i, nil // release this head, nothing after it
+				}
+			}
+		}
+	}
+	return len(p), nil
+}
+
+// lineByte takes one byte of a line-oriented state and reports whether it
+// ended a line. Lines end in CRLF; a CR or LF anywhere else is refused, as
+// in chunked lines by net/http and in heads by strict servers.
+func (g *guard) lineByte(c byte) (bool, error) {
+	g.size++
+	switch {
+	case g.state == inHead && g.size > g.limit:
+		return false, errors.New("request head too large")
+	case g.state == inTrailer && g.size > maxTrailer:
+		return false, errors.New("trailer section too large")
+	case g.state == inChunkSize && len(g.line) >= maxChunkLine:
+		return false, errors.New("chunk-size line too long")
+	}
+	if g.sawCR {
+		g.sawCR = false
+		if c != '\n' {
+			return false, errors.New("CR not followed by LF")
+		}
+		return true, nil
+	}
+	switch c {
+	case '\r':
+		g.sawCR = true
+	case '\n':
+		return false, errors.New("line ends in a bare LF")
+	default:
+		g.line = append(g.line, c)
+	}
+	return false, nil
+}
+
+// endLine acts on the line just completed.
+func (g *guard) endLine() error {
+	line := g.line
+	g.line = g.line[:0]
+	if cap(line) > 4096 {
+		g.line = nil // do not keep a long line's buffer for the connection's life
+	}
+	switch g.state {
+	case inChunkSize:
+		n, err := parseChunkSize(line)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			g.state, g.size = inTrailer, 0
+		} else {
+			g.state, g.remaining = inChunkData, n
+		}
+		return nil
+	case inTrailer:
+		if len(line) == 0 {
+			g.state, g.size = inHead, 0
+		}
+		return nil
+	}
+	h := &g.head
+	h.lines++
+	if h.lines == 1 {
+		return g.requestLine(string(line))
+	}
+	if len(line) > 0 {
+		return h.headerLine(line)
+	}
+	return g.endHead()
+}
+
+// requestLine reads "METHOD target HTTP/1.x", split as net/http splits it.
+func (g *guard) requestLine(line string) error {
+	h := &g.head
+	method, rest, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || method == "" || target == "" {
+		return errors.New("malformed request line")
+	}
+	h.method, h.target = method, target
+	switch proto {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		h.http10 = true
+	case "HTTP/2.0":
+		if method == "PRI" && target == "*" && g.heads == 0 && g.h2c {
+			g.state = passThrough // the HTTP/2 connection preface (h2c)
+			return nil
+		}
+		return errors.New("HTTP/2 preface where HTTP/1.x is expected")
+	default:
+		return errors.New("unsupported protocol version")
+	}
+	return nil
+}
+
+// headerLine records the framing facts of one field line.
+func (h *headFacts) headerLine(line []byte) error {
+	if line[0] == ' ' || line[0] == '\t' {
+		return errors.New("obsolete line folding")
+	}
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok || !isToken(string(name)) {
+		return errors.New("malformed header field")
+	}
+	v := string(bytes.Trim(value, " \t"))
+	switch {
+	case strings.EqualFold(string(name), "Content-Length"):
+		h.contentLength = append(h.contentLength, v)
+	case strings.EqualFold(string(name), "Transfer-Encoding"):
+		h.transferEncoding = append(h.transferEncoding, v)
+	case strings.EqualFold(string(name), "Host"):
+		h.host = append(h.host, v)
+	case strings.EqualFold(string(name), "Upgrade"):
+		h.upgrade = true
+	}
+	return nil
+}
+
+// endHead checks a complete head and sets up for its body.
+func (g *guard) endHead() error {
+	h := g.head
+	g.head = headFacts{}
+	g.heads++
+	g.size = 0
+	if err := h.check(); err != nil {
+		return err
+	}
+	if g.accepted != nil {
+		g.accepted(h.method, h.target)
+	}
+	switch {
+	case h.upgrade && h.target != "*":
+		// The bytes after an upgrade request are the new protocol's when
+		// the backend switches; otherwise the proxy closes the connection.
+		g.state = passThrough
+	case len(h.transferEncoding) == 1:
+		if !strings.EqualFold(h.transferEncoding[0], "chunked") {
+			// net/http answers 501 Not Implemented and closes; whatever
+			// follows is unframed, so nothing more gets through.
+			g.err = errBadRequest
+			g.state = passThrough
+			return nil
+		}
+		g.state = inChunkSize
+	case len(h.contentLength) == 1:
+		n, _ := strconv.ParseUint(h.contentLength[0], 10, 63) // checked
+		if n > 0 {
+			g.state, g.remaining = inBody, n
+		}
+	}
+	return nil
+}
+
+// check applies the framing rules to a complete head.
+func (h *headFacts) check() error {
+	switch {
+	case len(h.contentLength) > 0 && len(h.transferEncoding) > 0:
+		return errors.New("both Content-Length and Transfer-Encoding")
+	case len(h.contentLength) > 1:
+		return errors.New("more than one Content-Length")
+	case len(h.transferEncoding) > 1:
+		return errors.New("more than one Transfer-Encoding")
+	case len(h.transferEncoding) > 0 && h.http10:
+		return errors.New("Transfer-Encoding in an HTTP/1.0 request")
+	case len(h.contentLength) == 1 && !validContentLength(h.contentLength[0]):
+		return errors.New("invalid Content-Length")
+	}
+	return h.checkTarget()
+}
+
+// checkTarget accepts the four request-target forms of RFC 9112 §3.2 where
+// they belong: origin-form ("/path"), asterisk-form only for OPTIONS,
+// authority-form only for CONNECT (which the proxy then refuses), and
+// absolute-form only when it names the same host as the Host header. A
+// request that names another host in its target than in Host is a forward
+// proxy request, and which of the two a backend would believe is anyone's
+// guess. An absolute-form target naming the Host header's host is the same
+// request as its origin form, so it passes (servers must accept it).
+func (h *headFacts) checkTarget() error {
+	t := h.target
+	switch {
+	case h.method == "CONNECT" || strings.HasPrefix(t, "/"):
+		return nil
+	case t == "*":
+		if h.method != "OPTIONS" {
+			return errors.New("asterisk-form target outside OPTIONS")
+		}
+		return nil
+	}
+	scheme, rest, ok := strings.Cut(t, "://")
+	if !ok || !(strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https")) {
+		return errors.New("malformed request target")
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if len(h.host) != 1 || !strings.EqualFold(authority, h.host[0]) {
+		return errors.New("absolute-form target names another host than the Host header")
+	}
+	return nil
+}
+
+// validContentLength accepts 1 to 18 decimal digits (what net/http parses
+// as a non-negative int63, less its largest values).
+func validContentLength(s string) bool {
+	if s == "" || len(s) > 18 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseChunkSize parses a chunk-size line exactly as net/http does: it
+// trims trailing whitespace, drops a ";extension", and wants 1 to 16 hex
+// digits in what is left.
+func parseChunkSize(line []byte) (uint64, error) {
+	line = bytes.TrimRight(line, " \t")
+	line, _, _ = bytes.Cut(line, []byte(";"))
+	if len(line) == 0 || len(line) > 16 {
+		return 0, errors.New("invalid chunk size")
+	}
+	var n uint64
+	for _, c := range line {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, errors.New("invalid chunk size")
+		}
+		n = n<<4 | uint64(d)
+	}
+	return n, nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha1"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// echoWebSocketBackend completes a WebSocket handshake on a raw connection
+// and echoes bytes until the client's end of stream.
+func echoWebSocketBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Accept: "+base64.StdEncoding.EncodeToString(sum[:])+"\r\n\r\n")
+		_, _ = io.Copy(conn, brw.Reader)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// webSocket is a client end of a tunnel through the balancer.
+type webSocket struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialWebSocket(t *testing.T, addr string) *webSocket {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	_, _ = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	ws := &webSocket{t: t, c: c, br: bufio.NewReader(c)}
+	resp, err := http.ReadResponse(ws.br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v, %v", resp, err)
+	}
+	return ws
+}
+
+func (ws *webSocket) echo(msg string) {
+	ws.t.Helper()
+	if _, err := io.WriteString(ws.c, msg); err != nil {
+		ws.t.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(ws.br, buf); err != nil || string(buf) != msg {
+		ws.t.Fatalf("echo: %q, %v", buf, err)
+	}
+}
+
+func TestSIGTERMWaitsForOpenWebSocketsToClose(t *testing.T) {
+	backend := echoWebSocketBackend(t)
+	lb := start(t, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--shutdown-grace", "30s")
+	ws := dialWebSocket(t, lb.waitFor(t, listening))
+	ws.echo("before")
+	lb.signal(t, syscall.SIGTERM)
+	lb.waitFor(t, "shutting down")
+	ws.echo("while the balancer drains")
+	select {
+	case <-lb.exited:
+		t.Fatalf("exited with a WebSocket open:\n%s", lb.output())
+	default:
+	}
+	ws.c.Close()
+	if code := lb.wait(t); code != 0 {
+		t.Errorf("exit status %d, want 0:\n%s", code, lb.output())
+	}
+	out := lb.output()
+	if i, j := strings.Index(out, "path=/ws"), strings.Index(out, "stopped"); i < 0 || j < i {
+		t.Errorf("stopped before the WebSocket closed:\n%s", out)
+	}
+	if strings.Contains(out, "grace period over") {
+		t.Errorf("the grace period ran out:\n%s", out)
+	}
+}
+
+func TestTheGracePeriodEndsOpenWebSockets(t *testing.T) {
+	backend := echoWebSocketBackend(t)
+	lb := start(t, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--shutdown-grace", "300ms")
+	ws := dialWebSocket(t, lb.waitFor(t, listening))
+	ws.echo("before")
+	lb.signal(t, syscall.SIGTERM)
+	if _, err := io.ReadAll(ws.br); err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Errorf("the WebSocket ended with %v, want it closed", err)
+	}
+	if code := lb.wait(t); code != 0 {
+		t.Errorf("exit status %d, want 0:\n%s", code, lb.output())
+	}
+	if !strings.Contains(lb.output(), "grace period over") {
+		t.Errorf("no word of the grace period ending:\n%s", lb.output())
+	}
+}
