@@ -72,15 +72,17 @@ if ((${#need[@]})); then
 	# Debian starts a freshly installed nginx as a service on port 80; a
 	# policy-rc.d that says "no" keeps it from starting (as Docker images do).
 	policy=/usr/sbin/policy-rc.d
-	added_policy=false
 	if [[ ! -e $policy ]]; then
 		printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
 		"${sudo[@]}" chmod 755 "$policy"
-		added_policy=true
+		trap '"${sudo[@]}" rm -f "$policy"' EXIT # ours: removed however apt-get ends
 	fi
 	"${sudo[@]}" apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" >&2
-	if $added_policy; then "${sudo[@]}" rm -f "$policy"; fi
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+	if [[ -n $(trap -p EXIT) ]]; then
+		"${sudo[@]}" rm -f "$policy"
+		trap - EXIT
+	fi
 fi
 (($(nproc) >= 2)) || die "needs at least 2 cores (proxy on core 0, load on core 1); have $(nproc)"
 clk_tck=$(getconf CLK_TCK)
