@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# bench/run.sh [quick|full]: Roundhouse side by side with nginx, HAProxy, a
+# plain tuned httputil.ReverseProxy and direct-to-backend, in one run.
+#
+#   quick  1 round,  3 s per measurement (under 2 minutes)
+#   full   5 rounds, 4 s per measurement (under 10 minutes); medians across rounds
+#
+# What it does:
+#   - installs wrk, nginx and haproxy with apt-get when they are missing;
+#   - builds roundhouse and bench/baseline into a mktemp directory;
+#   - starts 3 demo backends (roundhouse backend) and the four proxies, each
+#     balancing round-robin over the 3 backends with keep-alive upstream
+#     connections, all on 127.0.0.1 ports 18080-18086;
+#   - pins every proxy to core 0 and wrk and the backends to core 1, so the
+#     proxy under test has a core to itself;
+#   - for each round, each configuration, each target (the order of the
+#     targets rotates every round): waits until the machine is quiet (other
+#     work on it skews everything), a warm-up, then wrk --latency, reading
+#     the target's CPU time (utime+stime of its processes in /proc) before
+#     and after and its VmRSS at the end, and how busy core 0 was with
+#     anything but the target (the "other" column: should be near 0);
+#   - prints a markdown table (medians across rounds; ratios to nginx are
+#     taken within each round, then the median) to stdout and writes it to
+#     bench/results/latest.md. Progress goes to stderr. A measurement during
+#     which another program took more than 30% of core 0 is noisy: when a
+#     cell has clean rounds, its median uses only those ("rounds" says how
+#     many were clean).
+#
+# Every process it starts is stopped by PID on exit; its files live in a
+# mktemp directory that is removed on exit. Traffic goes only to 127.0.0.1.
+set -euo pipefail
+
+usage() { echo "usage: bench/run.sh quick|full" >&2; exit 2; }
+mode=${1:-quick}
+case $mode in
+quick) rounds=1 duration=3 warmup=1 patience=5 budget=115 ;;
+full) rounds=5 duration=4 warmup=1 patience=10 budget=590 ;;
+*) usage ;;
+esac
+[[ $# -le 1 ]] || usage
+# For trying the script itself: BENCH_ROUNDS=1 BENCH_SECONDS=1 bench/run.sh quick
+rounds=${BENCH_ROUNDS:-$rounds}
+duration=${BENCH_SECONDS:-$duration}
+
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Configurations: name, connections, path.
+configs=("c16 16 /" "c64 64 /" "c256 256 /" "c64-64KiB 64 /bytes?n=65536")
+# Targets and their ports; direct is one backend, the limit of this setup.
+targets=(roundhouse nginx haproxy baseline direct)
+declare -A port=([roundhouse]=18080 [nginx]=18084 [haproxy]=18085 [baseline]=18086 [direct]=18081)
+backend_ports=(18081 18082 18083)
+
+# ---------------------------------------------------------------- install
+
+command -v go >/dev/null || die "go is required (https://go.dev/dl/)"
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v taskset >/dev/null || need+=(util-linux)
+command -v getconf >/dev/null || need+=(libc-bin)
+if ((${#need[@]})); then
+	sudo=()
+	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+	log "installing ${need[*]}"
+	# Debian starts a freshly installed nginx as a service on port 80; a
+	# policy-rc.d that says "no" keeps it from starting (as Docker images do).
+	policy=/usr/sbin/policy-rc.d
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+		"${sudo[@]}" chmod 755 "$policy"
+		trap '"${sudo[@]}" rm -f "$policy"' EXIT # ours: removed however apt-get ends
+	fi
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+	if [[ -n $(trap -p EXIT) ]]; then
+		"${sudo[@]}" rm -f "$policy"
+		trap - EXIT
+	fi
+fi
+(($(nproc) >= 2)) || die "needs at least 2 cores (proxy on core 0, load on core 1); have $(nproc)"
+clk_tck=$(getconf CLK_TCK)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---------------------------------------------------------------- processes
+
+tmp=$(mktemp -d -t roundhouse-bench.XXXXXX)
+chmod 755 "$tmp" # nginx's worker may run as nobody
+declare -A pid   # name -> PID of each process started
+started=()       # names, in start order
+
+cleanup() {
+	local status=$? i name p
+	for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+		name=${started[i]}
+		p=${pid[$name]}
+		kill -TERM "$p" 2>/dev/null || continue
+	done
+	for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+		name=${started[i]}
+		p=${pid[$name]}
+		for _ in {1..50}; do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME CORE CMD...: runs CMD pinned to CORE, output to $tmp/NAME.log.
+start() {
+	local name=$1 core=$2
+	shift 2
+	taskset -c "$core" "$@" >"$tmp/$name.log" 2>&1 &
+	pid[$name]=$!
+	started+=("$name")
+}
+
+# in_use PORT: whether something accepts connections on 127.0.0.1:PORT.
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# http_get PORT PATH: the raw response to a one-shot GET.
+http_get() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1"
+		printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$2" "$1" >&3
+		timeout 5 cat <&3
+	) 2>/dev/null
+}
+
+# wait_ready NAME PORT: until GET / through PORT answers 200 from a backend.
+wait_ready() {
+	local name=$1 p=$2 resp
+	for _ in {1..100}; do
+		kill -0 "${pid[$name]}" 2>/dev/null || die "$name exited; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
+		resp=$(http_get "$p" / || true)
+		if [[ $resp == "HTTP/1.1 200"* && $resp == *"Hello from"* ]]; then return 0; fi
+		sleep 0.1
+	done
+	die "$name: no 200 on 127.0.0.1:$p after 10s; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
+}
+
+# tree PID: PID and all its descendants (nginx's master and worker).
+tree() {
+	local c
+	echo "$1"
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done
+}
+
+# cpu_ticks NAME: utime+stime of NAME's processes, in clock ticks.
+cpu_ticks() {
+	local p total=0 t
+	for p in $(tree "${pid[$1]}"); do
+		# Fields after "(comm) ": state is $1, so utime (14) is $12, stime (15) $13.
+		t=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' /proc/"$p"/stat 2>/dev/null) || continue
+		total=$((total + t))
+	done
+	echo "$total"
+}
+
+# rss_kb NAME: VmRSS of NAME's processes, summed, in KiB.
+rss_kb() {
+	local p total=0 r
+	for p in $(tree "${pid[$1]}"); do
+		r=$(awk '/^VmRSS:/ { print $2 }' /proc/"$p"/status 2>/dev/null) || continue
+		total=$((total + ${r:-0}))
+	done
+	echo "$total"
+}
+
+# cpu_busy CORE: "busy total" clock ticks of CORE since boot (/proc/stat).
+cpu_busy() {
+	awk -v c="cpu$1" '$1 == c { total = 0; for (i = 2; i <= NF; i++) total += $i; print total - $5 - $6, total }' /proc/stat
+}
+
+# wait_quiet MAX: waits, up to MAX seconds, until both cores are at least
+# 90% idle over half a second; another program's load distorts the numbers.
+wait_quiet() {
+	local i b0 t0 b1 t1
+	for ((i = 0; i < 2 * $1; i++)); do
+		read -r b0 t0 <<<"$(awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat)"
+		sleep 0.5
+		read -r b1 t1 <<<"$(awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat)"
+		if (((b1 - b0) * 10 <= t1 - t0)); then return 0; fi
+		((i > 0)) || log "waiting for the machine to be quiet (other processes are using the CPU)"
+	done
+	log "warning: the machine is still busy; measuring anyway (see the other column)"
+}
+
+for p in 18080 "${backend_ports[@]}" 18084 18085 18086; do
+	! in_use "$p" || die "port $p on 127.0.0.1 is in use; bench/run.sh needs 18080-18086"
+done
+
+log "building roundhouse and the baseline"
+go build -o "$tmp/roundhouse" .
+go build -o "$tmp/baseline" ./bench/baseline
+
+backend_args=()
+for p in "${backend_ports[@]}"; do
+	start "backend$p" 1 "$tmp/roundhouse" backend --listen "127.0.0.1:$p"
+	backend_args+=(--backend "http://127.0.0.1:$p")
+done
+
+start roundhouse 0 "$tmp/roundhouse" serve --listen 127.0.0.1:18080 --access-log=false "${backend_args[@]}"
+start baseline 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
+
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    keepalive_requests 1000000;
+    upstream backends {
+        server 127.0.0.1:18081;
+        server 127.0.0.1:18082;
+        server 127.0.0.1:18083;
+        keepalive 512;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:18084 backlog=4096;
+        location / {
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_max_temp_file_size 0;
+        }
+    }
+}
+EOF
+start nginx 0 nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx.conf"
+
+cat >"$tmp/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 3s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:18085
+    option forwardfor
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Forwarded-Proto http
+    default_backend be
+backend be
+    balance roundrobin
+    server b1 127.0.0.1:18081
+    server b2 127.0.0.1:18082
+    server b3 127.0.0.1:18083
+EOF
+start haproxy 0 haproxy -db -f "$tmp/haproxy.cfg"
+
+for p in "${backend_ports[@]}"; do wait_ready "backend$p" "$p"; done
+for t in roundhouse nginx haproxy baseline; do wait_ready "$t" "${port[$t]}"; done
+log "all up: roundhouse, nginx, haproxy, baseline on core 0; 3 backends and wrk on core 1"
+
+# ---------------------------------------------------------------- measure
+
+# wrk_run CONNS SECONDS URL: wrk's output (1 thread: it shares core 1).
+wrk_run() { taskset -c 1 wrk -t1 -c"$1" -d"$2"s --latency "$3"; }
+
+# parse_wrk: "requests rps p50_us p99_us errors" from wrk's output.
+parse_wrk() {
+	awk '
+	function us(v) {
+		if (v ~ /us$/) return v + 0
+		if (v ~ /ms$/) return v * 1000
+		if (v ~ /m$/) return v * 60e6
+		if (v ~ /s$/) return v * 1e6
+		return v + 0
+	}
+	/ requests in / { req = $1 }
+	/^Requests\/sec:/ { rps = $2 }
+	$1 == "50%" { p50 = us($2) }
+	$1 == "99%" { p99 = us($2) }
+	/Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+	/Non-2xx or 3xx responses:/ { err += $NF }
+	END { printf "%d %.0f %.0f %.0f %d\n", req, rps, p50, p99, err }'
+}
+
+raw=$tmp/raw.tsv
+: >"$raw"
+total=$((rounds * ${#configs[@]} * ${#targets[@]}))
+n=0
+for ((round = 1; round <= rounds; round++)); do
+	# Rotate the targets' order every round, so none always runs first.
+	order=()
+	for ((i = 0; i < ${#targets[@]}; i++)); do
+		order+=("${targets[(i + round - 1) % ${#targets[@]}]}")
+	done
+	for cfg in "${configs[@]}"; do
+		read -r cname conns path <<<"$cfg"
+		for t in "${order[@]}"; do
+			n=$((n + 1))
+			url="http://127.0.0.1:${port[$t]}$path"
+			# Wait for quiet only as long as the mode's time budget allows.
+			slack=$((budget - SECONDS - (total - n + 1) * (warmup + duration + 1)))
+			wait_quiet $((slack < patience ? slack : patience))
+			wrk_run "$conns" "$warmup" "$url" >/dev/null
+			ticks0=0
+			[[ $t == direct ]] || ticks0=$(cpu_ticks "$t")
+			read -r busy0 total0 <<<"$(cpu_busy 0)"
+			out=$(wrk_run "$conns" "$duration" "$url")
+			read -r busy1 total1 <<<"$(cpu_busy 0)"
+			read -r req rps p50 p99 errs <<<"$(parse_wrk <<<"$out")"
+			cpu=- rss=- ticks=0
+			if [[ $t != direct ]]; then
+				ticks=$(($(cpu_ticks "$t") - ticks0))
+				cpu=$(awk -v t="$ticks" -v hz="$clk_tck" -v r="$req" 'BEGIN { printf "%.1f", r ? t / hz * 1e6 / r : 0 }')
+				rss=$(rss_kb "$t")
+			fi
+			# Core 0's busy time not spent in the target: other programs,
+			# and the kernel's softirq work for loopback packets.
+			other=$(awk -v b="$((busy1 - busy0 - ticks))" -v t="$((total1 - total0))" 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }')
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+				"$round" "$cname" "$t" "$rps" "$p50" "$p99" "$cpu" "$rss" "$errs" "$req" "$other" >>"$raw"
+			log "[$n/$total] round $round $cname $t: $rps req/s, p50 ${p50}us p99 ${p99}us, cpu ${cpu}us/req, rss ${rss}KiB, errors $errs, core 0 other ${other}%"
+		done
+	done
+done
+
+# ---------------------------------------------------------------- report
+
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git -C "$repo" diff --quiet HEAD 2>/dev/null; then commit="$commit (modified)"; fi
+
+report() {
+	cat <<EOF
+## bench/run.sh $mode: $(date -u +%Y-%m-%d) UTC
+
+Roundhouse $commit, $(go version | awk '{ print $3 }'), $(nginx -v 2>&1 | sed 's/^nginx version: //'),
+HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }').
+$(nproc) cores ($cpu_model); proxy pinned to core 0, wrk (1 thread) and 3 demo backends to core 1; loopback.
+$rounds round(s) of ${duration} s per target and configuration (after ${warmup} s of warm-up), targets interleaved.
+Each cell is the median across rounds; "×nginx" is the ratio to nginx in the same round (then the median).
+CPU is the proxy's utime+stime per request (nginx: master and worker); RSS is VmRSS after the run.
+"other" is how busy core 0 was with anything but the target: loopback softirq work, or another program.
+"rounds" counts the clean rounds (other ≤ 30%); a cell with any uses only those, for its ratios only rounds where nginx was clean too.
+Small responses are \`GET /\` (~130 bytes with headers); 64 KiB is \`GET /bytes?n=65536\`.
+
+| config | target | req/s | ×nginx | p50 | p99 | CPU µs/req | ×nginx | RSS MiB | errors | other | rounds |
+|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+EOF
+	awk -F'\t' -v configs="c16 c64 c256 c64-64KiB" -v targets="${targets[*]}" -v noisy=30 '
+	function median(list,   a, n, i, j, v) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) { v = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
+		if (n == 0) return ""
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	# add appends v to the clean list (c = 1) or the noisy one.
+	function add(k, v, c) { k = k SUBSEP (c ? "clean" : "all"); vals[k] = (k in vals) ? vals[k] " " v : v }
+	# pick is the median of the clean values, or of all when none is clean.
+	function pick(k) { return (k SUBSEP "clean") in vals ? median(vals[k SUBSEP "clean"]) : median(vals[k SUBSEP "all"] " " vals[k SUBSEP "clean"]) }
+	function has(k) { return (k SUBSEP "clean") in vals || (k SUBSEP "all") in vals }
+	function lat(u) { return u >= 1000 ? sprintf("%.2f ms", u / 1000) : sprintf("%.0f µs", u) }
+	{ rps[$1, $2, $3] = $4; cpu[$1, $2, $3] = $7; clean[$1, $2, $3] = $11 <= noisy; rows[NR] = $0 }
+	END {
+		for (r = 1; r <= NR; r++) {
+			split(rows[r], f, "\t")
+			k = f[2] SUBSEP f[3]
+			c = clean[f[1], f[2], f[3]]
+			cn = c && clean[f[1], f[2], "nginx"] # both clean: the ratio is
+			n[k]++; nclean[k] += c
+			add(k SUBSEP "rps", f[4], c); add(k SUBSEP "p50", f[5], c); add(k SUBSEP "p99", f[6], c)
+			add(k SUBSEP "err", f[9], c); add(k SUBSEP "oth", f[11], c)
+			ng = rps[f[1], f[2], "nginx"]
+			if (ng > 0) add(k SUBSEP "rpsx", f[4] / ng, cn)
+			if (f[7] != "-") {
+				add(k SUBSEP "cpu", f[7], c); add(k SUBSEP "rss", f[8], c)
+				ngc = cpu[f[1], f[2], "nginx"]
+				if (ngc > 0) add(k SUBSEP "cpux", f[7] / ngc, cn)
+			}
+		}
+		nc = split(configs, C, " "); nt = split(targets, T, " ")
+		for (i = 1; i <= nc; i++) for (j = 1; j <= nt; j++) {
+			k = C[i] SUBSEP T[j]
+			if (!has(k SUBSEP "rps")) continue
+			cpuv = has(k SUBSEP "cpu") ? sprintf("%.1f", pick(k SUBSEP "cpu")) : "—"
+			cpux = has(k SUBSEP "cpux") ? sprintf("%.2f", pick(k SUBSEP "cpux")) : "—"
+			rssv = has(k SUBSEP "rss") ? sprintf("%.1f", pick(k SUBSEP "rss") / 1024) : "—"
+			name = T[j] == "roundhouse" ? "**roundhouse**" : T[j]
+			printf "| %s | %s | %.0f | %.2f | %s | %s | %s | %s | %s | %d | %.0f%% | %d/%d |\n", C[i], name,
+				pick(k SUBSEP "rps"), pick(k SUBSEP "rpsx"),
+				lat(pick(k SUBSEP "p50")), lat(pick(k SUBSEP "p99")),
+				cpuv, cpux, rssv, pick(k SUBSEP "err"), pick(k SUBSEP "oth"), nclean[k], n[k]
+		}
+	}' "$raw"
+	echo
+	echo "<details><summary>every measurement (round, config, target, req/s, p50 µs, p99 µs, CPU µs/req, RSS KiB, errors, requests, other %)</summary>"
+	echo
+	echo '```'
+	cat "$raw"
+	echo '```'
+	echo
+	echo "</details>"
+}
+
+mkdir -p "$repo/bench/results"
+report | tee "$repo/bench/results/latest.md"
+log "written to bench/results/latest.md"
