@@ -61,7 +61,7 @@ var benchClient = &http.Client{Transport: &http.Transport{
 // reverse order, closing idle connections, so goleak finds nothing.
 func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 	b.Helper()
-	urls := make([]*url.URL, 3)
+	urls := make([]actors.BackendConfig, 3)
 	for i, name := range []string{"b1", "b2", "b3"} {
 		srv := httptest.NewServer(demo.Handler(name))
 		b.Cleanup(srv.Close)
@@ -69,14 +69,14 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 		if err != nil {
 			b.Fatal(err)
 		}
-		urls[i] = u
+		urls[i] = actors.BackendConfig{URL: u, Weight: 1}
 	}
 	tr := New(Options{})
 	b.Cleanup(tr.CloseIdleConnections)
 	sel, err := actors.New(actors.Config{
 		Backends: urls,
 		// Probes once at start, then not again during the benchmark.
-		Monitor: actors.MonitorConfig{Probe: actors.HTTPProbe(tr, "/health"), Interval: time.Hour},
+		Monitor: actors.MonitorConfig{Transport: tr, Interval: time.Hour},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -93,7 +93,7 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 	front := httptest.NewServer(NewProxy(cfg))
 	b.Cleanup(front.Close)
 	b.Cleanup(benchClient.CloseIdleConnections)
-	return &benchSetup{proxy: front.URL, direct: urls[0].String()}
+	return &benchSetup{proxy: front.URL, direct: urls[0].URL.String()}
 }
 
 func benchSerial(b *testing.B, target string) {
