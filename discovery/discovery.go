@@ -128,6 +128,20 @@ func New(raw string, opts Options) (Provider, error) {
 	}
 }
 
+// NewAll returns a provider for each of sources (--discover values), in
+// order.
+func NewAll(sources []string, opts Options) ([]Provider, error) {
+	var out []Provider
+	for _, raw := range sources {
+		p, err := New(raw, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // WaitReady waits until every provider is Ready, ctx ends or timeout
 // passes, and returns the sources of those that are not ready.
 func WaitReady(ctx context.Context, ps []Provider, timeout time.Duration) []string {
