@@ -59,8 +59,9 @@ func newDNS(spec Spec, opts Options, log hclog.Logger) (*dnsProvider, error) {
 		}
 		server = net.JoinHostPort(cc.Servers[0], cc.Port)
 	}
+	log = log.With("dns_server", server)
 	return &dnsProvider{
-		spec: spec, opts: opts, log: log.With("dns_server", server), server: server,
+		spec: spec, opts: opts, log: log, server: server,
 		ready: make(chan struct{}), outage: outage{log: log, what: "dns"},
 	}, nil
 }
