@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,6 +35,7 @@ import (
 	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/discovery"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -224,9 +226,13 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	if err != nil {
 		return usageError{err}
 	}
+	providers, err := discovery.NewAll(s.Discover, discovery.Options{Logger: log, DNSServer: s.DNSServer})
+	if err != nil {
+		return err
+	}
 	var apply func(context.Context) error
 	if reload != nil {
-		apply = func(ctx context.Context) error { return applyReload(ctx, sel, reload, tr, log) }
+		apply = func(ctx context.Context) error { return applyReload(ctx, sel, reload, tr, log, s) }
 	}
 	adminHandler, err := newAdmin(s, sel, apply, log)
 	if err != nil {
@@ -271,9 +277,25 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	defer wg.Wait()
 	wg.Go(func() { _ = sel.Run(actorCtx) })
 	wg.Go(func() { ed.run(actorCtx) })
+	// Each discovery provider feeds the selector until the actors stop. The
+	// balancer waits a little for their first answers, so that it does not
+	// start with an empty set when a source is up.
+	for _, p := range providers {
+		wg.Go(func() {
+			if err := p.Run(actorCtx, sel.Feed(p.Source())); err != nil {
+				log.Error("discovery stopped", "source", p.Source(), "error", err)
+			}
+		})
+	}
+	if late := discovery.WaitReady(ctx, providers, discoveryWait); len(late) > 0 {
+		log.Warn("discovery sources not answering yet; serving the backends known so far", "sources", late)
+	}
 	serveErr := make(chan error, 2) // room for both servers: neither send blocks
 	wg.Go(func() { serveErr <- front.Serve() })
 	listening := []any{"addr", ln.Addr().String(), "backends", len(s.Backends)}
+	if len(providers) > 0 {
+		listening = append(listening, "discover", len(providers))
+	}
 	if adminSrv != nil {
 		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
 		listening = append(listening, "admin", adminLn.Addr().String())
@@ -326,6 +348,10 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	return nil
 }
 
+// discoveryWait is how long serve waits for the discovery sources' first
+// answers before it serves.
+const discoveryWait = 5 * time.Second
+
 // selectorConfig is what the selector needs from the settings; its health
 // probes go through tr.
 func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, error) {
@@ -342,8 +368,10 @@ func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, er
 // applyReload reads the settings again and hands the selector what it can
 // change while running: backends, policy, health checks, limits, ejection
 // and slow start. An invalid file changes nothing. Listeners, timeouts of
-// the servers and the transport, and logging need a restart.
-func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*config.Settings, error), tr http.RoundTripper, log hclog.Logger) error {
+// the servers and the transport, logging and the discovery sources
+// (running, the ones serve started with) need a restart; backends the
+// sources found are not the file's, and stay.
+func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*config.Settings, error), tr http.RoundTripper, log hclog.Logger, running *config.Settings) error {
 	s, err := reload()
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
@@ -354,6 +382,9 @@ func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*conf
 	}
 	if err := sel.Reconfigure(ctx, cfg); err != nil {
 		return fmt.Errorf("reload: %w", err)
+	}
+	if !slices.Equal(s.Discover, running.Discover) || s.DNSServer != running.DNSServer {
+		log.Warn("discover and dns_server changes take effect at the next start", "running", running.Discover)
 	}
 	log.Info("reloaded", "file", s.File, "backends", len(s.Backends), "policy", s.Policy)
 	return nil

@@ -42,6 +42,13 @@ type BackendConfig struct {
 	// Disabled keeps the backend out of rotation from the start; it is
 	// still probed, so enabling it later puts it straight to work if UP.
 	Disabled bool
+	// Source says who manages the backend. "" (the zero value) is the
+	// static configuration: the file, the flags and the admin API, which
+	// Reconfigure manages. Anything else names a discovery provider (its
+	// --discover URL), which adds it through a Feed and alone may change or
+	// remove it that way; Reconfigure leaves it alone. Config.Backends are
+	// static whatever their Source says.
+	Source string
 }
 
 // String returns the backend's URL.
@@ -111,6 +118,9 @@ type BackendStatus struct {
 	State  string `json:"state"` // up, down, ejected, draining or disabled
 	Up     bool   `json:"up"`    // health alone, whatever the operator chose
 	Weight int    `json:"weight"`
+	// Source is who manages the backend: "" for the static configuration,
+	// otherwise the discovery provider's URL (see BackendConfig.Source).
+	Source string `json:"source,omitempty"`
 	// Reason says why health last changed, and Changed when.
 	Reason         string    `json:"reason,omitempty"`
 	Changed        time.Time `json:"changed,omitzero"`

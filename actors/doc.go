@@ -13,6 +13,7 @@
 //	handler ◀── *Backend ──────           ── suspect note ───▶ monitor
 //	handler ── Report ─────────▶          ◀╌╌ ProbeStats mailbox ╌╌ monitor
 //	operator ── commands, Status, Metrics ──▶ selector
+//	discovery provider ── commands, through a Feed ──▶ selector
 //
 // The loop is a for-select over its inbound channels. It never blocks
 // anywhere else: every reply goes on a channel with room for it (capacity
@@ -73,9 +74,16 @@
 // applies each in its own goroutine, between two other messages, and
 // answers on the command's reply channel. A removed backend drains: it gets
 // no new picks, and once its last in-flight request has reported, the
-// selector stops its monitor and forgets it. Reconfigure swaps in a whole
-// configuration, as a reload does; the backends it keeps keep their health
-// and counters.
+// selector stops its monitor and forgets it. SetWeight changes a weight.
+// Reconfigure swaps in a whole static configuration, as a reload does; the
+// backends it keeps keep their health and counters.
+//
+// Every backend has a source: "" for the static configuration (the file,
+// the flags, the admin API), or a discovery provider's URL. A provider
+// sends the same commands through a Feed, which stamps them with its
+// source: it adds backends of that source and may change only those
+// (ErrNotOwner otherwise), and Reconfigure leaves them alone unless the
+// configuration lists one of them, which makes it static.
 //
 // # Lifetimes
 //

@@ -15,11 +15,14 @@ var ErrStopped = errors.New("selector stopped")
 // Config describes a selector. Every zero field takes the default named in
 // its comment.
 type Config struct {
-	Backends []BackendConfig // in policy order; may be empty (every pick is "none")
-	Policy   Policy          // nil: &RoundRobin{}
-	Monitor  MonitorConfig   // how each backend's monitor probes it
-	Limits   Limits          // the zero value: no limits
-	Ejection Ejection        // the zero value: no ejection
+	// Backends are the static backends, in policy order; their Source is
+	// ignored (they are static). May be empty: every pick is "none" until
+	// a backend is added.
+	Backends []BackendConfig
+	Policy   Policy        // nil: &RoundRobin{}
+	Monitor  MonitorConfig // how each backend's monitor probes it
+	Limits   Limits        // the zero value: no limits
+	Ejection Ejection      // the zero value: no ejection
 	// SlowStart ramps a backend's weight up linearly over this long after
 	// it comes back (UP again, back from ejection, or added at runtime);
 	// 0: no ramp. Round-robin ignores weights, so use a weighted policy.
@@ -132,6 +135,7 @@ func New(cfg Config) (*Selector, error) {
 		s.policy = &RoundRobin{}
 	}
 	for _, bc := range cfg.Backends {
+		bc.Source = "" // static
 		if _, err := s.add(bc); err != nil {
 			return nil, err
 		}

@@ -13,16 +13,23 @@ import (
 var (
 	ErrUnknownBackend   = errors.New("no such backend")
 	ErrDuplicateBackend = errors.New("backend already configured")
+	// ErrNotOwner refuses a Feed's change to a backend that another source
+	// manages: the static configuration or another discovery provider.
+	ErrNotOwner = errors.New("backend managed by another source")
 )
 
 // command is an operator's change to the backend set. The selector applies
 // it in its own goroutine and answers on reply (capacity 1).
 type command struct {
 	op      opKind
-	id      string        // the backend, for remove, drain, enable, disable
+	id      string        // the backend, for remove, drain, enable, disable, weight
 	backend BackendConfig // for add
 	config  Config        // for reconfigure
-	reply   chan result
+	weight  int           // for weight
+	// source, when not "", limits the command to the backends of that
+	// source (a Feed's commands); "" is an operator's, allowed on any.
+	source string
+	reply  chan result
 }
 
 type result struct {
@@ -32,7 +39,7 @@ type result struct {
 
 type opKind int
 
-var opNames = [...]string{"add", "remove", "drain", "enable", "disable", "reconfigure"}
+var opNames = [...]string{"add", "remove", "drain", "enable", "disable", "reconfigure", "weight"}
 
 func (o opKind) String() string { return opNames[o] }
 
@@ -43,6 +50,7 @@ const (
 	opEnable
 	opDisable
 	opReconfigure
+	opWeight
 )
 
 // send delivers a command and waits for its answer.
@@ -88,10 +96,90 @@ func (s *Selector) SetEnabled(ctx context.Context, id string, enabled bool) erro
 	return err
 }
 
-// Reconfigure replaces the configuration, as a reload does: backends not in
-// cfg drain and go; new ones start; kept ones take cfg's weight and enabled
-// state (ending any drain an operator started) and keep their health and
-// counters; a kept backend's monitor restarts only if its settings changed.
+// SetWeight changes the backend's weight (0 makes it a standby). It keeps
+// its health, counters, connections and any slow-start ramp.
+func (s *Selector) SetWeight(ctx context.Context, id string, weight int) error {
+	_, err := s.send(ctx, command{op: opWeight, id: id, weight: weight})
+	return err
+}
+
+// Feed returns the handle through which the discovery provider named
+// source changes the backend set. source must not be "".
+func (s *Selector) Feed(source string) *Feed { return &Feed{s: s, source: source} }
+
+// Feed is a discovery provider's handle on the selector: the operator
+// commands Add, Remove, SetEnabled and SetWeight, each message stamped with
+// the provider's source. A backend a Feed adds carries that source, so
+// Reconfigure (a reload of the static configuration) leaves it alone; and a
+// Feed may change or remove only backends of its own source (otherwise
+// ErrNotOwner), so a provider never removes one that the static
+// configuration or another provider gave. A Feed is a value: safe to use
+// from any goroutine, like the Selector.
+type Feed struct {
+	s      *Selector
+	source string
+}
+
+// Source returns the name the Feed stamps on its messages.
+func (f *Feed) Source() string { return f.source }
+
+// Add is Selector.Add for a backend of the Feed's source. A URL that
+// another source already has is refused with ErrDuplicateBackend, and
+// stays theirs: the first source to add a URL keeps it, and the static
+// configuration takes it over on its next Reconfigure (static wins).
+func (f *Feed) Add(ctx context.Context, bc BackendConfig) (string, error) {
+	if err := f.check(); err != nil {
+		return "", err
+	}
+	bc.Source = f.source
+	r, err := f.s.send(ctx, command{op: opAdd, backend: bc, source: f.source})
+	return r.id, err
+}
+
+// Remove is Selector.Remove for one of the Feed's backends: it drains,
+// then goes.
+func (f *Feed) Remove(ctx context.Context, id string) error {
+	return f.do(ctx, command{op: opRemove, id: id})
+}
+
+// SetEnabled is Selector.SetEnabled for one of the Feed's backends.
+func (f *Feed) SetEnabled(ctx context.Context, id string, enabled bool) error {
+	op := opDisable
+	if enabled {
+		op = opEnable
+	}
+	return f.do(ctx, command{op: op, id: id})
+}
+
+// SetWeight is Selector.SetWeight for one of the Feed's backends.
+func (f *Feed) SetWeight(ctx context.Context, id string, weight int) error {
+	return f.do(ctx, command{op: opWeight, id: id, weight: weight})
+}
+
+func (f *Feed) do(ctx context.Context, c command) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	c.source = f.source
+	_, err := f.s.send(ctx, c)
+	return err
+}
+
+func (f *Feed) check() error {
+	if f.source == "" {
+		return errors.New("feed: empty source")
+	}
+	return nil
+}
+
+// Reconfigure replaces the static configuration, as a reload does: static
+// backends not in cfg drain and go; new ones start; kept ones take cfg's
+// weight and enabled state (ending any drain an operator started) and keep
+// their health and counters; a kept backend's monitor restarts only if its
+// settings changed. Backends a discovery provider added through a Feed are
+// not the configuration's and stay as they are, unless cfg lists one of
+// them: then it becomes static (static wins), and its provider can no
+// longer change it.
 // Monitor.Probe counts as unchanged only if it is the same func value as
 // before (a copy of it); a closure or method value made anew is a change.
 // A nil cfg.Policy keeps the current policy. cfg.Logger is ignored. On an
@@ -104,6 +192,9 @@ func (s *Selector) Reconfigure(ctx context.Context, cfg Config) error {
 // apply runs a command in the selector goroutine.
 func (s *Selector) apply(c command) result {
 	if c.op == opAdd {
+		if c.backend.Weight > MaxWeight {
+			return result{err: fmt.Errorf("backend %s: weight %d over %d", c.backend.URL, c.backend.Weight, MaxWeight)}
+		}
 		st, err := s.add(c.backend)
 		if errors.Is(err, ErrDuplicateBackend) {
 			if st, _ := s.byName(c.backend.URL.String()); st.removing {
@@ -116,7 +207,7 @@ func (s *Selector) apply(c command) result {
 		}
 		st.rampStart = time.Now()
 		s.startMonitor(st)
-		s.log.Info("backend added", "backend", st.Name, "id", st.ID)
+		s.logAdded(st)
 		return result{id: st.ID}
 	}
 	if c.op == opReconfigure {
@@ -125,6 +216,9 @@ func (s *Selector) apply(c command) result {
 	st, ok := s.byID(c.id)
 	if !ok || st.removing {
 		return result{err: fmt.Errorf("backend %q: %w", c.id, ErrUnknownBackend)}
+	}
+	if c.source != "" && st.source != c.source {
+		return result{err: fmt.Errorf("backend %s: %w", st.Name, ErrNotOwner)}
 	}
 	switch c.op {
 	case opRemove:
@@ -142,6 +236,12 @@ func (s *Selector) apply(c command) result {
 	case opDisable:
 		st.disabled = true
 		s.log.Info("backend disabled", "backend", st.Name)
+	case opWeight:
+		if c.weight < 0 || c.weight > MaxWeight {
+			return result{err: fmt.Errorf("backend %s: weight %d: want 0 to %d", st.Name, c.weight, MaxWeight)}
+		}
+		st.weight = c.weight
+		s.log.Info("backend weight", "backend", st.Name, "weight", st.weight)
 	}
 	s.limitEjections() // fewer backends in rotation may allow fewer ejected
 	return result{id: st.ID}
@@ -153,12 +253,22 @@ func (s *Selector) apply(c command) result {
 // monitor unless the monitor settings have changed since it started.
 func (s *Selector) takeBack(st *backendState, bc BackendConfig) {
 	st.weight, st.disabled, st.draining, st.removing = bc.Weight, bc.Disabled, false, false
+	st.source = bc.Source
 	s.backends = append(slices.Delete(s.backends, st.index, st.index+1), st)
 	for i, x := range s.backends {
 		x.index = i
 	}
 	if !sameMonitor(st.monitor, s.monitor) {
 		s.restartMonitor(st, s.monitor)
+	}
+	s.logAdded(st)
+}
+
+// logAdded logs a backend joining the set, with its source if it has one.
+func (s *Selector) logAdded(st *backendState) {
+	if st.source != "" {
+		s.log.Info("backend added", "backend", st.Name, "id", st.ID, "source", st.source)
+		return
 	}
 	s.log.Info("backend added", "backend", st.Name, "id", st.ID)
 }
@@ -185,15 +295,22 @@ func (s *Selector) reconfigure(cfg Config) error {
 	s.monitor = cfg.Monitor
 	s.limits, s.ejection, s.slowStart = cfg.Limits.withDefaults(), cfg.Ejection.withDefaults(), cfg.SlowStart
 
+	// The new order: the static backends as cfg lists them, then the
+	// discovered ones as they were, then those on their way out.
 	var order []*backendState
 	for _, bc := range cfg.Backends {
+		bc.Source = "" // static
 		st, ok := s.byName(bc.URL.String())
 		if !ok {
 			st, _ = s.add(bc) // checked above
 			st.rampStart = time.Now()
 			s.startMonitor(st)
-			s.log.Info("backend added", "backend", st.Name, "id", st.ID)
+			s.logAdded(st)
 		} else {
+			if st.source != "" {
+				s.log.Info("backend now static", "backend", st.Name, "was", st.source)
+				st.source = ""
+			}
 			st.weight, st.disabled, st.draining, st.removing = bc.Weight, bc.Disabled, false, false
 			if !sameMonitor(st.monitor, cfg.Monitor) {
 				s.restartMonitor(st, cfg.Monitor)
@@ -203,15 +320,26 @@ func (s *Selector) reconfigure(cfg Config) error {
 	}
 	var gone []*backendState
 	for _, st := range s.backends {
-		if _, keep := wanted[st.Name]; !keep {
-			if !st.removing {
-				st.removing = true
-				s.log.Info("backend removing", "backend", st.Name, "in_flight", st.inFlight)
-			}
-			order = append(order, st)
-			gone = append(gone, st)
+		if _, listed := wanted[st.Name]; listed {
+			continue
 		}
+		if st.source != "" {
+			// A provider's: kept as it is, but its monitor follows the
+			// new health settings like every other backend's.
+			if !st.removing && !sameMonitor(st.monitor, cfg.Monitor) {
+				s.restartMonitor(st, cfg.Monitor)
+			}
+			if !st.removing {
+				order = append(order, st)
+				continue
+			}
+		} else if !st.removing {
+			st.removing = true
+			s.log.Info("backend removing", "backend", st.Name, "in_flight", st.inFlight)
+		}
+		gone = append(gone, st)
 	}
+	order = append(order, gone...)
 	s.backends = order
 	for i, st := range s.backends {
 		st.index = i

@@ -10,11 +10,12 @@ import (
 // selector goroutine touches it.
 type backendState struct {
 	*Backend
-	index    int  // position in Selector.backends, for the policy
-	weight   int  // 0: standby
-	disabled bool // an operator took it out of rotation; still probed
-	draining bool // no new requests; in-flight ones finish
-	removing bool // draining, then forgotten once nothing is in flight
+	index    int    // position in Selector.backends, for the policy
+	source   string // who manages it: "" static, else a discovery provider
+	weight   int    // 0: standby
+	disabled bool   // an operator took it out of rotation; still probed
+	draining bool   // no new requests; in-flight ones finish
+	removing bool   // draining, then forgotten once nothing is in flight
 	up       bool
 	ejected  bool   // out of rotation until ejectedUntil: outlier detection
 	reason   string // why health last changed
@@ -84,7 +85,7 @@ func (s *Selector) add(bc BackendConfig) (*backendState, error) {
 		return nil, fmt.Errorf("backend %s: %w", b.Name, ErrDuplicateBackend)
 	}
 	st := &backendState{
-		Backend: b, index: len(s.backends), weight: bc.Weight, disabled: bc.Disabled,
+		Backend: b, index: len(s.backends), weight: bc.Weight, disabled: bc.Disabled, source: bc.Source,
 		up: true, monitor: s.monitor,
 		suspect: make(chan struct{}, 1), probes: make(chan ProbeStats, 1),
 	}
@@ -285,7 +286,7 @@ func (s *Selector) status() []BackendStatus {
 	for i, st := range s.backends {
 		st.collectProbes()
 		out[i] = BackendStatus{
-			Name: st.Name, ID: st.ID, State: st.state(), Up: st.up, Weight: st.weight, Reason: st.reason,
+			Name: st.Name, ID: st.ID, State: st.state(), Up: st.up, Weight: st.weight, Source: st.source, Reason: st.reason,
 			Changed: st.changed, InFlight: st.inFlight, Requests: st.requests, Failures: st.failures,
 			EjectedUntil: st.ejectedIf(), Ejections: st.ejectionsTotal,
 			LastProbe: st.lastProbe.At, LastProbeError: st.lastProbe.Err,

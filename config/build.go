@@ -91,6 +91,12 @@ func (s *Settings) Summary() string {
 	if disabled > 0 {
 		out += fmt.Sprintf(" (%d disabled)", disabled)
 	}
+	if n := len(s.Discover); n > 0 {
+		out += fmt.Sprintf(", %d discovery source", n)
+		if n != 1 {
+			out += "s"
+		}
+	}
 	out += ", policy " + s.Policy + ", listen " + s.Listen
 	if s.Admin.Listen != "" {
 		out += ", admin " + s.Admin.Listen

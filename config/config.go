@@ -36,8 +36,14 @@ type Settings struct {
 	// File is the configuration file that was read (--config), "" for none.
 	File string
 
-	Listen        string        // address clients connect to; default 127.0.0.1:8080
-	Backends      []Backend     // in policy order; none by default, and serve needs one
+	Listen   string    // address clients connect to; default 127.0.0.1:8080
+	Backends []Backend // in policy order; none by default, and serve needs one (or Discover)
+	// Discover lists the discovery sources (--discover), each as
+	// discovery.Spec.String writes it; none by default.
+	Discover []string
+	// DNSServer is the resolver the DNS sources ask, host:port; "" (the
+	// default): the first nameserver in /etc/resolv.conf.
+	DNSServer     string
 	Policy        string        // a name actors.NewPolicy accepts; default round-robin
 	Retries       int           // other backends a failed request may try; default 2
 	ShutdownGrace time.Duration // time in-flight requests get on shutdown; default 15s
@@ -259,11 +265,11 @@ func (l *loader) check(opts Options) {
 		l.problemFrom(rowByFlag["rate-burst"], "needs --rate-limit")
 	}
 	switch {
-	case !opts.OwnBackends && len(s.Backends) == 0 && !l.unread && l.rejected == 0:
-		msg := "no backend: give at least one --backend http://host:port"
+	case !opts.OwnBackends && len(s.Backends) == 0 && len(s.Discover) == 0 && !l.unread && l.rejected == 0:
+		msg := "no backend: give at least one --backend http://host:port or --discover URL"
 		if s.File != "" {
 			l.problems = append(l.problems, Problem{File: s.File,
-				Msg: `no backend: add a block such as backend "http://127.0.0.1:8081" {}, or give --backend`})
+				Msg: `no backend: add a block such as backend "http://127.0.0.1:8081" {} or a discover list, or give --backend or --discover`})
 		} else {
 			l.problems = append(l.problems, Problem{Msg: msg})
 		}

@@ -99,6 +99,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"max-ejection-percent": "50", "slow-start": "0s", "retry-buffer": "65536",
 		"trusted-proxy": "", "max-body": "", "max-conns": "10000", "h2c": "false", "rate-limit": "",
 		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
+		"discover": "", "dns-server": "",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -255,7 +256,7 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 	}{
 		// Names the file does not know.
 		{"an unknown attribute lists the known ones", `lissen = "x"` + oneBackend,
-			[]string{`roundhouse.hcl:1:1: unknown attribute "lissen" at the top level (known: listen, policy, retries, shutdown_grace, slow_start, retry_buffer)`}},
+			[]string{`roundhouse.hcl:1:1: unknown attribute "lissen" at the top level (known: listen, discover, dns_server, policy, retries, shutdown_grace, slow_start, retry_buffer)`}},
 		{"a block's attribute at the top level names its block", `interval = "5s"` + oneBackend,
 			[]string{`roundhouse.hcl:1:1: unknown attribute "interval" at the top level; it belongs in the health block`}},
 		{"an unknown attribute in a block lists the block's", "health {\n  intervall = \"5s\"\n}" + oneBackend,
@@ -343,7 +344,7 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 		{"a backend written as an attribute", `backend = "http://127.0.0.1:8081"` + oneBackend,
 			[]string{`roundhouse.hcl:1:11: backend: backend is a block, one per backend: backend "http://127.0.0.1:8081" { weight = 1 }`}},
 		{"no backend at all", `listen = "127.0.0.1:8080"`,
-			[]string{`roundhouse.hcl: no backend: add a block such as backend "http://127.0.0.1:8081" {}, or give --backend`}},
+			[]string{`roundhouse.hcl: no backend: add a block such as backend "http://127.0.0.1:8081" {} or a discover list, or give --backend or --discover`}},
 
 		// The whole file.
 		{"a syntax error stops the reading there", "listen = \nretries = -1\n",
@@ -371,7 +372,7 @@ colour = "blue"
 			`roundhouse.hcl:9:44: backend.weight: want a whole number from 0 to 1000, got -3`,
 			`roundhouse.hcl:10:9: backend "tcp://127.0.0.1:8082": scheme "tcp": want http or https`,
 			`roundhouse.hcl:12:12: log.format: bad value "xml": want text or json`,
-			`roundhouse.hcl:14:1: unknown attribute "colour" at the top level (known: listen, policy, retries, shutdown_grace, slow_start, retry_buffer)`,
+			`roundhouse.hcl:14:1: unknown attribute "colour" at the top level (known: listen, discover, dns_server, policy, retries, shutdown_grace, slow_start, retry_buffer)`,
 		}},
 	}
 	for _, tt := range tests {
@@ -537,7 +538,7 @@ func TestFlagsAloneWorkAsBefore(t *testing.T) {
 		{[]string{"--backend", "127.0.0.1:1"}, "http://127.0.0.1:1"},
 		{[]string{"--bogus"}, "-bogus"},
 		{[]string{"--backend", "http://127.0.0.1:1", "extra"}, `unexpected argument "extra"`},
-		{nil, "no backend: give at least one --backend http://host:port"},
+		{nil, "no backend: give at least one --backend http://host:port or --discover URL"},
 	}
 	for _, tt := range tests {
 		_, err := Load(tt.args, Options{})

@@ -35,7 +35,8 @@ type loader struct {
 	// file, its label's position.
 	backendRanges []hcl.Range
 	// unread is set when the file could not be read or parsed, and
-	// rejected counts the backend blocks that had problems: in either case
+	// rejected counts the backend blocks (and discover lists) that had
+	// problems: in either case
 	// "no backend" would only repeat a problem already reported.
 	unread   bool
 	rejected int
@@ -166,6 +167,9 @@ func (l *loader) attributes(body *hclsyntax.Body, block string) {
 		}
 		if err := table[i].decode(v, l.s, l.dir); err != nil {
 			l.problems = append(l.problems, problemAt(a.Expr.Range(), path+": "+err.Error()))
+			if path == "discover" {
+				l.rejected++ // "no backend" would only repeat this problem
+			}
 			continue
 		}
 		r := a.Expr.Range()

@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/discovery"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -30,6 +31,10 @@ var table = []setting{
 	field[string]{path: "listen", flag: "listen", def: "127.0.0.1:8080", usage: "`address` to accept client connections on",
 		ptr: func(s *Settings) *string { return &s.Listen }, check: hostPort},
 	backends{},
+	discovers{},
+	field[string]{path: "dns_server", flag: "dns-server",
+		usage: "`address` (host[:port], port 53 by default) of the resolver --discover dns+srv:// and dns+a:// ask (default: the first nameserver in /etc/resolv.conf)",
+		ptr:   func(s *Settings) *string { return &s.DNSServer }, parse: parseDNSServer},
 	field[string]{path: "policy", flag: "policy", def: "round-robin",
 		usage: "balancing `policy`: " + strings.Join(actors.PolicyNames, ", ") + " (default round-robin)",
 		ptr:   func(s *Settings) *string { return &s.Policy }, parse: parsePolicy},
@@ -381,6 +386,78 @@ func (backends) validate(s *Settings) error {
 		return fmt.Errorf("%s: given twice", strings.Join(dups, ", "))
 	}
 	return nil
+}
+
+// discovers is the list of discovery sources: --discover URL, repeatable,
+// on the command line; discover = ["URL", ...] in the file. Each is kept
+// in the canonical form discovery.Spec.String gives, which is also the
+// source its backends carry.
+type discovers struct{}
+
+func (discovers) names() (string, string) { return "discover", "discover" }
+func (discovers) setDefault(s *Settings)  { s.Discover = nil }
+func (discovers) copy(dst, src *Settings) { dst.Discover = src.Discover }
+
+func (discovers) register(fs *flag.FlagSet, s *Settings) {
+	fs.Func("discover", "discover backends from `URL`: etcd://HOST:PORT[,HOST:PORT...]/PREFIX, dns+srv://NAME or dns+a://NAME:PORT (repeatable)", func(v string) error {
+		spec, err := discovery.ParseURL(v)
+		if err == nil {
+			s.Discover = append(s.Discover, spec.String())
+		}
+		return err
+	})
+}
+
+func (discovers) decode(v cty.Value, s *Settings, _ string) error {
+	t := v.Type()
+	if v.IsNull() || !v.IsKnown() || !(t.IsTupleType() || t.IsListType()) {
+		return fmt.Errorf(`want a list of URLs such as ["etcd://127.0.0.1:2379/roundhouse/backends"], got %s`, typeName(v))
+	}
+	var out []string
+	for i, e := range v.AsValueSlice() {
+		raw, err := asString(e)
+		if err != nil {
+			return fmt.Errorf("element %d: %w", i, err)
+		}
+		spec, err := discovery.ParseURL(raw)
+		if err != nil {
+			return fmt.Errorf("%q: %w", raw, err)
+		}
+		out = append(out, spec.String())
+	}
+	s.Discover = out
+	return nil
+}
+
+// validate finds a source given twice.
+func (discovers) validate(s *Settings) error {
+	seen := map[string]bool{}
+	for _, d := range s.Discover {
+		if seen[d] {
+			return fmt.Errorf("%s: given twice", d)
+		}
+		seen[d] = true
+	}
+	return nil
+}
+
+// parseDNSServer reads a --dns-server value: host or host:port, port 53 by
+// default.
+func parseDNSServer(s string) (string, error) {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		if strings.Contains(strings.Trim(s, "[]"), ":") && !strings.HasPrefix(s, "[") {
+			s = "[" + s + "]" // a bare IPv6 address
+		}
+		s = strings.Trim(s, "[]")
+		if s == "" {
+			return "", errors.New("want host or host:port, such as 127.0.0.1:8600")
+		}
+		s = net.JoinHostPort(s, "53")
+	}
+	if _, port, _ := net.SplitHostPort(s); port == "" {
+		return "", errors.New("want host or host:port, such as 127.0.0.1:8600")
+	}
+	return s, nil
 }
 
 // parseBackend reads a --backend value, URL[,weight=N].

@@ -44,6 +44,21 @@ backend "http://127.0.0.1:8083" {
   enabled = false
 }
 
+# Backends discovered at run time, alongside the blocks above (--discover,
+# repeatable; given on the command line, it replaces this list). Read at
+# start-up only: a reload does not start or stop a source. See "Running
+# several instances" in README.md.
+#   etcd://HOST:PORT[,HOST:PORT...]/PREFIX   every key under PREFIX/ is a backend:
+#                                            {"url": "http://10.0.0.5:8080", "weight": 1, "enabled": true}
+#   dns+srv://NAME                           SRV records (Consul, Kubernetes): target addresses and ports
+#   dns+a://NAME:PORT                        A/AAAA records (a Kubernetes headless Service): one backend per address
+# discover = ["etcd://127.0.0.1:2379/roundhouse/backends", "dns+srv://_web._tcp.service.consul"]
+
+# The resolver the dns+srv:// and dns+a:// sources ask, host[:port] (port
+# 53 by default) (--dns-server). Default: the first nameserver in
+# /etc/resolv.conf. Consul's DNS interface listens on port 8600.
+# dns_server = "127.0.0.1:8600"
+
 # Active health checks. Every backend starts UP and is probed at once.
 health {
   path     = "/health" # GET; 2xx or 3xx passes (--health-path)

@@ -1,0 +1,132 @@
+package discovery
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/roundhouse/roundhouse/internal/dnstest"
+)
+
+// hostPort splits an origin's URL into its address and port.
+func hostPort(t *testing.T, raw string) (string, int) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	return u.Hostname(), port
+}
+
+func dnsOptions(server string) Options {
+	o := testOptions()
+	o.DNSServer = server
+	return o
+}
+
+// TestDNSSRVFollowsTheRecords serves SRV records with TTL 1 s for three
+// backends and changes them: the balancer's set follows after the TTL,
+// with SRV weights as weights and a higher priority as a standby, whether
+// the answer carries the targets' addresses or they must be asked for.
+func TestDNSSRVFollowsTheRecords(t *testing.T) {
+	for _, extra := range []bool{true, false} {
+		name := "targets resolved with A queries"
+		if extra {
+			name = "targets' addresses in the additional section"
+		}
+		t.Run(name, func(t *testing.T) {
+			d := dnstest.Start(t)
+			origins := startOrigins(t, 3)
+			// srv(i, priority, weight) is origin i's SRV record and its A record.
+			srv := func(i, priority, weight int) []string {
+				ip, port := hostPort(t, origins[i].url)
+				target := origins[i].name + ".node.test."
+				return []string{
+					"_web._tcp.test. 1 IN SRV " + strconv.Itoa(priority) + " " + strconv.Itoa(weight) + " " + strconv.Itoa(port) + " " + target,
+					target + " 1 IN A " + ip,
+				}
+			}
+			// b1 and b2 active (weights 10, 20), b3 a standby (priority 20).
+			d.Set(t, extra, slices.Concat(srv(0, 10, 10), srv(1, 10, 20), srv(2, 20, 5))...)
+			a := startInstance(t, "a", "weighted-round-robin", nil, nil, dnsOptions(d.Addr), "dns+srv://_web._tcp.test")
+			want := []string{origins[0].url + " weight=10", origins[1].url + " weight=20", origins[2].url + " weight=0"}
+			slices.Sort(want)
+			if got := a.backends(t); !slices.Equal(got, want) {
+				t.Fatalf("backends = %v, want %v", got, want)
+			}
+			for range 30 {
+				if _, got, _, err := a.get("/"); err != nil || got == "b3" {
+					t.Fatalf("the standby b3 answered (%v) while b1 and b2 are UP", err)
+				}
+			}
+
+			// b1 goes, b3 becomes active.
+			d.Set(t, extra, slices.Concat(srv(1, 10, 20), srv(2, 10, 30))...)
+			want = []string{origins[1].url + " weight=20", origins[2].url + " weight=30"}
+			slices.Sort(want)
+			took := waitUntil(t, 5*time.Second, "the set follows the records", func() bool { return slices.Equal(a.backends(t), want) })
+			t.Logf("records changed → backend set changed in %v (TTL 1s)", took.Round(time.Millisecond))
+			if took > 3*time.Second {
+				t.Errorf("the change took %v, want about the TTL (1s)", took)
+			}
+			routesTo(t, a, "b3", 2*time.Second)
+		})
+	}
+}
+
+// TestDNSAFollowsTheRecords serves A and AAAA records: one backend per
+// address on the URL's port; NXDOMAIN empties the set.
+func TestDNSAFollowsTheRecords(t *testing.T) {
+	d := dnstest.Start(t)
+	origins := startOrigins(t, 1)
+	ip, port := hostPort(t, origins[0].url)
+	d.Set(t, false, "web.test. 1 IN A "+ip)
+	src := "dns+a://web.test:" + strconv.Itoa(port)
+	a := startInstance(t, "a", "round-robin", nil, nil, dnsOptions(d.Addr), src)
+	if got, want := a.backends(t), weighted(origins[0].url); !slices.Equal(got, want) {
+		t.Fatalf("backends = %v, want %v", got, want)
+	}
+	routesTo(t, a, "b1", 2*time.Second)
+
+	d.Set(t, false, "web.test. 1 IN A "+ip, "web.test. 1 IN A 127.0.0.9", "web.test. 1 IN AAAA ::1")
+	p := strconv.Itoa(port)
+	want := weighted(origins[0].url, "http://127.0.0.9:"+p, "http://[::1]:"+p)
+	waitUntil(t, 5*time.Second, "two more addresses join", func() bool { return slices.Equal(a.backends(t), want) })
+
+	d.Set(t, false) // NXDOMAIN
+	waitUntil(t, 5*time.Second, "NXDOMAIN empties the set", func() bool { return len(a.backends(t)) == 0 })
+}
+
+// TestDNSFailureKeepsTheSet: while the resolver fails (SERVFAIL) the last
+// set stays in service; the outage is logged once and so is the recovery.
+func TestDNSFailureKeepsTheSet(t *testing.T) {
+	d := dnstest.Start(t)
+	origins := startOrigins(t, 2)
+	ip, port := hostPort(t, origins[0].url)
+	_, port2 := hostPort(t, origins[1].url)
+	d.Set(t, true,
+		"_web._tcp.test. 1 IN SRV 1 1 "+strconv.Itoa(port)+" b1.test.",
+		"_web._tcp.test. 1 IN SRV 1 1 "+strconv.Itoa(port2)+" b2.test.",
+		"b1.test. 1 IN A "+ip, "b2.test. 1 IN A "+ip)
+	a := startInstance(t, "a", "round-robin", nil, nil, dnsOptions(d.Addr), "dns+srv://_web._tcp.test")
+	want := weighted(origins[0].url, origins[1].url)
+	if got := a.backends(t); !slices.Equal(got, want) {
+		t.Fatalf("backends = %v, want %v", got, want)
+	}
+	d.SetFail(true)
+	a.logs.waitFor(t, 1, "dns unreachable")
+	asked := d.Queries()
+	waitUntil(t, 5*time.Second, "the name is asked again a few times", func() bool { return d.Queries() >= asked+3 })
+	if got := a.backends(t); !slices.Equal(got, want) {
+		t.Errorf("during the failure: backends = %v, want the last set %v", got, want)
+	}
+	routesTo(t, a, "b2", 2*time.Second)
+	d.SetFail(false)
+	a.logs.waitFor(t, 1, "dns reachable again")
+	if n := a.logs.count("dns unreachable"); n != 1 {
+		t.Errorf("the outage was logged %d times, want once", n)
+	}
+}
