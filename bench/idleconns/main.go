@@ -1,0 +1,82 @@
+// Command idleconns measures a server's memory per idle keep-alive client
+// connection: it reads the server's RSS, opens -n connections to -addr
+// (127.0.0.1 only), sends one request on each and reads the answer, holds
+// them all open and idle, reads the RSS again, and prints the difference
+// per connection.
+//
+//	go run ./bench/idleconns -addr 127.0.0.1:8080 -pid $(pgrep -f 'roundhouse serve') -n 10000
+//
+// Raise the open-file limit first (ulimit -n 30000): each connection is a
+// descriptor here and one (or two) in the server.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "`address` of the server (loopback only)")
+	pid := flag.Int("pid", 0, "the server's process id, whose RSS is read from /proc")
+	n := flag.Int("n", 10000, "connections to hold")
+	settle := flag.Duration("settle", 2*time.Second, "wait before reading the RSS again")
+	flag.Parse()
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil || (host != "127.0.0.1" && host != "::1") {
+		log.Fatalf("-addr %s: want a loopback address", *addr)
+	}
+	if *pid <= 0 {
+		log.Fatal("-pid: required")
+	}
+	before := rss(*pid)
+	conns := make([]net.Conn, 0, *n)
+	for i := range *n {
+		c, err := net.Dial("tcp", *addr)
+		if err != nil {
+			log.Fatalf("connection %d: %v", i, err)
+		}
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", *addr)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			log.Fatalf("connection %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		conns = append(conns, c)
+	}
+	time.Sleep(*settle) // let the server's buffers and GC settle
+	after := rss(*pid)
+	fmt.Printf("%d idle connections: RSS %.1f MiB before, %.1f MiB after: %.2f KiB per connection\n",
+		*n, float64(before)/(1<<20), float64(after)/(1<<20), float64(after-before)/1024/float64(*n))
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// rss returns a process's resident set size in bytes.
+func rss(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				log.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	log.Fatal("no VmRSS")
+	return 0
+}
