@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -379,6 +380,15 @@ func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*conf
 	cfg, err := selectorConfig(s, tr)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
+	}
+	// The proxy reads the request key (ip-hash, header-hash, cookie) and
+	// signs sticky cookies with what it was started with.
+	was, err := running.NewPolicy(0)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if actors.KeyOf(cfg.Policy) != actors.KeyOf(was) || !bytes.Equal(s.StickySecret(), running.StickySecret()) {
+		return fmt.Errorf("reload: policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", s.Policy, running.Policy)
 	}
 	if err := sel.Reconfigure(ctx, cfg); err != nil {
 		return fmt.Errorf("reload: %w", err)

@@ -110,3 +110,24 @@ func configWith(backends []string, weights map[string]int) string {
 	}
 	return b.String()
 }
+
+// TestReloadRefusesAPolicyThatNeedsARestart: the proxy extracts request
+// keys for the policy it started with, so a reload may not switch to a
+// policy that keys requests differently; the running configuration stays.
+func TestReloadRefusesAPolicyThatNeedsARestart(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	srv := httptest.NewServer(demo.Handler("a"))
+	t.Cleanup(srv.Close)
+	file := writeConfig(t, configWith([]string{srv.URL}, nil))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0")
+	url := "http://" + lb.waitFor(t, listening)
+	if err := os.WriteFile(file, []byte(strings.Replace(configWith([]string{srv.URL}, nil),
+		`"weighted-round-robin"`, `"ip-hash"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb.signal(t, syscall.SIGHUP)
+	lb.waitFor(t, `reload failed.*needs a restart`)
+	if code, body, err := fetch(url + "/"); err != nil || code != http.StatusOK {
+		t.Errorf("after the refused reload: %d %q %v", code, body, err)
+	}
+}

@@ -192,9 +192,6 @@ func (s *Selector) Reconfigure(ctx context.Context, cfg Config) error {
 // apply runs a command in the selector goroutine.
 func (s *Selector) apply(c command) result {
 	if c.op == opAdd {
-		if c.backend.Weight > MaxWeight {
-			return result{err: fmt.Errorf("backend %s: weight %d over %d", c.backend.URL, c.backend.Weight, MaxWeight)}
-		}
 		st, err := s.add(c.backend)
 		if errors.Is(err, ErrDuplicateBackend) {
 			if st, _ := s.byName(c.backend.URL.String()); st.removing {
@@ -277,11 +274,8 @@ func (s *Selector) logAdded(st *backendState) {
 func (s *Selector) reconfigure(cfg Config) error {
 	wanted := make(map[string]BackendConfig, len(cfg.Backends))
 	for _, bc := range cfg.Backends {
-		if bc.URL == nil || bc.URL.Host == "" {
-			return fmt.Errorf("backend %q: missing host", bc.URL)
-		}
-		if bc.Weight < 0 {
-			return fmt.Errorf("backend %s: negative weight %d", bc.URL, bc.Weight)
+		if err := checkBackend(bc); err != nil {
+			return err
 		}
 		name := bc.URL.String()
 		if _, dup := wanted[name]; dup {

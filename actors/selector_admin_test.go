@@ -197,7 +197,7 @@ func TestSelectorAdd(t *testing.T) {
 		{"adding a backend without a URL fails",
 			func(*testing.T) BackendConfig { return BackendConfig{Weight: 1} }, nil, "missing host"},
 		{"adding a backend with a negative weight fails",
-			func(t *testing.T) BackendConfig { return backendConfig(t, urlC, -1) }, nil, "negative weight -1"},
+			func(t *testing.T) BackendConfig { return backendConfig(t, urlC, -1) }, nil, "weight -1: want 0 to 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" and changes nothing", func(t *testing.T) {
@@ -1038,7 +1038,7 @@ func TestSelectorReconfigure(t *testing.T) {
 		{"a negative weight",
 			func(t *testing.T) []BackendConfig {
 				return []BackendConfig{backendConfig(t, urlC, 1), backendConfig(t, urlB, -2)}
-			}, nil, "negative weight -2"},
+			}, nil, "weight -2: want 0 to 1000"},
 	}
 	for _, tt := range invalid {
 		t.Run("a configuration with "+tt.name+" is refused and changes nothing", func(t *testing.T) {

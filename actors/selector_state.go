@@ -72,13 +72,21 @@ func (st *backendState) usable() bool {
 	return st.up && !st.ejected && !st.disabled && !st.draining && !st.removing
 }
 
+// checkBackend checks a backend's configuration on its own.
+func checkBackend(bc BackendConfig) error {
+	switch {
+	case bc.URL == nil || bc.URL.Host == "":
+		return fmt.Errorf("backend %q: missing host", bc.URL)
+	case bc.Weight < 0 || bc.Weight > MaxWeight:
+		return fmt.Errorf("backend %s: weight %d: want 0 to %d", bc.URL, bc.Weight, MaxWeight)
+	}
+	return nil
+}
+
 // add creates a backend's state; Run starts its monitor. Backends start UP.
 func (s *Selector) add(bc BackendConfig) (*backendState, error) {
-	if bc.URL == nil || bc.URL.Host == "" {
-		return nil, fmt.Errorf("backend %q: missing host", bc.URL)
-	}
-	if bc.Weight < 0 {
-		return nil, fmt.Errorf("backend %s: negative weight %d", bc.URL, bc.Weight)
+	if err := checkBackend(bc); err != nil {
+		return nil, err
 	}
 	b := backendFor(bc.URL)
 	if _, dup := s.byName(b.Name); dup {
@@ -128,13 +136,15 @@ func (s *Selector) startMonitor(st *backendState) {
 }
 
 // restartMonitor replaces st's monitor with one that runs with cfg. The new
-// monitor gets a mailbox of its own, since the old one may still leave a
-// last copy in the old mailbox, and its counts carry on from the old one's.
+// monitor gets mailboxes of its own, since the old one may still leave a
+// last copy of its statistics in the old one, or take a suspect note meant
+// for its successor from it; its counts carry on from the old one's.
 func (s *Selector) restartMonitor(st *backendState, cfg MonitorConfig) {
 	st.stopMonitor()
 	st.collectProbes()
 	st.probesSince = ProbeStats{Probes: st.lastProbe.Probes, Failures: st.lastProbe.Failures}
 	st.probes = make(chan ProbeStats, 1)
+	st.suspect = make(chan struct{}, 1)
 	st.monitor = cfg
 	s.startMonitor(st)
 }

@@ -63,11 +63,12 @@ type Config struct {
 //
 // A failed attempt moves to another backend, up to Retries times, when that
 // cannot duplicate work: when no connection could be made (any method, since
-// nothing was sent), or when the exchange broke before response headers for
-// an idempotent method. Either way only if no byte of the request body has
-// been read, so the next backend receives the body whole. Otherwise the
-// client gets 502, or 504 when the backend sent no headers in time. A client
-// that goes away cancels the backend request and is logged as 499.
+// nothing was sent, and no byte of the body was read), or when the exchange
+// broke before response headers for an idempotent method whose body was kept
+// whole (RetryBuffer) or never read. Either way the next backend receives
+// the body whole. Otherwise the client gets 502, or 504 when the backend
+// sent no headers in time. A client that goes away cancels the backend
+// request and is logged as 499.
 type Proxy struct {
 	sel         *actors.Selector
 	retryBuffer int
