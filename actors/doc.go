@@ -9,9 +9,10 @@
 // it, so it needs no lock. Everyone else sends the selector a message and,
 // when they need an answer, receives one on a channel:
 //
-//	handler ── Pick, PickFor ──▶ selector ◀── Health ────────── monitor (one per backend)
-//	handler ◀── *Backend ──────           ── suspect note ───▶ monitor
-//	handler ── Report ─────────▶          ◀╌╌ ProbeStats mailbox ╌╌ monitor
+//	handler ── Pick, PickFor ─▶ selector ◀── Health ────────── monitor
+//	handler ◀── *Backend ──────          ── suspect note ───▶ monitor
+//	handler ── Report ─────────▶         ◀╌╌ ProbeStats ╌╌╌╌╌ monitor
+//	                                     (one monitor per backend)
 //	operator ── commands, Status, Metrics ──▶ selector
 //	discovery provider ── commands, through a Feed ──▶ selector
 //
@@ -24,13 +25,15 @@
 // A pick is the hottest message, so the selector computes the next pick in
 // advance and offers it on an unbuffered channel; Pick is a single
 // receive. The selector recomputes the offer after each one is taken and
-// whenever the set of eligible backends may have changed (health, a
-// command, its timer, a freed slot under a cap), so an offer never names a
-// backend that has gone DOWN. When no backend is eligible the offer is nil:
-// the handler answers 503 at once instead of waiting. A retry needs a pick
-// that avoids the backends already tried, and the hashing and sticky
-// policies need the request's key; such a request carries its constraints
-// and its own reply channel (PickFor).
+// after every report, pick request, withdrawal, command and timer, and
+// after a health transition that changes the backend's state, so an offer
+// never names a backend that has gone DOWN and load-aware policies see
+// current in-flight counts. When no backend is eligible the offer names no
+// backend (offer{}): Pick returns nil and the handler answers 503 at once
+// instead of waiting. A retry needs a pick that avoids the backends
+// already tried, and the hashing and sticky policies need the request's
+// key; such a request carries its constraints and its own reply channel
+// (PickFor).
 //
 // # Policies
 //
@@ -39,6 +42,11 @@
 // Candidate per backend, so a policy keeps its state (a position, a random
 // generator) in plain fields. Choose only looks, since an offer may be
 // recomputed before anyone takes it; Taken commits.
+//
+// With Config.SlowStart set, a backend that comes back (UP again, back
+// from ejection, or added at runtime) does not get its full share at once:
+// rampWeight scales the weight the policy sees up linearly from almost
+// nothing over that period, so only the weighted policies ramp.
 //
 // # Connection caps and the queue
 //
@@ -54,8 +62,9 @@
 // # Health
 //
 // The selector starts one Monitor goroutine per backend, stops it when the
-// backend goes and stops them all when Run ends. A monitor probes its backend, applies the rise/fall
-// rules and sends a Health message only when the state changes. When a
+// backend goes and stops them all when Run ends. A monitor probes its
+// backend, applies the rise/fall rules and sends a Health message only when
+// the state changes. When a
 // handler reports that it could not connect, the selector marks the backend
 // DOWN at once and leaves its monitor a suspect note; the monitor adopts
 // DOWN and needs Rise passing probes to bring it back. Probe statistics
@@ -76,13 +85,19 @@
 // no new picks, and once its last in-flight request has reported, the
 // selector stops its monitor and forgets it. SetWeight changes a weight.
 // Reconfigure swaps in a whole static configuration, as a reload does; the
-// backends it keeps keep their health and counters.
+// backends it keeps keep their health and counters. When Reconfigure keeps
+// a backend, or Add takes back one that was draining, and its monitor
+// settings have changed, the selector stops the old monitor and starts a
+// new one with fresh mailboxes (the old one may still leave statistics or
+// take a note in the old ones); a late Health from the old monitor is
+// ignored.
 //
 // Every backend has a source: "" for the static configuration (the file,
 // the flags, the admin API), or a discovery provider's URL. A provider
-// sends the same commands through a Feed, which stamps them with its
-// source: it adds backends of that source and may change only those
-// (ErrNotOwner otherwise), and Reconfigure leaves them alone unless the
+// sends the same commands (Add, Remove, SetEnabled, SetWeight) through a
+// Feed, which stamps them with its source: it adds backends of that source
+// and may change only those (ErrNotOwner otherwise). Reconfigure manages
+// only the static backends: it leaves a provider's alone unless the
 // configuration lists one of them, which makes it static.
 //
 // # Lifetimes
@@ -95,7 +110,7 @@
 // when the client has gone, or the in-flight count would never come down.
 //
 // To watch the messages go by, run "roundhouse demo --log-level trace": the
-// selector logs every message it receives, every offer a handler takes and
-// every suspect note it leaves, each with a sequence number. docs/TOUR.md
-// follows one request through that trace.
+// selector logs every message it receives, every offer a handler takes,
+// every pick reply it sends and every suspect note it leaves, each with a
+// sequence number. docs/TOUR.md follows one request through that trace.
 package actors
