@@ -71,7 +71,7 @@ func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 		Limits:      Limits{QueueSize: 100, QueueTimeout: 5 * time.Second},
 		Ejection:    Ejection{After: 5, Time: 30 * time.Second, MaxPercent: 50},
 		RetryBuffer: 64 << 10,
-		Edge:        Edge{MaxConns: 10000},
+		Edge:        Edge{MaxConns: 10000, RequestIDHeader: "X-Request-ID"},
 		Log:         Log{Level: "info", Format: "text", Access: true},
 	}
 	if got := Defaults(); !reflect.DeepEqual(got, want) {
@@ -99,7 +99,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"max-ejection-percent": "50", "slow-start": "0s", "retry-buffer": "65536",
 		"trusted-proxy": "", "max-body": "", "max-conns": "10000", "h2c": "false", "rate-limit": "",
 		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
-		"discover": "", "dns-server": "",
+		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {

@@ -137,6 +137,12 @@ var table = []setting{
 	field[int]{path: "edge.rate_burst", flag: "rate-burst",
 		usage: "requests a client may make at once under --rate-limit (default: one second's worth)",
 		ptr:   func(s *Settings) *int { return &s.Edge.RateBurst }, check: atLeast(0)},
+	field[bool]{path: "edge.proxy_protocol", flag: "proxy-protocol",
+		usage: "require a PROXY protocol header (v1 or v2) on every client connection, from --trusted-proxy peers only",
+		ptr:   func(s *Settings) *bool { return &s.Edge.ProxyProtocol }},
+	field[string]{path: "edge.request_id_header", flag: "request-id-header", def: "X-Request-ID",
+		usage: "`header` carrying each request's ID to the backend and back; \"\" turns request IDs off",
+		ptr:   func(s *Settings) *string { return &s.Edge.RequestIDHeader }, check: optional(headerName)},
 	field[string]{path: "tls.cert", flag: "tls-cert",
 		usage: "PEM certificate `file` (chain) to terminate TLS with; reloaded on SIGHUP",
 		ptr:   func(s *Settings) *string { return &s.TLS.Cert }, isPath: true},
@@ -527,6 +533,16 @@ func atLeast(min int) func(int) error {
 func absPath(p string) error {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Errorf("must start with /, got %q", p)
+	}
+	return nil
+}
+
+// headerName checks an HTTP header name (an RFC 9110 token).
+func headerName(s string) error {
+	for _, c := range s {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", c) {
+			return fmt.Errorf("want a header name such as X-Request-ID, got %q", s)
+		}
 	}
 	return nil
 }

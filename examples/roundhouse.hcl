@@ -129,6 +129,8 @@ edge {
   h2c             = false    # cleartext HTTP/2 by prior knowledge (--h2c)
   # rate_limit    = "10/s"   # requests per client; off by default (--rate-limit)
   rate_burst      = 0        # requests at once under rate_limit; 0: one second's worth (--rate-burst)
+  proxy_protocol  = false    # require a PROXY protocol v1/v2 header from trusted_proxies on every connection (--proxy-protocol)
+  request_id_header = "X-Request-ID" # each request's ID, kept from trusted_proxies, else made; "": off (--request-id-header)
 }
 
 # TLS for clients (cert and key together; reloaded on SIGHUP) and the

@@ -107,6 +107,8 @@ type balancerOptions struct {
 	frontend              FrontendOptions   // Logger is the balancer's
 	backendCAs            *x509.CertPool    // for https:// backends
 	clientCAs             *x509.CertPool    // the test client trusts these when frontend.TLS is set
+	requestIDHeader       string            // Config.RequestIDHeader; "": request IDs off
+	proxyProtocol         *ProxyProtocol    // run with the actors and given to the frontend; nil: off
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -147,17 +149,24 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 		}
 		actorsWG.Go(func() { _ = limiter.Run(ctx) })
 	}
+	if o.proxyProtocol != nil {
+		actorsWG.Go(func() { _ = o.proxyProtocol.Run(ctx) })
+	}
 	t.Cleanup(func() { cancel(); actorsWG.Wait() })
 
 	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
 		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
-		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter})
+		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter,
+		RequestIDHeader: o.requestIDHeader})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fo := o.frontend
 	fo.Logger, fo.Tunnels = log, tunnels
+	if o.proxyProtocol != nil {
+		fo.ProxyProtocol = o.proxyProtocol
+	}
 	front := NewFrontend(ln, p, fo)
 	var serving conc.WaitGroup
 	serving.Go(func() { _ = front.Serve() })
