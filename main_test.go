@@ -221,6 +221,8 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"a stray argument is named", []string{backend, "extra"}, `"extra"`},
 		{"a health path without a slash is refused", []string{backend, "--health-path", "health"}, "--health-path"},
 		{"a bad trusted proxy names its flag", []string{backend, "--trusted-proxy", "proxy.example"}, "-trusted-proxy"},
+		{"PROXY protocol without a trusted proxy names its flag", []string{backend, "--proxy-protocol"}, "--proxy-protocol: needs --trusted-proxy"},
+		{"a bad request ID header name names its flag", []string{backend, "--request-id-header", "X Request"}, "--request-id-header: want a header name"},
 		{"a max body without a number names its flag", []string{backend, "--max-body", "lots"}, "-max-body"},
 		{"a max body with an ambiguous unit names its flag", []string{backend, "--max-body", "10m"}, "-max-body"},
 		{"negative max conns name their flag", []string{backend, "--max-conns", "-1"}, "--max-conns"},

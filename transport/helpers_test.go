@@ -103,12 +103,12 @@ type balancerOptions struct {
 	secret                []byte        // keys the sticky cookie (Config.StickySecret); nil: none
 	trusted               TrustedProxies
 	maxBody               int64
-	limit                 *RateLimitOptions // nil: no rate limit
-	frontend              FrontendOptions   // Logger is the balancer's
-	backendCAs            *x509.CertPool    // for https:// backends
-	clientCAs             *x509.CertPool    // the test client trusts these when frontend.TLS is set
-	requestIDHeader       string            // Config.RequestIDHeader; "": request IDs off
-	proxyProtocol         *ProxyProtocol    // run with the actors and given to the frontend; nil: off
+	limit                 *RateLimitOptions     // nil: no rate limit
+	frontend              FrontendOptions       // Logger is the balancer's
+	backendCAs            *x509.CertPool        // for https:// backends
+	clientCAs             *x509.CertPool        // the test client trusts these when frontend.TLS is set
+	requestIDHeader       string                // Config.RequestIDHeader; "": request IDs off
+	proxyProtocol         *ProxyProtocolOptions // logging to the balancer's log; nil: no PROXY protocol
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -149,8 +149,12 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 		}
 		actorsWG.Go(func() { _ = limiter.Run(ctx) })
 	}
+	var pp *ProxyProtocol
 	if o.proxyProtocol != nil {
-		actorsWG.Go(func() { _ = o.proxyProtocol.Run(ctx) })
+		ppo := *o.proxyProtocol
+		ppo.Logger = log.Named("proxyproto")
+		pp = NewProxyProtocol(ppo)
+		actorsWG.Go(func() { _ = pp.Run(ctx) })
 	}
 	t.Cleanup(func() { cancel(); actorsWG.Wait() })
 
@@ -164,9 +168,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	}
 	fo := o.frontend
 	fo.Logger, fo.Tunnels = log, tunnels
-	if o.proxyProtocol != nil {
-		fo.ProxyProtocol = o.proxyProtocol
-	}
+	fo.ProxyProtocol = pp
 	front := NewFrontend(ln, p, fo)
 	var serving conc.WaitGroup
 	serving.Go(func() { _ = front.Serve() })
