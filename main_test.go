@@ -211,6 +211,7 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"an unknown policy is named", []string{backend, "--policy", "fastest"}, `"fastest"`},
 		{"a negative weight is refused", []string{"--backend", "http://127.0.0.1:1,weight=-1"}, `-backend: weight "-1": want a whole number from 0 to 1000`},
 		{"a weight that is not a number is refused", []string{"--backend", "http://127.0.0.1:1,weight=abc"}, `-backend: weight "abc"`},
+		{"a bad PROXY protocol version names the flag", []string{"--backend", "http://127.0.0.1:1,proxy-protocol=v3"}, `-backend: proxy-protocol: "v3": want v1 or v2`},
 		{"an unknown backend option is named", []string{"--backend", "http://127.0.0.1:1,colour=red"}, `-backend: unknown option "colour=red"`},
 		{"header-hash without a header name asks for one", []string{backend, "--policy", "header-hash"}, "flag -policy: policy header-hash needs a header name"},
 		{"a policy argument where none is allowed is refused", []string{backend, "--policy", "round-robin:3"}, `flag -policy: policy "round-robin" takes no argument`},

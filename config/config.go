@@ -73,6 +73,9 @@ type Backend struct {
 	// Disabled is true for a backend the file lists with enabled = false: it
 	// is known but gets no traffic. The zero value is an enabled backend.
 	Disabled bool
+	// ProxyProtocol is the PROXY protocol version, 1 or 2, the backend is
+	// sent on each connection (proxy-protocol=v1|v2); 0 (the default): none.
+	ProxyProtocol int
 	// Source says where the backend was configured, for messages:
 	// "roundhouse.hcl:7:9" or "--backend".
 	Source string

@@ -368,7 +368,7 @@ func (backends) decode(cty.Value, *Settings, string) error {
 }
 
 func (backends) register(fs *flag.FlagSet, s *Settings) {
-	fs.Func("backend", "backend `URL[,weight=N]`: http://host:port, weight 1 by default, 0 for a standby (repeatable)", func(v string) error {
+	fs.Func("backend", "backend `URL[,weight=N][,proxy-protocol=v1|v2]`: http://host:port, weight 1 by default, 0 for a standby; proxy-protocol sends the client's address in a PROXY header (repeatable)", func(v string) error {
 		b, err := parseBackend(v)
 		if err == nil {
 			s.Backends = append(s.Backends, b)
@@ -486,11 +486,29 @@ func parseBackend(s string) (Backend, error) {
 				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
 			}
 			b.Weight = n
+		case "proxy-protocol":
+			v, err := parseProxyProtocolVersion(v)
+			if err != nil {
+				return b, fmt.Errorf("proxy-protocol: %w", err)
+			}
+			b.ProxyProtocol = v
 		default:
-			return b, fmt.Errorf("unknown option %q (known: weight=N)", opt)
+			return b, fmt.Errorf("unknown option %q (known: weight=N, proxy-protocol=v1|v2)", opt)
 		}
 	}
 	return b, nil
+}
+
+// parseProxyProtocolVersion reads a backend's PROXY protocol version: "v1"
+// or "v2".
+func parseProxyProtocolVersion(s string) (int, error) {
+	switch s {
+	case "v1":
+		return 1, nil
+	case "v2":
+		return 2, nil
+	}
+	return 0, fmt.Errorf("%q: want v1 or v2", s)
 }
 
 // The checks rows use.

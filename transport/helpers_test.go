@@ -109,27 +109,30 @@ type balancerOptions struct {
 	clientCAs             *x509.CertPool        // the test client trusts these when frontend.TLS is set
 	requestIDHeader       string                // Config.RequestIDHeader; "": request IDs off
 	proxyProtocol         *ProxyProtocolOptions // logging to the balancer's log; nil: no PROXY protocol
+	sendProxy             int                   // every backend's BackendConfig.ProxyProtocol
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
 	t.Helper()
 	sink := newLogSink()
 	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
-	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs})
+	trOpts := Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs}
+	tr := New(trOpts)
 	t.Cleanup(tr.CloseIdleConnections)
+	rt := WithProxyProtocol(tr, trOpts)
 	urls := make([]actors.BackendConfig, len(backends))
 	for i, b := range backends {
 		u, err := url.Parse(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		urls[i] = actors.BackendConfig{URL: u, Weight: 1}
+		urls[i] = actors.BackendConfig{URL: u, Weight: 1, ProxyProtocol: o.sendProxy}
 	}
 	if o.monitor.Interval == 0 {
 		o.monitor.Interval = time.Hour
 	}
 	if o.monitor.Transport == nil {
-		o.monitor.Transport = tr
+		o.monitor.Transport = rt
 	}
 	sel, err := actors.New(actors.Config{Backends: urls, Policy: o.policy, Monitor: o.monitor, Logger: log})
 	if err != nil {
@@ -158,7 +161,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	}
 	t.Cleanup(func() { cancel(); actorsWG.Wait() })
 
-	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
+	p := NewProxy(Config{Selector: sel, Transport: rt, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
 		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
 		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter,
 		RequestIDHeader: o.requestIDHeader})

@@ -138,8 +138,14 @@ const (
 // request's context so the ReverseProxy hooks can reach it; all of them run
 // on the handler goroutine, the exchange's only user.
 type exchange struct {
-	client  context.Context   // the client request's own context
-	id      string            // the request's ID; "" when request IDs are off
+	client context.Context // the client request's own context
+	id     string          // the request's ID; "" when request IDs are off
+	// remote (http.Request.RemoteAddr) and local (the address the client
+	// connected to; nil: unknown) are for an outgoing PROXY header. Set
+	// before the exchange is shared and never written again, so transport
+	// goroutines may read them.
+	remote  string
+	local   net.Addr
 	key     string            // the request's key for the policy; "" if none
 	secure  bool              // the client connection is TLS
 	backend *actors.Backend   // the current attempt's backend
@@ -164,6 +170,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, tunnels: p.tunnels}
 	defer rec.endTunnel()
 	ex := &exchange{secure: r.TLS != nil, http1: r.ProtoMajor == 1}
+	ex.remote = r.RemoteAddr
+	ex.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if p.idHeader != "" {
 		ex.id = requestID(r, p.idHeader, p.trusted)
 		r.Header.Set(p.idHeader, ex.id) // ReverseProxy copies it to the backend request
