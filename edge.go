@@ -18,11 +18,17 @@ type edge struct {
 	s       *config.Settings
 	log     hclog.Logger
 	tunnels *transport.Tunnels
-	limiter *transport.RateLimiter // nil: no rate limit
+	limiter *transport.RateLimiter   // nil: no rate limit
+	pp      *transport.ProxyProtocol // nil: no PROXY protocol on the listener
 }
 
 func newEdge(s *config.Settings, log hclog.Logger) *edge {
 	ed := &edge{s: s, log: log, tunnels: transport.NewTunnels(), limiter: s.RateLimiter()}
+	if s.Edge.ProxyProtocol {
+		ed.pp = transport.NewProxyProtocol(transport.ProxyProtocolOptions{
+			Trusted: s.TrustedProxies(), Logger: log.Named("proxyproto"),
+		})
+	}
 	if s.TLS.Certs != nil {
 		if leaf := s.TLS.Certs.Leaf(); leaf != nil {
 			log.Info("serving TLS", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
@@ -41,6 +47,9 @@ func (ed *edge) run(ctx context.Context) {
 	}
 	if ed.s.TLS.Certs != nil {
 		wg.Go(func() { _ = ed.s.TLS.Certs.Run(ctx) })
+	}
+	if ed.pp != nil {
+		wg.Go(func() { _ = ed.pp.Run(ctx) })
 	}
 }
 
@@ -64,6 +73,7 @@ func (ed *edge) proxy(cfg transport.Config) transport.Config {
 	cfg.MaxBody = ed.s.Edge.MaxBody
 	cfg.Tunnels = ed.tunnels
 	cfg.Limiter = ed.limiter
+	cfg.RequestIDHeader = ed.s.Edge.RequestIDHeader
 	return cfg
 }
 
@@ -80,6 +90,7 @@ func (ed *edge) frontend() transport.FrontendOptions {
 		Tunnels:           ed.tunnels,
 		H2C:               ed.s.Edge.H2C,
 		TLS:               tc,
+		ProxyProtocol:     ed.pp,
 		Logger:            ed.log,
 	}
 }

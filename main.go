@@ -211,12 +211,16 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 // POST /reload apply what it returns to the selector. ready, if not nil, is
 // called with the listening address.
 func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload func() (*config.Settings, error), ready func(net.Addr)) error {
-	tr := transport.New(transport.Options{
+	trOpts := transport.Options{
 		DialTimeout: s.Timeouts.Dial, TLSHandshakeTimeout: s.Timeouts.TLSHandshake,
 		ResponseHeaderTimeout: s.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
 		BackendCAs: s.TLS.BackendCAs,
-	})
-	defer tr.CloseIdleConnections()
+	}
+	shared := transport.New(trOpts)
+	defer shared.CloseIdleConnections()
+	// Backends with proxy-protocol get transports of their own (see
+	// transport/proxyproto_out.go); the rest share one pool.
+	tr := transport.WithProxyProtocol(shared, trOpts)
 	cfg, err := selectorConfig(s, tr)
 	if err != nil {
 		return usageError{err}

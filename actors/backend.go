@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -23,6 +24,9 @@ type Backend struct {
 	// ID is a short stable identifier derived from Name alone, so it is the
 	// same on every start and every instance.
 	ID string
+	// ProxyProtocol is the PROXY protocol version (1 or 2) sent first on
+	// every connection to the backend; 0: none. See BackendConfig.
+	ProxyProtocol int
 }
 
 // backendFor returns the Backend for u.
@@ -42,6 +46,12 @@ type BackendConfig struct {
 	// Disabled keeps the backend out of rotation from the start; it is
 	// still probed, so enabling it later puts it straight to work if UP.
 	Disabled bool
+	// ProxyProtocol, 1 or 2, makes every connection to the backend, health
+	// probes' included, begin with a PROXY protocol header of that version
+	// (see transport.WithProxyProtocol); 0 (the zero value): none. It is
+	// fixed when the backend is added: a reload that changes it for a
+	// backend that stays does not apply it.
+	ProxyProtocol int
 	// Source says who manages the backend. "" (the zero value) is the
 	// static configuration: the file, the flags and the admin API, which
 	// Reconfigure manages. Anything else names a discovery provider (its
@@ -49,6 +59,20 @@ type BackendConfig struct {
 	// remove it that way; Reconfigure leaves it alone. Config.Backends are
 	// static whatever their Source says.
 	Source string
+}
+
+type backendKey struct{}
+
+// WithBackend returns ctx carrying b, so that a RoundTripper can tell which
+// backend a request is for. The health probes' requests carry it.
+func WithBackend(ctx context.Context, b *Backend) context.Context {
+	return context.WithValue(ctx, backendKey{}, b)
+}
+
+// BackendOf returns the backend WithBackend put in ctx; nil if none.
+func BackendOf(ctx context.Context) *Backend {
+	b, _ := ctx.Value(backendKey{}).(*Backend)
+	return b
 }
 
 // String returns the backend's URL.

@@ -23,7 +23,7 @@ func HTTPProbe(rt http.RoundTripper, path string) ProbeFunc {
 		rt = &http.Transport{} // unlike http.DefaultTransport, no proxy from the environment
 	}
 	return func(ctx context.Context, b *Backend) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL.JoinPath(path).String(), nil)
+		req, err := http.NewRequestWithContext(WithBackend(ctx, b), http.MethodGet, b.URL.JoinPath(path).String(), nil)
 		if err != nil {
 			return fmt.Errorf("health probe: %w", err)
 		}

@@ -88,7 +88,11 @@ func (s *Selector) add(bc BackendConfig) (*backendState, error) {
 	if err := checkBackend(bc); err != nil {
 		return nil, err
 	}
+	if bc.ProxyProtocol < 0 || bc.ProxyProtocol > 2 {
+		return nil, fmt.Errorf("backend %s: PROXY protocol version %d: want 1 or 2", bc.URL, bc.ProxyProtocol)
+	}
 	b := backendFor(bc.URL)
+	b.ProxyProtocol = bc.ProxyProtocol
 	if _, dup := s.byName(b.Name); dup {
 		return nil, fmt.Errorf("backend %s: %w", b.Name, ErrDuplicateBackend)
 	}

@@ -18,7 +18,7 @@ import (
 func (s *Settings) ActorBackends() []actors.BackendConfig {
 	out := make([]actors.BackendConfig, 0, len(s.Backends))
 	for _, b := range s.Backends {
-		out = append(out, actors.BackendConfig{URL: b.URL, Weight: b.Weight, Disabled: b.Disabled})
+		out = append(out, actors.BackendConfig{URL: b.URL, Weight: b.Weight, Disabled: b.Disabled, ProxyProtocol: b.ProxyProtocol})
 	}
 	return out
 }

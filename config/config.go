@@ -73,6 +73,9 @@ type Backend struct {
 	// Disabled is true for a backend the file lists with enabled = false: it
 	// is known but gets no traffic. The zero value is an enabled backend.
 	Disabled bool
+	// ProxyProtocol is the PROXY protocol version, 1 or 2, the backend is
+	// sent on each connection (proxy-protocol=v1|v2); 0 (the default): none.
+	ProxyProtocol int
 	// Source says where the backend was configured, for messages:
 	// "roundhouse.hcl:7:9" or "--backend".
 	Source string
@@ -115,6 +118,12 @@ type Edge struct {
 	H2C            bool    // accept cleartext HTTP/2 (prior knowledge); default false
 	RateLimit      float64 // requests per second per client; 0 (the default): off
 	RateBurst      int     // requests at once under RateLimit; 0: one second's worth
+	// ProxyProtocol requires a PROXY protocol header (v1 or v2) on every
+	// client connection, accepted only from TrustedProxies; default false.
+	ProxyProtocol bool
+	// RequestIDHeader carries each request's ID; default X-Request-ID,
+	// "": request IDs off.
+	RequestIDHeader string
 }
 
 // TLS terminates TLS for clients and verifies https backends (file block tls).
@@ -260,6 +269,9 @@ func (l *loader) check(opts Options) {
 		l.problemFrom(rowByFlag["tls-cert"], "--tls-cert and --tls-key: give both or neither")
 	case s.Edge.H2C && s.TLS.Cert != "":
 		l.problemFrom(rowByFlag["h2c"], "cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
+	}
+	if s.Edge.ProxyProtocol && len(s.Edge.TrustedProxies) == 0 {
+		l.problemFrom(rowByFlag["proxy-protocol"], "needs --trusted-proxy: the peers allowed to send PROXY headers")
 	}
 	if s.Edge.RateBurst > 0 && s.Edge.RateLimit == 0 {
 		l.problemFrom(rowByFlag["rate-burst"], "needs --rate-limit")

@@ -71,7 +71,7 @@ func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 		Limits:      Limits{QueueSize: 100, QueueTimeout: 5 * time.Second},
 		Ejection:    Ejection{After: 5, Time: 30 * time.Second, MaxPercent: 50},
 		RetryBuffer: 64 << 10,
-		Edge:        Edge{MaxConns: 10000},
+		Edge:        Edge{MaxConns: 10000, RequestIDHeader: "X-Request-ID"},
 		Log:         Log{Level: "info", Format: "text", Access: true},
 	}
 	if got := Defaults(); !reflect.DeepEqual(got, want) {
@@ -99,7 +99,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"max-ejection-percent": "50", "slow-start": "0s", "retry-buffer": "65536",
 		"trusted-proxy": "", "max-body": "", "max-conns": "10000", "h2c": "false", "rate-limit": "",
 		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
-		"discover": "", "dns-server": "",
+		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -336,7 +336,9 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 		{"enabled must be a bool", "backend \"http://127.0.0.1:8082\" {\n  enabled = 0\n}" + oneBackend,
 			[]string{`roundhouse.hcl:2:13: backend.enabled: want true or false, got a number`}},
 		{"an unknown backend attribute", "backend \"http://127.0.0.1:8082\" {\n  wieght = 2\n}" + oneBackend,
-			[]string{`roundhouse.hcl:2:3: unknown attribute "wieght" in a backend block (known: weight, enabled)`}},
+			[]string{`roundhouse.hcl:2:3: unknown attribute "wieght" in a backend block (known: weight, enabled, proxy_protocol)`}},
+		{"an unknown PROXY protocol version", "backend \"http://127.0.0.1:8082\" {\n  proxy_protocol = \"v3\"\n}" + oneBackend,
+			[]string{`roundhouse.hcl:2:20: backend.proxy_protocol: "v3": want v1 or v2`}},
 		{"a backend without its URL", "backend {}" + oneBackend,
 			[]string{`roundhouse.hcl:1:1: backend: want one label, the URL: backend "http://127.0.0.1:8081" { }; got 0`}},
 		{"a backend with two labels", `backend "http://a:1" "http://b:1" {}` + oneBackend,
@@ -689,5 +691,37 @@ func TestTheExampleFileIsValidAndCoversEverySetting(t *testing.T) {
 		if fl != "" && fl != "config" && !strings.Contains(string(src), "--"+fl) {
 			t.Errorf("the example does not name --%s", fl)
 		}
+	}
+}
+
+func TestBackendsTakeAPROXYProtocolVersion(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "roundhouse.hcl")
+	src := "backend \"http://127.0.0.1:8081\" {\n  proxy_protocol = \"v2\"\n}\nbackend \"http://127.0.0.1:8082\" {}\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []int
+	}{
+		{"the flag's option sets version 1", []string{"--backend", "http://127.0.0.1:8081,proxy-protocol=v1"}, []int{1}},
+		{"the flag's option follows a weight", []string{"--backend", "http://127.0.0.1:8081,weight=2,proxy-protocol=v2"}, []int{2}},
+		{"the file's attribute sets it per backend", []string{"--config", file}, []int{2, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Load(tt.args, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, b := range s.ActorBackends() {
+				got = append(got, b.ProxyProtocol)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("versions %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

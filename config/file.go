@@ -270,6 +270,14 @@ var backendAttributes = []backendAttribute{
 		b.Disabled = !on
 		return err
 	}},
+	{"proxy_protocol", func(v cty.Value, b *Backend) error {
+		str, err := asString(v)
+		if err != nil {
+			return err
+		}
+		b.ProxyProtocol, err = parseProxyProtocolVersion(str)
+		return err
+	}},
 }
 
 // backend reads a backend "URL" { weight = N  enabled = BOOL } block.

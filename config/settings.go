@@ -137,6 +137,12 @@ var table = []setting{
 	field[int]{path: "edge.rate_burst", flag: "rate-burst",
 		usage: "requests a client may make at once under --rate-limit (default: one second's worth)",
 		ptr:   func(s *Settings) *int { return &s.Edge.RateBurst }, check: atLeast(0)},
+	field[bool]{path: "edge.proxy_protocol", flag: "proxy-protocol",
+		usage: "require a PROXY protocol header (v1 or v2) on every client connection, from --trusted-proxy peers only",
+		ptr:   func(s *Settings) *bool { return &s.Edge.ProxyProtocol }},
+	field[string]{path: "edge.request_id_header", flag: "request-id-header", def: "X-Request-ID",
+		usage: "`header` carrying each request's ID to the backend and back; \"\" turns request IDs off",
+		ptr:   func(s *Settings) *string { return &s.Edge.RequestIDHeader }, check: optional(headerName)},
 	field[string]{path: "tls.cert", flag: "tls-cert",
 		usage: "PEM certificate `file` (chain) to terminate TLS with; reloaded on SIGHUP",
 		ptr:   func(s *Settings) *string { return &s.TLS.Cert }, isPath: true},
@@ -362,7 +368,7 @@ func (backends) decode(cty.Value, *Settings, string) error {
 }
 
 func (backends) register(fs *flag.FlagSet, s *Settings) {
-	fs.Func("backend", "backend `URL[,weight=N]`: http://host:port, weight 1 by default, 0 for a standby (repeatable)", func(v string) error {
+	fs.Func("backend", "backend `URL[,weight=N][,proxy-protocol=v1|v2]`: http://host:port, weight 1 by default, 0 for a standby; proxy-protocol sends the client's address in a PROXY header (repeatable)", func(v string) error {
 		b, err := parseBackend(v)
 		if err == nil {
 			s.Backends = append(s.Backends, b)
@@ -480,11 +486,29 @@ func parseBackend(s string) (Backend, error) {
 				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
 			}
 			b.Weight = n
+		case "proxy-protocol":
+			v, err := parseProxyProtocolVersion(v)
+			if err != nil {
+				return b, fmt.Errorf("proxy-protocol: %w", err)
+			}
+			b.ProxyProtocol = v
 		default:
-			return b, fmt.Errorf("unknown option %q (known: weight=N)", opt)
+			return b, fmt.Errorf("unknown option %q (known: weight=N, proxy-protocol=v1|v2)", opt)
 		}
 	}
 	return b, nil
+}
+
+// parseProxyProtocolVersion reads a backend's PROXY protocol version: "v1"
+// or "v2".
+func parseProxyProtocolVersion(s string) (int, error) {
+	switch s {
+	case "v1":
+		return 1, nil
+	case "v2":
+		return 2, nil
+	}
+	return 0, fmt.Errorf("%q: want v1 or v2", s)
 }
 
 // The checks rows use.
@@ -527,6 +551,16 @@ func atLeast(min int) func(int) error {
 func absPath(p string) error {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Errorf("must start with /, got %q", p)
+	}
+	return nil
+}
+
+// headerName checks an HTTP header name (an RFC 9110 token).
+func headerName(s string) error {
+	for _, c := range s {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", c) {
+			return fmt.Errorf("want a header name such as X-Request-ID, got %q", s)
+		}
 	}
 	return nil
 }

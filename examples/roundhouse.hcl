@@ -36,12 +36,18 @@ shutdown_grace = "15s"
 #            standby, used only while no weighted backend is up. Default 1.
 #   enabled  false keeps the backend in the file but sends it no traffic.
 #            Default true.
+#   proxy_protocol  "v1" or "v2": every connection to the backend begins
+#            with a PROXY protocol header naming the client (a backend
+#            behind which nginx listens with proxy_protocol, for example).
+#            Such backends get one connection per request (no keep-alive),
+#            so no connection ever carries two clients. Default: none.
 backend "http://127.0.0.1:8081" {
   weight = 3
 }
 backend "http://127.0.0.1:8082" {}
 backend "http://127.0.0.1:8083" {
-  enabled = false
+  enabled        = false
+  proxy_protocol = "v2"
 }
 
 # Backends discovered at run time, alongside the blocks above (--discover,
@@ -129,6 +135,8 @@ edge {
   h2c             = false    # cleartext HTTP/2 by prior knowledge (--h2c)
   # rate_limit    = "10/s"   # requests per client; off by default (--rate-limit)
   rate_burst      = 0        # requests at once under rate_limit; 0: one second's worth (--rate-burst)
+  proxy_protocol  = false    # require a PROXY protocol v1/v2 header from trusted_proxies on every connection (--proxy-protocol)
+  request_id_header = "X-Request-ID" # each request's ID, kept from trusted_proxies, else made; "": off (--request-id-header)
 }
 
 # TLS for clients (cert and key together; reloaded on SIGHUP) and the

@@ -35,8 +35,13 @@ type FrontendOptions struct {
 	// H2C accepts cleartext HTTP/2 from clients that start with the
 	// HTTP/2 connection preface (prior knowledge). Only for cleartext
 	// listeners, normally behind a trusted proxy. false: HTTP/1.x only.
-	H2C    bool
-	Logger hclog.Logger // nil: no logging
+	H2C bool
+	// ProxyProtocol requires a PROXY protocol header, v1 or v2, from a
+	// trusted peer on every connection, and makes the address it carries
+	// the client's (see proxyproto.go); its header read is bounded by
+	// ReadHeaderTimeout. nil: no PROXY protocol, the peer is the client.
+	ProxyProtocol *ProxyProtocol
+	Logger        hclog.Logger // nil: no logging
 }
 
 func (o FrontendOptions) withDefaults() FrontendOptions {
@@ -55,8 +60,8 @@ func (o FrontendOptions) withDefaults() FrontendOptions {
 	return o
 }
 
-// Frontend is where clients connect: a listener stack (connection cap,
-// TLS, the framing guard of guard.go) in front of an http.Server with
+// Frontend is where clients connect: a listener stack (PROXY protocol,
+// connection cap, TLS, the framing guard of guard.go) in front of an http.Server with
 // hardened timeouts and limits, serving a handler (normally a Proxy) over
 // HTTP/1.1 and, by ALPN on TLS or by prior knowledge with H2C, HTTP/2.
 //
@@ -91,6 +96,9 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	// the request line) plus the 4 KiB it may already hold buffered, so the
 	// guard never refuses a head that net/http would read.
 	headLimit := o.MaxHeaderBytes + 8<<10
+	if o.ProxyProtocol != nil {
+		ln = o.ProxyProtocol.listener(ln, o.ReadHeaderTimeout)
+	}
 	if o.MaxConns > 0 {
 		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
 	}

@@ -103,31 +103,36 @@ type balancerOptions struct {
 	secret                []byte        // keys the sticky cookie (Config.StickySecret); nil: none
 	trusted               TrustedProxies
 	maxBody               int64
-	limit                 *RateLimitOptions // nil: no rate limit
-	frontend              FrontendOptions   // Logger is the balancer's
-	backendCAs            *x509.CertPool    // for https:// backends
-	clientCAs             *x509.CertPool    // the test client trusts these when frontend.TLS is set
+	limit                 *RateLimitOptions     // nil: no rate limit
+	frontend              FrontendOptions       // Logger is the balancer's
+	backendCAs            *x509.CertPool        // for https:// backends
+	clientCAs             *x509.CertPool        // the test client trusts these when frontend.TLS is set
+	requestIDHeader       string                // Config.RequestIDHeader; "": request IDs off
+	proxyProtocol         *ProxyProtocolOptions // logging to the balancer's log; nil: no PROXY protocol
+	sendProxy             int                   // every backend's BackendConfig.ProxyProtocol
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
 	t.Helper()
 	sink := newLogSink()
 	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
-	tr := New(Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs})
+	trOpts := Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs}
+	tr := New(trOpts)
 	t.Cleanup(tr.CloseIdleConnections)
+	rt := WithProxyProtocol(tr, trOpts)
 	urls := make([]actors.BackendConfig, len(backends))
 	for i, b := range backends {
 		u, err := url.Parse(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		urls[i] = actors.BackendConfig{URL: u, Weight: 1}
+		urls[i] = actors.BackendConfig{URL: u, Weight: 1, ProxyProtocol: o.sendProxy}
 	}
 	if o.monitor.Interval == 0 {
 		o.monitor.Interval = time.Hour
 	}
 	if o.monitor.Transport == nil {
-		o.monitor.Transport = tr
+		o.monitor.Transport = rt
 	}
 	sel, err := actors.New(actors.Config{Backends: urls, Policy: o.policy, Monitor: o.monitor, Logger: log})
 	if err != nil {
@@ -147,17 +152,26 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 		}
 		actorsWG.Go(func() { _ = limiter.Run(ctx) })
 	}
+	var pp *ProxyProtocol
+	if o.proxyProtocol != nil {
+		ppo := *o.proxyProtocol
+		ppo.Logger = log.Named("proxyproto")
+		pp = NewProxyProtocol(ppo)
+		actorsWG.Go(func() { _ = pp.Run(ctx) })
+	}
 	t.Cleanup(func() { cancel(); actorsWG.Wait() })
 
-	p := NewProxy(Config{Selector: sel, Transport: tr, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
+	p := NewProxy(Config{Selector: sel, Transport: rt, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
 		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
-		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter})
+		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter,
+		RequestIDHeader: o.requestIDHeader})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fo := o.frontend
 	fo.Logger, fo.Tunnels = log, tunnels
+	fo.ProxyProtocol = pp
 	front := NewFrontend(ln, p, fo)
 	var serving conc.WaitGroup
 	serving.Go(func() { _ = front.Serve() })

@@ -50,6 +50,10 @@ type Config struct {
 	Tunnels *Tunnels
 	// Limiter limits each client's request rate (429 beyond); nil: no limit.
 	Limiter *RateLimiter
+	// RequestIDHeader names the header that carries each request's ID to
+	// the backend and back to the client (see requestid.go), normally
+	// X-Request-ID. "": no request IDs.
+	RequestIDHeader string
 }
 
 // Proxy is the http.Handler that balances requests. For each request, on the
@@ -84,6 +88,7 @@ type Proxy struct {
 	maxBody     int64
 	tunnels     *Tunnels
 	limiter     *RateLimiter
+	idHeader    string // canonical; "" when request IDs are off
 }
 
 // NewProxy returns the balancing handler.
@@ -94,6 +99,9 @@ func NewProxy(cfg Config) *Proxy {
 		retryBuffer: max(cfg.RetryBuffer, 0), timeout: cfg.RequestTimeout,
 		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0),
 		tunnels: cfg.Tunnels, limiter: cfg.Limiter,
+	}
+	if cfg.RequestIDHeader != "" {
+		p.idHeader = http.CanonicalHeaderKey(cfg.RequestIDHeader)
 	}
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
@@ -131,7 +139,14 @@ const (
 // request's context so the ReverseProxy hooks can reach it; all of them run
 // on the handler goroutine, the exchange's only user.
 type exchange struct {
-	client  context.Context   // the client request's own context
+	client context.Context // the client request's own context
+	id     string          // the request's ID; "" when request IDs are off
+	// remote (http.Request.RemoteAddr) and local (the address the client
+	// connected to; nil: unknown) are for an outgoing PROXY header. Set
+	// before the exchange is shared and never written again, so transport
+	// goroutines may read them.
+	remote  string
+	local   net.Addr
 	key     string            // the request's key for the policy; "" if none
 	secure  bool              // the client connection is TLS
 	backend *actors.Backend   // the current attempt's backend
@@ -156,6 +171,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, tunnels: p.tunnels}
 	defer rec.endTunnel()
 	ex := &exchange{secure: r.TLS != nil, http1: r.ProtoMajor == 1}
+	ex.remote = r.RemoteAddr
+	ex.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if p.idHeader != "" {
+		ex.id = requestID(r, p.idHeader, p.trusted)
+		r.Header.Set(p.idHeader, ex.id) // ReverseProxy copies it to the backend request
+		rec.Header().Set(p.idHeader, ex.id)
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		keep := 0
 		if idempotent(r) {
@@ -215,7 +237,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Duration: time.Since(ex.attemptStart), Err: ex.err, Attempt: len(ex.tried) - 1,
 		})
 		ex.reported = true
-		p.log.Debug("retrying on another backend", "backend", b.Name, "error", ex.err)
+		p.log.Debug("retrying on another backend", p.logArgs(ex, "backend", b.Name, "error", ex.err)...)
 		b, err = p.sel.PickFor(r.Context(), ex.key, ex.tried)
 	}
 	if ex.fail != noFailure && !rec.written() {
@@ -263,7 +285,13 @@ func requestKey(r *http.Request, k actors.KeySpec) string {
 
 // modifyResponse pins the client to the backend that answered when the
 // policy is sticky and the request's cookie named another (or none).
+//
+// With request IDs on, it also drops the backend's own copy of the ID
+// header: the client gets ours, set before the response began, once.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if p.idHeader != "" {
+		resp.Header.Del(p.idHeader)
+	}
 	if p.key.Kind != actors.KeyCookie {
 		return nil
 	}
@@ -438,6 +466,9 @@ func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, status int
 		// breaks or terminal controls into the log.
 		"method", r.Method, "path", r.URL.EscapedPath(), "client", r.RemoteAddr,
 		"backend", backend, "status", status, "duration", d, "bytes", w.bytes,
+	}
+	if ex.id != "" {
+		args = append(args, "request_id", ex.id)
 	}
 	if len(ex.tried) > 1 {
 		args = append(args, "attempts", len(ex.tried))
