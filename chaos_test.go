@@ -120,10 +120,14 @@ chaos:
 			// Count it alive only once the balancer has seen it UP, so
 			// that the kills never leave the balancer without a backend
 			// it knows to be alive.
-			ups := strings.Count(lb.output(), "backend up: backend=http://"+addrs[i])
 			backends[i] = start(t, "backend", "--listen", addrs[i])
 			backends[i].waitFor(t, listening)
-			lb.waitForCount(t, ups+1, "backend up: backend=http://"+addrs[i])
+			lb.waitUntil(t, "backend "+addrs[i]+" UP", func(out string) bool {
+				// Every DOWN the balancer logged for it has been followed
+				// by an UP (if it never noticed the kill, there are none).
+				return strings.Count(out, "backend up: backend=http://"+addrs[i]) >=
+					strings.Count(out, "backend down: backend=http://"+addrs[i])
+			})
 			alive[i] = true
 		}
 	}

@@ -144,6 +144,28 @@ func (p *proc) waitForCount(t *testing.T, n int, substr string) {
 	}
 }
 
+// waitUntil waits until cond holds of the output; what names it in errors.
+func (p *proc) waitUntil(t *testing.T, what string, cond func(out string) bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		p.mu.Lock()
+		grew := p.grew
+		ok := cond(p.out.String())
+		p.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-grew:
+		case <-p.exited:
+			t.Fatalf("process exited (%v) before %s; output:\n%s", p.err, what, p.output())
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; output:\n%s", what, p.output())
+		}
+	}
+}
+
 // wait waits for the process to exit and returns its exit status.
 func (p *proc) wait(t *testing.T) int {
 	t.Helper()
