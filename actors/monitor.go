@@ -2,9 +2,16 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -14,28 +21,164 @@ import (
 // when ctx is done.
 type ProbeFunc func(ctx context.Context, b *Backend) error
 
-// HTTPProbe returns a ProbeFunc that sends GET <backend URL><path> through rt
-// and passes on a 2xx or 3xx status. It never follows redirects, and it
-// drains and closes every response body so the connection is reused. A nil
-// rt means a plain http.Transport that ignores proxy environment variables.
-func HTTPProbe(rt http.RoundTripper, path string) ProbeFunc {
+// MaxProbeBody is how much of a probe's response body is read: all of it
+// is matched against HTTPCheck.Body, and a body no longer than this is
+// drained so that the connection is reused.
+const MaxProbeBody = 64 << 10
+
+// HTTPCheck says what an HTTP health probe asks for and what passes. The
+// zero value sends GET /health to the backend's own address and passes on
+// any 2xx or 3xx status, whatever the body.
+type HTTPCheck struct {
+	// Path is joined to the backend URL's path; "": /health.
+	Path string
+	// Expect lists the statuses that pass; empty: 200-399.
+	Expect StatusRanges
+	// Body, if not nil, must match the body's first MaxProbeBody bytes;
+	// nil: any body passes.
+	Body *regexp.Regexp
+	// Host is the probe's Host header; "": the host and port probed. TLS
+	// still verifies, and sends as SNI, the host of the backend's URL.
+	Host string
+	// Header holds extra request headers; a User-Agent here replaces
+	// roundhouse-health-check, and a Host here is ignored (use Host). nil:
+	// none.
+	Header http.Header
+	// Port is probed instead of the port in the backend's URL; 0: the
+	// URL's port.
+	Port int
+}
+
+func (c HTTPCheck) withDefaults() HTTPCheck {
+	if c.Path == "" {
+		c.Path = "/health"
+	}
+	if len(c.Expect) == 0 {
+		c.Expect = DefaultExpect
+	}
+	return c
+}
+
+// equal reports whether two checks probe the same way: regular
+// expressions are compared by their source, headers by their contents.
+func (c HTTPCheck) equal(o HTTPCheck) bool {
+	c, o = c.withDefaults(), o.withDefaults()
+	return c.Path == o.Path && slices.Equal(c.Expect, o.Expect) && (c.Body == nil) == (o.Body == nil) &&
+		(c.Body == nil || c.Body.String() == o.Body.String()) && c.Host == o.Host && c.Port == o.Port &&
+		maps.EqualFunc(c.Header, o.Header, slices.Equal)
+}
+
+// StatusRange is the HTTP statuses from Lo to Hi, both included.
+type StatusRange struct{ Lo, Hi int }
+
+// StatusRanges is a list of status ranges; a status in any of them passes.
+type StatusRanges []StatusRange
+
+// DefaultExpect is what a probe expects when HTTPCheck.Expect is empty:
+// any 2xx or 3xx status.
+var DefaultExpect = StatusRanges{{200, 399}}
+
+// ParseStatusRanges reads a comma-separated list of statuses and ranges,
+// such as "200-399" or "200,204,300-399". Statuses run from 100 to 599.
+func ParseStatusRanges(s string) (StatusRanges, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("want statuses such as 200-399 or 200,204")
+	}
+	var out StatusRanges
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		if !isRange {
+			hi = lo
+		}
+		a, errA := strconv.Atoi(strings.TrimSpace(lo))
+		b, errB := strconv.Atoi(strings.TrimSpace(hi))
+		switch {
+		case errA != nil || errB != nil:
+			return nil, fmt.Errorf("%q: want a status such as 200 or a range such as 200-399", part)
+		case a < 100 || a > 599 || b < 100 || b > 599:
+			return nil, fmt.Errorf("%q: statuses run from 100 to 599", part)
+		case a > b:
+			return nil, fmt.Errorf("%q: the range runs backwards", part)
+		}
+		out = append(out, StatusRange{a, b})
+	}
+	return out, nil
+}
+
+// Contains reports whether code is in one of the ranges.
+func (r StatusRanges) Contains(code int) bool {
+	return slices.ContainsFunc(r, func(x StatusRange) bool { return x.Lo <= code && code <= x.Hi })
+}
+
+// String returns the ranges as ParseStatusRanges reads them: "200-399",
+// "200,204,300-399".
+func (r StatusRanges) String() string {
+	parts := make([]string, len(r))
+	for i, x := range r {
+		parts[i] = strconv.Itoa(x.Lo)
+		if x.Hi != x.Lo {
+			parts[i] += "-" + strconv.Itoa(x.Hi)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// HTTPProbe returns a ProbeFunc that sends GET <backend URL><check.Path>
+// through rt, on check.Port if it is set, and passes when the status is in
+// check.Expect and the body matches check.Body. It never follows
+// redirects, and it drains (up to MaxProbeBody) and closes every response
+// body so the connection is reused. An https:// backend is probed over TLS
+// as rt is configured for it. A nil rt means a plain http.Transport that
+// ignores proxy environment variables.
+//
+// Each failure says what was wrong: "status 503, want 200-399", "body
+// does not match ^ok$", or the transport's error, such as "dial tcp
+// 127.0.0.1:8081: connect: connection refused"; all start with "health
+// probe: ".
+func HTTPProbe(rt http.RoundTripper, check HTTPCheck) ProbeFunc {
 	if rt == nil {
 		rt = &http.Transport{} // unlike http.DefaultTransport, no proxy from the environment
 	}
+	check = check.withDefaults()
 	return func(ctx context.Context, b *Backend) error {
-		req, err := http.NewRequestWithContext(WithBackend(ctx, b), http.MethodGet, b.URL.JoinPath(path).String(), nil)
+		u := b.URL.JoinPath(check.Path)
+		target := check.Path
+		if check.Port != 0 {
+			u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(check.Port))
+			target = u.Redacted()
+		}
+		req, err := http.NewRequestWithContext(WithBackend(ctx, b), http.MethodGet, u.String(), nil)
 		if err != nil {
 			return fmt.Errorf("health probe: %w", err)
 		}
 		req.Header.Set("User-Agent", "roundhouse-health-check")
+		for k, vs := range check.Header {
+			req.Header[k] = slices.Clone(vs)
+		}
+		if check.Host != "" {
+			req.Host = check.Host
+		}
 		resp, err := rt.RoundTrip(req)
 		if err != nil {
 			return fmt.Errorf("health probe: %w", err)
 		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode > 399 {
-			return fmt.Errorf("health probe: GET %s: status %d", path, resp.StatusCode)
+		defer resp.Body.Close()
+		body := io.LimitReader(resp.Body, MaxProbeBody)
+		var got []byte
+		var readErr error
+		if check.Body != nil {
+			got, readErr = io.ReadAll(body)
+		} else {
+			_, _ = io.Copy(io.Discard, body)
+		}
+		switch {
+		case !check.Expect.Contains(resp.StatusCode):
+			return fmt.Errorf("health probe: GET %s: status %d, want %s", target, resp.StatusCode, check.Expect)
+		case readErr != nil:
+			return fmt.Errorf("health probe: GET %s: reading the body: %w", target, readErr)
+		case check.Body != nil && !check.Body.Match(got):
+			return fmt.Errorf("health probe: GET %s: body does not match %s", target, check.Body)
 		}
 		return nil
 	}
@@ -44,10 +187,12 @@ func HTTPProbe(rt http.RoundTripper, path string) ProbeFunc {
 // MonitorConfig says how each backend is probed. Every zero field takes the
 // default named in its comment.
 type MonitorConfig struct {
-	// Probe checks the backend once; nil: HTTPProbe(Transport, Path). Set it
-	// only to probe some other way (tests do).
-	Probe     ProbeFunc
-	Path      string            // probed with GET; "": /health
+	// Probe checks the backend once; nil: HTTPProbe(Transport, Check). Set
+	// it only to probe some other way (tests do).
+	Probe ProbeFunc
+	// Check is what HTTPProbe asks for and expects; its zero value probes
+	// GET /health and passes on 2xx or 3xx. Ignored when Probe is set.
+	Check     HTTPCheck
 	Transport http.RoundTripper // carries the probes; nil: see HTTPProbe
 	Interval  time.Duration     // between probes; 0: 10s
 	Timeout   time.Duration     // per probe; 0: 2s
@@ -56,11 +201,9 @@ type MonitorConfig struct {
 }
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
-	if c.Path == "" {
-		c.Path = "/health"
-	}
+	c.Check = c.Check.withDefaults()
 	if c.Probe == nil {
-		c.Probe = HTTPProbe(c.Transport, c.Path)
+		c.Probe = HTTPProbe(c.Transport, c.Check)
 	}
 	if c.Interval <= 0 {
 		c.Interval = 10 * time.Second

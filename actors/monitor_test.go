@@ -516,7 +516,7 @@ func TestHTTPProbeStatus(t *testing.T) {
 				t.Errorf("the probe requested %s: redirects must not be followed", r.URL.Path)
 			})
 			srv, _ := countingServer(t, mux)
-			probe := HTTPProbe(newTransport(t), "/health")
+			probe := HTTPProbe(newTransport(t), HTTPCheck{Path: "/health"})
 			err := callProbe(t, t.Context(), probe, newBackend(t, srv.URL))
 			switch {
 			case tt.pass && err != nil:
@@ -555,7 +555,7 @@ func TestHTTPProbeRequest(t *testing.T) {
 					t.Errorf("more than one request: %s %s", r.Method, r.URL.Path)
 				}
 			}))
-			probe := HTTPProbe(newTransport(t), tt.path)
+			probe := HTTPProbe(newTransport(t), HTTPCheck{Path: tt.path})
 			if err := callProbe(t, t.Context(), probe, newBackend(t, srv.URL+tt.prefix)); err != nil {
 				t.Fatalf("probe = %v, want a pass", err)
 			}
@@ -598,7 +598,7 @@ func TestHTTPProbeReusesConnection(t *testing.T) {
 				}
 				_, _ = w.Write([]byte(body)) // fails when the probe drops a huge body
 			}))
-			probe := HTTPProbe(newTransport(t), "/health")
+			probe := HTTPProbe(newTransport(t), HTTPCheck{Path: "/health"})
 			b := newBackend(t, srv.URL)
 			for i := range probes {
 				err := callProbe(t, t.Context(), probe, b)
@@ -620,7 +620,7 @@ func TestHTTPProbeConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	probe := HTTPProbe(newTransport(t), "/health")
+	probe := HTTPProbe(newTransport(t), HTTPCheck{Path: "/health"})
 	err = callProbe(t, t.Context(), probe, newBackend(t, "http://"+addr))
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("probe = %v, want connection refused", err)
@@ -641,7 +641,7 @@ func TestHTTPProbeTimeout(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // runs before srv.Close
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	err := callProbe(t, ctx, HTTPProbe(newTransport(t), "/health"), newBackend(t, srv.URL))
+	err := callProbe(t, ctx, HTTPProbe(newTransport(t), HTTPCheck{Path: "/health"}), newBackend(t, srv.URL))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("probe = %v, want %v", err, context.DeadlineExceeded)
 	}
@@ -650,7 +650,7 @@ func TestHTTPProbeTimeout(t *testing.T) {
 func TestHTTPProbeNilTransportUsesDefault(t *testing.T) {
 	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
-	if err := callProbe(t, t.Context(), HTTPProbe(nil, "/health"), newBackend(t, srv.URL)); err != nil {
+	if err := callProbe(t, t.Context(), HTTPProbe(nil, HTTPCheck{Path: "/health"}), newBackend(t, srv.URL)); err != nil {
 		t.Errorf("probe = %v, want a pass", err)
 	}
 }
@@ -660,7 +660,7 @@ func TestHTTPProbeKeepsEscapedPrefix(t *testing.T) {
 	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.RequestURI
 	}))
-	probe := HTTPProbe(newTransport(t), "/health")
+	probe := HTTPProbe(newTransport(t), HTTPCheck{Path: "/health"})
 	if err := callProbe(t, t.Context(), probe, newBackend(t, srv.URL+"/a%2Fb")); err != nil {
 		t.Fatalf("probe = %v, want a pass", err)
 	}

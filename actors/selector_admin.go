@@ -352,9 +352,11 @@ func (s *Selector) reconfigure(cfg Config) error {
 // sameMonitor reports whether two monitor settings probe the same way.
 // Probe, a hook for tests and embedders, is compared by its code alone:
 // two closures of one function literal, or two method values of one method,
-// count as the same probe.
+// count as the same probe. Checks are compared by their contents (see
+// HTTPCheck.equal), so a reload that reads the same check again does not
+// restart the monitors.
 func sameMonitor(a, b MonitorConfig) bool {
 	return reflect.ValueOf(a.Probe).Pointer() == reflect.ValueOf(b.Probe).Pointer() &&
-		a.Path == b.Path && a.Transport == b.Transport && a.Interval == b.Interval &&
+		a.Check.equal(b.Check) && a.Transport == b.Transport && a.Interval == b.Interval &&
 		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -866,6 +867,29 @@ func TestSelectorReconfigure(t *testing.T) {
 		})
 	})
 
+	t.Run("a check read again, equal but made anew, leaves the monitors running", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			probe := newSwitchProbe()
+			check := func() HTTPCheck { // what a reload parses from the same file
+				return HTTPCheck{Path: "/ready", Expect: StatusRanges{{200, 204}}, Body: regexp.MustCompile("^ok"),
+					Host: "health.example", Header: http.Header{"X-Probe": {"1"}}, Port: 9000}
+			}
+			cfg := testConfig(t, probe.Probe, urlA, urlB)
+			cfg.Monitor.Check = check()
+			s, _ := startSelector(t, cfg)
+			advance(testInterval / 2)
+			next := withBackends(t, cfg, urlA, urlB)
+			next.Monitor.Check = check()
+			if err := s.Reconfigure(t.Context(), next); err != nil {
+				t.Fatalf("Reconfigure: %v", err)
+			}
+			synctest.Wait()
+			if got, want := probeCounts(probe, urlA, urlB), []int{1, 1}; !slices.Equal(got, want) {
+				t.Errorf("probe calls right after Reconfigure = %v, want %v (no restart)", got, want)
+			}
+		})
+	})
+
 	monitorChanges := []struct {
 		name     string
 		change   func(m *MonitorConfig, other ProbeFunc)
@@ -875,7 +899,12 @@ func TestSelectorReconfigure(t *testing.T) {
 		{"a new timeout", func(m *MonitorConfig, _ ProbeFunc) { m.Timeout = 2 * time.Second }, false},
 		{"a new rise", func(m *MonitorConfig, _ ProbeFunc) { m.Rise = 3 }, false},
 		{"a new fall", func(m *MonitorConfig, _ ProbeFunc) { m.Fall = 5 }, false},
-		{"a new path", func(m *MonitorConfig, _ ProbeFunc) { m.Path = "/ready" }, false},
+		{"a new path", func(m *MonitorConfig, _ ProbeFunc) { m.Check.Path = "/ready" }, false},
+		{"a new expected status", func(m *MonitorConfig, _ ProbeFunc) { m.Check.Expect = StatusRanges{{200, 200}} }, false},
+		{"a new body pattern", func(m *MonitorConfig, _ ProbeFunc) { m.Check.Body = regexp.MustCompile("^ok$") }, false},
+		{"a new Host header", func(m *MonitorConfig, _ ProbeFunc) { m.Check.Host = "health.example" }, false},
+		{"a new header", func(m *MonitorConfig, _ ProbeFunc) { m.Check.Header = http.Header{"X-Probe": {"1"}} }, false},
+		{"a new probe port", func(m *MonitorConfig, _ ProbeFunc) { m.Check.Port = 9000 }, false},
 		{"a new transport", func(m *MonitorConfig, _ ProbeFunc) { m.Transport = &unusedTransport{} }, false},
 		{"a new probe function", func(m *MonitorConfig, other ProbeFunc) {
 			m.Probe = func(ctx context.Context, b *Backend) error { return other(ctx, b) }

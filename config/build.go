@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -23,14 +24,27 @@ func (s *Settings) ActorBackends() []actors.BackendConfig {
 	return out
 }
 
-// Monitor returns how the health monitors probe: GET Health.Path through rt
+// Monitor returns how the health monitors probe: HealthCheck through rt
 // every Health.Interval.
 func (s *Settings) Monitor(rt http.RoundTripper) actors.MonitorConfig {
 	h := s.Health
 	return actors.MonitorConfig{
-		Path: h.Path, Transport: rt,
+		Check: s.HealthCheck(), Transport: rt,
 		Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall,
 	}
+}
+
+// HealthCheck returns what a probe asks for and what passes. Load has
+// checked the status list and the regular expression; in settings made
+// by hand a bad one is left out (the default applies).
+func (s *Settings) HealthCheck() actors.HTTPCheck {
+	h := s.Health
+	expect, _ := actors.ParseStatusRanges(h.Expect)
+	var body *regexp.Regexp
+	if h.Body != "" {
+		body, _ = regexp.Compile(h.Body)
+	}
+	return actors.HTTPCheck{Path: h.Path, Expect: expect, Body: body, Host: h.Host, Header: h.Headers.Clone(), Port: h.Port}
 }
 
 // ActorLimits returns the connection caps and queue for actors.Config.

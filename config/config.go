@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -51,6 +52,7 @@ type Settings struct {
 	// SlowStart ramps a returning backend's share of traffic up over this
 	// long; 0 (the default): off.
 	SlowStart time.Duration
+
 	// RetryBuffer is how many bytes of an idempotent request's body are
 	// kept so it can be resent to another backend; default 64 KiB.
 	RetryBuffer int
@@ -88,6 +90,11 @@ type Health struct {
 	Timeout  time.Duration // of one probe; default 2s
 	Rise     int           // passes in a row that bring a DOWN backend UP; default 2
 	Fall     int           // failures in a row that take an UP backend DOWN; default 3
+	Expect   string        // statuses that pass, as actors.ParseStatusRanges reads them; default 200-399
+	Body     string        // a regular expression the body must match; "" (the default): any body
+	Host     string        // the probes' Host header; "" (the default): the address probed
+	Headers  http.Header   // extra request headers; nil (the default): none
+	Port     int           // probed instead of each backend's port; 0 (the default): the backend's
 }
 
 // Timeouts bound the balancer's exchanges with backends (file block timeouts).

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func fileBackend(t *testing.T, raw string, weight int, disabled bool, pos string
 func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 	want := &Settings{
 		Listen: "127.0.0.1:8080", Policy: "round-robin", Retries: 2, ShutdownGrace: 15 * time.Second,
-		Health: Health{Path: "/health", Interval: 10 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3},
+		Health: Health{Path: "/health", Interval: 10 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3, Expect: "200-399"},
 		Timeouts: Timeouts{
 			Dial: 3 * time.Second, TLSHandshake: 5 * time.Second, ResponseHeader: 30 * time.Second,
 			BackendIdle: 90 * time.Second, ClientHeader: 10 * time.Second, ClientIdle: 120 * time.Second,
@@ -100,6 +101,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"trusted-proxy": "", "max-body": "", "max-conns": "10000", "h2c": "false", "rate-limit": "",
 		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
 		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
+		"health-expect": "", "health-body": "", "health-host": "", "health-header": "", "health-port": "0",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -166,7 +168,7 @@ admin {
 				fileBackend(t, "http://10.0.0.2", 1000, false, "7:9"),
 				fileBackend(t, "http://10.0.0.3:80", 1, true, "11:9"),
 			}
-			s.Health = Health{Path: "/ready?full=1", Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, Rise: 1, Fall: 10}
+			s.Health = Health{Path: "/ready?full=1", Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, Rise: 1, Fall: 10, Expect: "200-399"}
 			s.Timeouts.Dial, s.Timeouts.ResponseHeader = time.Second, 2*time.Minute
 			s.Log = Log{Level: "warn", Format: "json", Access: false}
 			s.Admin = Admin{Listen: "127.0.0.1:9090", TokenFile: "/etc/roundhouse/admin.token"}
@@ -260,7 +262,7 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 		{"a block's attribute at the top level names its block", `interval = "5s"` + oneBackend,
 			[]string{`roundhouse.hcl:1:1: unknown attribute "interval" at the top level; it belongs in the health block`}},
 		{"an unknown attribute in a block lists the block's", "health {\n  intervall = \"5s\"\n}" + oneBackend,
-			[]string{`roundhouse.hcl:2:3: unknown attribute "intervall" in the health block (known: path, interval, timeout, rise, fall)`}},
+			[]string{`roundhouse.hcl:2:3: unknown attribute "intervall" in the health block (known: path, expect, body, host, headers, port, interval, timeout, rise, fall)`}},
 		{"an unknown block lists the known ones", "acme {\n}" + oneBackend,
 			[]string{`roundhouse.hcl:1:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls)`}},
 		{"a block written as an attribute says so", "health = 3" + oneBackend,
@@ -641,7 +643,7 @@ admin {
 		t.Errorf("ActorBackends() = %+v, want all, the disabled one marked: %+v", got, want)
 	}
 	m := s.Monitor(nil)
-	if m.Path != "/ready" || m.Interval != 5*time.Second || m.Timeout != time.Second || m.Rise != 4 || m.Fall != 6 {
+	if m.Check.Path != "/ready" || m.Interval != 5*time.Second || m.Timeout != time.Second || m.Rise != 4 || m.Fall != 6 {
 		t.Errorf("Monitor() = %+v", m)
 	}
 	p, err := s.NewPolicy(1)
@@ -721,6 +723,90 @@ func TestBackendsTakeAPROXYProtocolVersion(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("versions %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHealthCheckSettings(t *testing.T) {
+	t.Run("the file sets every part of the check", func(t *testing.T) {
+		s, err := load(t, `
+health {
+  path    = "/ready"
+  expect  = "200, 204,300-399"
+  body    = "^ok$"
+  host    = "app.example:8080"
+  headers = { "X-Probe-Token" = "s3cret", accept = "text/plain" }
+  port    = 9000
+}`+oneBackend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Health{Path: "/ready", Interval: 10 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3,
+			Expect: "200,204,300-399", Body: "^ok$", Host: "app.example:8080",
+			Headers: http.Header{"X-Probe-Token": {"s3cret"}, "Accept": {"text/plain"}}, Port: 9000}
+		if !reflect.DeepEqual(s.Health, want) {
+			t.Errorf("Health = %+v, want %+v", s.Health, want)
+		}
+		c := s.HealthCheck()
+		if c.Path != "/ready" || c.Expect.String() != "200,204,300-399" || c.Body.String() != "^ok$" ||
+			c.Host != "app.example:8080" || c.Port != 9000 || c.Header.Get("X-Probe-Token") != "s3cret" {
+			t.Errorf("HealthCheck() = %+v", c)
+		}
+	})
+	t.Run("flags set every part and --health-header replaces the file's headers", func(t *testing.T) {
+		s, err := load(t, "health {\n  headers = { \"X-From-File\" = \"1\" }\n}"+oneBackend,
+			"--health-expect", "200", "--health-body", "ready", "--health-host", "health.internal",
+			"--health-header", "X-Probe: a", "--health-header", "x-probe:b", "--health-header", "User-Agent:  probe/1 ",
+			"--health-port", "8443")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.Health
+		wantHeaders := http.Header{"X-Probe": {"a", "b"}, "User-Agent": {"probe/1"}}
+		if h.Expect != "200" || h.Body != "ready" || h.Host != "health.internal" || h.Port != 8443 || !reflect.DeepEqual(h.Headers, wantHeaders) {
+			t.Errorf("Health = %+v", h)
+		}
+	})
+	t.Run("the default check is the documented one", func(t *testing.T) {
+		c := Defaults().HealthCheck()
+		if c.Path != "/health" || c.Expect.String() != "200-399" || c.Body != nil || c.Host != "" || c.Header != nil || c.Port != 0 {
+			t.Errorf("default HealthCheck() = %+v", c)
+		}
+	})
+
+	bad := []struct {
+		name string
+		src  string
+		args []string
+		want string
+	}{
+		{"a status list with a word", "health {\n  expect = \"2xx\"\n}", nil,
+			`roundhouse.hcl:2:12: health.expect: bad value "2xx": "2xx": want a status such as 200 or a range such as 200-399`},
+		{"a range that runs backwards", "", []string{"--health-expect", "399-200"}, `"399-200": the range runs backwards`},
+		{"a status out of range", "", []string{"--health-expect", "200,600"}, `"600": statuses run from 100 to 599`},
+		{"a body pattern that does not compile", "health {\n  body = \"(ok\"\n}", nil,
+			`roundhouse.hcl:2:10: health.body: bad value "(ok": error parsing regexp: missing closing ): ` + "`(ok`"},
+		{"a Host with a path", "health {\n  host = \"app.example/x\"\n}", nil,
+			`roundhouse.hcl:2:10: health.host: want a host such as app.example or app.example:8080, got "app.example/x"`},
+		{"a Host with a space", "", []string{"--health-host", "app example"}, `--health-host: want a host such as app.example`},
+		{"headers that are not an object", "health {\n  headers = \"X-Probe: 1\"\n}", nil,
+			`roundhouse.hcl:2:13: health.headers: want header names and values, such as { "X-Probe" = "1" }, got a string`},
+		{"a header value that is not a string", "health {\n  headers = { \"X-Probe\" = 1 }\n}", nil,
+			`roundhouse.hcl:2:13: health.headers: X-Probe: want a string, got a number`},
+		{"a header name with a space", "health {\n  headers = { \"X Probe\" = \"1\" }\n}", nil,
+			`health.headers: header name "X Probe": want letters, digits and -`},
+		{"a Host header among the headers", "", []string{"--health-header", "host: app.example"},
+			"header Host: set the probe's Host header with --health-host"},
+		{"a header flag without a colon", "", []string{"--health-header", "X-Probe"}, `"X-Probe": want Name: value`},
+		{"a probe port out of range", "health {\n  port = 65536\n}", nil, `roundhouse.hcl:2:10: health.port: want 0 to 65535, got 65536`},
+		{"a negative probe port", "", []string{"--health-port", "-1"}, `--health-port: want 0 to 65535, got -1`},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name+" is refused", func(t *testing.T) {
+			_, err := load(t, tt.src+oneBackend, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}

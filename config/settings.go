@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,8 +45,19 @@ var table = []setting{
 	field[time.Duration]{path: "shutdown_grace", flag: "shutdown-grace", def: 15 * time.Second, usage: "time in-flight requests get to finish on shutdown",
 		ptr: func(s *Settings) *time.Duration { return &s.ShutdownGrace }, check: positive},
 
-	field[string]{path: "health.path", flag: "health-path", def: "/health", usage: "`path` probed with GET; 2xx or 3xx passes",
+	field[string]{path: "health.path", flag: "health-path", def: "/health", usage: "`path` probed with GET; a status in --health-expect passes",
 		ptr: func(s *Settings) *string { return &s.Health.Path }, check: absPath},
+	field[string]{path: "health.expect", flag: "health-expect", def: "200-399",
+		usage: "`statuses` that pass a probe: codes and ranges such as 200,204,300-399 (default 200-399)",
+		ptr:   func(s *Settings) *string { return &s.Health.Expect }, parse: parseExpect},
+	field[string]{path: "health.body", flag: "health-body",
+		usage: "`regexp` the first 64 KiB of a probe's response body must match (default: any body)",
+		ptr:   func(s *Settings) *string { return &s.Health.Body }, parse: parseRegexp},
+	field[string]{path: "health.host", flag: "health-host", usage: "`host` sent as the probe's Host header (default: the address probed)",
+		ptr: func(s *Settings) *string { return &s.Health.Host }, check: optional(hostHeader)},
+	healthHeaders{},
+	field[int]{path: "health.port", flag: "health-port", usage: "`port` probed instead of each backend's own; 0: the backend's",
+		ptr: func(s *Settings) *int { return &s.Health.Port }, check: between(0, 65535)},
 	field[time.Duration]{path: "health.interval", flag: "health-interval", def: 10 * time.Second, usage: "time between health probes",
 		ptr: func(s *Settings) *time.Duration { return &s.Health.Interval }, check: positive},
 	field[time.Duration]{path: "health.timeout", flag: "health-timeout", def: 2 * time.Second, usage: "timeout of one health probe",
@@ -447,6 +460,68 @@ func (discovers) validate(s *Settings) error {
 	return nil
 }
 
+// healthHeaders are the probes' extra request headers: --health-header
+// "Name: value", repeatable, on the command line; health { headers = {
+// "Name" = "value" } } in the file. Given on the command line, they
+// replace the file's as a whole.
+type healthHeaders struct{}
+
+func (healthHeaders) names() (string, string)  { return "health.headers", "health-header" }
+func (healthHeaders) setDefault(s *Settings)   { s.Health.Headers = nil }
+func (healthHeaders) copy(dst, src *Settings)  { dst.Health.Headers = src.Health.Headers }
+func (healthHeaders) validate(*Settings) error { return nil } // checked as read
+
+func (healthHeaders) register(fs *flag.FlagSet, s *Settings) {
+	fs.Func("health-header", "`\"Name: value\"` header sent with every probe (repeatable)", func(v string) error {
+		name, value, ok := strings.Cut(v, ":")
+		if !ok {
+			return fmt.Errorf("%q: want Name: value", v)
+		}
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if err := checkHeader(name, value); err != nil {
+			return err
+		}
+		if s.Health.Headers == nil {
+			s.Health.Headers = http.Header{}
+		}
+		s.Health.Headers.Add(name, value)
+		return nil
+	})
+}
+
+func (healthHeaders) decode(v cty.Value, s *Settings, _ string) error {
+	t := v.Type()
+	if v.IsNull() || !v.IsKnown() || !(t.IsObjectType() || t.IsMapType()) {
+		return fmt.Errorf(`want header names and values, such as { "X-Probe" = "1" }, got %s`, typeName(v))
+	}
+	h := http.Header{}
+	for name, value := range v.AsValueMap() {
+		str, err := asString(value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := checkHeader(name, str); err != nil {
+			return err
+		}
+		h.Add(name, str)
+	}
+	s.Health.Headers = h
+	return nil
+}
+
+// checkHeader checks a probe header's name and value.
+func checkHeader(name, value string) error {
+	switch {
+	case name == "" || strings.ContainsFunc(name, func(r rune) bool { return !isTokenChar(r) }):
+		return fmt.Errorf("header name %q: want letters, digits and -", name)
+	case http.CanonicalHeaderKey(name) == "Host":
+		return errors.New("header Host: set the probe's Host header with --health-host (host in the file)")
+	case strings.ContainsAny(value, "\r\n\x00"):
+		return fmt.Errorf("header %s: the value holds a line break or NUL", name)
+	}
+	return nil
+}
+
 // parseDNSServer reads a --dns-server value: host or host:port, port 53 by
 // default.
 func parseDNSServer(s string) (string, error) {
@@ -464,6 +539,13 @@ func parseDNSServer(s string) (string, error) {
 		return "", errors.New("want host or host:port, such as 127.0.0.1:8600")
 	}
 	return s, nil
+}
+
+// isTokenChar reports whether r may appear in a header name (RFC 9110's
+// tchar).
+func isTokenChar(r rune) bool {
+	return r < 0x7f && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' ||
+		strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 }
 
 // parseBackend reads a --backend value, URL[,weight=N].
@@ -565,6 +647,15 @@ func headerName(s string) error {
 	return nil
 }
 
+// hostHeader accepts a Host header: a host name or address, with an
+// optional port.
+func hostHeader(h string) error {
+	if strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("/?#@\\", r) }) {
+		return fmt.Errorf("want a host such as app.example or app.example:8080, got %q", h)
+	}
+	return nil
+}
+
 func hostPort(addr string) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("want host:port, such as 127.0.0.1:8080, got %q", addr)
@@ -586,6 +677,23 @@ func optional(check func(string) error) func(string) error {
 
 func parsePolicy(s string) (string, error) {
 	if _, err := actors.NewPolicy(s, []byte("only-checking-the-name"), 0); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// parseExpect reads --health-expect and returns it in its usual form.
+func parseExpect(s string) (string, error) {
+	r, err := actors.ParseStatusRanges(s)
+	if err != nil {
+		return "", err
+	}
+	return r.String(), nil
+}
+
+// parseRegexp checks a regular expression (Go's RE2 syntax).
+func parseRegexp(s string) (string, error) {
+	if _, err := regexp.Compile(s); err != nil {
 		return "", err
 	}
 	return s, nil

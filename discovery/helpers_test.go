@@ -171,7 +171,7 @@ func startInstance(t *testing.T, name, policy string, secret []byte, static []st
 	}
 	sel, err := actors.New(actors.Config{
 		Backends: backends, Policy: pol, Logger: log.Named("selector"),
-		Monitor: actors.MonitorConfig{Path: "/health", Transport: tr, Interval: 100 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 2},
+		Monitor: actors.MonitorConfig{Check: actors.HTTPCheck{Path: "/health"}, Transport: tr, Interval: 100 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 2},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -66,8 +66,19 @@ backend "http://127.0.0.1:8083" {
 # dns_server = "127.0.0.1:8600"
 
 # Active health checks. Every backend starts UP and is probed at once.
+# Active health checks. Every backend starts UP and is probed at once; an
+# https:// backend is probed over TLS, verified as its requests are (see
+# backend_ca). A probe fails when the backend cannot be reached, answers
+# with a status not in expect, or with a body that does not match body;
+# the "backend down" log line and /status's last_probe_error say which,
+# e.g. "status 503, want 200-399" or "body does not match ^ok$".
 health {
-  path     = "/health" # GET; 2xx or 3xx passes (--health-path)
+  path     = "/health" # GET (--health-path)
+  expect   = "200-399" # statuses that pass: codes and ranges, e.g. "200,204,300-399" (--health-expect)
+  # body   = "^ok$"    # a regular expression the first 64 KiB of the body must match (--health-body)
+  # host   = "app.example" # the probes' Host header; default: the address probed (--health-host)
+  # headers = { "X-Probe-Token" = "s3cret" } # extra headers (--health-header "Name: value", repeatable)
+  # port   = 9000      # probed instead of each backend's own port; 0: theirs (--health-port)
   interval = "10s"     # between probes of one backend (--health-interval)
   timeout  = "2s"      # of one probe (--health-timeout)
   rise     = 2         # passes in a row that bring a DOWN backend UP (--rise)
