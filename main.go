@@ -38,6 +38,7 @@ import (
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/discovery"
 	"github.com/roundhouse/roundhouse/transport"
+	"github.com/roundhouse/roundhouse/upgrade"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -50,6 +51,8 @@ const usage = `usage:
                                   run a demo backend
   roundhouse demo [flags]         run 3 demo backends and the balancer in one process
   roundhouse validate FILE        check a configuration file (see serve --config)
+  roundhouse upgrade --pid-file FILE | --pid PID
+                                  hand a running balancer's sockets to a new copy of its binary
   roundhouse status [--admin ADDR] [--admin-token-file FILE]
                                   print the backends' state from a balancer's admin API
   roundhouse version              print the version
@@ -95,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runValidate(args, stdout, stderr)
 	case "status":
 		err = runStatus(ctx, args, stdout, stderr)
+	case "upgrade":
+		err = runUpgrade(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "roundhouse", buildVersion())
 	case "help", "-h", "--help":
@@ -165,7 +170,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 			return config.Load(args, config.Options{Name: "roundhouse " + name})
 		}
 	}
-	return serve(ctx, s, log, reload, nil)
+	return serve(ctx, s, log, serveOptions{reload: reload})
 }
 
 // runValidate is the "validate" command: it loads FILE as serve --config
@@ -202,15 +207,33 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// serveOptions are serve's optional parts.
+type serveOptions struct {
+	// reload, if not nil, reads the settings again; SIGHUP and the admin
+	// API's POST /reload apply what it returns to the selector.
+	reload func() (*config.Settings, error)
+	// ready, if not nil, is called with the listening address.
+	ready func(net.Addr)
+	// noUpgrade refuses SIGUSR2 (demo: its backends cannot be handed over).
+	noUpgrade bool
+}
+
 // serve runs the balancer (and the admin API, with --admin) until ctx ends,
 // then shuts down in order: stop accepting and let in-flight requests
 // finish (up to the grace period), stop the admin API, stop the actors and
 // wait for them, close idle backend connections.
 //
-// reload, if not nil, reads the settings again; SIGHUP and the admin API's
-// POST /reload apply what it returns to the selector. ready, if not nil, is
-// called with the listening address.
-func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload func() (*config.Settings, error), ready func(net.Addr)) error {
+// Its sockets come from package upgrade: inherited from the process that
+// is handing over to this one, from systemd's socket activation, or new.
+// SIGUSR2 starts a new copy of the process with them (a seamless
+// upgrade); once it is ready, this one stops accepting, drains its
+// connections (upgrade.Drainer) within the grace period and returns nil.
+func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOptions) error {
+	proc, err := upgrade.New(upgrade.Options{PIDFile: s.PIDFile, Logger: log.Named("upgrade")})
+	if err != nil {
+		return err
+	}
+	defer proc.Close()
 	trOpts := transport.Options{
 		DialTimeout: s.Timeouts.Dial, TLSHandshakeTimeout: s.Timeouts.TLSHandshake,
 		ResponseHeaderTimeout: s.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
@@ -236,43 +259,55 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 		return err
 	}
 	var apply func(context.Context) error
-	if reload != nil {
-		apply = func(ctx context.Context) error { return applyReload(ctx, sel, reload, tr, log, s) }
+	if o.reload != nil {
+		// SIGHUP and POST /reload alike tell systemd a reload runs.
+		apply = func(ctx context.Context) error {
+			proc.Reloading()
+			defer proc.Reloaded()
+			return applyReload(ctx, sel, o.reload, tr, log, s)
+		}
 	}
 	adminHandler, err := newAdmin(s, sel, apply, log)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.Listen)
+	ln, err := proc.Listen("listen", s.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", s.Listen, err)
 	}
+	defer ln.Close()
+	drain := upgrade.NewDrainer()
 	// The admin API, when asked for, has its own listener and server.
 	var adminSrv *http.Server
 	var adminLn net.Listener
 	if adminHandler != nil {
-		if adminLn, err = net.Listen("tcp", s.Admin.Listen); err != nil {
-			ln.Close()
+		if adminLn, err = proc.Listen("admin", s.Admin.Listen); err != nil {
 			return fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)
 		}
-		adminSrv = newServer(adminHandler, log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
+		defer adminLn.Close()
+		adminSrv = newServer(drain.Handler(adminHandler), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
+		adminSrv.ConnState = drain.ConnState
 	}
 	var access hclog.Logger
 	if s.Log.Access {
 		access = log.Named("access")
 	}
 	ed := newEdge(s, log) // edge.go
-	front := transport.NewFrontend(ln, transport.NewProxy(ed.proxy(transport.Config{
+	fo := ed.frontend()
+	fo.ConnState = drain.ConnState
+	front := transport.NewFrontend(ln, drain.Handler(transport.NewProxy(ed.proxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
 		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(cfg.Policy), StickySecret: s.StickySecret(),
 		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request,
-	})), ed.frontend())
+	}))), fo)
 
 	// SIGHUP reloads; asked for before "listening", so that no SIGHUP
 	// after it can kill the process.
-	hup := make(chan os.Signal, 1)
+	hup, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 
 	// The actors outlive ctx: in-flight requests still need the selector
 	// while the server drains, so they get their own context, cancelled last.
@@ -282,6 +317,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	defer wg.Wait()
 	wg.Go(func() { _ = sel.Run(actorCtx) })
 	wg.Go(func() { ed.run(actorCtx) })
+	wg.Go(func() { drain.Run(actorCtx) })
 	// Each discovery provider feeds the selector until the actors stop. The
 	// balancer waits a little for their first answers, so that it does not
 	// start with an empty set when a source is up.
@@ -305,11 +341,34 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
 		listening = append(listening, "admin", adminLn.Addr().String())
 	}
-	log.Info("listening", listening...)
-	if ready != nil {
-		ready(ln.Addr())
+	// abort stops what runs, for an error before the loop.
+	abort := func(err error) error {
+		shut, cancel := context.WithCancel(context.Background())
+		cancel() // close at once: something already failed
+		_ = front.Shutdown(shut)
+		if adminSrv != nil {
+			_ = adminSrv.Close()
+		}
+		stopActors()
+		return err
+	}
+	// Ready means accepting and the selector answering.
+	if _, err := sel.Status(actorCtx); err != nil {
+		return abort(fmt.Errorf("selector: %w", err))
+	}
+	if err := proc.Ready(); err != nil {
+		return abort(err)
+	}
+	log.Info("listening", append(listening, "pid", os.Getpid())...)
+	if o.ready != nil {
+		o.ready(ln.Addr())
 	}
 
+	// The loop owns the upgrade: at most one runs, in its own goroutine,
+	// and its outcome comes back on upgraded (capacity 1: the send never
+	// blocks, even after the loop has ended).
+	upgraded := make(chan error, 1)
+	upgrading, handedOver := false, false
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
@@ -324,19 +383,52 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 			} else if s.TLS.Certs == nil {
 				log.Warn("reload ignored: no configuration file (--config) and no certificate (--tls-cert)")
 			}
-		case err := <-serveErr:
-			shut, cancel := context.WithCancel(context.Background())
-			cancel() // close at once: something already failed
-			_ = front.Shutdown(shut)
-			if adminSrv != nil {
-				_ = adminSrv.Close()
+		case <-usr2:
+			switch {
+			case o.noUpgrade:
+				log.Warn("upgrade ignored: demo cannot hand its backends over")
+			case upgrading:
+				log.Warn("upgrade ignored: one is under way")
+			default:
+				upgrading = true
+				log.Info("upgrading: starting a new process")
+				wg.Go(func() {
+					_, err := proc.Upgrade(ctx)
+					upgraded <- err
+				})
 			}
-			stopActors()
-			return fmt.Errorf("serve: %w", err)
+		case err := <-upgraded:
+			upgrading = false
+			if err != nil {
+				log.Error("upgrade failed; this process keeps serving", "error", err)
+				break
+			}
+			log.Info("handed over; draining", "grace", s.ShutdownGrace)
+			running, handedOver = false, true
+		case err := <-serveErr:
+			return abort(fmt.Errorf("serve: %w", err))
 		}
 	}
 	graceCtx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	defer cancel()
+	if handedOver {
+		// The new process accepts on the same sockets; finish ours gently:
+		// every response from now on closes its connection, and once the
+		// last one is closed the servers shut down with nothing to cut.
+		if drained, err := drain.Drain(graceCtx); err == nil {
+			ln.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			select {
+			case <-drained:
+				log.Info("drained")
+			case <-graceCtx.Done():
+			}
+		}
+	} else {
+		proc.Stopping()
+	}
 	if err := front.Shutdown(graceCtx); err != nil {
 		log.Warn("grace period over, closing remaining connections", "error", err)
 	}
@@ -349,7 +441,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, reload fun
 	}
 	stopActors()
 	wg.Wait()
-	log.Info("stopped")
+	log.Info("stopped", "pid", os.Getpid())
 	return nil
 }
 
@@ -474,13 +566,13 @@ func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, stdout i
 		s.Backends = append(s.Backends, config.Backend{URL: &url.URL{Scheme: "http", Host: name}, Weight: 1, Source: "demo"})
 	}
 	// No reload: the demo's backends are its own, not the file's.
-	return serve(ctx, s, log, nil, func(addr net.Addr) {
+	return serve(ctx, s, log, serveOptions{noUpgrade: true, ready: func(addr net.Addr) {
 		scheme := "http"
 		if s.TLS.Certs != nil {
 			scheme = "https"
 		}
 		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind %s://%s\ntry: curl %s://%s/\n", scheme, addr, scheme, addr)
-	})
+	}})
 }
 
 // runBackend is the "backend" command: one demo origin until ctx ends.

@@ -52,6 +52,9 @@ type Settings struct {
 	// SlowStart ramps a returning backend's share of traffic up over this
 	// long; 0 (the default): off.
 	SlowStart time.Duration
+	// PIDFile, if not "", receives the process ID once the balancer
+	// serves; after a seamless upgrade the new process rewrites it.
+	PIDFile string
 
 	// RetryBuffer is how many bytes of an idempotent request's body are
 	// kept so it can be resent to another backend; default 64 KiB.

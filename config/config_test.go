@@ -102,6 +102,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
 		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
 		"health-expect": "", "health-body": "", "health-host": "", "health-header": "", "health-port": "0",
+		"pid-file": "",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -258,7 +259,7 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 	}{
 		// Names the file does not know.
 		{"an unknown attribute lists the known ones", `lissen = "x"` + oneBackend,
-			[]string{`roundhouse.hcl:1:1: unknown attribute "lissen" at the top level (known: listen, discover, dns_server, policy, retries, shutdown_grace, slow_start, retry_buffer)`}},
+			[]string{`roundhouse.hcl:1:1: unknown attribute "lissen" at the top level (known: listen, discover, dns_server, policy, retries, shutdown_grace, slow_start, retry_buffer, pid_file)`}},
 		{"a block's attribute at the top level names its block", `interval = "5s"` + oneBackend,
 			[]string{`roundhouse.hcl:1:1: unknown attribute "interval" at the top level; it belongs in the health block`}},
 		{"an unknown attribute in a block lists the block's", "health {\n  intervall = \"5s\"\n}" + oneBackend,
@@ -376,7 +377,7 @@ colour = "blue"
 			`roundhouse.hcl:9:44: backend.weight: want a whole number from 0 to 1000, got -3`,
 			`roundhouse.hcl:10:9: backend "tcp://127.0.0.1:8082": scheme "tcp": want http or https`,
 			`roundhouse.hcl:12:12: log.format: bad value "xml": want text or json`,
-			`roundhouse.hcl:14:1: unknown attribute "colour" at the top level (known: listen, discover, dns_server, policy, retries, shutdown_grace, slow_start, retry_buffer)`,
+			`roundhouse.hcl:14:1: unknown attribute "colour" at the top level (known: listen, discover, dns_server, policy, retries, shutdown_grace, slow_start, retry_buffer, pid_file)`,
 		}},
 	}
 	for _, tt := range tests {

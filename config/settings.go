@@ -127,6 +127,9 @@ var table = []setting{
 		ptr: func(s *Settings) *string { return &s.Admin.Listen }, check: optional(hostPort)},
 	field[string]{path: "admin.token_file", flag: "admin-token-file", usage: "`file` holding the bearer token the admin API requires",
 		ptr: func(s *Settings) *string { return &s.Admin.TokenFile }, isPath: true},
+	field[string]{path: "pid_file", flag: "pid-file",
+		usage: "`file` the process ID is written to once serving; the new process of an upgrade rewrites it",
+		ptr:   func(s *Settings) *string { return &s.PIDFile }, isPath: true},
 
 	field[string]{path: "sticky.secret_file", flag: "cookie-secret-file",
 		usage: "`file` whose contents key the sticky cookie (default: a random key per process)",

@@ -113,6 +113,11 @@ ejection {
   max_percent = 50    # --max-ejection-percent
 }
 
+# A file the process ID is written to once the balancer serves; the new
+# process of a seamless upgrade (SIGUSR2, roundhouse upgrade) rewrites it
+# (--pid-file). Default: none.
+# pid_file = "/run/roundhouse/roundhouse.pid"
+
 slow_start   = "0s"  # ramp a returning backend's share up over this long; 0: off (--slow-start)
 retry_buffer = 65536 # bytes of an idempotent request's body kept for a resend (--retry-buffer)
 

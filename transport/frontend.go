@@ -41,7 +41,10 @@ type FrontendOptions struct {
 	// the client's (see proxyproto.go); its header read is bounded by
 	// ReadHeaderTimeout. nil: no PROXY protocol, the peer is the client.
 	ProxyProtocol *ProxyProtocol
-	Logger        hclog.Logger // nil: no logging
+	// ConnState, if not nil, is the http.Server's ConnState hook (a
+	// seamless upgrade's drainer watches connections with it).
+	ConnState func(net.Conn, http.ConnState)
+	Logger    hclog.Logger // nil: no logging
 }
 
 func (o FrontendOptions) withDefaults() FrontendOptions {
@@ -90,6 +93,7 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		Protocols:         &protocols,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ConnState:         o.ConnState,
 		ErrorLog:          o.Logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	// The guard's head limit is net/http's (MaxHeaderBytes plus 4 KiB for
