@@ -285,6 +285,10 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 			return fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)
 		}
 		defer adminLn.Close()
+		// A socket from systemd replaces --admin: check the one we got.
+		if err := admin.CheckAddr(adminLn.Addr().String(), s.Admin.TokenFile != ""); err != nil {
+			return usageError{fmt.Errorf("admin API socket %s: %w: give --admin-token-file FILE", adminLn.Addr(), err)}
+		}
 		adminSrv = newServer(drain.Handler(adminHandler), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
 		adminSrv.ConnState = drain.ConnState
 	}

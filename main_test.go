@@ -270,6 +270,10 @@ func TestBadCommandLinesExitWithStatus2AndNameTheProblem(t *testing.T) {
 		{"an admin address without a port is refused", []string{backend, "--admin", "127.0.0.1"}, `--admin: want host:port, such as 127.0.0.1:8080, got "127.0.0.1"`},
 		{"a missing admin token file is named", []string{backend, "--admin", "127.0.0.1:0", "--admin-token-file", "/nonexistent/token"}, "--admin-token-file"},
 		{"an admin token file without --admin is refused", []string{backend, "--admin-token-file", "/nonexistent/token"}, "--admin-token-file: needs --admin"},
+		{"upgrade needs a PID file or a PID", []string{"upgrade"}, "give --pid-file FILE or --pid PID (one of them)"},
+		{"upgrade takes only one of them", []string{"upgrade", "--pid", "1", "--pid-file", "x"}, "one of them"},
+		{"a bad health status list names its flag", []string{backend, "--health-expect", "2xx"}, "-health-expect"},
+		{"a Host among the probe headers is refused", []string{backend, "--health-header", "Host: x"}, "--health-host"},
 		{"status refuses a stray argument", []string{"status", "extra"}, `"extra"`},
 		{"status refuses an address without a port", []string{"status", "--admin", "localhost"}, "--admin localhost"},
 	}

@@ -311,3 +311,27 @@ func TestSocketActivation(t *testing.T) {
 		}
 	})
 }
+
+// TestExampleUnitsAreValid has systemd-analyze check the example unit
+// files, with ExecStart pointing at the test's binary.
+func TestExampleUnitsAreValid(t *testing.T) {
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed (Debian's systemd package has it)")
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"roundhouse.service", "roundhouse.socket"} {
+		src, err := os.ReadFile(filepath.Join("examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unit := strings.ReplaceAll(string(src), "/usr/local/bin/roundhouse", binary)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(unit), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(tool, "verify", filepath.Join(dir, "roundhouse.service"), filepath.Join(dir, "roundhouse.socket"))
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}

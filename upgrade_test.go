@@ -338,9 +338,7 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 			t.Errorf("upgrade %d: the old process %d exited with status %d, want 0", i, old, code)
 		}
 		exitedAfter = append(exitedAfter, time.Since(began))
-		if !strings.Contains(f.output(), fmt.Sprintf("stopped: pid=%d", old)) {
-			t.Errorf("upgrade %d: the old process %d did not log stopped", i, old)
-		}
+		f.waitForCount(1, fmt.Sprintf(`stopped: pid=%d\n`, old)) // the pipe may lag behind the exit
 		if pid, err := upgrade.ReadPIDFile(pidFile); err != nil || pid != current {
 			t.Errorf("upgrade %d: PID file names %d (%v), want the new process %d", i, pid, err, current)
 		}
@@ -357,6 +355,7 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 		t.Errorf("the PID file is still there after the last process stopped: %v", err)
 	}
 
+	f.waitForCount(1, fmt.Sprintf(`stopped: pid=%d\n`, current))
 	out := f.output()
 	drains := regexp.MustCompile(`new process ready: pid=\d+ after=(\S+)`).FindAllStringSubmatch(out, -1)
 	var childReady []string
