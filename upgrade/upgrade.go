@@ -95,7 +95,8 @@ type Options struct {
 // Listen for each socket, Ready once serving, and Upgrade (never two at
 // once) and the notifications as things happen. It is not safe for
 // concurrent use: the serve goroutine owns it, and lends it to one
-// Upgrade at a time.
+// Upgrade at a time. The notifications (Reloading, Reloaded, Stopping)
+// hold no state and may be sent from any goroutine.
 type Process struct {
 	opts      Options
 	log       hclog.Logger
