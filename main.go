@@ -37,6 +37,7 @@ import (
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/discovery"
+	"github.com/roundhouse/roundhouse/internal/logbatch"
 	"github.com/roundhouse/roundhouse/transport"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
@@ -159,7 +160,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 		}
 		return usageError{err}
 	}
-	log := newLogger(s, stderr)
+	// Log lines go out through a batching writer, an actor of its own, so
+	// that the access log costs one write(2) per batch, not per request.
+	// It stops last, once everything that logs has.
+	out := logbatch.New(stderr, 0)
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	var logging conc.WaitGroup
+	logging.Go(func() { _ = out.Run(logCtx) })
+	defer logging.Wait()
+	defer stopLog()
+	log := newLogger(s, out)
 	if withDemo {
 		return runDemo(ctx, s, log, stdout)
 	}

@@ -1,0 +1,84 @@
+// Package logbatch batches log lines on their way out, so that a busy
+// balancer spends one write(2) on many access log lines instead of one on
+// each, and no handler goroutine waits on another's system call.
+package logbatch
+
+import (
+	"context"
+	"io"
+)
+
+// maxBatch bounds the bytes written in one call.
+const maxBatch = 64 << 10
+
+// Writer is an io.Writer whose lines an actor writes to out: Write hands a
+// copy of each line to the Writer's goroutine (Run) over a buffered
+// channel, and Run writes whatever has arrived in one call as soon as no
+// more is waiting. A Writer is made by New and must be run by exactly one
+// Run; it is safe for use by many goroutines.
+type Writer struct {
+	out     io.Writer
+	lines   chan []byte   // to Run; never closed
+	stopped chan struct{} // closed by Run as it returns
+}
+
+// New returns a Writer to out that holds up to queue lines waiting to be
+// written; a queue of 0 means 4096. Writers wait when it is full, so that
+// lines are never dropped.
+func New(out io.Writer, queue int) *Writer {
+	if queue <= 0 {
+		queue = 4096
+	}
+	return &Writer{out: out, lines: make(chan []byte, queue), stopped: make(chan struct{})}
+}
+
+// Write hands a copy of p to Run (loggers reuse their buffers). Once Run
+// has returned it writes p to out itself.
+func (w *Writer) Write(p []byte) (int, error) {
+	select {
+	case <-w.stopped: // checked first: after Run, never into the channel
+		return w.out.Write(p)
+	default:
+	}
+	line := append([]byte(nil), p...)
+	select {
+	case w.lines <- line:
+		return len(p), nil
+	case <-w.stopped:
+		return w.out.Write(p)
+	}
+}
+
+// Run writes the lines handed to Write, in batches, until ctx is done; then
+// it writes the lines still waiting and returns nil. Stop it after the
+// last goroutine that logs through the Writer has finished, or lines
+// written in the moment Run returns may be lost.
+func (w *Writer) Run(ctx context.Context) error {
+	defer close(w.stopped)
+	batch := make([]byte, 0, maxBatch)
+	for {
+		select {
+		case line := <-w.lines:
+			batch = w.gather(append(batch[:0], line...))
+			_, _ = w.out.Write(batch)
+		case <-ctx.Done():
+			if batch = w.gather(batch[:0]); len(batch) > 0 {
+				_, _ = w.out.Write(batch)
+			}
+			return nil
+		}
+	}
+}
+
+// gather appends the lines already waiting to batch, up to maxBatch bytes.
+func (w *Writer) gather(batch []byte) []byte {
+	for len(batch) < maxBatch {
+		select {
+		case line := <-w.lines:
+			batch = append(batch, line...)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
