@@ -83,7 +83,7 @@ func TestChaos(t *testing.T) {
 	for c := range 16 {
 		clients.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				if err := chaosRequest(client, url, c%2 == 0, fmt.Sprintf("c%d-%d", c, i)); err != nil {
+				if err := checkedRequest(client, url, c%2 == 0, 32<<10, fmt.Sprintf("c%d-%d", c, i)); err != nil {
 					t.Errorf("client %d request %d: %v", c, i, err)
 					return
 				}
@@ -161,15 +161,16 @@ func countTrue(bs []bool) int {
 	return n
 }
 
-// chaosRequest sends a GET / or a POST /sha256 with a random body and
-// checks the answer.
-func chaosRequest(client *http.Client, url string, post bool, key string) error {
+// checkedRequest sends GET / or POST /sha256 with a random body of up to
+// maxBody bytes, and checks the answer (the body's SHA-256 for a POST). A
+// non-empty key goes in an Idempotency-Key header.
+func checkedRequest(client *http.Client, url string, post bool, maxBody int, key string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var body []byte
 	method, path := http.MethodGet, "/"
 	if post {
-		body = make([]byte, 1+mathrand.IntN(32<<10))
+		body = make([]byte, 1+mathrand.IntN(maxBody))
 		_, _ = rand.Read(body)
 		method, path = http.MethodPost, "/sha256"
 	}
@@ -177,7 +178,7 @@ func chaosRequest(client *http.Client, url string, post bool, key string) error 
 	if err != nil {
 		return err
 	}
-	if post {
+	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := client.Do(req)

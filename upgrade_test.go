@@ -2,15 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -228,39 +222,10 @@ func runLoad(t *testing.T, ctx context.Context, wg *sync.WaitGroup, n int, url s
 	}
 }
 
+// loadRequest is a plain (not idempotent) checked request: an upgrade must
+// lose nothing, with no retry to save it.
 func loadRequest(client *http.Client, url string, post bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	method, path, body := http.MethodGet, "/", []byte(nil)
-	if post {
-		body = make([]byte, 1+mathrand.IntN(64<<10))
-		_, _ = rand.Read(body)
-		method, path = http.MethodPost, "/sha256"
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s %s: reading body: %w", method, path, err)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(got)))
-	case post:
-		sum := sha256.Sum256(body)
-		if strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) {
-			return fmt.Errorf("POST /sha256: digest %q does not match the %d bytes sent", got, len(body))
-		}
-	case !strings.HasPrefix(string(got), "Hello from "):
-		return fmt.Errorf("GET /: body %q", got)
-	}
-	return nil
+	return checkedRequest(client, url, post, 64<<10, "")
 }
 
 // waitRequests waits until the clients have made n more requests.
