@@ -202,5 +202,11 @@ func ParseBackendURL(s string) (*url.URL, error) {
 			return nil, fmt.Errorf("bad port %q", p)
 		}
 	}
+	// The URL is kept and logged as written out again; refuse one that
+	// would not read back (net/url accepts some hosts it cannot write,
+	// such as a zone with a byte that is not ASCII).
+	if again, err := url.Parse(u.String()); err != nil || again.String() != u.String() {
+		return nil, fmt.Errorf("host %q: not a host name or address", u.Host)
+	}
 	return u, nil
 }
