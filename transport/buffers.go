@@ -4,7 +4,7 @@ package transport
 // through; without one it allocates a fresh buffer for every request, which
 // the garbage collector then has to clear and sweep.
 //
-// It is a free list on a buffered channel rather than a sync.Pool or a
+// It is a free list on a buffered channel rather than package sync's Pool or a
 // locked slice: the channel is the only shared thing, Get and Put never
 // block (an empty list allocates, a full one drops the buffer), and no
 // goroutine owns anything longer than one copy.
