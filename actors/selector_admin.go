@@ -88,12 +88,16 @@ func (s *Selector) Drain(ctx context.Context, id string) error {
 // SetEnabled puts the backend back in rotation (ending a drain too) or takes
 // it out. A disabled backend is still probed.
 func (s *Selector) SetEnabled(ctx context.Context, id string, enabled bool) error {
-	op := opDisable
-	if enabled {
-		op = opEnable
-	}
-	_, err := s.send(ctx, command{op: op, id: id})
+	_, err := s.send(ctx, command{op: enableOp(enabled), id: id})
 	return err
+}
+
+// enableOp is the command that enables or disables a backend.
+func enableOp(enabled bool) opKind {
+	if enabled {
+		return opEnable
+	}
+	return opDisable
 }
 
 // SetWeight changes the backend's weight (0 makes it a standby). It keeps
@@ -144,11 +148,7 @@ func (f *Feed) Remove(ctx context.Context, id string) error {
 
 // SetEnabled is Selector.SetEnabled for one of the Feed's backends.
 func (f *Feed) SetEnabled(ctx context.Context, id string, enabled bool) error {
-	op := opDisable
-	if enabled {
-		op = opEnable
-	}
-	return f.do(ctx, command{op: op, id: id})
+	return f.do(ctx, command{op: enableOp(enabled), id: id})
 }
 
 // SetWeight is Selector.SetWeight for one of the Feed's backends.

@@ -131,9 +131,7 @@ func (s *Selector) expire(now time.Time) {
 	s.queue = kept
 	for _, st := range s.backends {
 		if st.ejected && !now.Before(st.ejectedUntil) {
-			st.ejected = false
-			st.returned, st.rampStart = now, now
-			s.log.Info("backend returned", "backend", st.Name, "after", st.ejectedUntil.Sub(st.ejectedAt).Round(time.Millisecond))
+			s.endEjection(st, now, "after", st.ejectedUntil.Sub(st.ejectedAt).Round(time.Millisecond))
 		}
 	}
 	s.armWake()
@@ -237,10 +235,15 @@ func (s *Selector) limitEjections() {
 				first = x
 			}
 		}
-		now := time.Now()
-		first.ejected, first.returned, first.rampStart = false, now, now
-		s.log.Info("backend returned", "backend", first.Name, "reason", "too many backends ejected")
+		s.endEjection(first, time.Now(), "reason", "too many backends ejected")
 	}
+}
+
+// endEjection puts an ejected backend back in rotation at now, starting its
+// slow-start ramp, and logs it once with why.
+func (s *Selector) endEjection(st *backendState, now time.Time, why ...any) {
+	st.ejected, st.returned, st.rampStart = false, now, now
+	s.log.Info("backend returned", append([]any{"backend", st.Name}, why...)...)
 }
 
 // rampWeight is a backend's weight as its policy sees it: scaled by 100 when

@@ -189,7 +189,7 @@ func (s *Selector) choose(key string, exclude []*Backend) (b *Backend, full bool
 	active, standby := false, false
 	for i, st := range s.backends {
 		usable := st.usable() && !contains(exclude, st.Backend)
-		room := s.limits.MaxConnsPerBackend <= 0 || st.inFlight < s.limits.MaxConnsPerBackend
+		room := s.hasRoom(st)
 		full = full || (usable && !room)
 		s.cands[i] = Candidate{
 			Backend: st.Backend, Eligible: usable && room && st.weight > 0,
@@ -200,8 +200,7 @@ func (s *Selector) choose(key string, exclude []*Backend) (b *Backend, full bool
 	}
 	if !active && standby {
 		for i, st := range s.backends {
-			if st.weight == 0 && st.usable() && !contains(exclude, st.Backend) &&
-				(s.limits.MaxConnsPerBackend <= 0 || st.inFlight < s.limits.MaxConnsPerBackend) {
+			if st.weight == 0 && st.usable() && !contains(exclude, st.Backend) && s.hasRoom(st) {
 				s.cands[i].Eligible, s.cands[i].Weight = true, 1
 			}
 		}
@@ -211,6 +210,11 @@ func (s *Selector) choose(key string, exclude []*Backend) (b *Backend, full bool
 		return nil, full
 	}
 	return s.backends[i].Backend, false
+}
+
+// hasRoom reports whether st is under the connection cap, if there is one.
+func (s *Selector) hasRoom(st *backendState) bool {
+	return s.limits.MaxConnsPerBackend <= 0 || st.inFlight < s.limits.MaxConnsPerBackend
 }
 
 func contains(list []*Backend, b *Backend) bool {
