@@ -1,37 +1,24 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/procstat"
 )
 
 // rssOf returns a process's resident set size in bytes, from /proc.
 func rssOf(t *testing.T, pid int) int64 {
 	t.Helper()
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	n, err := procstat.RSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc status")
-	return 0
+	return n
 }
 
 // TestSlowClientDoesNotMakeTheBalancerBuffer streams a 100 MiB response

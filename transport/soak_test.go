@@ -1,17 +1,16 @@
 package transport
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"net/http"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/procstat"
 )
 
 var soakDuration = flag.Duration("soak.duration", 0,
@@ -117,17 +116,9 @@ func openFDs(t *testing.T) int {
 
 func selfRSS(t *testing.T) int64 {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	n, err := procstat.RSS(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return n
 }

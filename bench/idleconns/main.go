@@ -18,10 +18,9 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/procstat"
 )
 
 func main() {
@@ -64,19 +63,9 @@ func main() {
 
 // rss returns a process's resident set size in bytes.
 func rss(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	n, err := procstat.RSS(pid)
 	if err != nil {
 		log.Fatal(err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				log.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	log.Fatal("no VmRSS")
-	return 0
+	return n
 }
