@@ -1,12 +1,10 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
+
+	"github.com/roundhouse/roundhouse/internal/logtest"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them: every
@@ -145,38 +145,12 @@ func (p *scriptProbe) call(i int) (b *Backend, deadline time.Time) {
 // probeErr is the error a scriptProbe returns from call i.
 func probeErr(i int) error { return fmt.Errorf("probe %d: %w", i, errRefused) }
 
-// logBuffer is an hclog output that tests read while the selector writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// logBuffer is an hclog output that tests read while the selector writes
+// (see internal/logtest).
+type logBuffer struct{ logtest.Sink }
 
 // count returns how many lines contain every one of substrs.
-func (l *logBuffer) count(substrs ...string) int {
-	n := 0
-	for line := range strings.Lines(l.String()) {
-		all := true
-		for _, s := range substrs {
-			all = all && strings.Contains(line, s)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
+func (l *logBuffer) count(substrs ...string) int { return l.Count(substrs...) }
 
 // newLogger returns an info-level logger writing to a fresh logBuffer.
 func newLogger() (hclog.Logger, *logBuffer) {

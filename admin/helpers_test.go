@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/logtest"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -282,23 +282,8 @@ func (f *fixture) send(method, path string) (int, string, error) {
 	return resp.StatusCode, resp.Header.Get("X-Backend"), nil
 }
 
-// logSink collects log output for assertions. Test helpers may lock.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+// logSink collects log output for assertions (see internal/logtest).
+type logSink struct{ logtest.Sink }
 
 // eventually polls cond every 10 ms until it holds, or fails the test
 // after 10 s saying what it waited for. Reports reach the selector after

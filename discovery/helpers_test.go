@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/logtest"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -30,61 +29,19 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logBuffer is an hclog output that tests wait on. Test helpers may lock.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
-}
+// logBuffer is the tests' log output (see internal/logtest), with this
+// package's spelling.
+type logBuffer struct{ logtest.Sink }
 
-func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func newLogBuffer() *logBuffer { return &logBuffer{} }
 
 // count returns how many lines contain every one of substrs.
-func (l *logBuffer) count(substrs ...string) int {
-	n := 0
-	for line := range strings.Lines(l.String()) {
-		all := true
-		for _, s := range substrs {
-			all = all && strings.Contains(line, s)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
+func (l *logBuffer) count(substrs ...string) int { return l.Count(substrs...) }
 
 // waitFor waits, up to 10 s, until n lines contain all of substrs.
 func (l *logBuffer) waitFor(t *testing.T, n int, substrs ...string) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		l.mu.Lock()
-		changed := l.changed
-		l.mu.Unlock()
-		if l.count(substrs...) >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %d lines with %q; log:\n%s", n, substrs, l)
-		}
-	}
+	l.WaitFor(t, n, substrs...)
 }
 
 // waitUntil polls cond every 5 ms (pacing) until it holds, for up to

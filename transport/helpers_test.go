@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,71 +15,22 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/logtest"
 )
 
-// logSink is an hclog output that tests can wait on. Test helpers may lock.
-type logSink struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
-}
+// logSink is the tests' log output (see internal/logtest), with this
+// package's spelling.
+type logSink struct{ logtest.Sink }
 
-func newLogSink() *logSink { return &logSink{changed: make(chan struct{})} }
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return len(p), nil
-}
+func newLogSink() *logSink { return &logSink{} }
 
 // count returns how many lines contain every one of substrs.
-func (s *logSink) count(substrs ...string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for line := range strings.SplitSeq(s.buf.String(), "\n") {
-		if containsAll(line, substrs) {
-			n++
-		}
-	}
-	return n
-}
-
-func containsAll(line string, substrs []string) bool {
-	for _, sub := range substrs {
-		if !strings.Contains(line, sub) {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+func (s *logSink) count(substrs ...string) int { return s.Count(substrs...) }
 
 // waitFor blocks until at least n lines contain all of substrs.
 func (s *logSink) waitFor(t *testing.T, n int, substrs ...string) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		s.mu.Lock()
-		changed := s.changed
-		s.mu.Unlock()
-		if s.count(substrs...) >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %d log lines with %q; log:\n%s", n, substrs, s)
-		}
-	}
+	s.WaitFor(t, n, substrs...)
 }
 
 // balancer is a selector and a Proxy behind a real listener.
