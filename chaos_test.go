@@ -18,25 +18,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 var chaosDuration = flag.Duration("chaos.duration", 0,
 	"how long TestChaos runs (default 5s, or $ROUNDHOUSE_CHAOS_DURATION)")
-
-func durationFlag(t *testing.T, f *time.Duration, env string, def time.Duration) time.Duration {
-	t.Helper()
-	if *f > 0 {
-		return *f
-	}
-	if v := os.Getenv(env); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("%s: %v", env, err)
-		}
-		return d
-	}
-	return def
-}
 
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t *testing.T) string {
@@ -61,7 +48,7 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test skipped in -short mode")
 	}
-	duration := durationFlag(t, chaosDuration, "ROUNDHOUSE_CHAOS_DURATION", 5*time.Second)
+	duration := testenv.Duration(t, chaosDuration, "ROUNDHOUSE_CHAOS_DURATION", 5*time.Second)
 	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
 	backends := make([]*proc, len(addrs))
 	args := []string{"--listen", "127.0.0.1:0", "--health-interval", "100ms", "--rise", "1", "--fall", "1", "--retries", "3"}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/roundhouse/roundhouse/internal/procstat"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 var soakDuration = flag.Duration("soak.duration", 0,
@@ -23,17 +24,7 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test skipped in -short mode")
 	}
-	duration := *soakDuration
-	if duration == 0 {
-		duration = 2 * time.Second
-		if env := os.Getenv("ROUNDHOUSE_SOAK_DURATION"); env != "" {
-			d, err := time.ParseDuration(env)
-			if err != nil {
-				t.Fatalf("ROUNDHOUSE_SOAK_DURATION: %v", err)
-			}
-			duration = d
-		}
-	}
+	duration := testenv.Duration(t, soakDuration, "ROUNDHOUSE_SOAK_DURATION", 2*time.Second)
 	a, b := demoBackend(t, "A"), demoBackend(t, "B")
 	lb := newBalancer(t, balancerOptions{retries: 1}, a.URL, b.URL)
 	if code, _, _ := lb.get(t, "/"); code != http.StatusOK {

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,25 +18,11 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 var stressDuration = flag.Duration("stress.duration", 0,
 	"how long TestStress runs (default 2s, or $ROUNDHOUSE_STRESS_DURATION)")
-
-func stressFor(t *testing.T) time.Duration {
-	t.Helper()
-	if *stressDuration > 0 {
-		return *stressDuration
-	}
-	if env := os.Getenv("ROUNDHOUSE_STRESS_DURATION"); env != "" {
-		d, err := time.ParseDuration(env)
-		if err != nil {
-			t.Fatalf("ROUNDHOUSE_STRESS_DURATION: %v", err)
-		}
-		return d
-	}
-	return 2 * time.Second
-}
 
 // flappy is a demo backend whose health and listener the chaos loop toggles.
 // Stopping it closes the listener (new connections are refused) but lets
@@ -117,7 +102,7 @@ func TestStress(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stress test skipped in -short mode")
 	}
-	duration := stressFor(t)
+	duration := testenv.Duration(t, stressDuration, "ROUNDHOUSE_STRESS_DURATION", 2*time.Second)
 	anchor := newFlappy(t, "anchor")
 	flaps := []*flappy{newFlappy(t, "f1"), newFlappy(t, "f2"), newFlappy(t, "f3"), newFlappy(t, "f4")}
 	all := append([]*flappy{anchor}, flaps...)
