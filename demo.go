@@ -62,14 +62,8 @@ func runBackend(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "`address` to listen on (required)")
 	name := fs.String("name", "", "`name` in responses (default: the listen address)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := parseCommand(fs, args); err != nil {
+		return err
 	}
 	if *listen == "" {
 		return usageError{errors.New("--listen: required, e.g. --listen 127.0.0.1:8081")}

@@ -203,3 +203,18 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: ok: %s\n", file, s.Summary())
 	return exitOK
 }
+
+// parseCommand parses a command's flags: an unknown flag, a bad value or a
+// stray argument is a usage error; -h is flag.ErrHelp.
+func parseCommand(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}

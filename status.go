@@ -20,14 +20,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	addr := fs.String("admin", admin.DefaultAddr, "`address` of the balancer's admin API")
 	tokenFile := fs.String("admin-token-file", "", "`file` holding the admin API's bearer token")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := parseCommand(fs, args); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usageError{fmt.Errorf("--admin %s: want host:port, e.g. %s", *addr, admin.DefaultAddr)}

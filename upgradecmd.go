@@ -22,15 +22,10 @@ func runUpgrade(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pidFile := fs.String("pid-file", "", "`file` holding the balancer's process ID (its --pid-file); waits for the new process")
 	pid := fs.Int("pid", 0, "the balancer's process `ID`; only signals it")
 	timeout := fs.Duration("timeout", 90*time.Second, "with --pid-file, how long to wait for the new process")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseCommand(fs, args); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	case (*pidFile == "") == (*pid == 0):
 		return usageError{errors.New("give --pid-file FILE or --pid PID (one of them)")}
 	case *pid < 0:
