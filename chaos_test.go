@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -25,17 +24,6 @@ import (
 var chaosDuration = flag.Duration("chaos.duration", 0,
 	"how long TestChaos runs (default 5s, or $ROUNDHOUSE_CHAOS_DURATION)")
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestChaos runs the balancer and four demo backends as real processes,
 // with 16 clients sending GETs and POSTs with random bodies (checked by
 // SHA-256), while a chaos loop kills backends with SIGKILL and restarts
@@ -49,7 +37,7 @@ func TestChaos(t *testing.T) {
 		t.Skip("chaos test skipped in -short mode")
 	}
 	duration := testenv.Duration(t, chaosDuration, "ROUNDHOUSE_CHAOS_DURATION", 5*time.Second)
-	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
+	addrs := []string{testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)}
 	backends := make([]*proc, len(addrs))
 	args := []string{"--listen", "127.0.0.1:0", "--health-interval", "100ms", "--rise", "1", "--fall", "1", "--retries", "3"}
 	for i, a := range addrs {

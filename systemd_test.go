@@ -19,6 +19,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
 
@@ -289,7 +290,7 @@ func TestSocketActivation(t *testing.T) {
 		if err != nil {
 			t.Skip("systemd-socket-activate is not installed (Debian's systemd package has it)")
 		}
-		addr := freeAddr(t)
+		addr := testenv.FreeAddr(t)
 		pidFile := filepath.Join(t.TempDir(), "roundhouse.pid")
 		f := startFamilyArgv(t, nil, nil, tool, "--listen="+addr, "--fdname=roundhouse", binary,
 			"--listen", taken.Addr().String(), "--backend", backend.URL, "--access-log=false", "--pid-file", pidFile)

@@ -10,7 +10,6 @@ package etcdtest
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 // Server is one etcd process. Its methods are for the test goroutine.
@@ -54,21 +55,10 @@ func Start(t testing.TB) *Server {
 		t.Skip("etcd is not installed: apt-get install etcd-server (CI installs it)")
 	}
 	s := &Server{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "etcd"), out: &lockedBuffer{}}
-	s.Client, s.peer = freeAddr(t), freeAddr(t)
+	s.Client, s.peer = testenv.FreeAddr(t), testenv.FreeAddr(t)
 	t.Cleanup(s.Stop)
 	s.start()
 	return s
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func (s *Server) start() {

@@ -1,8 +1,9 @@
-// Package testenv holds what the long-running tests (stress, soak, chaos)
-// share about their settings.
+// Package testenv holds what tests in several packages share about their
+// environment: how long the long-running ones run, and free ports.
 package testenv
 
 import (
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -24,4 +25,15 @@ func Duration(t testing.TB, flag *time.Duration, env string, def time.Duration) 
 		return d
 	}
 	return def
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
