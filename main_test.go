@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -100,48 +101,20 @@ func (p *proc) output() string {
 func (p *proc) waitFor(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.After(20 * time.Second)
-	for {
-		p.mu.Lock()
-		grew := p.grew
-		m := rx.FindStringSubmatch(p.out.String())
-		p.mu.Unlock()
-		if m != nil {
-			return m[len(m)-1]
-		}
-		select {
-		case <-grew:
-		case <-p.exited:
-			if m := rx.FindStringSubmatch(p.output()); m != nil {
-				return m[len(m)-1]
-			}
-			t.Fatalf("process exited (%v) before printing %q; output:\n%s", p.err, re, p.output())
-		case <-deadline:
-			t.Fatalf("timed out waiting for %q; output:\n%s", re, p.output())
-		}
-	}
+	var m []string
+	p.waitUntil(t, fmt.Sprintf("printing %q", re), func(out string) bool {
+		m = rx.FindStringSubmatch(out)
+		return m != nil
+	})
+	return m[len(m)-1]
 }
 
 // waitForCount waits until the output contains substr at least n times.
 func (p *proc) waitForCount(t *testing.T, n int, substr string) {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		p.mu.Lock()
-		grew := p.grew
-		got := strings.Count(p.out.String(), substr)
-		p.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-grew:
-		case <-p.exited:
-			t.Fatalf("process exited (%v) before printing %q %d times; output:\n%s", p.err, substr, n, p.output())
-		case <-deadline:
-			t.Fatalf("timed out waiting for %q %d times; output:\n%s", substr, n, p.output())
-		}
-	}
+	p.waitUntil(t, fmt.Sprintf("printing %q %d times", substr, n), func(out string) bool {
+		return strings.Count(out, substr) >= n
+	})
 }
 
 // waitUntil waits until cond holds of the output; what names it in errors.
@@ -159,6 +132,9 @@ func (p *proc) waitUntil(t *testing.T, what string, cond func(out string) bool) 
 		select {
 		case <-grew:
 		case <-p.exited:
+			if cond(p.output()) { // the last output arrived with the exit
+				return
+			}
 			t.Fatalf("process exited (%v) before %s; output:\n%s", p.err, what, p.output())
 		case <-deadline:
 			t.Fatalf("timed out waiting for %s; output:\n%s", what, p.output())
