@@ -82,7 +82,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 		apply = func(ctx context.Context) error {
 			proc.Reloading()
 			defer proc.Reloaded()
-			return applyReload(ctx, sel, o.reload, tr, log, s)
+			return applyReload(ctx, sel, o.reload, tr, log, s, actors.KeyOf(cfg.Policy))
 		}
 	}
 	adminHandler, err := newAdmin(s, sel, apply, log)
@@ -290,7 +290,10 @@ func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, er
 // the servers and the transport, logging and the discovery sources
 // (running, the ones serve started with) need a restart; backends the
 // sources found are not the file's, and stay.
-func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*config.Settings, error), tr http.RoundTripper, log hclog.Logger, running *config.Settings) error {
+//
+// key is the request key the running proxy extracts (see actors.KeyOf),
+// which a reload cannot change.
+func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*config.Settings, error), tr http.RoundTripper, log hclog.Logger, running *config.Settings, key actors.KeySpec) error {
 	s, err := reload()
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
@@ -301,11 +304,7 @@ func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*conf
 	}
 	// The proxy reads the request key (ip-hash, header-hash, cookie) and
 	// signs sticky cookies with what it was started with.
-	was, err := running.NewPolicy(0)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	if actors.KeyOf(cfg.Policy) != actors.KeyOf(was) || !bytes.Equal(s.StickySecret(), running.StickySecret()) {
+	if actors.KeyOf(cfg.Policy) != key || !bytes.Equal(s.StickySecret(), running.StickySecret()) {
 		return fmt.Errorf("reload: policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", s.Policy, running.Policy)
 	}
 	if err := sel.Reconfigure(ctx, cfg); err != nil {
