@@ -25,6 +25,13 @@ type recorder struct {
 }
 
 func (w *recorder) WriteHeader(code int) {
+	if code == http.StatusContinue {
+		// The backend's go-ahead: net/http's server sends the client its
+		// own 100 Continue when the body is first read, which the
+		// transport does only after this go-ahead. Relaying this one too
+		// could send the client two, in either order.
+		return
+	}
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 		if w.closeConn && code != http.StatusSwitchingProtocols {
