@@ -132,12 +132,19 @@ func TestEtcdTwoInstancesActAsOne(t *testing.T) {
 
 	t.Run("a key deleted drains its backend: requests in flight complete, no new ones arrive", func(t *testing.T) {
 		b3 := origins[2]
+		arrivedAll := func() (n int64) {
+			for _, o := range origins[:3] {
+				n += o.arrived.Load()
+			}
+			return n
+		}
+		before := arrivedAll()
 		var wg sync.WaitGroup
 		var slowErrs atomic.Int64
 		for _, in := range []*instance{a, b} {
 			for range 6 { // round-robin over 3 backends: 2 of each 6 reach b3
 				wg.Go(func() {
-					code, _, _, err := in.get("/slow?d=700ms")
+					code, _, _, err := in.get("/slow?d=1500ms")
 					if err != nil || code != http.StatusOK {
 						slowErrs.Add(1)
 						t.Errorf("%s: a request in flight during the removal: %d %v", in.name, code, err)
@@ -145,7 +152,10 @@ func TestEtcdTwoInstancesActAsOne(t *testing.T) {
 				})
 			}
 		}
-		waitUntil(t, 5*time.Second, "b3 has requests in flight", func() bool { return b3.inFlight.Load() >= 2 })
+		// Every slow request must have reached its backend before the delete:
+		// one still on its way was picked while b3 was in the set, and may
+		// rightly arrive there after the delete.
+		waitUntil(t, 5*time.Second, "all 12 slow requests reached their backends", func() bool { return arrivedAll()-before == 12 })
 		del(t, cli, prefix+"b3")
 		waitUntil(t, 2*time.Second, "both instances stop sending to b3", func() bool {
 			return a.state(t, b3.url) != "up" && b.state(t, b3.url) != "up"
