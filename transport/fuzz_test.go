@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -46,23 +47,15 @@ func FuzzFramingGuard(f *testing.F) {
 		f.Add([]byte(s), uint8(7))
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
-		var accepted []string
-		g := &guard{limit: 4096, log: hclog.NewNullLogger(), accepted: func(method, target string) {
-			accepted = append(accepted, method+" "+target)
-		}}
 		// Feed the stream in pieces, as reads from a socket would come.
-		size := int(chunk%64) + 1
-		var released []byte
-		for off := 0; off < len(stream); off += size {
-			p := append([]byte(nil), stream[off:min(off+size, len(stream))]...)
-			n, err := g.scan(p)
-			released = append(released, p[:n]...)
-			if err != nil || g.err != nil || n < len(p) {
-				break
-			}
-		}
+		released, accepted := guardStream(stream, int(chunk%64)+1)
 		if !bytes.HasPrefix(stream, released) {
 			t.Fatalf("released bytes are not a prefix of the input")
+		}
+		// How the reads split the stream changes nothing.
+		if whole, acceptedWhole := guardStream(stream, len(stream)+1); len(whole) != len(released) || !slices.Equal(accepted, acceptedWhole) {
+			t.Fatalf("in pieces the guard released %d bytes and accepted %q; whole, %d and %q",
+				len(released), accepted, len(whole), acceptedWhole)
 		}
 
 		br := bufio.NewReader(bytes.NewReader(released))
@@ -83,6 +76,23 @@ func FuzzFramingGuard(f *testing.F) {
 			}
 		}
 	})
+}
+
+// guardStream runs a guard over stream in reads of size bytes and returns
+// the bytes it released and the heads it accepted.
+func guardStream(stream []byte, size int) (released []byte, accepted []string) {
+	g := &guard{limit: 4096, log: hclog.NewNullLogger(), accepted: func(method, target string) {
+		accepted = append(accepted, method+" "+target)
+	}}
+	for off := 0; off < len(stream); off += size {
+		p := append([]byte(nil), stream[off:min(off+size, len(stream))]...)
+		n, err := g.scan(p)
+		released = append(released, p[:n]...)
+		if err != nil || g.err != nil || n < len(p) {
+			break
+		}
+	}
+	return released, accepted
 }
 
 // FuzzForwardedHeaders checks that whatever a client sends, the forwarded

@@ -193,6 +193,10 @@ func (g *guard) scan(p []byte) (int, error) {
 				g.state = inChunkSize
 			}
 		default: // line-oriented states
+			if n := g.lineRun(p[i:]); n > 0 {
+				i += n
+				continue
+			}
 			done, err := g.lineByte(p[i])
 			if err != nil {
 				return i, err
@@ -209,6 +213,32 @@ func (g *guard) scan(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// lineRun takes, in one step, the bytes at the start of p that lineByte
+// would append to the line one by one: up to the first CR or LF, and no
+// further than the state's size limit allows (the byte over the limit is
+// left to lineByte, which refuses it). It returns how many it took: none
+// after a CR, whose LF lineByte must see.
+func (g *guard) lineRun(p []byte) int {
+	if g.sawCR {
+		return 0
+	}
+	n := bytes.IndexAny(p, "\r\n")
+	if n < 0 {
+		n = len(p)
+	}
+	switch g.state {
+	case inHead:
+		n = min(n, max(g.limit-g.size, 0))
+	case inTrailer:
+		n = min(n, max(maxTrailer-g.size, 0))
+	case inChunkSize:
+		n = min(n, max(maxChunkLine-len(g.line), 0))
+	}
+	g.line = append(g.line, p[:n]...)
+	g.size += n
+	return n
 }
 
 // lineByte takes one byte of a line-oriented state and reports whether it
@@ -309,19 +339,24 @@ func (h *headFacts) headerLine(line []byte) error {
 		return errors.New("obsolete line folding")
 	}
 	name, value, ok := bytes.Cut(line, []byte(":"))
-	if !ok || !isToken(string(name)) {
+	if !ok || !isToken(name) {
 		return errors.New("malformed header field")
 	}
-	v := string(bytes.Trim(value, " \t"))
+	// Only four fields matter here; the value becomes a string (an
+	// allocation) only for those.
+	var to *[]string
 	switch {
-	case strings.EqualFold(string(name), "Content-Length"):
-		h.contentLength = append(h.contentLength, v)
-	case strings.EqualFold(string(name), "Transfer-Encoding"):
-		h.transferEncoding = append(h.transferEncoding, v)
-	case strings.EqualFold(string(name), "Host"):
-		h.host = append(h.host, v)
-	case strings.EqualFold(string(name), "Upgrade"):
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		to = &h.contentLength
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		to = &h.transferEncoding
+	case bytes.EqualFold(name, []byte("Host")):
+		to = &h.host
+	case bytes.EqualFold(name, []byte("Upgrade")):
 		h.upgrade = true
+	}
+	if to != nil {
+		*to = append(*to, string(bytes.Trim(value, " \t")))
 	}
 	return nil
 }
