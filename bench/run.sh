@@ -326,18 +326,19 @@ for ((round = 1; round <= rounds; round++)); do
 			slack=$((budget - SECONDS - (total - n + 1) * (warmup + duration + 1)))
 			wait_quiet $((slack < patience ? slack : patience))
 			wrk_run "$conns" "$warmup" "$url" >/dev/null
-			ticks0=0
-			[[ $t == direct ]] || ticks0=$(cpu_ticks "$t")
+			# direct: the CPU is the backend's own, a plain net/http
+			# server answering by itself (on core 1, with wrk).
+			proc=$t
+			[[ $t != direct ]] || proc=backend${backend_ports[0]}
+			ticks0=$(cpu_ticks "$proc")
 			read -r busy0 total0 <<<"$(cpu_busy 0)"
 			out=$(wrk_run "$conns" "$duration" "$url")
 			read -r busy1 total1 <<<"$(cpu_busy 0)"
 			read -r req rps p50 p99 errs <<<"$(parse_wrk <<<"$out")"
-			cpu=- rss=- ticks=0
-			if [[ $t != direct ]]; then
-				ticks=$(($(cpu_ticks "$t") - ticks0))
-				cpu=$(awk -v t="$ticks" -v hz="$clk_tck" -v r="$req" 'BEGIN { printf "%.1f", r ? t / hz * 1e6 / r : 0 }')
-				rss=$(rss_kb "$t")
-			fi
+			ticks=$(($(cpu_ticks "$proc") - ticks0))
+			cpu=$(awk -v t="$ticks" -v hz="$clk_tck" -v r="$req" 'BEGIN { printf "%.1f", r ? t / hz * 1e6 / r : 0 }')
+			rss=$(rss_kb "$proc")
+			[[ $t != direct ]] || ticks=0 # not on core 0
 			# Core 0's busy time not spent in the target: other programs,
 			# and the kernel's softirq work for loopback packets.
 			other=$(awk -v b="$((busy1 - busy0 - ticks))" -v t="$((total1 - total0))" 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }')
@@ -364,6 +365,8 @@ $(nproc) cores ($cpu_model); proxy pinned to core 0, wrk (1 thread) and 3 demo b
 $rounds round(s) of ${duration} s per target and configuration (after ${warmup} s of warm-up), targets interleaved.
 Each cell is the median across rounds; "×nginx" is the ratio to nginx in the same round (then the median).
 CPU is the proxy's utime+stime per request (nginx: master and worker); RSS is VmRSS after the run.
+For direct, CPU and RSS are the demo backend's own (on core 1): a plain Go net/http server answering by
+itself, the floor for the server half of any proxy built on net/http.
 "other" is how busy core 0 was with anything but the target: loopback softirq work, or another program.
 "rounds" counts the clean rounds (other ≤ 30%); a cell with any uses only those, for its ratios only rounds where nginx was clean too.
 Small responses are \`GET /\` (~130 bytes with headers); 64 KiB is \`GET /bytes?n=65536\`.
