@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 func TestParseStatusRanges(t *testing.T) {
@@ -98,13 +100,10 @@ func healthHandler(t *testing.T, code int, body string, n need) http.Handler {
 // refusedURL is a loopback URL that nothing listens on.
 func refusedURL(t *testing.T) (*url.URL, int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return &url.URL{Scheme: "http", Host: ln.Addr().String()}, port
+	addr := testenv.DeadAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	return &url.URL{Scheme: "http", Host: addr}, n
 }
 
 func TestHTTPCheckExpectations(t *testing.T) {

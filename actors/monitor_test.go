@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 // Probe sequences in these tests are strings, one probe a character:
@@ -614,14 +615,9 @@ func TestHTTPProbeReusesConnection(t *testing.T) {
 }
 
 func TestHTTPProbeConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	addr := testenv.DeadAddr(t)
 	probe := HTTPProbe(newTransport(t), HTTPCheck{Path: "/health"})
-	err = callProbe(t, t.Context(), probe, newBackend(t, "http://"+addr))
+	err := callProbe(t, t.Context(), probe, newBackend(t, "http://"+addr))
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("probe = %v, want connection refused", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/internal/logtest"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 // logSink is the tests' log output (see internal/logtest), with this
@@ -204,11 +205,5 @@ func (b *balancer) settled(t *testing.T) []actors.BackendStatus {
 // deadURL returns a loopback URL where nothing listens: connections are refused.
 func deadURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + testenv.DeadAddr(t)
 }

@@ -5,6 +5,8 @@ package testenv
 import (
 	"net"
 	"os"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,4 +38,28 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// DeadAddr returns a loopback address where nothing listens and nothing
+// will while the test runs: connections to it are refused. Closing a
+// listener is not enough for that, since any other test running at the same
+// time may be given the freed port for its own server. DeadAddr holds the
+// port with a TCP socket that is bound but never listens, without
+// SO_REUSEADDR (which Go's listeners set, so none can share the port), and
+// closes it when the test ends.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("dead address: socket: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("dead address: bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("dead address: getsockname: %v", err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
