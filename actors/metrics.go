@@ -35,6 +35,7 @@ type totals struct {
 	none          requestCounts // requests that reached no backend
 	reloads       uint64
 	queueTimeouts uint64
+	queueFull     uint64
 }
 
 func (c *requestCounts) add(r Report) {
@@ -94,9 +95,11 @@ type Metrics struct {
 	NoBackend map[RequestClass]uint64
 	Reloads   uint64 // successful Reconfigure calls
 	// Queued is how many requests wait for a connection now;
-	// QueueTimeouts counts those refused after waiting too long.
+	// QueueTimeouts counts those refused after waiting too long, and
+	// QueueFull those refused at once because the queue was full.
 	Queued        int
 	QueueTimeouts uint64
+	QueueFull     uint64
 }
 
 // BackendMetrics is one backend's counters.
@@ -111,7 +114,7 @@ func (s *Selector) metricsSnapshot() Metrics {
 	status := s.status()
 	m := Metrics{
 		Backends: make([]BackendMetrics, len(status)), Reloads: s.totals.reloads,
-		Queued: len(s.queue), QueueTimeouts: s.totals.queueTimeouts,
+		Queued: len(s.queue), QueueTimeouts: s.totals.queueTimeouts, QueueFull: s.totals.queueFull,
 	}
 	for i, st := range s.backends {
 		m.Backends[i] = BackendMetrics{

@@ -12,6 +12,11 @@ import (
 // ErrStopped is returned to callers whose selector has stopped running.
 var ErrStopped = errors.New("selector stopped")
 
+// ErrBusy is PickFor's answer when backends could take the request but
+// every one is at its connection limit (Limits.MaxConnsPerBackend) and the
+// queue is full or the wait in it timed out.
+var ErrBusy = errors.New("every backend is at its connection limit")
+
 // Config describes a selector. Every zero field takes the default named in
 // its comment.
 type Config struct {
@@ -97,13 +102,22 @@ type offer struct {
 type pickRequest struct {
 	key     string
 	exclude []*Backend
-	reply   chan *Backend
+	reply   chan pickReply
+}
+
+// pickReply answers a pickRequest: a backend, or none. With none, busy
+// says why: true when backends could take the request but every one is at
+// its connection limit (the queue was full, or the wait timed out), false
+// when no backend could take it at all.
+type pickReply struct {
+	b    *Backend
+	busy bool
 }
 
 // withdrawal takes a queued pick request out of the queue; the selector
 // acknowledges on ack (capacity 1).
 type withdrawal struct {
-	reply chan *Backend // identifies the request
+	reply chan pickReply // identifies the request
 	ack   chan struct{}
 }
 
@@ -235,7 +249,7 @@ func (s *Selector) Run(ctx context.Context) error {
 			fresh = false
 		case <-ctx.Done():
 			for _, w := range s.queue {
-				w.req.reply <- nil // capacity 1: never blocks
+				w.req.reply <- pickReply{} // capacity 1: never blocks
 			}
 			return nil
 		}
@@ -293,16 +307,20 @@ func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 // Keyed) or for a retry: it returns an eligible backend that is not in
 // tried, or nil when there is none. When every such backend is at its
 // connection limit, the request waits in the selector's queue, in arrival
-// order, until one frees up (a backend), the queue timeout passes (nil), or
-// ctx ends (ctx's error; the request leaves the queue).
+// order, until one frees up (a backend), the queue timeout passes (nil and
+// ErrBusy, as when the queue is full), or ctx ends (ctx's error; the
+// request leaves the queue).
 func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*Backend, error) {
-	req := pickRequest{key: key, exclude: tried, reply: make(chan *Backend, 1)}
+	req := pickRequest{key: key, exclude: tried, reply: make(chan pickReply, 1)}
 	if err := ask(ctx, s, s.picks, req); err != nil {
 		return nil, err
 	}
 	select {
-	case b := <-req.reply:
-		return b, nil
+	case r := <-req.reply:
+		if r.busy {
+			return nil, ErrBusy
+		}
+		return r.b, nil
 	case <-s.stopped:
 		return nil, ErrStopped
 	case <-ctx.Done():
@@ -317,9 +335,9 @@ func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*
 	case <-s.stopped:
 	}
 	select {
-	case b := <-req.reply:
-		if b != nil {
-			s.Report(Report{Backend: b, Outcome: ClientGone})
+	case r := <-req.reply:
+		if r.b != nil {
+			s.Report(Report{Backend: r.b, Outcome: ClientGone})
 		}
 	default:
 	}

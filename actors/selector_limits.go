@@ -77,8 +77,10 @@ func (s *Selector) pick(req pickRequest) {
 			s.traceMsg("queued", "pick request", "waiting", len(s.queue))
 		}
 		return
+	case full:
+		s.totals.queueFull++
 	}
-	req.reply <- b // capacity 1: never blocks
+	req.reply <- pickReply{b: b, busy: full} // capacity 1: never blocks
 	if s.trace {
 		s.traceMsg("sent", "pick reply", "backend", name(b))
 	}
@@ -96,7 +98,7 @@ func (s *Selector) serveQueue() {
 			continue
 		}
 		s.taken(b)
-		w.req.reply <- b // capacity 1: never blocks
+		w.req.reply <- pickReply{b: b} // capacity 1: never blocks
 		if s.trace {
 			s.traceMsg("sent", "pick reply from the queue", "backend", name(b))
 		}
@@ -106,7 +108,7 @@ func (s *Selector) serveQueue() {
 }
 
 // withdraw removes the queued request answered on reply, if still queued.
-func (s *Selector) withdraw(reply chan *Backend) {
+func (s *Selector) withdraw(reply chan pickReply) {
 	for i, w := range s.queue {
 		if w.req.reply == reply {
 			s.queue = slices.Delete(s.queue, i, i+1) // clears the vacated slot
@@ -124,7 +126,7 @@ func (s *Selector) expire(now time.Time) {
 			kept = append(kept, w)
 			continue
 		}
-		w.req.reply <- nil // capacity 1: never blocks
+		w.req.reply <- pickReply{busy: true} // capacity 1: never blocks
 		s.totals.queueTimeouts++
 	}
 	clear(s.queue[len(kept):])

@@ -242,8 +242,11 @@ func TestLimitsQueue(t *testing.T) {
 				waiters = append(waiters, startPick(func() (*Backend, error) { return s.Pick(t.Context()) }))
 				settleQueued(t, s, i+1)
 			}
-			wantRefused(t, startPick(func() (*Backend, error) { return s.Pick(t.Context()) }), nil, 0)
-			wantRefused(t, startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", nil) }), nil, 0)
+			wantRefused(t, startPick(func() (*Backend, error) { return s.Pick(t.Context()) }), ErrBusy, 0)
+			wantRefused(t, startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", nil) }), ErrBusy, 0)
+			if m := metrics(t, s); m.QueueFull != 2 || m.QueueTimeouts != 0 {
+				t.Errorf("queue full %d, timeouts %d; want 2 and 0", m.QueueFull, m.QueueTimeouts)
+			}
 			settleQueued(t, s, 2)
 			if got, want := inFlight(t, s), []int{1, 1}; !slices.Equal(got, want) {
 				t.Errorf("in flight %v, want %v: a refused pick holds nothing", got, want)
@@ -263,8 +266,8 @@ func TestLimitsQueue(t *testing.T) {
 			s, _ := startSelector(t, cfg)
 			mustPick(t, s, urlA)
 			mustPick(t, s, urlB)
-			wantRefused(t, startPick(func() (*Backend, error) { return s.Pick(t.Context()) }), nil, 0)
-			wantRefused(t, startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", nil) }), nil, 0)
+			wantRefused(t, startPick(func() (*Backend, error) { return s.Pick(t.Context()) }), ErrBusy, 0)
+			wantRefused(t, startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", nil) }), ErrBusy, 0)
 			settleQueued(t, s, 0)
 		})
 	})
@@ -298,7 +301,7 @@ func TestLimitsQueueTimeout(t *testing.T) {
 					t.Fatal("a waiter was answered before its timeout")
 				}
 				advance(time.Nanosecond)
-				wantRefused(t, first, nil, tt.want)
+				wantRefused(t, first, ErrBusy, tt.want)
 				if second.answered() {
 					t.Fatal("the second waiter was refused with the first")
 				}
@@ -306,7 +309,7 @@ func TestLimitsQueueTimeout(t *testing.T) {
 					t.Errorf("queued %d, timeouts %d; want 1 and 1", m.Queued, m.QueueTimeouts)
 				}
 				advance(time.Second)
-				wantRefused(t, second, nil, tt.want)
+				wantRefused(t, second, ErrBusy, tt.want)
 				if m := metrics(t, s); m.Queued != 0 || m.QueueTimeouts != 2 {
 					t.Errorf("queued %d, timeouts %d; want 0 and 2", m.Queued, m.QueueTimeouts)
 				}
@@ -699,7 +702,7 @@ func TestLimitsQueueBackendSetChanges(t *testing.T) {
 			w := startPick(func() (*Backend, error) { return s.Pick(t.Context()) })
 			settleQueued(t, s, 1)
 			advance(3 * time.Second)
-			wantRefused(t, w, nil, 3*time.Second)
+			wantRefused(t, w, ErrBusy, 3*time.Second)
 			advance(7*time.Second - time.Nanosecond)
 			if n := logs.count("backend returned"); n != 0 {
 				t.Fatalf("A returned before its 10s were up:\n%s", logs)

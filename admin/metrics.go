@@ -73,6 +73,7 @@ type collector struct {
 	ejections     *prometheus.Desc
 	queued        *prometheus.Desc
 	queueTimeouts *prometheus.Desc
+	queueFull     *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -114,6 +115,8 @@ func newCollector(sel *actors.Selector, timeout time.Duration) *collector {
 			"Requests waiting for a backend under its connection cap.", nil, nil),
 		queueTimeouts: prometheus.NewDesc("roundhouse_queue_timeouts_total",
 			"Requests refused (503) after waiting --queue-timeout for a backend.", nil, nil),
+		queueFull: prometheus.NewDesc("roundhouse_queue_full_total",
+			"Requests refused (503) at once because every backend was at its connection cap and the queue was full.", nil, nil),
 	}
 }
 
@@ -122,7 +125,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.duration, c.inFlight, c.up, c.state, c.weight,
 		c.attempts, c.failures, c.retries, c.probes, c.probeFailures, c.reloads,
-		c.ejections, c.queued, c.queueTimeouts,
+		c.ejections, c.queued, c.queueTimeouts, c.queueFull,
 	} {
 		ch <- d
 	}
@@ -162,6 +165,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.reloads, counter, float64(m.Reloads))
 	ch <- prometheus.MustNewConstMetric(c.queued, gauge, float64(m.Queued))
 	ch <- prometheus.MustNewConstMetric(c.queueTimeouts, counter, float64(m.QueueTimeouts))
+	ch <- prometheus.MustNewConstMetric(c.queueFull, counter, float64(m.QueueFull))
 }
 
 func (c *collector) sendRequests(ch chan<- prometheus.Metric, backend string, byClass map[actors.RequestClass]uint64) {

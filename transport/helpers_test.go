@@ -59,6 +59,7 @@ type balancerOptions struct {
 	requestIDHeader       string                // Config.RequestIDHeader; "": request IDs off
 	proxyProtocol         *ProxyProtocolOptions // logging to the balancer's log; nil: no PROXY protocol
 	sendProxy             int                   // every backend's BackendConfig.ProxyProtocol
+	limits                actors.Limits         // connection caps and their queue; zero: none
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -83,7 +84,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	if o.monitor.Transport == nil {
 		o.monitor.Transport = rt
 	}
-	sel, err := actors.New(actors.Config{Backends: urls, Policy: o.policy, Monitor: o.monitor, Logger: log})
+	sel, err := actors.New(actors.Config{Backends: urls, Policy: o.policy, Monitor: o.monitor, Limits: o.limits, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,4 +207,18 @@ func (b *balancer) settled(t *testing.T) []actors.BackendStatus {
 func deadURL(t *testing.T) string {
 	t.Helper()
 	return "http://" + testenv.DeadAddr(t)
+}
+
+// waitUntil polls cond every millisecond until it holds, and fails the test
+// with what if it does not within d.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(d)
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("gave up after %v waiting for: %s", d, what)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

@@ -428,10 +428,14 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 	case clientGone:
 		return // nobody to tell; logged as 499
 	case noBackend:
-		if len(ex.tried) == 0 {
+		switch {
+		case len(ex.tried) == 0 && errors.Is(ex.err, actors.ErrBusy):
+			w.Header().Set("Retry-After", p.retryAfter)
+			code, msg = http.StatusServiceUnavailable, "every backend is busy"
+		case len(ex.tried) == 0:
 			w.Header().Set("Retry-After", p.retryAfter)
 			code, msg = http.StatusServiceUnavailable, "no healthy backend"
-		} else {
+		default:
 			code, msg = http.StatusBadGateway, "backend failed and no other backend could take the request"
 		}
 	case timedOut:

@@ -270,6 +270,63 @@ func TestAllBackendsDownAnswers503AtOnce(t *testing.T) {
 	}
 }
 
+// Under a connection cap, a request that finds the queue full gets 503 with
+// Retry-After at once, and the page says the backends are busy, not down.
+func TestAFullQueueGets503SayingEveryBackendIsBusy(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 2)
+	held := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(held.Close)
+	lb := newBalancer(t, balancerOptions{limits: actors.Limits{MaxConnsPerBackend: 1, QueueSize: 1, QueueTimeout: time.Minute}}, held.URL)
+
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { close(release) })
+	codes := make(chan int, 2)
+	get := func() {
+		resp, err := lb.client.Get(lb.url + "/")
+		if err != nil {
+			t.Error(err)
+			codes <- 0
+			return
+		}
+		resp.Body.Close()
+		codes <- resp.StatusCode
+	}
+	wg.Go(get)
+	<-arrived // the backend's one connection is taken
+	wg.Go(get)
+	waitUntil(t, 5*time.Second, "the second request waits in the queue", func() bool {
+		m, err := lb.sel.Metrics(t.Context())
+		return err == nil && m.Queued == 1
+	})
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, lb.url+"/", nil)
+	resp, err := lb.client.Do(req)
+	if err != nil {
+		t.Fatalf("no answer within a second: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("got %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(string(body), "every backend is busy") {
+		t.Errorf("body %q, want it to say every backend is busy", body)
+	}
+	if m, err := lb.sel.Metrics(t.Context()); err != nil || m.QueueFull != 1 {
+		t.Errorf("queue-full refusals %d (%v), want 1", m.QueueFull, err)
+	}
+}
+
 func TestHealthTransitionsFollowRiseAndFallAndLogOnce(t *testing.T) {
 	var healthy atomic.Bool
 	healthy.Store(true)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -109,14 +110,7 @@ func waitEvent(t *testing.T, events <-chan string, want string) {
 // the first backend (reports reach it asynchronously).
 func waitInFlight(t *testing.T, lb *balancer, want int) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for lb.status(t)[0].InFlight != want {
-		select {
-		case <-deadline:
-			t.Fatalf("in flight %d, want %d", lb.status(t)[0].InFlight, want)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%d in flight", want), func() bool { return lb.status(t)[0].InFlight == want })
 }
 
 func TestWebSocketRelaysBothWaysAndHonoursHalfCloseInEachDirection(t *testing.T) {
