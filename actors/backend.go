@@ -123,7 +123,7 @@ func (o Outcome) String() string {
 // the in-flight count the pick started and feeds statistics and passive
 // health. The last Report of a request is marked Final and also counts the
 // request for metrics; a request that never reached a backend sends just a
-// Final Report with a nil Backend.
+// Final Report with a nil Backend and a nil Last.
 type Report struct {
 	Backend  *Backend // nil: the request reached no backend
 	Outcome  Outcome
@@ -133,6 +133,11 @@ type Report struct {
 	Method   string        // the request's method, for metrics
 	Final    bool          // the request's last report
 	Attempt  int           // 0 for the first attempt, 1 for the first retry, ...
+	// Last is set only in a Final report with a nil Backend whose request
+	// did reach a backend: the one its last attempt went to, that attempt
+	// already reported (it failed, and no backend was left to retry on).
+	// The request counts as that backend's; no pick ends.
+	Last *Backend
 }
 
 // BackendStatus is a snapshot of one backend as the selector sees it.

@@ -60,12 +60,17 @@ func (c *requestCounts) add(r Report) {
 	c.duration.Sum += secs
 }
 
-// count adds a report to the metrics of its backend, or to the requests that
+// count adds a report to the metrics of its backend (or, for a Final
+// report, the backend its request last went to), or to the requests that
 // reached none.
 func (s *Selector) count(r Report) {
-	if st, ok := s.byPtr[r.Backend]; ok {
+	b := r.Backend
+	if b == nil {
+		b = r.Last
+	}
+	if st, ok := s.byPtr[b]; ok {
 		st.counts.add(r)
-	} else if r.Backend == nil {
+	} else if b == nil {
 		s.totals.none.add(r)
 	}
 }

@@ -328,8 +328,11 @@ func (p *Proxy) finish(r *http.Request, w *recorder, ex *exchange, start time.Ti
 		status = 499
 	}
 	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: time.Since(start)}
-	if ex.backend != nil && !ex.reported {
+	switch {
+	case ex.backend != nil && !ex.reported:
 		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
+	case ex.backend != nil: // its failure was reported; no backend was left to retry on
+		rep.Last = ex.backend
 	}
 	p.sel.Report(rep)
 	p.logAccess(r, w, ex, status, rep.Duration)

@@ -327,6 +327,37 @@ func TestAFullQueueGets503SayingEveryBackendIsBusy(t *testing.T) {
 	}
 }
 
+// A request whose every attempt failed counts, in the metrics, as a 502 of
+// the backend it last went to, not as a request that reached none.
+func TestA502AfterEveryRetryFailedCountsAgainstTheLastBackend(t *testing.T) {
+	lb := newBalancer(t, balancerOptions{monitor: fallNever(), retries: 1}, deadURL(t), deadURL(t))
+	resp, err := lb.client.Get(lb.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	var m actors.Metrics
+	waitUntil(t, 5*time.Second, "the request is counted", func() bool {
+		m, err = lb.sel.Metrics(t.Context())
+		n := len(m.NoBackend)
+		for _, b := range m.Backends {
+			n += len(b.Requests)
+		}
+		return err == nil && n > 0
+	})
+	bad := actors.RequestClass{Method: "GET", Code: "5xx"}
+	if len(m.NoBackend) != 0 || m.Backends[0].Requests[bad]+m.Backends[1].Requests[bad] != 1 {
+		t.Errorf("requests: %v and %v, none reached %v; want one GET 5xx at a backend",
+			m.Backends[0].Requests, m.Backends[1].Requests, m.NoBackend)
+	}
+	if m.Backends[0].Retries+m.Backends[1].Retries != 1 {
+		t.Errorf("retries %d and %d, want 1 in all", m.Backends[0].Retries, m.Backends[1].Retries)
+	}
+}
+
 func TestHealthTransitionsFollowRiseAndFallAndLogOnce(t *testing.T) {
 	var healthy atomic.Bool
 	healthy.Store(true)
