@@ -120,7 +120,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 	front := transport.NewFrontend(ln, drain.Handler(transport.NewProxy(ed.proxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
 		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(cfg.Policy), StickySecret: s.StickySecret(),
-		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request,
+		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request, BodyTimeout: s.Timeouts.ClientBody,
 	}))), fo)
 
 	// SIGHUP reloads; asked for before "listening", so that no SIGHUP

@@ -108,6 +108,7 @@ type Timeouts struct {
 	BackendIdle    time.Duration // an idle pooled backend connection is kept; default 90s
 	ClientHeader   time.Duration // a client has to send its request headers; default 10s
 	ClientIdle     time.Duration // an idle client keep-alive connection is kept; default 120s
+	ClientBody     time.Duration // wait for each read of a request body (408 beyond); default 60s; 0: none
 	Request        time.Duration // a whole request, response included; 0 (the default): no limit
 }
 

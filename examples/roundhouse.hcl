@@ -92,6 +92,7 @@ timeouts {
   backend_idle    = "90s"  # an idle pooled backend connection is kept (--backend-idle-timeout)
   client_header   = "10s"  # a client has to send its request headers (--client-header-timeout)
   client_idle     = "120s" # an idle client keep-alive connection is kept (--client-idle-timeout)
+  client_body     = "60s"  # wait for the next bytes of a request body; then 408; 0: none (--client-body-timeout)
   request         = "0s"   # a whole request, response included; 0: no limit (--request-timeout)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +122,8 @@ func bodyFailure(err error) failure {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return bodyTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded): // BodyTimeout's
+		return bodyTimedOut
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne):
 		return clientGone
 	}

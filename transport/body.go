@@ -3,6 +3,8 @@ package transport
 import (
 	"errors"
 	"io"
+	"net/http"
+	"time"
 )
 
 // replayableBody wraps a client's request body for the whole exchange, across
@@ -20,23 +22,45 @@ import (
 // bytes up to the cap and errBodyTooLarge. The body is counted as it
 // streams, never buffered beyond keep.
 //
+// A positive timeout bounds the wait for each read's bytes (nginx's
+// client_body_timeout): before every read from the client it moves the
+// connection's read deadline (through conn, the request's
+// ResponseController) timeout ahead, and clears it once the body ends, so
+// that what reads the connection afterwards does not inherit it. A client
+// that stalls makes the read fail with os.ErrDeadlineExceeded.
+//
 // It is read by the transport's write goroutine during an attempt and by the
 // handler goroutine between attempts: http.Transport's RoundTrip returns an
 // error only after its writer has finished with the body, which orders the
 // two.
 type replayableBody struct {
-	src  io.ReadCloser
-	keep int    // bytes kept for replay; 0 keeps none
-	max  int64  // bytes allowed; 0: no limit
-	kept []byte // every byte read from src so far, while replayable
-	pos  int    // the current attempt's position within kept
-	read int64  // bytes read from src
-	lost bool   // bytes were read that are not kept: no replay
-	err  error  // the first read error other than io.EOF: the client's fault
+	src     io.ReadCloser
+	timeout time.Duration            // for each read; 0: none
+	conn    *http.ResponseController // sets the read deadline when timeout > 0
+	keep    int                      // bytes kept for replay; 0 keeps none
+	max     int64                    // bytes allowed; 0: no limit
+	kept    []byte                   // every byte read from src so far, while replayable
+	pos     int                      // the current attempt's position within kept
+	read    int64                    // bytes read from src
+	lost    bool                     // bytes were read that are not kept: no replay
+	err     error                    // the first read error other than io.EOF: the client's fault
 }
 
 func newReplayableBody(src io.ReadCloser, keep int, max int64) *replayableBody {
 	return &replayableBody{src: src, keep: keep, max: max}
+}
+
+// readSrc reads from the client, within the timeout if there is one.
+func (b *replayableBody) readSrc(p []byte) (int, error) {
+	if b.timeout <= 0 {
+		return b.src.Read(p)
+	}
+	_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout)) // unsupported: no timeout
+	n, err := b.src.Read(p)
+	if err != nil {
+		_ = b.conn.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
@@ -48,7 +72,7 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 	if b.max > 0 && int64(len(p)) > b.max-b.read+1 {
 		p = p[:b.max-b.read+1] // one byte past the cap shows it is passed
 	}
-	n, err := b.src.Read(p)
+	n, err := b.readSrc(p)
 	if b.max > 0 && b.read+int64(n) > b.max {
 		n, err = int(b.max-b.read), errBodyTooLarge
 	}

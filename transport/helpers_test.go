@@ -52,6 +52,7 @@ type balancerOptions struct {
 	secret                []byte        // keys the sticky cookie (Config.StickySecret); nil: none
 	trusted               TrustedProxies
 	maxBody               int64
+	bodyTimeout           time.Duration // Config.BodyTimeout; 0: none
 	limit                 *RateLimitOptions     // nil: no rate limit
 	frontend              FrontendOptions       // Logger is the balancer's
 	backendCAs            *x509.CertPool        // for https:// backends
@@ -113,7 +114,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 
 	p := NewProxy(Config{Selector: sel, Transport: rt, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
 		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
-		TrustedProxies: o.trusted, MaxBody: o.maxBody, Tunnels: tunnels, Limiter: limiter,
+		TrustedProxies: o.trusted, MaxBody: o.maxBody, BodyTimeout: o.bodyTimeout, Tunnels: tunnels, Limiter: limiter,
 		RequestIDHeader: o.requestIDHeader})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,87 @@ func TestSlowlorisClientsAreCutOffWithoutAffectingOthers(t *testing.T) {
 			t.Fatal("a slowloris connection was still open after 10s")
 		}
 	}
+}
+
+// bodyEcho answers with the request body it read, and records on got how
+// each read ended (nil: the whole body arrived).
+func bodyEcho(t *testing.T, got chan<- error) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		got <- err
+		if err == nil {
+			_, _ = w.Write(body)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestAStalledBodyGets408AndTheConnectionCloses(t *testing.T) {
+	got := make(chan error, 1)
+	lb := newBalancer(t, balancerOptions{bodyTimeout: 200 * time.Millisecond}, bodyEcho(t, got).URL)
+	rc := dialRaw(t, lb.url)
+	rc.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc") // then nothing
+	resp, body := rc.response("POST")
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d (%q), want 408", resp.StatusCode, body)
+	}
+	if !rc.closed() {
+		t.Error("the connection is still open after a 408")
+	}
+	if err := <-got; err == nil {
+		t.Error("the backend received a whole body")
+	}
+}
+
+func TestASlowBodyThatKeepsComingIsNotCut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	t.Run("each piece arrives within the timeout, the whole body takes longer", func(t *testing.T) {
+		got := make(chan error, 1)
+		lb := newBalancer(t, balancerOptions{bodyTimeout: timeout}, bodyEcho(t, got).URL)
+		rc := dialRaw(t, lb.url)
+		rc.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
+		start := time.Now()
+		tick := time.NewTicker(timeout / 3) // pacing: a slow client
+		defer tick.Stop()
+		for _, c := range "abcdef" {
+			<-tick.C
+			rc.send(string(c))
+		}
+		resp, body := rc.response("POST")
+		if resp.StatusCode != http.StatusOK || body != "abcdef" || time.Since(start) < timeout {
+			t.Errorf("status %d, body %q after %v; want 200 and the whole body after more than %v",
+				resp.StatusCode, body, time.Since(start), timeout)
+		}
+		if err := <-got; err != nil {
+			t.Errorf("the backend's read: %v", err)
+		}
+	})
+	t.Run("a backend slower than the timeout, once the body is in", func(t *testing.T) {
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			select {
+			case <-time.After(3 * timeout):
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = w.Write(body)
+		}))
+		t.Cleanup(slow.Close)
+		lb := newBalancer(t, balancerOptions{bodyTimeout: timeout}, slow.URL)
+		resp, err := lb.client.Post(lb.url+"/", "text/plain", strings.NewReader("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(body) != "payload" {
+			t.Errorf("status %d, body %q; want 200 and the body echoed", resp.StatusCode, body)
+		}
+	})
 }
 
 func TestIdleConnectionsAreClosed(t *testing.T) {

@@ -45,6 +45,10 @@ type Config struct {
 	// MaxBody caps a request body in bytes: 413 beyond (see admit.go);
 	// 0: no cap.
 	MaxBody int64
+	// BodyTimeout bounds the wait for each read of a request body: a
+	// client that sends nothing for that long gets 408 and its connection
+	// is closed. 0: no limit.
+	BodyTimeout time.Duration
 	// Tunnels counts upgraded connections (WebSockets) so that shutdown
 	// can wait for them; give the Frontend the same one. nil: not counted.
 	Tunnels *Tunnels
@@ -86,6 +90,7 @@ type Proxy struct {
 	access      hclog.Logger
 	trusted     TrustedProxies
 	maxBody     int64
+	bodyTimeout time.Duration
 	tunnels     *Tunnels
 	limiter     *RateLimiter
 	idHeader    string // canonical; "" when request IDs are off
@@ -97,7 +102,7 @@ func NewProxy(cfg Config) *Proxy {
 		sel: cfg.Selector, key: cfg.Key, secret: cfg.StickySecret,
 		retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
 		retryBuffer: max(cfg.RetryBuffer, 0), timeout: cfg.RequestTimeout,
-		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0),
+		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0), bodyTimeout: max(cfg.BodyTimeout, 0),
 		tunnels: cfg.Tunnels, limiter: cfg.Limiter,
 	}
 	if cfg.RequestIDHeader != "" {
@@ -133,6 +138,7 @@ const (
 	noBackend             // nothing eligible to try
 	badBody               // the client's request body was malformed
 	bodyTooLarge          // the client's request body passed MaxBody
+	bodyTimedOut          // the client sent nothing of its body for BodyTimeout
 )
 
 // exchange is one client request's state across attempts. It lives in the
@@ -184,6 +190,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			keep = p.retryBuffer
 		}
 		ex.body = newReplayableBody(r.Body, keep, p.maxBody)
+		if p.bodyTimeout > 0 {
+			ex.body.timeout, ex.body.conn = p.bodyTimeout, http.NewResponseController(w)
+		}
 		// The wrapper ignores Close so a failed attempt cannot end the body;
 		// closing the real one when the exchange ends makes any late Read by
 		// a transport goroutine fail instead of racing the server's next
@@ -417,7 +426,7 @@ func (f failure) outcome() actors.Outcome {
 		return actors.ConnectFailed
 	case broken, timedOut:
 		return actors.Failed
-	case clientGone, badBody, bodyTooLarge:
+	case clientGone, badBody, bodyTooLarge, bodyTimedOut:
 		return actors.ClientGone
 	}
 	return actors.Success
@@ -446,6 +455,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 	case badBody:
 		w.closeConn = w.closeConn || ex.http1 // the body's framing is broken
 		code, msg = http.StatusBadRequest, "malformed request body"
+	case bodyTimedOut:
+		w.closeConn = w.closeConn || ex.http1 // the rest of the body is unread
+		code, msg = http.StatusRequestTimeout, "request body not received in time"
 	case bodyTooLarge:
 		w.closeConn = w.closeConn || ex.http1 // the rest of the body is unread
 		code, msg = http.StatusRequestEntityTooLarge, bodyTooLargeMsg
