@@ -272,12 +272,22 @@ func (g *guard) lineByte(c byte) (bool, error) {
 	return false, nil
 }
 
+// keepLine is the largest line buffer the guard keeps from one request
+// head to the next. A keep-alive connection holds its guard for as long as
+// it is open, idle or not, so a buffer grown by one long line (a browser's
+// Cookie header is often a few KiB) would otherwise stay with every idle
+// connection; up to this size it is kept and reused without an allocation.
+const keepLine = 256
+
 // endLine acts on the line just completed.
 func (g *guard) endLine() error {
 	line := g.line
 	g.line = g.line[:0]
-	if cap(line) > 4096 {
-		g.line = nil // do not keep a long line's buffer for the connection's life
+	// An empty line ends a head or a trailer section: the connection may
+	// now stay idle for long, so a large buffer goes. One over 4 KiB goes
+	// at the end of its own line.
+	if cap(line) > 4096 || (len(line) == 0 && cap(line) > keepLine) {
+		g.line = nil
 	}
 	switch g.state {
 	case inChunkSize:
