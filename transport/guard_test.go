@@ -21,7 +21,7 @@ func TestGuardKeepsNoLargeLineBufferBetweenRequests(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, size := range []int{1, 7, 512, len(tc.stream)} {
-				g := &guard{limit: 64 << 10, log: hclog.NewNullLogger()}
+				g := &guard{cfg: &guardConfig{limit: 64 << 10, log: hclog.NewNullLogger()}}
 				for off := 0; off < len(tc.stream); off += size {
 					p := []byte(tc.stream[off:min(off+size, len(tc.stream))])
 					if n, err := g.scan(p); err != nil || n != len(p) {
