@@ -106,12 +106,13 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	if o.MaxConns > 0 {
 		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
 	}
-	guardLog := o.Logger.Named("guard")
+	guard := &guardConfig{limit: headLimit, log: o.Logger.Named("guard")}
 	if o.TLS != nil {
-		guard := func(c net.Conn) net.Conn { return newGuardConn(c, headLimit, false, guardLog) }
-		ln = newTLSListener(ln, o.TLS, o.ReadHeaderTimeout, guard, o.Logger.Named("tls"))
+		wrap := func(c net.Conn) net.Conn { return newGuardConn(c, guard) }
+		ln = newTLSListener(ln, o.TLS, o.ReadHeaderTimeout, wrap, o.Logger.Named("tls"))
 	} else {
-		ln = &guardListener{Listener: ln, headLimit: headLimit, h2c: o.H2C, log: guardLog}
+		guard.h2c = o.H2C
+		ln = &guardListener{Listener: ln, guard: guard}
 	}
 	return &Frontend{srv: srv, ln: ln, tunnels: o.Tunnels, stopRequests: stop}
 }
@@ -154,9 +155,7 @@ func (f *Frontend) Shutdown(ctx context.Context) error {
 // guardListener wraps each accepted connection in a framing guard.
 type guardListener struct {
 	net.Listener
-	headLimit int
-	h2c       bool
-	log       hclog.Logger
+	guard *guardConfig
 }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -164,5 +163,5 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newGuardConn(c, l.headLimit, l.h2c, l.log), nil
+	return newGuardConn(c, l.guard), nil
 }

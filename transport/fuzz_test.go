@@ -81,9 +81,9 @@ func FuzzFramingGuard(f *testing.F) {
 // guardStream runs a guard over stream in reads of size bytes and returns
 // the bytes it released and the heads it accepted.
 func guardStream(stream []byte, size int) (released []byte, accepted []string) {
-	g := &guard{limit: 4096, log: hclog.NewNullLogger(), accepted: func(method, target string) {
+	g := &guard{cfg: &guardConfig{limit: 4096, log: hclog.NewNullLogger(), accepted: func(method, target string) {
 		accepted = append(accepted, method+" "+target)
-	}}
+	}}}
 	for off := 0; off < len(stream); off += size {
 		p := append([]byte(nil), stream[off:min(off+size, len(stream))]...)
 		n, err := g.scan(p)

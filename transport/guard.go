@@ -67,12 +67,25 @@ type tlsGuardConn struct {
 
 func (c *tlsGuardConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
-// newGuardConn wraps c. headLimit bounds a request head in bytes; h2c
-// says whether the server accepts the HTTP/2 preface (otherwise net/http
-// would hand it to the handler as a "PRI" request whose body is the rest of
-// the connection); log gets one line per rejected head.
-func newGuardConn(c net.Conn, headLimit int, h2c bool, log hclog.Logger) net.Conn {
-	g := guardConn{Conn: c, g: guard{limit: headLimit, h2c: h2c, log: log}}
+// guardConfig is what every guard of one listener shares. It is not
+// written after the listener is made, so any goroutine may read it.
+type guardConfig struct {
+	// limit bounds a request head in bytes.
+	limit int
+	// h2c says whether the server accepts the HTTP/2 preface (otherwise
+	// net/http would hand it to the handler as a "PRI" request whose body
+	// is the rest of the connection).
+	h2c bool
+	// log gets one line per rejected head.
+	log hclog.Logger
+	// accepted is a test hook, called with each head that passed; nil in
+	// production.
+	accepted func(method, target string)
+}
+
+// newGuardConn wraps c in a guard configured by cfg.
+func newGuardConn(c net.Conn, cfg *guardConfig) net.Conn {
+	g := guardConn{Conn: c, g: guard{cfg: cfg}}
 	if tc, ok := c.(*tls.Conn); ok {
 		return &tlsGuardConn{guardConn: g, tls: tc}
 	}
@@ -86,7 +99,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	k, gerr := c.g.scan(p[:n])
 	if gerr != nil {
-		c.g.log.Info("rejected request", "client", c.RemoteAddr().String(), "reason", gerr.Error())
+		c.g.cfg.log.Info("rejected request", "client", c.RemoteAddr().String(), "reason", gerr.Error())
 		c.g.err = errBadRequest
 		if k > 0 {
 			// The bytes before the fault go first, the error with the next
@@ -113,7 +126,7 @@ func (c *guardConn) CloseWrite() error {
 var errBadRequest = errors.New("request rejected: ambiguous or malformed HTTP/1.x framing")
 
 // guardState says what the next byte is.
-type guardState int
+type guardState uint8
 
 const (
 	inHead      guardState = iota // a request head
@@ -125,34 +138,32 @@ const (
 	passThrough                   // no longer HTTP/1.x: upgraded or HTTP/2
 )
 
-// guard is the framing state of one connection.
+// guard is the framing state of one connection. Every open connection
+// holds one, idle or not, so it is kept small: what all of a listener's
+// guards share is in cfg, and the small fields sit together.
 type guard struct {
-	limit int          // head size limit in bytes
-	h2c   bool         // the HTTP/2 preface is welcome
-	log   hclog.Logger // rejected heads
-	err   error        // sticky: set once a head is rejected
+	cfg *guardConfig
+	err error // sticky: set once a head is rejected
 
-	state     guardState
 	remaining uint64 // inBody, inChunkData
-	crlf      int    // inChunkCRLF: how many of "\r\n" seen
-	sawCR     bool   // the previous byte was a CR ending a line
 	line      []byte // the current line, without its CRLF
 	size      int    // bytes of the current head or trailer section
 	heads     int    // request heads seen on this connection
+	state     guardState
+	crlf      uint8 // inChunkCRLF: how many of "\r\n" seen
+	sawCR     bool  // the previous byte was a CR ending a line
 	head      headFacts
-
-	accepted func(method, target string) // test hook: a head passed; nil in production
 }
 
-// headFacts is what the guard learns from a request head's lines.
+// headFacts is what the guard learns from a request head's lines. Of
+// each framing field it keeps the first value and how many lines gave
+// one, counted up to 2: more than one is all the rules need to know.
 type headFacts struct {
-	lines            int
-	method, target   string
-	http10           bool
-	contentLength    []string
-	transferEncoding []string
-	host             []string
-	upgrade          bool
+	lines                                    int
+	method, target                           string
+	contentLength, transferEncoding, host    string
+	nContentLength, nTransferEncoding, nHost uint8
+	http10, upgrade                          bool
 }
 
 // Limits mirrored from net/http: a chunk-size line (net/http's
@@ -230,7 +241,7 @@ func (g *guard) lineRun(p []byte) int {
 	}
 	switch g.state {
 	case inHead:
-		n = min(n, max(g.limit-g.size, 0))
+		n = min(n, max(g.cfg.limit-g.size, 0))
 	case inTrailer:
 		n = min(n, max(maxTrailer-g.size, 0))
 	case inChunkSize:
@@ -247,7 +258,7 @@ func (g *guard) lineRun(p []byte) int {
 func (g *guard) lineByte(c byte) (bool, error) {
 	g.size++
 	switch {
-	case g.state == inHead && g.size > g.limit:
+	case g.state == inHead && g.size > g.cfg.limit:
 		return false, errors.New("request head too large")
 	case g.state == inTrailer && g.size > maxTrailer:
 		return false, errors.New("trailer section too large")
@@ -272,12 +283,22 @@ func (g *guard) lineByte(c byte) (bool, error) {
 	return false, nil
 }
 
+// keepLine is the largest line buffer the guard keeps from one request
+// head to the next. A keep-alive connection holds its guard for as long as
+// it is open, idle or not, so a buffer grown by one long line (a browser's
+// Cookie header is often a few KiB) would otherwise stay with every idle
+// connection; up to this size it is kept and reused without an allocation.
+const keepLine = 256
+
 // endLine acts on the line just completed.
 func (g *guard) endLine() error {
 	line := g.line
 	g.line = g.line[:0]
-	if cap(line) > 4096 {
-		g.line = nil // do not keep a long line's buffer for the connection's life
+	// An empty line ends a head or a trailer section: the connection may
+	// now stay idle for long, so a large buffer goes. One over 4 KiB goes
+	// at the end of its own line.
+	if cap(line) > 4096 || (len(line) == 0 && cap(line) > keepLine) {
+		g.line = nil
 	}
 	switch g.state {
 	case inChunkSize:
@@ -322,7 +343,7 @@ func (g *guard) requestLine(line string) error {
 	case "HTTP/1.0":
 		h.http10 = true
 	case "HTTP/2.0":
-		if method == "PRI" && target == "*" && g.heads == 0 && g.h2c {
+		if method == "PRI" && target == "*" && g.heads == 0 && g.cfg.h2c {
 			g.state = passThrough // the HTTP/2 connection preface (h2c)
 			return nil
 		}
@@ -343,20 +364,24 @@ func (h *headFacts) headerLine(line []byte) error {
 		return errors.New("malformed header field")
 	}
 	// Only four fields matter here; the value becomes a string (an
-	// allocation) only for those.
-	var to *[]string
+	// allocation) only for the first line of the three whose value counts.
+	var first *string
+	var n *uint8
 	switch {
 	case bytes.EqualFold(name, []byte("Content-Length")):
-		to = &h.contentLength
+		first, n = &h.contentLength, &h.nContentLength
 	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-		to = &h.transferEncoding
+		first, n = &h.transferEncoding, &h.nTransferEncoding
 	case bytes.EqualFold(name, []byte("Host")):
-		to = &h.host
+		first, n = &h.host, &h.nHost
 	case bytes.EqualFold(name, []byte("Upgrade")):
 		h.upgrade = true
 	}
-	if to != nil {
-		*to = append(*to, string(bytes.Trim(value, " \t")))
+	if n != nil {
+		if *n == 0 {
+			*first = string(bytes.Trim(value, " \t"))
+		}
+		*n = min(*n+1, 2)
 	}
 	return nil
 }
@@ -370,16 +395,16 @@ func (g *guard) endHead() error {
 	if err := h.check(); err != nil {
 		return err
 	}
-	if g.accepted != nil {
-		g.accepted(h.method, h.target)
+	if g.cfg.accepted != nil {
+		g.cfg.accepted(h.method, h.target)
 	}
 	switch {
 	case h.upgrade && h.target != "*":
 		// The bytes after an upgrade request are the new protocol's when
 		// the backend switches; otherwise the proxy closes the connection.
 		g.state = passThrough
-	case len(h.transferEncoding) == 1:
-		if !strings.EqualFold(h.transferEncoding[0], "chunked") {
+	case h.nTransferEncoding == 1:
+		if !strings.EqualFold(h.transferEncoding, "chunked") {
 			// net/http answers 501 Not Implemented and closes; whatever
 			// follows is unframed, so nothing more gets through.
 			g.err = errBadRequest
@@ -387,8 +412,8 @@ func (g *guard) endHead() error {
 			return nil
 		}
 		g.state = inChunkSize
-	case len(h.contentLength) == 1:
-		n, _ := strconv.ParseUint(h.contentLength[0], 10, 63) // checked
+	case h.nContentLength == 1:
+		n, _ := strconv.ParseUint(h.contentLength, 10, 63) // checked
 		if n > 0 {
 			g.state, g.remaining = inBody, n
 		}
@@ -399,15 +424,15 @@ func (g *guard) endHead() error {
 // check applies the framing rules to a complete head.
 func (h *headFacts) check() error {
 	switch {
-	case len(h.contentLength) > 0 && len(h.transferEncoding) > 0:
+	case h.nContentLength > 0 && h.nTransferEncoding > 0:
 		return errors.New("both Content-Length and Transfer-Encoding")
-	case len(h.contentLength) > 1:
+	case h.nContentLength > 1:
 		return errors.New("more than one Content-Length")
-	case len(h.transferEncoding) > 1:
+	case h.nTransferEncoding > 1:
 		return errors.New("more than one Transfer-Encoding")
-	case len(h.transferEncoding) > 0 && h.http10:
+	case h.nTransferEncoding > 0 && h.http10:
 		return errors.New("Transfer-Encoding in an HTTP/1.0 request")
-	case len(h.contentLength) == 1 && !validContentLength(h.contentLength[0]):
+	case h.nContentLength == 1 && !validContentLength(h.contentLength):
 		return errors.New("invalid Content-Length")
 	}
 	return h.checkTarget()
@@ -440,7 +465,7 @@ func (h *headFacts) checkTarget() error {
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		authority = rest[:i]
 	}
-	if len(h.host) != 1 || !strings.EqualFold(authority, h.host[0]) {
+	if h.nHost != 1 || !strings.EqualFold(authority, h.host) {
 		return errors.New("absolute-form target names another host than the Host header")
 	}
 	return nil

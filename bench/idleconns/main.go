@@ -2,7 +2,8 @@
 // connection: it reads the server's RSS, opens -n connections to -addr
 // (127.0.0.1 only), sends one request on each and reads the answer, holds
 // them all open and idle, reads the RSS again, and prints the difference
-// per connection.
+// per connection. With -cookie N each request also carries a Cookie
+// header of N bytes, as a browser's requests often do.
 //
 //	go run ./bench/idleconns -addr 127.0.0.1:8080 -pid $(pgrep -f 'roundhouse serve') -n 10000
 //
@@ -18,6 +19,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/roundhouse/roundhouse/internal/procstat"
@@ -28,6 +30,7 @@ func main() {
 	pid := flag.Int("pid", 0, "the server's process id, whose RSS is read from /proc")
 	n := flag.Int("n", 10000, "connections to hold")
 	settle := flag.Duration("settle", 2*time.Second, "wait before reading the RSS again")
+	cookie := flag.Int("cookie", 0, "size in `bytes` of a Cookie header sent with each request; 0: none")
 	flag.Parse()
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil || (host != "127.0.0.1" && host != "::1") {
@@ -36,6 +39,10 @@ func main() {
 	if *pid <= 0 {
 		log.Fatal("-pid: required")
 	}
+	var extra string
+	if *cookie > 0 {
+		extra = "Cookie: " + strings.Repeat("c", *cookie) + "\r\n"
+	}
 	before := rss(*pid)
 	conns := make([]net.Conn, 0, *n)
 	for i := range *n {
@@ -43,7 +50,7 @@ func main() {
 		if err != nil {
 			log.Fatalf("connection %d: %v", i, err)
 		}
-		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", *addr)
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n%s\r\n", *addr, extra)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
 			log.Fatalf("connection %d: %v", i, err)
