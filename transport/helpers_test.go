@@ -52,7 +52,7 @@ type balancerOptions struct {
 	secret                []byte        // keys the sticky cookie (Config.StickySecret); nil: none
 	trusted               TrustedProxies
 	maxBody               int64
-	bodyTimeout           time.Duration // Config.BodyTimeout; 0: none
+	bodyTimeout           time.Duration         // Config.BodyTimeout; 0: none
 	limit                 *RateLimitOptions     // nil: no rate limit
 	frontend              FrontendOptions       // Logger is the balancer's
 	backendCAs            *x509.CertPool        // for https:// backends
