@@ -14,6 +14,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/logbatch"
 )
 
 // BenchmarkProxy sends full requests through the balancer: a client with
@@ -26,8 +27,9 @@ import (
 //
 // Variants: small is GET / (a ~130-byte response), 64KiB is GET
 // /bytes?n=65536; -parallel sends from 8 × GOMAXPROCS goroutines at once
-// (b.RunParallel); -accesslog turns the access log on (to io.Discard), as
-// "serve" does by default. Compare runs with benchstat:
+// (b.RunParallel); -accesslog turns the access log on, as "serve" does by
+// default: through a logbatch.Writer, as in main.go, to io.Discard. Compare
+// runs with benchstat:
 //
 //	go test -run=NONE -bench=Proxy -benchmem -count=10 ./transport > new.txt
 func BenchmarkProxy(b *testing.B) {
@@ -88,7 +90,11 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 
 	cfg := Config{Selector: sel, Transport: tr, Retries: 2, Logger: hclog.NewNullLogger()}
 	if accessLog {
-		cfg.AccessLog = hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Info})
+		// Stopped after the front server (cleanups run last first), as
+		// runServe stops its log writer after everything that logs.
+		out := logbatch.New(io.Discard, 0)
+		wg.Go(func() { _ = out.Run(ctx) })
+		cfg.AccessLog = hclog.New(&hclog.LoggerOptions{Name: "roundhouse", Output: out, Level: hclog.Info}).Named("access")
 	}
 	front := httptest.NewServer(NewProxy(cfg))
 	b.Cleanup(front.Close)
