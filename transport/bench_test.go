@@ -14,6 +14,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/internal/logbatch"
 )
 
@@ -94,7 +95,7 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 		// runServe stops its log writer after everything that logs.
 		out := logbatch.New(io.Discard, 0)
 		wg.Go(func() { _ = out.Run(ctx) })
-		cfg.AccessLog = hclog.New(&hclog.LoggerOptions{Name: "roundhouse", Output: out, Level: hclog.Info}).Named("access")
+		cfg.AccessLog = accesslog.New(accesslog.Options{Name: "roundhouse.access", Output: out})
 	}
 	front := httptest.NewServer(NewProxy(cfg))
 	b.Cleanup(front.Close)
