@@ -16,6 +16,7 @@ import (
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/internal/logbatch"
+	"github.com/roundhouse/roundhouse/internal/procstat"
 )
 
 // BenchmarkProxy sends full requests through the balancer: a client with
@@ -106,9 +107,11 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 func benchSerial(b *testing.B, target string) {
 	b.ReportAllocs()
 	get(b, target) // dial outside the timed loop
+	cpu := startCPU(b)
 	for b.Loop() {
 		get(b, target)
 	}
+	cpu.report(b)
 }
 
 func benchParallel(b *testing.B, target string) {
@@ -116,6 +119,7 @@ func benchParallel(b *testing.B, target string) {
 	get(b, target)
 	b.SetParallelism(8) // 8 × GOMAXPROCS clients, so the balancer sees concurrency
 	b.ResetTimer()
+	cpu := startCPU(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if !get(b, target) {
@@ -123,6 +127,28 @@ func benchParallel(b *testing.B, target string) {
 			}
 		}
 	})
+	cpu.report(b)
+}
+
+// cpuMeter reports the process's CPU time per request as cpu-ns/op: on a
+// shared machine it varies much less than ns/op, which also counts the
+// time other programs had the cores.
+type cpuMeter time.Duration
+
+func startCPU(b *testing.B) cpuMeter {
+	t, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cpuMeter(t)
+}
+
+func (m cpuMeter) report(b *testing.B) {
+	t, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(t-time.Duration(m))/float64(b.N), "cpu-ns/op")
 }
 
 // get fetches target and reads the body, reporting failures with b.Errorf
