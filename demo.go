@@ -16,11 +16,12 @@ import (
 
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/accesslog"
 )
 
 // runDemo starts three demo backends on the three ports after the
 // balancer's (ephemeral ports when it listens on port 0), then the balancer.
-func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, stdout io.Writer) error {
+func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, access *accesslog.Logger, stdout io.Writer) error {
 	host, portStr, err := net.SplitHostPort(s.Listen)
 	if err != nil {
 		return usageError{fmt.Errorf("--listen %s: %w", s.Listen, err)}
@@ -47,7 +48,7 @@ func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, stdout i
 		s.Backends = append(s.Backends, config.Backend{URL: &url.URL{Scheme: "http", Host: name}, Weight: 1, Source: "demo"})
 	}
 	// No reload: the demo's backends are its own, not the file's.
-	return serve(ctx, s, log, serveOptions{noUpgrade: true, ready: func(addr net.Addr) {
+	return serve(ctx, s, log, serveOptions{noUpgrade: true, access: access, ready: func(addr net.Addr) {
 		scheme := "http"
 		if s.TLS.Certs != nil {
 			scheme = "https"

@@ -26,6 +26,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/config"
+	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/internal/logbatch"
 )
 
@@ -132,6 +133,19 @@ func newLogger(s *config.Settings, out io.Writer) hclog.Logger {
 	})
 }
 
+// newAccessLog returns the access log: the lines log.Named("access") would
+// write at info, made without hclog (see internal/accesslog), to out, the
+// writer log writes to. nil when the access log is off or the log level
+// hides info.
+func newAccessLog(s *config.Settings, log hclog.Logger, out io.Writer) *accesslog.Logger {
+	if !s.Log.Access || log.GetLevel() > hclog.Info {
+		return nil
+	}
+	return accesslog.New(accesslog.Options{
+		Name: log.Named("access").Name(), JSON: s.Log.Format == "json", Output: out,
+	})
+}
+
 // runServe runs the balancer ("serve") or the balancer with its own three
 // demo backends ("demo") until ctx ends. Package config reads the flags and
 // the --config file and checks them.
@@ -157,8 +171,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 	defer logging.Wait()
 	defer stopLog()
 	log := newLogger(s, out)
+	access := newAccessLog(s, log, out)
 	if withDemo {
-		return runDemo(ctx, s, log, stdout)
+		return runDemo(ctx, s, log, access, stdout)
 	}
 	var reload func() (*config.Settings, error)
 	if s.File != "" {
@@ -167,7 +182,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 			return config.Load(args, config.Options{Name: "roundhouse " + name})
 		}
 	}
-	return serve(ctx, s, log, serveOptions{reload: reload})
+	return serve(ctx, s, log, serveOptions{reload: reload, access: access})
 }
 
 // runValidate is the "validate" command: it loads FILE as serve --config

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/roundhouse/roundhouse/config"
 )
 
 // binary is the roundhouse command built once for the tests that run it as
@@ -419,6 +421,49 @@ func TestHealthTransitionsAreLoggedOnceWithTheBackend(t *testing.T) {
 	}
 	if downs != 1 || ups != 1 {
 		t.Errorf("%d down and %d up lines, want one each:\n%s", downs, ups, lb.output())
+	}
+}
+
+func TestTheAccessLogFollowsTheLogFormat(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	be := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
+	beAddr := be.waitFor(t, listening)
+
+	// JSON: the line hclog would write, as a JSON object.
+	lb := start(t, "--listen", "127.0.0.1:0", "--backend", "http://"+beAddr, "--log-format", "json")
+	addr := lb.waitFor(t, `"@message":"listening".*"addr":"(127\.0\.0\.1:\d+)"`)
+	code, _ := get(t, "http://"+addr+"/a%20b") // the demo backend's 404
+	line := lb.waitFor(t, `(\{"@level":"info","@message":"request".*)`)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("not a JSON log line: %q", line)
+	}
+	if m["@module"] != "roundhouse.access" || m["method"] != "GET" || m["path"] != "/a%20b" ||
+		m["status"] != float64(code) || m["backend"] != "http://"+beAddr {
+		t.Errorf("access log line %s", line)
+	}
+	lb.signal(t, syscall.SIGTERM)
+	lb.wait(t)
+}
+
+func TestALogLevelAboveInfoHidesTheAccessLog(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--log-level", "debug"}, true},
+		{[]string{"--log-level", "warn"}, false},
+		{[]string{"--log-level", "error"}, false},
+		{[]string{"--access-log=false"}, false},
+	} {
+		s, err := config.Load(append([]string{"--backend", "http://127.0.0.1:1"}, tt.args...), config.Options{Name: "roundhouse serve", Output: io.Discard})
+		if err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		if got := newAccessLog(s, newLogger(s, io.Discard), io.Discard) != nil; got != tt.want {
+			t.Errorf("%q: access log %v, want %v", tt.args, got, tt.want)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/discovery"
+	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/transport"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
@@ -34,6 +35,8 @@ type serveOptions struct {
 	ready func(net.Addr)
 	// noUpgrade refuses SIGUSR2 (demo: its backends cannot be handed over).
 	noUpgrade bool
+	// access is the access log (see newAccessLog); nil: none.
+	access *accesslog.Logger
 }
 
 // serve runs the balancer (and the admin API, with --admin) until ctx ends,
@@ -110,16 +113,12 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 		adminSrv = newServer(drain.Handler(adminHandler), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
 		adminSrv.ConnState = drain.ConnState
 	}
-	var access hclog.Logger
-	if s.Log.Access {
-		access = log.Named("access")
-	}
 	ed := newEdge(s, log) // edge.go
 	fo := ed.frontend()
 	fo.ConnState = drain.ConnState
 	front := transport.NewFrontend(ln, drain.Handler(transport.NewProxy(ed.proxy(transport.Config{
 		Selector: sel, Transport: tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
-		Logger: log.Named("proxy"), AccessLog: access, Key: actors.KeyOf(cfg.Policy), StickySecret: s.StickySecret(),
+		Logger: log.Named("proxy"), AccessLog: o.access, Key: actors.KeyOf(cfg.Policy), StickySecret: s.StickySecret(),
 		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request, BodyTimeout: s.Timeouts.ClientBody,
 	}))), fo)
 

@@ -14,6 +14,9 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/accesslog"
+	"github.com/roundhouse/roundhouse/internal/logbatch"
+	"github.com/roundhouse/roundhouse/internal/procstat"
 )
 
 // BenchmarkProxy sends full requests through the balancer: a client with
@@ -26,8 +29,9 @@ import (
 //
 // Variants: small is GET / (a ~130-byte response), 64KiB is GET
 // /bytes?n=65536; -parallel sends from 8 × GOMAXPROCS goroutines at once
-// (b.RunParallel); -accesslog turns the access log on (to io.Discard), as
-// "serve" does by default. Compare runs with benchstat:
+// (b.RunParallel); -accesslog turns the access log on, as "serve" does by
+// default: through a logbatch.Writer, as in main.go, to io.Discard. Compare
+// runs with benchstat:
 //
 //	go test -run=NONE -bench=Proxy -benchmem -count=10 ./transport > new.txt
 func BenchmarkProxy(b *testing.B) {
@@ -88,7 +92,11 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 
 	cfg := Config{Selector: sel, Transport: tr, Retries: 2, Logger: hclog.NewNullLogger()}
 	if accessLog {
-		cfg.AccessLog = hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Info})
+		// Stopped after the front server (cleanups run last first), as
+		// runServe stops its log writer after everything that logs.
+		out := logbatch.New(io.Discard, 0)
+		wg.Go(func() { _ = out.Run(ctx) })
+		cfg.AccessLog = accesslog.New(accesslog.Options{Name: "roundhouse.access", Output: out})
 	}
 	front := httptest.NewServer(NewProxy(cfg))
 	b.Cleanup(front.Close)
@@ -99,9 +107,11 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 func benchSerial(b *testing.B, target string) {
 	b.ReportAllocs()
 	get(b, target) // dial outside the timed loop
+	cpu := startCPU(b)
 	for b.Loop() {
 		get(b, target)
 	}
+	cpu.report(b)
 }
 
 func benchParallel(b *testing.B, target string) {
@@ -109,6 +119,7 @@ func benchParallel(b *testing.B, target string) {
 	get(b, target)
 	b.SetParallelism(8) // 8 × GOMAXPROCS clients, so the balancer sees concurrency
 	b.ResetTimer()
+	cpu := startCPU(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if !get(b, target) {
@@ -116,6 +127,28 @@ func benchParallel(b *testing.B, target string) {
 			}
 		}
 	})
+	cpu.report(b)
+}
+
+// cpuMeter reports the process's CPU time per request as cpu-ns/op: on a
+// shared machine it varies much less than ns/op, which also counts the
+// time other programs had the cores.
+type cpuMeter time.Duration
+
+func startCPU(b *testing.B) cpuMeter {
+	t, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cpuMeter(t)
+}
+
+func (m cpuMeter) report(b *testing.B) {
+	t, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(t-time.Duration(m))/float64(b.N), "cpu-ns/op")
 }
 
 // get fetches target and reads the body, reporting failures with b.Errorf

@@ -15,6 +15,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/internal/logtest"
 	"github.com/roundhouse/roundhouse/internal/testenv"
 )
@@ -112,7 +113,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	}
 	t.Cleanup(func() { cancel(); actorsWG.Wait() })
 
-	p := NewProxy(Config{Selector: sel, Transport: rt, Retries: o.retries, Logger: log, AccessLog: log.Named("access"),
+	p := NewProxy(Config{Selector: sel, Transport: rt, Retries: o.retries, Logger: log, AccessLog: accesslog.New(accesslog.Options{Name: "access", Output: sink}),
 		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
 		TrustedProxies: o.trusted, MaxBody: o.maxBody, BodyTimeout: o.bodyTimeout, Tunnels: tunnels, Limiter: limiter,
 		RequestIDHeader: o.requestIDHeader})

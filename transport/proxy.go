@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/accesslog"
 )
 
 // Config describes a Proxy. Every zero field takes the default named in its
@@ -25,7 +26,8 @@ type Config struct {
 	// RetryAfter is the Retry-After of a 503, rounded up to seconds; 0: 1s.
 	RetryAfter time.Duration
 	Logger     hclog.Logger // proxy errors; nil: none
-	AccessLog  hclog.Logger // one line per request; nil: none
+	// AccessLog gets one line per request (see logAccess); nil: none.
+	AccessLog *accesslog.Logger
 	// Key says what request key the selector's policy chooses by (see
 	// actors.Keyed); the zero value means none, and picks take the
 	// selector's ready offer.
@@ -87,7 +89,7 @@ type Proxy struct {
 	retries     int
 	retryAfter  string
 	log         hclog.Logger
-	access      hclog.Logger
+	access      *accesslog.Logger
 	trusted     TrustedProxies
 	maxBody     int64
 	bodyTimeout time.Duration
@@ -471,29 +473,23 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 	_, _ = w.Write([]byte(strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"))
 }
 
-// logAccess writes the request's access log line.
+// logAccess writes the request's access log line: the line hclog would
+// write for Info("request", "method", ..., "path", ..., ...), formatted
+// without it (no []any, no fmt, no lock) and handed to the log writer
+// without a copy (see package accesslog).
 func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, status int, d time.Duration) {
 	if p.access == nil {
 		return
 	}
-	backend := "-"
-	if ex.backend != nil {
-		backend = ex.backend.Name
-	}
-	args := []any{
+	rec := accesslog.Record{
 		// The path as escaped on the wire: a request cannot put line
 		// breaks or terminal controls into the log.
-		"method", r.Method, "path", r.URL.EscapedPath(), "client", r.RemoteAddr,
-		"backend", backend, "status", status, "duration", d, "bytes", w.bytes,
+		Method: r.Method, Path: r.URL.EscapedPath(), Client: r.RemoteAddr, Backend: "-",
+		Status: status, Duration: d, Bytes: w.bytes,
+		RequestID: ex.id, Attempts: len(ex.tried), Err: ex.err,
 	}
-	if ex.id != "" {
-		args = append(args, "request_id", ex.id)
+	if ex.backend != nil {
+		rec.Backend = ex.backend.Name
 	}
-	if len(ex.tried) > 1 {
-		args = append(args, "attempts", len(ex.tried))
-	}
-	if ex.err != nil {
-		args = append(args, "error", ex.err)
-	}
-	p.access.Info("request", args...)
+	p.access.Log(&rec)
 }

@@ -11,14 +11,27 @@ import (
 // maxBatch bounds the bytes written in one call.
 const maxBatch = 64 << 10
 
+// Line buffers: Line hands out buffers of lineSize bytes, and Run keeps
+// up to freeLines of them (none larger than maxLine) for Line to reuse.
+const (
+	lineSize  = 256
+	maxLine   = 4 << 10
+	freeLines = 256
+)
+
 // Writer is an io.Writer whose lines an actor writes to out: Write hands a
 // copy of each line to the Writer's goroutine (Run) over a buffered
 // channel, and Run writes whatever has arrived in one call as soon as no
 // more is waiting. A Writer is made by New and must be run by exactly one
 // Run; it is safe for use by many goroutines.
+//
+// A caller that formats its own lines (the access log) can skip the copy:
+// it appends a line to a buffer from Line and hands the buffer over with
+// WriteLine. Lines keep the order of their Write and WriteLine calls.
 type Writer struct {
 	out     io.Writer
-	lines   chan []byte   // to Run; never closed
+	lines   chan []byte   // to Run, which owns what it receives; never closed
+	free    chan []byte   // from Run: line buffers nobody uses, for Line; never closed
 	stopped chan struct{} // closed by Run as it returns
 }
 
@@ -29,7 +42,10 @@ func New(out io.Writer, queue int) *Writer {
 	if queue <= 0 {
 		queue = 4096
 	}
-	return &Writer{out: out, lines: make(chan []byte, queue), stopped: make(chan struct{})}
+	return &Writer{
+		out: out, lines: make(chan []byte, queue),
+		free: make(chan []byte, freeLines), stopped: make(chan struct{}),
+	}
 }
 
 // Write hands a copy of p to Run (loggers reuse their buffers). Once Run
@@ -40,12 +56,40 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return w.out.Write(p)
 	default:
 	}
-	line := append([]byte(nil), p...)
 	select {
-	case w.lines <- line:
+	case w.lines <- append(w.Line(), p...):
 		return len(p), nil
 	case <-w.stopped:
 		return w.out.Write(p)
+	}
+}
+
+// Line returns an empty buffer to append one line to and hand to
+// WriteLine: a used one when Run has one spare, otherwise a new one. It
+// never blocks.
+func (w *Writer) Line() []byte {
+	select {
+	case b := <-w.free:
+		return b[:0]
+	default:
+		return make([]byte, 0, lineSize)
+	}
+}
+
+// WriteLine hands line to Run without copying it, waiting while the queue
+// is full, as Write does: the caller must not touch line again (Run reuses
+// it). Once Run has returned it writes line to out itself.
+func (w *Writer) WriteLine(line []byte) {
+	select {
+	case <-w.stopped: // checked first: after Run, never into the channel
+		_, _ = w.out.Write(line)
+		return
+	default:
+	}
+	select {
+	case w.lines <- line:
+	case <-w.stopped:
+		_, _ = w.out.Write(line)
 	}
 }
 
@@ -59,7 +103,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	for {
 		select {
 		case line := <-w.lines:
-			batch = w.gather(append(batch[:0], line...))
+			batch = w.gather(w.take(batch[:0], line))
 			_, _ = w.out.Write(batch)
 		case <-ctx.Done():
 			if batch = w.gather(batch[:0]); len(batch) > 0 {
@@ -75,9 +119,22 @@ func (w *Writer) gather(batch []byte) []byte {
 	for len(batch) < maxBatch {
 		select {
 		case line := <-w.lines:
-			batch = append(batch, line...)
+			batch = w.take(batch, line)
 		default:
 			return batch
+		}
+	}
+	return batch
+}
+
+// take appends line to batch and keeps line's buffer for Line, if there
+// is room for it and it is not too large to keep.
+func (w *Writer) take(batch, line []byte) []byte {
+	batch = append(batch, line...)
+	if cap(line) <= maxLine {
+		select {
+		case w.free <- line:
+		default:
 		}
 	}
 	return batch

@@ -28,7 +28,7 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-func TestEveryLineArrivesWholeAndInOrderPerWriter(t *testing.T) {
+func TestEveryLineWrittenOrHandedOverArrivesWholeAndInOrderPerWriter(t *testing.T) {
 	out := &lockedBuffer{}
 	w := New(out, 8)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -39,6 +39,10 @@ func TestEveryLineArrivesWholeAndInOrderPerWriter(t *testing.T) {
 		writers.Go(func() {
 			line := make([]byte, 0, 64)
 			for i := range 500 {
+				if i%2 == 1 { // handed over: Run owns it now
+					w.WriteLine(fmt.Appendf(w.Line(), "g%d line %d\n", g, i))
+					continue
+				}
 				line = fmt.Appendf(line[:0], "g%d line %d\n", g, i)
 				if _, err := w.Write(line); err != nil {
 					t.Errorf("Write: %v", err)
@@ -79,5 +83,9 @@ func TestAfterRunReturnsWritesGoStraightOut(t *testing.T) {
 	_ = w.Run(ctx)
 	if _, err := w.Write([]byte("late\n")); err != nil || out.buf.String() != "late\n" {
 		t.Errorf("after Run: %q, %v", out.buf.String(), err)
+	}
+	w.WriteLine(append(w.Line(), "later\n"...))
+	if out.buf.String() != "late\nlater\n" {
+		t.Errorf("WriteLine after Run: %q", out.buf.String())
 	}
 }

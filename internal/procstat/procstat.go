@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // RSS returns the resident set size of process pid in bytes (VmRSS).
@@ -32,4 +34,15 @@ func RSS(pid int) (int64, error) {
 		return 0, fmt.Errorf("rss of %d: %w", pid, err)
 	}
 	return 0, errors.New("rss: no VmRSS in /proc status")
+}
+
+// CPU returns the CPU time, user and system, that this process has used so
+// far (getrusage(2)): unlike a benchmark's ns/op, what it counts does not
+// grow while other programs have the cores.
+func CPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
