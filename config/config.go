@@ -277,7 +277,11 @@ func (l *loader) check(opts Options) {
 	}
 	switch {
 	case (s.TLS.Cert == "") != (s.TLS.Key == ""):
-		l.problemFrom(rowByFlag["tls-cert"], "--tls-cert and --tls-key: give both or neither")
+		given := rowByFlag["tls-cert"] // the one that was given, where it was
+		if s.TLS.Cert == "" {
+			given = rowByFlag["tls-key"]
+		}
+		l.problemFrom(given, "--tls-cert and --tls-key: give both or neither")
 	case s.Edge.H2C && s.TLS.Cert != "":
 		l.problemFrom(rowByFlag["h2c"], "cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
 	}
