@@ -332,6 +332,12 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 			[]string{`roundhouse.hcl:1:9: backend "http://127.0.0.1:1/?a=b": must not carry user info, a query or a fragment`}},
 		{"a backend listed twice, once with a slash", "backend \"http://127.0.0.1:8081\" {}\nbackend \"http://127.0.0.1:8081/\" {}",
 			[]string{`roundhouse.hcl:2:9: backend http://127.0.0.1:8081: given twice; the first is at line 1`}},
+		{"a backend listed twice is reported when either block has other problems", "backend \"http://127.0.0.1:8083\" {\n  weight = 1001\n}\nbackend \"http://127.0.0.1:8083\" {\n  weight = -1\n}" + oneBackend,
+			[]string{
+				`roundhouse.hcl:2:12: backend.weight: want a whole number from 0 to 1000, got 1001`,
+				`roundhouse.hcl:4:9: backend http://127.0.0.1:8083: given twice; the first is at line 1`,
+				`roundhouse.hcl:5:12: backend.weight: want a whole number from 0 to 1000, got -1`,
+			}},
 		{"a weight above 1000", "backend \"http://127.0.0.1:8082\" {\n  weight = 1001\n}" + oneBackend,
 			[]string{`roundhouse.hcl:2:12: backend.weight: want a whole number from 0 to 1000, got 1001`}},
 		{"a negative weight", "backend \"http://127.0.0.1:8082\" {\n  weight = -1\n}" + oneBackend,
