@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/demo"
 )
 
@@ -66,6 +71,9 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 			failed := strings.Count(lb.output(), "reload failed")
 			lb.signal(t, syscall.SIGHUP)
 			lb.waitForCount(t, failed+1, "reload failed")
+			if n := strings.Count(lb.output(), "roundhouse: reloaded:"); n != reloads {
+				t.Errorf("after the invalid file: %d reloads applied, want %d", n, reloads)
+			}
 			continue
 		}
 		n := 1 + mathrand.IntN(len(backends))
@@ -89,8 +97,15 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	}
 	cancel()
 	clients.Wait()
-	t.Logf("%d requests, %d reloads and one invalid file; %d backends removed along the way",
-		requests.Load(), reloads, strings.Count(lb.output(), "backend removed"))
+	out := lb.output()
+	// A removed backend with requests in flight must let them finish (the
+	// slow clients saw no error); make sure the run did remove some so.
+	drained := len(regexp.MustCompile(`backend removing: .*in_flight=[1-9]`).FindAllString(out, -1))
+	t.Logf("%d requests, %d reloads and one invalid file; %d backends removed along the way, %d removals begun with requests in flight",
+		requests.Load(), reloads, strings.Count(out, "backend removed"), drained)
+	if drained == 0 {
+		t.Error("no backend was removed while it had requests in flight")
+	}
 	if t.Failed() {
 		t.Logf("balancer output:\n%s", lb.output())
 	}
@@ -129,5 +144,102 @@ func TestReloadRefusesAPolicyThatNeedsARestart(t *testing.T) {
 	lb.waitFor(t, `reload failed.*needs a restart`)
 	if code, body, err := fetch(url + "/"); err != nil || code != http.StatusOK {
 		t.Errorf("after the refused reload: %d %q %v", code, body, err)
+	}
+}
+
+// TestAdminReloadAppliesTheFileOrKeepsTheRunningOne: POST /reload on the
+// admin API of a running balancer reads its file again, as SIGHUP does. A
+// file with a problem is refused with the problem's position and changes
+// nothing; a good one is applied, and the answer comes once it is.
+func TestAdminReloadAppliesTheFileOrKeepsTheRunningOne(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	var backends []string
+	for _, name := range []string{"a", "b"} {
+		srv := httptest.NewServer(demo.Handler(name))
+		t.Cleanup(srv.Close)
+		backends = append(backends, srv.URL)
+	}
+	file := writeConfig(t, configWith(backends[:1], nil))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false")
+	url := "http://" + lb.waitFor(t, listening)
+	adminURL := "http://" + lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
+
+	reload := func() (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/reload", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
+	}
+	// backendsNow returns the URLs /status lists, in order.
+	backendsNow := func() []string {
+		t.Helper()
+		code, body := get(t, adminURL+"/status")
+		var st admin.StatusResponse
+		if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+			t.Fatalf("GET /status: %d %s %v", code, body, err)
+		}
+		var urls []string
+		for _, b := range st.Backends {
+			urls = append(urls, b.Name)
+		}
+		return urls
+	}
+	// answers counts who answers n requests.
+	answers := func(n int) map[string]int {
+		t.Helper()
+		got := map[string]int{}
+		for range n {
+			code, body := get(t, url+"/")
+			if code != http.StatusOK {
+				t.Fatalf("GET /: %d %q", code, body)
+			}
+			got[strings.TrimSpace(strings.TrimPrefix(body, "Hello from "))]++
+		}
+		return got
+	}
+
+	bad := configWith(backends, nil) + "retries = \"2\"\n"
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, body := reload()
+	want := file + ":8:11: retries: want a whole number, got a string"
+	if code != http.StatusInternalServerError || !strings.Contains(body, want) || strings.Contains(body, "reload: reload:") {
+		t.Errorf("POST /reload of a bad file: %d %s, want 500 and %q once", code, body, want)
+	}
+	if got := backendsNow(); !slices.Equal(got, backends[:1]) {
+		t.Errorf("after the refused reload /status lists %v, want %v", got, backends[:1])
+	}
+	if got := answers(4); got["a"] != 4 {
+		t.Errorf("after the refused reload: answers %v, want a alone", got)
+	}
+
+	if err := os.WriteFile(file, []byte(configWith(backends, nil)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := reload(); code != http.StatusOK || !strings.Contains(body, `"reloaded": true`) {
+		t.Fatalf("POST /reload of a good file: %d %s", code, body)
+	}
+	if got := backendsNow(); !slices.Equal(got, backends) {
+		t.Errorf("after the reload /status lists %v, want %v", got, backends)
+	}
+	if got := answers(4); got["a"] != 2 || got["b"] != 2 {
+		t.Errorf("after the reload: answers %v, want 2 from each of a and b", got)
+	}
+	if strings.Count(lb.output(), "roundhouse: reloaded:") != 1 {
+		t.Errorf("want one reload logged:\n%s", lb.output())
 	}
 }

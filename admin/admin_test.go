@@ -244,6 +244,9 @@ func TestDeletedBackendIsForgotten(t *testing.T) {
 	if a.code != http.StatusOK || gone.ID != idA || gone.State != "removed" {
 		t.Fatalf("DELETE: %d %s, want 200 and removed", a.code, a.body)
 	}
+	if !strings.Contains(f.log.String(), "admin: backend removing: backend="+f.originURL(0)+" id="+idA+" client=127.0.0.1:") {
+		t.Errorf("the removal was not logged with the backend, id and client:\n%s", f.log)
+	}
 	if st := f.status(t); len(st) != 1 || st[0].Name != f.originURL(1) {
 		t.Errorf("after DELETE status lists %+v, want b alone", st)
 	}

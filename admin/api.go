@@ -66,7 +66,7 @@ func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "add", err)
 		return
 	}
-	h.answerBackend(w, r, http.StatusCreated, id, "backend added", "weight", bc.Weight, "enabled", !bc.Disabled)
+	h.answerBackend(w, r, http.StatusCreated, id, "", "backend added", "weight", bc.Weight, "enabled", !bc.Disabled)
 }
 
 // remove answers DELETE /backends/{id}. The backend takes no new requests
@@ -74,11 +74,21 @@ func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 // until then it shows as draining.
 func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	// The backend's URL, for the log: a backend with nothing in flight
+	// is gone from the status once removed.
+	var name string
+	if st, err := h.sel.Status(r.Context()); err == nil {
+		for _, b := range st {
+			if b.ID == id {
+				name = b.Name
+			}
+		}
+	}
 	if err := h.sel.Remove(r.Context(), id); err != nil {
 		h.fail(w, r, "remove", err)
 		return
 	}
-	h.answerBackend(w, r, http.StatusOK, id, "backend removing")
+	h.answerBackend(w, r, http.StatusOK, id, name, "backend removing")
 }
 
 // An op is one of the changes POST /backends/{id}/... makes.
@@ -111,7 +121,7 @@ func (h *Handler) change(o op) http.HandlerFunc {
 			h.fail(w, r, name, err)
 			return
 		}
-		h.answerBackend(w, r, http.StatusOK, id, done)
+		h.answerBackend(w, r, http.StatusOK, id, "", done)
 	}
 }
 
@@ -122,7 +132,7 @@ func (h *Handler) reloadConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.reload(r.Context()); err != nil {
-		h.fail(w, r, "reload", fmt.Errorf("reload: %w", err))
+		h.fail(w, r, "reload", err) // Config.Reload's errors say they are the reload's
 		return
 	}
 	h.log.Info("configuration reloaded", "client", r.RemoteAddr)
@@ -138,11 +148,11 @@ type Removed struct {
 
 // answerBackend logs a change that has been made, msg with keyvals, and
 // answers with the backend's status as the selector has it now, or with
-// Removed when it is gone.
-func (h *Handler) answerBackend(w http.ResponseWriter, r *http.Request, code int, id, msg string, keyvals ...any) {
+// Removed when it is gone. name is the backend's URL for the log when the
+// caller knows it ("": the status gives it).
+func (h *Handler) answerBackend(w http.ResponseWriter, r *http.Request, code int, id, name, msg string, keyvals ...any) {
 	st, err := h.sel.Status(r.Context())
 	var answer any = Removed{ID: id, State: "removed"}
-	name := "" // the backend's URL, once known
 	for _, b := range st {
 		if b.ID == id {
 			answer, name = b, b.Name

@@ -17,6 +17,7 @@ package config
 import (
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -291,6 +293,17 @@ func (l *loader) check(opts Options) {
 	if s.Edge.RateBurst > 0 && s.Edge.RateLimit == 0 {
 		l.problemFrom(rowByFlag["rate-burst"], "needs --rate-limit")
 	}
+	// The admin API's rules, here so that validate reports what serve
+	// would refuse. hostPort has checked the address itself.
+	switch {
+	case s.Admin.TokenFile != "" && s.Admin.Listen == "":
+		l.problemFrom(rowByFlag["admin-token-file"], "needs --admin ADDR")
+	case s.Admin.Listen != "" && s.Admin.TokenFile == "":
+		if err := admin.CheckAddr(s.Admin.Listen, false); errors.Is(err, admin.ErrNotLoopback) {
+			l.problemFrom(rowByFlag["admin"], fmt.Sprintf("%s: %v: give --admin-token-file FILE, or a loopback address such as %s",
+				s.Admin.Listen, err, admin.DefaultAddr))
+		}
+	}
 	switch {
 	case !opts.OwnBackends && len(s.Backends) == 0 && len(s.Discover) == 0 && !l.unread && l.rejected == 0:
 		msg := "no backend: give at least one --backend http://host:port or --discover URL"
@@ -312,6 +325,11 @@ func (l *loader) readFiles() {
 			l.problemFrom(rowByPath["sticky.secret_file"], err.Error())
 		}
 		s.Sticky.Secret = secret
+	}
+	if f := s.Admin.TokenFile; f != "" && s.Admin.Listen != "" {
+		if _, err := admin.ReadTokenFile(f); err != nil {
+			l.problemFrom(rowByFlag["admin-token-file"], err.Error())
+		}
 	}
 	if s.TLS.Cert != "" && s.TLS.Key != "" {
 		certs, err := transport.NewCertStore(s.TLS.Cert, s.TLS.Key)

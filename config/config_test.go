@@ -26,6 +26,15 @@ func load(t *testing.T, src string, args ...string) (*Settings, error) {
 	t.Helper()
 	dir := t.TempDir()
 	t.Chdir(dir)
+	// The admin token files the good files name, which are read.
+	for _, name := range []string{"admin.token", "secrets/admin.token"} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte("a-token-of-24-bytes-long\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile("roundhouse.hcl", []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +169,7 @@ log {
 }
 admin {
   listen     = "127.0.0.1:9090"
-  token_file = "/etc/roundhouse/admin.token"
+  token_file = "admin.token"
 }
 `, nil, func(t *testing.T, s *Settings) {
 			s.Listen, s.Policy, s.Retries, s.ShutdownGrace = "0.0.0.0:80", "header-hash:X-User", 0, 90*time.Second
@@ -172,7 +181,7 @@ admin {
 			s.Health = Health{Path: "/ready?full=1", Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, Rise: 1, Fall: 10, Expect: "200-399"}
 			s.Timeouts.Dial, s.Timeouts.ResponseHeader = time.Second, 2*time.Minute
 			s.Log = Log{Level: "warn", Format: "json", Access: false}
-			s.Admin = Admin{Listen: "127.0.0.1:9090", TokenFile: "/etc/roundhouse/admin.token"}
+			s.Admin = Admin{Listen: "127.0.0.1:9090", TokenFile: "admin.token"}
 		}},
 		{"comments and empty blocks are fine", `
 # a comment
@@ -221,8 +230,11 @@ func TestRelativeFileNamesFollowTheConfigFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "cookie.secret"), []byte("  0123456789abcdef0123\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte("a-token-of-24-bytes-long\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(dir, "roundhouse.hcl")
-	src := "sticky {\n  secret_file = \"cookie.secret\"\n}\nadmin {\n  token_file = \"admin.token\"\n}\n" + oneBackend
+	src := "sticky {\n  secret_file = \"cookie.secret\"\n}\nadmin {\n  listen = \"127.0.0.1:9090\"\n  token_file = \"admin.token\"\n}\n" + oneBackend
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +344,12 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 			[]string{`roundhouse.hcl:1:9: backend "http://127.0.0.1:1/?a=b": must not carry user info, a query or a fragment`}},
 		{"a backend listed twice, once with a slash", "backend \"http://127.0.0.1:8081\" {}\nbackend \"http://127.0.0.1:8081/\" {}",
 			[]string{`roundhouse.hcl:2:9: backend http://127.0.0.1:8081: given twice; the first is at line 1`}},
+		{"a backend listed twice is reported when either block has other problems", "backend \"http://127.0.0.1:8083\" {\n  weight = 1001\n}\nbackend \"http://127.0.0.1:8083\" {\n  weight = -1\n}" + oneBackend,
+			[]string{
+				`roundhouse.hcl:2:12: backend.weight: want a whole number from 0 to 1000, got 1001`,
+				`roundhouse.hcl:4:9: backend http://127.0.0.1:8083: given twice; the first is at line 1`,
+				`roundhouse.hcl:5:12: backend.weight: want a whole number from 0 to 1000, got -1`,
+			}},
 		{"a weight above 1000", "backend \"http://127.0.0.1:8082\" {\n  weight = 1001\n}" + oneBackend,
 			[]string{`roundhouse.hcl:2:12: backend.weight: want a whole number from 0 to 1000, got 1001`}},
 		{"a negative weight", "backend \"http://127.0.0.1:8082\" {\n  weight = -1\n}" + oneBackend,
@@ -412,6 +430,55 @@ func TestAShortSecretFileIsRefusedWhereItIsNamed(t *testing.T) {
 	want = []string{`--cookie-secret-file: short.secret: want at least 16 bytes of secret, got 3`}
 	if got := problems(t, err); !reflect.DeepEqual(got, want) {
 		t.Errorf("problems %q, want %q", got, want)
+	}
+}
+
+// TestTheAdminRulesAreCheckedWhereTheyAreGiven: validate refuses what serve
+// would refuse about the admin API, at the position of the setting.
+func TestTheAdminRulesAreCheckedWhereTheyAreGiven(t *testing.T) {
+	tests := []struct {
+		name  string
+		admin string // the admin block's body
+		args  []string
+		want  []string
+	}{
+		{"an address other machines reach needs a token", `listen = "0.0.0.0:9090"`, nil, []string{
+			`roundhouse.hcl:2:12: admin.listen: 0.0.0.0:9090: not a loopback address, and no token protects it: give --admin-token-file FILE, or a loopback address such as 127.0.0.1:9090`}},
+		{"every interface needs a token too", "", []string{"--admin", ":9090"}, []string{
+			`--admin: :9090: not a loopback address, and no token protects it: give --admin-token-file FILE, or a loopback address such as 127.0.0.1:9090`}},
+		{"a token file needs a listener", `token_file = "good.token"`, nil, []string{
+			`roundhouse.hcl:2:16: admin.token_file: needs --admin ADDR`}},
+		{"a token file that cannot be read", "listen = \"0.0.0.0:9090\"\n  token_file = \"missing.token\"", nil, []string{
+			`roundhouse.hcl:3:16: admin.token_file: open missing.token: no such file or directory`}},
+		{"a short token", "listen = \"127.0.0.1:9090\"\n  token_file = \"short.token\"", nil, []string{
+			`roundhouse.hcl:3:16: admin.token_file: short.token: want a token of at least 16 bytes, got 5`}},
+		{"a good token allows any address", "listen = \"0.0.0.0:9090\"\n  token_file = \"good.token\"", nil, nil},
+		{"loopback needs no token", `listen = "127.0.0.1:9090"`, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			for name, token := range map[string]string{"good.token": "a-token-of-24-bytes-long\n", "short.token": "short"} {
+				if err := os.WriteFile(name, []byte(token), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src := "admin {\n  " + tt.admin + "\n}" + oneBackend
+			if err := os.WriteFile("roundhouse.hcl", []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(append([]string{"--config", "roundhouse.hcl"}, tt.args...), Options{})
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if got := problems(t, err); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("problems %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -34,6 +34,9 @@ type loader struct {
 	// backendRanges holds, for each of s.Backends that came from the
 	// file, its label's position.
 	backendRanges []hcl.Range
+	// backendLines maps the URL of every backend block read so far,
+	// with problems or not, to the line of its label.
+	backendLines map[string]int
 	// unread is set when the file could not be read or parsed, and
 	// rejected counts the backend blocks (and discover lists) that had
 	// problems: in either case
@@ -323,17 +326,24 @@ func (l *loader) backend(b *hclsyntax.Block) {
 		l.unknownBlock(inner, "backend")
 		ok = false
 	}
+	if be.URL != nil {
+		// A repeated URL is a problem of its own, whether or not either
+		// block has others: every problem is reported at once.
+		name := be.URL.String()
+		if line, dup := l.backendLines[name]; dup {
+			l.problems = append(l.problems, problemAt(b.LabelRanges[0],
+				fmt.Sprintf("backend %s: given twice; the first is at line %d", be.URL, line)))
+			ok = false
+		} else {
+			if l.backendLines == nil {
+				l.backendLines = map[string]int{}
+			}
+			l.backendLines[name] = b.LabelRanges[0].Start.Line
+		}
+	}
 	if !ok || be.URL == nil {
 		l.rejected++
 		return
-	}
-	for j, other := range l.s.Backends {
-		if other.URL.String() == be.URL.String() {
-			l.problems = append(l.problems, problemAt(b.LabelRanges[0],
-				fmt.Sprintf("backend %s: given twice; the first is at line %d", be.URL, l.backendRanges[j].Start.Line)))
-			l.rejected++
-			return
-		}
 	}
 	l.s.Backends = append(l.s.Backends, be)
 	l.backendRanges = append(l.backendRanges, b.LabelRanges[0])
