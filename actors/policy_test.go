@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // Helpers shared by the policy tests. Sequences of picks are written as
@@ -273,9 +274,10 @@ func TestStandbysThroughTheSelector(t *testing.T) {
 	}
 }
 
-// TestEveryPolicyHonoursHealth: through the selector no policy hands out a
-// DOWN backend, and none is left out once it is back UP.
-func TestEveryPolicyHonoursHealth(t *testing.T) {
+// TestEveryPolicyHonoursHealthEjectionAndTheCap: through the selector no
+// policy hands out a DOWN backend (and none is left out once it is back
+// UP), an ejected one, or one at its connection cap while others have room.
+func TestEveryPolicyHonoursHealthEjectionAndTheCap(t *testing.T) {
 	for _, spec := range everyPolicy {
 		t.Run("with "+spec+" a down backend gets nothing and a returning one gets traffic", func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -314,6 +316,65 @@ func TestEveryPolicyHonoursHealth(t *testing.T) {
 				if seen['b'] == 0 {
 					t.Errorf("with b back up: picks %v, want some on b", seen)
 				}
+			})
+		})
+		// The backend taken out below: b, or a for first, which sends
+		// nothing to b while a has room anyway.
+		out, letterOut := testURL(1), 'b'
+		if spec == "first" {
+			out, letterOut = testURL(0), 'a'
+		}
+		t.Run("with "+spec+" an ejected backend gets nothing", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(t, newSwitchProbe().Probe, testURLs(4)...)
+				cfg.Policy = mustPolicy(t, spec)
+				cfg.Ejection = Ejection{After: ejectAfter, Time: ejectTime, MaxTime: ejectMax}
+				s, _ := startSelector(t, cfg)
+				for range ejectAfter {
+					hit(t, s, out, failed)
+				}
+				if st := fullStatusOf(t, s, out); st.State != "ejected" {
+					t.Fatalf("%s is not ejected: %+v", out, st)
+				}
+				seen := map[rune]int{}
+				for i := range 200 {
+					for r, k := range counts(selectorPicks(t, s, cfg.Policy, fmt.Sprint("key", i), 1)) {
+						seen[r] += k
+					}
+				}
+				if seen[letterOut] != 0 || seen['-'] != 0 {
+					t.Errorf("with %c ejected: picks %v, want none on it and no empty pick", letterOut, seen)
+				}
+			})
+		})
+		t.Run("with "+spec+" a backend at its connection cap gets nothing while others have room", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(t, newSwitchProbe().Probe, testURLs(4)...)
+				cfg.Policy = mustPolicy(t, spec)
+				cfg.Limits = Limits{MaxConnsPerBackend: 1, QueueSize: 10, QueueTimeout: time.Minute}
+				s, _ := startSelector(t, cfg)
+				var held *Backend
+				var others []*Backend
+				for _, b := range s.Backends() {
+					if b.Name == out {
+						held = b
+					} else {
+						others = append(others, b)
+					}
+				}
+				if b, err := s.PickFor(t.Context(), "", others); err != nil || b != held {
+					t.Fatalf("pick = %v, %v; want %s", b, err, out)
+				}
+				seen := map[rune]int{}
+				for i := range 200 {
+					for r, k := range counts(selectorPicks(t, s, cfg.Policy, fmt.Sprint("key", i), 1)) {
+						seen[r] += k
+					}
+				}
+				if seen[letterOut] != 0 || seen['-'] != 0 {
+					t.Errorf("with %c at its cap: picks %v, want none on it and no empty pick", letterOut, seen)
+				}
+				s.Report(Report{Backend: held, Outcome: Success, Status: 200})
 			})
 		})
 	}
