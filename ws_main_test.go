@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -113,5 +114,53 @@ func TestTheGracePeriodEndsOpenWebSockets(t *testing.T) {
 	}
 	if !strings.Contains(lb.output(), "grace period over") {
 		t.Errorf("no word of the grace period ending:\n%s", lb.output())
+	}
+}
+
+// TestAnUpgradeLetsOpenWebSocketsFinish: a WebSocket open when the
+// balancer hands over to a new process stays with the old one, which
+// keeps relaying it after the hand-over and its drain, and exits once it
+// closes, well within the grace period.
+func TestAnUpgradeLetsOpenWebSocketsFinish(t *testing.T) {
+	backend := echoWebSocketBackend(t)
+	f := startFamily(t, nil, nil, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--shutdown-grace", "30s")
+	addr := f.waitForCount(1, listening)[0]
+	old := f.pids()[0]
+	ws := dialWebSocket(t, addr)
+	ws.echo("before")
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	f.waitForCount(2, listening)
+	f.waitForCount(1, "drained") // every other connection of the old process has closed
+	ws.echo("after the hand-over")
+	if err := ws.c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := io.ReadAll(ws.br); err != nil || len(rest) != 0 {
+		t.Errorf("after half-closing, read %q (%v), want the end of the stream", rest, err)
+	}
+	ws.c.Close()
+	if code := f.reap(old, 20*time.Second); code != 0 {
+		t.Errorf("the old process exited %d, want 0", code)
+	}
+	out := f.output()
+	stopped := fmt.Sprintf("stopped: pid=%d", old)
+	if i, j := strings.Index(out, "path=/ws"), strings.Index(out, stopped); i < 0 || j < i {
+		t.Errorf("the old process stopped before the WebSocket closed:\n%s", out)
+	}
+	if strings.Contains(out, "grace period over") {
+		t.Errorf("the grace period ran out:\n%s", out)
+	}
+	// The new process serves on the same address.
+	ws2 := dialWebSocket(t, addr)
+	ws2.echo("to the new process")
+	ws2.c.Close()
+	newPID := f.pids()[1]
+	if err := syscall.Kill(newPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := f.reap(newPID, 20*time.Second); code != 0 {
+		t.Errorf("the new process exited %d, want 0", code)
 	}
 }

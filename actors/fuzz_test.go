@@ -41,3 +41,36 @@ func FuzzParseBackendURL(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStatusRanges checks --health-expect: it never panics, what it
+// accepts are ranges of real statuses that run forwards, and their
+// String() reads back the same.
+func FuzzParseStatusRanges(f *testing.F) {
+	for _, s := range []string{
+		"200-399", "200", "200,204,300-399", " 200 , 204 - 206 ", "", "ok", "200,", "200-", "-200", "99",
+		"200-600", "399-200", "200--300", "+200", "0x1f4", "200-300-400", "1e2", "２００",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseStatusRanges(s)
+		if err != nil {
+			return
+		}
+		if len(r) == 0 {
+			t.Fatalf("%q: accepted no ranges", s)
+		}
+		for _, x := range r {
+			if x.Lo < 100 || x.Hi > 599 || x.Lo > x.Hi {
+				t.Fatalf("%q: accepted the range %d-%d", s, x.Lo, x.Hi)
+			}
+		}
+		again, err := ParseStatusRanges(r.String())
+		if err != nil {
+			t.Fatalf("%q reads as %q, which does not parse: %v", s, r, err)
+		}
+		if again.String() != r.String() || len(again) != len(r) {
+			t.Fatalf("%q reads as %v, its String %q as %v", s, r, r, again)
+		}
+	})
+}

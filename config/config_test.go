@@ -867,6 +867,10 @@ health {
 		{"a Host header among the headers", "", []string{"--health-header", "host: app.example"},
 			"header Host: set the probe's Host header with --health-host"},
 		{"a header flag without a colon", "", []string{"--health-header", "X-Probe"}, `"X-Probe": want Name: value`},
+		{"a header value with a control character", "", []string{"--health-header", "X-Probe: a\x01b"},
+			`header X-Probe: the value holds a control character`},
+		{"a header value with DEL in the file", "health {\n  headers = { \"X-Probe\" = \"a\\u007fb\" }\n}", nil,
+			`header X-Probe: the value holds a control character`},
 		{"a probe port out of range", "health {\n  port = 65536\n}", nil, `roundhouse.hcl:2:10: health.port: want 0 to 65535, got 65536`},
 		{"a negative probe port", "", []string{"--health-port", "-1"}, `--health-port: want 0 to 65535, got -1`},
 	}

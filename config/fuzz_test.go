@@ -1,6 +1,13 @@
 package config
 
 import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -49,6 +56,79 @@ func FuzzConfig(f *testing.F) {
 					t.Errorf("accepted a bad backend %+v", b)
 				}
 			}
+		}
+	})
+}
+
+// FuzzParseBackendFlag checks the --backend syntax, URL[,weight=N]
+// [,proxy-protocol=v1|v2]: it never panics, what it accepts is a usable
+// backend, and its canonical form reads back the same.
+func FuzzParseBackendFlag(f *testing.F) {
+	for _, seed := range []string{
+		"http://127.0.0.1:8081", "http://h:1,weight=3", "https://h/p,weight=0,proxy-protocol=v2",
+		"http://h:1,proxy-protocol=v1,weight=1000", "http://h:1,", "http://h:1,,weight=2", "http://h:1,weight=",
+		"http://h:1,weight=1001", "http://h:1,weight=-1", "http://h:1,weight=+5", "http://h:1,proxy-protocol=v3",
+		"http://h:1,weight=2,weight=3", "http://h:1,colour=red", ",weight=1", "http://h:1,weight=1,",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := parseBackend(s)
+		if err != nil {
+			return
+		}
+		if b.URL == nil || b.URL.Hostname() == "" || b.Weight < 0 || b.Weight > 1000 || b.ProxyProtocol < 0 || b.ProxyProtocol > 2 {
+			t.Fatalf("%q: accepted %+v", s, b)
+		}
+		canonical := fmt.Sprintf("%s,weight=%d", b.URL, b.Weight)
+		if b.ProxyProtocol != 0 {
+			canonical += fmt.Sprintf(",proxy-protocol=v%d", b.ProxyProtocol)
+		}
+		again, err := parseBackend(canonical)
+		if err != nil {
+			t.Fatalf("%q reads as %q, which does not parse: %v", s, canonical, err)
+		}
+		if again.URL.String() != b.URL.String() || again.Weight != b.Weight || again.ProxyProtocol != b.ProxyProtocol {
+			t.Fatalf("%q reads as %+v, its canonical form %q as %+v", s, b, canonical, again)
+		}
+	})
+}
+
+// errNoDial stops a probe before it connects: net/http checks a request's
+// headers before it dials.
+var errNoDial = errors.New("no dialing in a fuzz test")
+
+// FuzzHealthHeader checks --health-header "Name: value": whatever it
+// accepts, net/http must be willing to send (a header it refuses would
+// fail every probe, and the backend would never come UP).
+func FuzzHealthHeader(f *testing.F) {
+	for _, seed := range []string{
+		"X-Probe: 1", "x-probe:b", "User-Agent:  probe/1 ", "X-Probe", ": v", "X Probe: v", "Host: a",
+		"X-A: a\x01b", "X-A: a\tb", "X-A: a\x7fb", "X-A: caf\xc3\xa9", "X-A: a\r\nX-B: b", "X-A:",
+	} {
+		f.Add(seed)
+	}
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDial }}
+	f.Fuzz(func(t *testing.T, v string) {
+		fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var s Settings
+		Register(fs, &s)
+		if err := fs.Set("health-header", v); err != nil {
+			return
+		}
+		req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:1/health", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = s.Health.Headers
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("%q: the request was sent", v)
+		}
+		if !errors.Is(err, errNoDial) {
+			t.Fatalf("--health-header %q was accepted, but net/http will not send it: %v", v, err)
 		}
 	})
 }

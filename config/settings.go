@@ -522,11 +522,16 @@ func checkHeader(name, value string) error {
 		return fmt.Errorf("header name %q: want letters, digits and -", name)
 	case http.CanonicalHeaderKey(name) == "Host":
 		return errors.New("header Host: set the probe's Host header with --health-host (host in the file)")
-	case strings.ContainsAny(value, "\r\n\x00"):
-		return fmt.Errorf("header %s: the value holds a line break or NUL", name)
+	case strings.ContainsFunc(value, isControl):
+		return fmt.Errorf("header %s: the value holds a control character (of those, only tab is allowed)", name)
 	}
 	return nil
 }
+
+// isControl reports whether r may not appear in a header value: a control
+// character other than horizontal tab (RFC 9110 §5.5; net/http refuses to
+// send such a value).
+func isControl(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }
 
 // parseDNSServer reads a --dns-server value: host or host:port, port 53 by
 // default.

@@ -180,6 +180,38 @@ func TestPROXYProtocolSourceIsTheClientForRateLimiting(t *testing.T) {
 	}
 }
 
+// ip-hash keys on the address the PROXY header names, not on the proxy in
+// front: sixteen clients behind one proxy spread over the backends, and
+// each keeps its own.
+func TestPROXYProtocolSourceIsTheClientForIPHash(t *testing.T) {
+	_, urls := demoBackends(t, "A", "B", "C")
+	b := newBalancer(t, balancerOptions{
+		policy:        mustPolicy(t, "ip-hash"),
+		proxyProtocol: &ProxyProtocolOptions{Trusted: mustPrefixes(t, "127.0.0.1/32")},
+	}, urls...)
+	send := func(client string) string {
+		rc := dialRaw(t, b.url)
+		rc.send("PROXY TCP4 " + client + " 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		resp, body := rc.response(http.MethodGet)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("client %s: status %d", client, resp.StatusCode)
+		}
+		return body
+	}
+	used := map[string]int{}
+	for i := range 16 {
+		client := fmt.Sprintf("203.0.113.%d", i+1)
+		first, again := send(client), send(client)
+		if first != again {
+			t.Errorf("client %s reached %q, then %q", client, first, again)
+		}
+		used[first]++
+	}
+	if len(used) < 2 {
+		t.Errorf("16 clients behind one proxy all reached %v: ip-hash keyed on the proxy", used)
+	}
+}
+
 // TestHAProxyInFrontSendsTheClientAddress puts Debian's HAProxy, in TCP
 // mode with send-proxy-v2, in front of the balancer. HAProxy gets its
 // listening socket from the test (bind fd@3), so it needs no free port and
