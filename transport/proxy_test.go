@@ -302,6 +302,70 @@ func TestHungBackendGets504(t *testing.T) {
 	}
 }
 
+// --request-timeout bounds a whole request: a backend that has not begun
+// its response by then gets the client a 504 (not retried); a response
+// still streaming then is cut off, and the backend's request cancelled.
+func TestTheRequestTimeoutBoundsTheWholeRequest(t *testing.T) {
+	cancelled := make(chan string, 2)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		if r.URL.Path == "/stream" {
+			_, _ = io.WriteString(w, "first piece\n")
+			http.NewResponseController(w).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			cancelled <- r.URL.Path
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s outlived the request timeout", r.URL.Path)
+		}
+	}))
+	t.Cleanup(backend.Close)
+	lb := newBalancer(t, balancerOptions{retries: 2, requestTimeout: 200 * time.Millisecond, monitor: fallNever()}, backend.URL)
+	wasCancelled := func(t *testing.T, path string) {
+		t.Helper()
+		select {
+		case got := <-cancelled:
+			if got != path {
+				t.Errorf("cancelled %s, want %s", got, path)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the backend's request for %s was not cancelled", path)
+		}
+	}
+
+	t.Run("no response headers in time: 504", func(t *testing.T) {
+		code, _, body := lb.get(t, "/hang")
+		if code != http.StatusGatewayTimeout || !strings.Contains(body, "did not answer in time") {
+			t.Errorf("got %d %q, want 504", code, body)
+		}
+		wasCancelled(t, "/hang")
+		if st := lb.settled(t)[0]; st.Requests != 1 {
+			t.Errorf("the backend got %d attempts, want 1 (a timeout is not retried)", st.Requests)
+		}
+	})
+	t.Run("a response still streaming is cut off", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, lb.url+"/stream", nil)
+		resp, err := lb.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(got) != "first piece\n" || err == nil {
+			t.Errorf("got %d %q, error %v; want 200, the first piece, then the stream cut", resp.StatusCode, got, err)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("the stream was not cut before the client's own deadline")
+		}
+		wasCancelled(t, "/stream")
+	})
+}
+
 func TestAllBackendsDownAnswers503AtOnce(t *testing.T) {
 	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
