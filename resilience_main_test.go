@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +82,39 @@ func TestResilienceFlagsTakeEffect(t *testing.T) {
 		if n := strings.Count(lb.output(), "backend ejected"); n != 1 {
 			t.Errorf("%d ejections logged, want 1", n)
 		}
+	})
+
+	t.Run("--slow-start gives a backend that comes back a small share at first", func(t *testing.T) {
+		var healthy atomic.Bool
+		back := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" && !healthy.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			w.Header().Set("X-Backend", "back")
+		}))
+		t.Cleanup(back.Close)
+		steady := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Backend", "steady")
+		}))
+		t.Cleanup(steady.Close)
+		lb := start(t, "--listen", "127.0.0.1:0", "--backend", back.URL, "--backend", steady.URL,
+			"--slow-start", "20s", "--health-interval", "100ms", "--rise", "1", "--fall", "1", "--access-log=false")
+		url := "http://" + lb.waitFor(t, listening) + "/"
+		lb.waitFor(t, `backend down: backend=`+back.URL)
+		healthy.Store(true)
+		lb.waitFor(t, `backend up: backend=`+back.URL)
+		// Without slow start round-robin would give it 10 of these 20 at once;
+		// a second or two into a 20s ramp its share is under a tenth.
+		got := 0
+		for range 20 {
+			if a := do(t, url); a.from == "back" {
+				got++
+			}
+		}
+		if got > 5 {
+			t.Errorf("the backend that came back got %d of 20 requests at once, want a few", got)
+		}
+		stop(t, lb)
 	})
 
 	t.Run("--max-conns-per-backend with --queue-size and --queue-timeout answers 503 busy", func(t *testing.T) {
