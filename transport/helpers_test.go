@@ -49,6 +49,9 @@ type balancerOptions struct {
 	monitor               actors.MonitorConfig // Interval 0: an hour (no active checks during the test)
 	retries               int
 	responseHeaderTimeout time.Duration
+	tlsHandshakeTimeout   time.Duration // Options.TLSHandshakeTimeout; 0: its default
+	retryBuffer           int           // Config.RetryBuffer; 0: no body kept for a retry
+	requestTimeout        time.Duration // Config.RequestTimeout; 0: none
 	policy                actors.Policy // nil: round-robin
 	secret                []byte        // keys the sticky cookie (Config.StickySecret); nil: none
 	trusted               TrustedProxies
@@ -68,7 +71,8 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	t.Helper()
 	sink := newLogSink()
 	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
-	trOpts := Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs}
+	trOpts := Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs,
+		TLSHandshakeTimeout: o.tlsHandshakeTimeout}
 	tr := New(trOpts)
 	t.Cleanup(tr.CloseIdleConnections)
 	rt := WithProxyProtocol(tr, trOpts)
@@ -116,7 +120,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	p := NewProxy(Config{Selector: sel, Transport: rt, Retries: o.retries, Logger: log, AccessLog: accesslog.New(accesslog.Options{Name: "access", Output: sink}),
 		Key: actors.KeyOf(o.policy), StickySecret: o.secret,
 		TrustedProxies: o.trusted, MaxBody: o.maxBody, BodyTimeout: o.bodyTimeout, Tunnels: tunnels, Limiter: limiter,
-		RequestIDHeader: o.requestIDHeader})
+		RequestIDHeader: o.requestIDHeader, RetryBuffer: o.retryBuffer, RequestTimeout: o.requestTimeout})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

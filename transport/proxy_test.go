@@ -202,6 +202,67 @@ func TestIdempotentRequestIsRetriedAfterAReset(t *testing.T) {
 	}
 }
 
+// An idempotent request whose body reached a backend that then broke is
+// resent whole to another backend when the body fits in --retry-buffer (a
+// PUT, or a POST with an Idempotency-Key); a larger body streams, is not
+// kept, and gets 502 without a replay.
+func TestAnIdempotentBodyThatReachedABrokenBackendIsResentWhole(t *testing.T) {
+	const retryBuffer = 64 << 10
+	for _, tt := range []struct {
+		name, method, key string
+		size              int
+		want              int   // status
+		wantElsewhere     int64 // requests the good backend gets
+	}{
+		{"a PUT within the retry buffer is resent whole", http.MethodPut, "", retryBuffer, http.StatusOK, 1},
+		{"a POST with an Idempotency-Key is resent whole", http.MethodPost, "order-17", 32 << 10, http.StatusOK, 1},
+		{"a PUT larger than the retry buffer is not resent", http.MethodPut, "", 4 * retryBuffer, http.StatusBadGateway, 0},
+		{"a POST without a key is not resent", http.MethodPost, "", 1 << 10, http.StatusBadGateway, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var resets, elsewhere atomic.Int64
+			bad := resetAfterReading(t, &resets)
+			good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/health" {
+					return
+				}
+				elsewhere.Add(1)
+				sum := sha256.New()
+				if _, err := io.Copy(sum, r.Body); err != nil {
+					t.Errorf("reading the body: %v", err)
+				}
+				_, _ = w.Write(sum.Sum(nil))
+			}))
+			t.Cleanup(good.Close)
+			lb := newBalancer(t, balancerOptions{retries: 2, retryBuffer: retryBuffer, monitor: fallNever()}, bad.URL, good.URL)
+
+			body := make([]byte, tt.size)
+			if _, err := rand.Read(body); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, tt.method, lb.url+"/doc", bytes.NewReader(body))
+			if tt.key != "" {
+				req.Header.Set("Idempotency-Key", tt.key)
+			}
+			resp, err := lb.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || resets.Load() < 1 || elsewhere.Load() != tt.wantElsewhere {
+				t.Fatalf("status %d after %d resets, the other backend asked %d times; want %d, at least one reset, %d",
+					resp.StatusCode, resets.Load(), elsewhere.Load(), tt.want, tt.wantElsewhere)
+			}
+			if sum := sha256.Sum256(body); tt.want == http.StatusOK && !bytes.Equal(got, sum[:]) {
+				t.Errorf("the other backend got a body with SHA-256 %x, want %x", got, sum)
+			}
+		})
+	}
+}
+
 func TestRetriesAreBounded(t *testing.T) {
 	dead := []string{deadURL(t), deadURL(t), deadURL(t)}
 	lb := newBalancer(t, balancerOptions{retries: 1, monitor: fallNever()}, dead...)
@@ -239,6 +300,70 @@ func TestHungBackendGets504(t *testing.T) {
 	if st := lb.status(t)[0]; st.Requests != 1 {
 		t.Errorf("hung backend got %d attempts, want 1 (a timeout is not retried)", st.Requests)
 	}
+}
+
+// --request-timeout bounds a whole request: a backend that has not begun
+// its response by then gets the client a 504 (not retried); a response
+// still streaming then is cut off, and the backend's request cancelled.
+func TestTheRequestTimeoutBoundsTheWholeRequest(t *testing.T) {
+	cancelled := make(chan string, 2)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		if r.URL.Path == "/stream" {
+			_, _ = io.WriteString(w, "first piece\n")
+			http.NewResponseController(w).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			cancelled <- r.URL.Path
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s outlived the request timeout", r.URL.Path)
+		}
+	}))
+	t.Cleanup(backend.Close)
+	lb := newBalancer(t, balancerOptions{retries: 2, requestTimeout: 200 * time.Millisecond, monitor: fallNever()}, backend.URL)
+	wasCancelled := func(t *testing.T, path string) {
+		t.Helper()
+		select {
+		case got := <-cancelled:
+			if got != path {
+				t.Errorf("cancelled %s, want %s", got, path)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the backend's request for %s was not cancelled", path)
+		}
+	}
+
+	t.Run("no response headers in time: 504", func(t *testing.T) {
+		code, _, body := lb.get(t, "/hang")
+		if code != http.StatusGatewayTimeout || !strings.Contains(body, "did not answer in time") {
+			t.Errorf("got %d %q, want 504", code, body)
+		}
+		wasCancelled(t, "/hang")
+		if st := lb.settled(t)[0]; st.Requests != 1 {
+			t.Errorf("the backend got %d attempts, want 1 (a timeout is not retried)", st.Requests)
+		}
+	})
+	t.Run("a response still streaming is cut off", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, lb.url+"/stream", nil)
+		resp, err := lb.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(got) != "first piece\n" || err == nil {
+			t.Errorf("got %d %q, error %v; want 200, the first piece, then the stream cut", resp.StatusCode, got, err)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("the stream was not cut before the client's own deadline")
+		}
+		wasCancelled(t, "/stream")
+	})
 }
 
 func TestAllBackendsDownAnswers503AtOnce(t *testing.T) {

@@ -278,10 +278,29 @@ func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }
 
 // isTLSHandshakeFailure reports whether err means a backend's TLS
 // handshake failed (an untrusted or mismatched certificate, a protocol
-// alert): nothing of the request was sent, like a refused connection.
+// alert, no handshake within --tls-handshake-timeout): nothing of the
+// request was sent, like a refused connection.
 func isTLSHandshakeFailure(err error) bool {
 	var verify *tls.CertificateVerificationError
 	var alert tls.AlertError
 	var hdr tls.RecordHeaderError
-	return errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &hdr)
+	return errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &hdr) || isTLSHandshakeTimeout(err)
+}
+
+// tlsHandshakeTimeoutMsg is the text of the error http.Transport returns
+// when a backend's TLS handshake outlasts TLSHandshakeTimeout. Its type is
+// unexported, so the text is all there is to recognise it by.
+const tlsHandshakeTimeoutMsg = "net/http: TLS handshake timeout"
+
+// isTLSHandshakeTimeout reports whether err, or an error it wraps, is
+// http.Transport's TLS handshake timeout. It is a timeout (net.Error), but
+// unlike a response header timeout nothing was sent: the request may go
+// to another backend.
+func isTLSHandshakeTimeout(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == tlsHandshakeTimeoutMsg {
+			return true
+		}
+	}
+	return false
 }

@@ -332,6 +332,33 @@ func TestAnHTTPSBackendThatCannotBeVerifiedIsNeverSentTheRequest(t *testing.T) {
 	}
 }
 
+// A backend that takes connections but never answers the TLS handshake
+// costs a POST nothing: when --tls-handshake-timeout passes, nothing of the
+// request has been sent, so it goes to the next backend with its body
+// whole, and the silent one is marked DOWN at once, like a refused
+// connection (not answered 504 like a backend that took the request).
+func TestAnHTTPSBackendThatNeverFinishesTheHandshakeIsPassedOver(t *testing.T) {
+	// A listener that never accepts: the kernel completes TCP handshakes
+	// into its queue, and nobody reads the ClientHello.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	live := demoBackend(t, "live")
+	lb := newBalancer(t, balancerOptions{retries: 1, monitor: fallNever(), tlsHandshakeTimeout: 200 * time.Millisecond},
+		"https://"+silent.Addr().String(), live.URL)
+
+	body := strings.Repeat("x", 100<<10)
+	code, who, got := lb.do(t, http.MethodPost, "/echo", strings.NewReader(body))
+	if code != http.StatusOK || who != "live" || got != body {
+		t.Errorf("status %d from %q with %d bytes back; want 200 from live with the %d bytes sent", code, who, len(got), len(body))
+	}
+	if st := lb.status(t)[0]; st.Up || !strings.HasPrefix(st.Reason, "passive:") {
+		t.Errorf("silent backend %+v, want DOWN at once like a refused connection", st)
+	}
+}
+
 func TestWebSocketsReachAnHTTP2CapableBackendOverHTTP1(t *testing.T) {
 	ca := testcert.NewAuthority(t, "backend CA")
 	backend, events := wsBackend(t)
