@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strconv"
 	"time"
@@ -163,6 +164,10 @@ type exchange struct {
 	http1   bool              // the client speaks HTTP/1.x
 	fail    failure           // the last attempt's failure
 	err     error
+	// gotConn, for an attempt at an https backend, receives once the
+	// transport has a connection for it (httptrace's GotConn, which may
+	// fire on a transport goroutine); nil for other attempts.
+	gotConn chan struct{}
 	// attemptStart is when the current attempt began; reported says
 	// whether its outcome has gone to the selector yet.
 	attemptStart time.Time
@@ -364,6 +369,38 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// turns out dead before any byte was written.
 		pr.Out.GetBody = ex.body.rewind
 	}
+	ex.gotConn = nil
+	if pr.Out.URL.Scheme == "https" {
+		// A backend that closes or resets the connection during the TLS
+		// handshake fails the attempt with a bare EOF or reset, as if it
+		// broke after the request was sent. The trace tells them apart:
+		// without a connection, nothing was sent. A channel per attempt,
+		// so that a late signal from an earlier attempt's dial cannot
+		// speak for this one.
+		got := make(chan struct{}, 1)
+		ex.gotConn = got
+		trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+			select {
+			case got <- struct{}{}:
+			default: // already told
+			}
+		}}
+		pr.Out = pr.Out.WithContext(httptrace.WithClientTrace(pr.Out.Context(), trace))
+	}
+}
+
+// noConnection reports whether the attempt at an https backend failed
+// before the transport had a connection for it: nothing was sent.
+func (ex *exchange) noConnection() bool {
+	if ex.gotConn == nil {
+		return false
+	}
+	select {
+	case <-ex.gotConn:
+		return false
+	default:
+		return true
+	}
 }
 
 // recordError is the ReverseProxy's ErrorHandler. It writes nothing: the
@@ -382,7 +419,7 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 		ex.fail = clientGone
 	case out.Context().Err() != nil: // the request timeout
 		ex.fail = timedOut
-	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err):
+	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err), ex.noConnection():
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
 		ex.fail = timedOut

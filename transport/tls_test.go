@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -356,6 +357,37 @@ func TestAnHTTPSBackendThatNeverFinishesTheHandshakeIsPassedOver(t *testing.T) {
 	}
 	if st := lb.status(t)[0]; st.Up || !strings.HasPrefix(st.Reason, "passive:") {
 		t.Errorf("silent backend %+v, want DOWN at once like a refused connection", st)
+	}
+}
+
+func TestAnHTTPSBackendThatClosesDuringTheHandshakeIsPassedOver(t *testing.T) {
+	// A listener that accepts and closes: the ClientHello meets a closed
+	// connection, and the transport sees a bare EOF or reset.
+	closing, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepting sync.WaitGroup
+	accepting.Go(func() {
+		for {
+			c, err := closing.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	})
+	t.Cleanup(func() { closing.Close(); accepting.Wait() })
+	live := demoBackend(t, "live")
+	lb := newBalancer(t, balancerOptions{retries: 1, monitor: fallNever()}, "https://"+closing.Addr().String(), live.URL)
+
+	body := strings.Repeat("x", 100<<10)
+	code, who, got := lb.do(t, http.MethodPost, "/echo", strings.NewReader(body))
+	if code != http.StatusOK || who != "live" || got != body {
+		t.Errorf("status %d from %q with %d bytes back; want 200 from live with the %d bytes sent", code, who, len(got), len(body))
+	}
+	if st := lb.status(t)[0]; st.Up || !strings.HasPrefix(st.Reason, "passive:") {
+		t.Errorf("closing backend %+v, want DOWN at once like a refused connection", st)
 	}
 }
 
