@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,6 +342,38 @@ func TestDemoServesRoundRobinAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	if code := p.wait(t); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0; output:\n%s", code, p.output())
 	}
+	if strings.Contains(p.output(), "seq=") {
+		t.Errorf("the selector's messages are traced at the default log level:\n%s", p.output())
+	}
+}
+
+// The tour's first step (docs/TOUR.md section 2): with --log-level trace,
+// the demo shows the selector's messages, numbered, between the requests.
+func TestDemoWithTraceShowsTheSelectorsMessagesNumbered(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	p := start(t, "demo", "--listen", "127.0.0.1:0", "--log-level", "trace")
+	addr := p.waitFor(t, `try: curl http://(127\.0\.0\.1:\d+)/`)
+	if code, body := get(t, "http://"+addr+"/"); code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	offer := p.waitFor(t, `\[TRACE\] +roundhouse\.selector: sent offer: seq=(\d+) backend=http://127\.0\.0\.1:\d+ full=false`)
+	report := p.waitFor(t, `\[TRACE\] +roundhouse\.selector: received report: seq=(\d+) backend=http://127\.0\.0\.1:\d+ outcome=success status=200 final=true`)
+	if o, r := mustAtoi(t, offer), mustAtoi(t, report); r <= o {
+		t.Errorf("the request's report has seq=%d, its offer seq=%d: want a later number", r, o)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0; output:\n%s", code, p.output())
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestGracefulShutdownFinishesTheRequestInFlight(t *testing.T) {

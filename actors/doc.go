@@ -10,7 +10,7 @@
 // when they need an answer, receives one on a channel:
 //
 //	handler ── Pick, PickFor ─▶ selector ◀── Health ────────── monitor
-//	handler ◀── *Backend ──────          ── suspect note ───▶ monitor
+//	handler ◀── offer, reply ──          ── suspect note ───▶ monitor
 //	handler ── Report ─────────▶         ◀╌╌ ProbeStats ╌╌╌╌╌ monitor
 //	                                     (one monitor per backend)
 //	operator ── commands, Status, Metrics ──▶ selector
@@ -54,8 +54,11 @@
 // When that is all that stands in the way, the offer says "full" and Pick
 // becomes a PickFor that waits in the selector's queue, oldest first, up to
 // Limits.QueueSize requests. The selector answers a queued request when a
-// Report frees a slot, or with nil once Limits.QueueTimeout has passed (its
-// own timer). A caller whose context ends first withdraws its request by
+// Report frees a slot. Once Limits.QueueTimeout has passed (its own timer),
+// or at once when the queue is full, the reply names no backend and says
+// the backends are busy (pickReply.busy): PickFor returns ErrBusy, and the
+// handler answers 503 saying every backend is busy, not that none is
+// healthy. A caller whose context ends first withdraws its request by
 // message and, if the answer had already arrived, hands the backend back
 // with a Report.
 //
@@ -108,6 +111,11 @@
 // selector's end, so no caller waits on a selector that has stopped.
 // Report watches only the selector's end: a pick must be reported even
 // when the client has gone, or the in-flight count would never come down.
+// Each attempt's pick ends with exactly one Report; the request's last
+// report is marked Final. When the last attempt failed and was reported
+// already (no backend was left to retry on), the Final report names no
+// Backend and carries the one tried last in Last, so that the request
+// still counts against it.
 //
 // To watch the messages go by, run "roundhouse demo --log-level trace": the
 // selector logs every message it receives, every offer a handler takes,

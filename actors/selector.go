@@ -212,7 +212,7 @@ func (s *Selector) Run(ctx context.Context) error {
 			fresh = false       // an emptied queue lets offers resume
 		case r := <-s.reports:
 			if s.trace {
-				s.traceMsg("received", "report", "backend", name(r.Backend), "outcome", r.Outcome, "status", r.Status, "final", r.Final)
+				s.traceReport(r)
 			}
 			// Always recompute the offer: load-aware policies (least-conn,
 			// p2c) must see the in-flight count this report lowered.
@@ -250,6 +250,9 @@ func (s *Selector) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			for _, w := range s.queue {
 				w.req.reply <- pickReply{} // capacity 1: never blocks
+				if s.trace {
+					s.traceMsg("sent", "pick reply from the queue", "backend", "-", "busy", false)
+				}
 			}
 			return nil
 		}
@@ -262,6 +265,16 @@ func (s *Selector) Run(ctx context.Context) error {
 func (s *Selector) traceMsg(dir, msg string, kv ...any) {
 	s.seq++
 	s.log.Trace(dir+" "+msg, append([]any{"seq", s.seq}, kv...)...)
+}
+
+// traceReport traces a report; a final report that only counts a request
+// whose last attempt was reported already names that backend as last.
+func (s *Selector) traceReport(r Report) {
+	kv := []any{"backend", name(r.Backend), "outcome", r.Outcome, "status", r.Status, "final", r.Final}
+	if r.Last != nil {
+		kv = append(kv, "last", r.Last.Name)
+	}
+	s.traceMsg("received", "report", kv...)
 }
 
 // name is a backend's name for logs; "-" for none.
@@ -286,9 +299,10 @@ func (s *Selector) nextOffer() offer {
 // Pick takes the selector's current offer: the backend the policy would
 // choose now, or nil when none is eligible (answer 503). When every eligible
 // backend is at its connection limit, Pick waits in the selector's queue as
-// PickFor does. A non-nil pick is counted as in flight until Report is
-// called for it. Pick returns an error only when ctx is done or the
-// selector has stopped.
+// PickFor does, and like it returns ErrBusy when the queue is full or the
+// wait times out. A non-nil pick is counted as in flight until Report is
+// called for it. Otherwise Pick returns an error only when ctx is done or
+// the selector has stopped.
 func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 	select {
 	case o := <-s.offers:

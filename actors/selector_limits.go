@@ -82,7 +82,7 @@ func (s *Selector) pick(req pickRequest) {
 	}
 	req.reply <- pickReply{b: b, busy: full} // capacity 1: never blocks
 	if s.trace {
-		s.traceMsg("sent", "pick reply", "backend", name(b))
+		s.traceMsg("sent", "pick reply", "backend", name(b), "busy", full)
 	}
 }
 
@@ -100,7 +100,7 @@ func (s *Selector) serveQueue() {
 		s.taken(b)
 		w.req.reply <- pickReply{b: b} // capacity 1: never blocks
 		if s.trace {
-			s.traceMsg("sent", "pick reply from the queue", "backend", name(b))
+			s.traceMsg("sent", "pick reply from the queue", "backend", name(b), "busy", false)
 		}
 	}
 	clear(s.queue[len(kept):])
@@ -128,6 +128,9 @@ func (s *Selector) expire(now time.Time) {
 		}
 		w.req.reply <- pickReply{busy: true} // capacity 1: never blocks
 		s.totals.queueTimeouts++
+		if s.trace {
+			s.traceMsg("sent", "pick reply from the queue", "backend", "-", "busy", true)
+		}
 	}
 	clear(s.queue[len(kept):])
 	s.queue = kept

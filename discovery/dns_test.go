@@ -130,3 +130,47 @@ func TestDNSFailureKeepsTheSet(t *testing.T) {
 		t.Errorf("the outage was logged %d times, want once", n)
 	}
 }
+
+// TestDNSTTLIsBounded: a name is asked again on its answer's TTL, but
+// never sooner than MinTTL (Consul's default TTL is 0) nor later than
+// MaxTTL (a TTL of an hour must not hide a change for an hour).
+func TestDNSTTLIsBounded(t *testing.T) {
+	const minTTL, maxTTL = 300 * time.Millisecond, 600 * time.Millisecond
+	d := dnstest.Start(t)
+	origins := startOrigins(t, 2)
+	ip, port := hostPort(t, origins[0].url)
+	_, port2 := hostPort(t, origins[1].url)
+	srv := func(ttl, port int) []string {
+		return []string{
+			"_web._tcp.test. " + strconv.Itoa(ttl) + " IN SRV 1 1 " + strconv.Itoa(port) + " b.test.",
+			"b.test. " + strconv.Itoa(ttl) + " IN A " + ip,
+		}
+	}
+	opts := dnsOptions(d.Addr)
+	opts.MinTTL, opts.MaxTTL = minTTL, maxTTL
+
+	t.Run("TTL 0 is asked again after MinTTL, not at once", func(t *testing.T) {
+		d.Set(t, true, srv(0, port)...)
+		a := startInstance(t, "a", "round-robin", nil, nil, opts, "dns+srv://_web._tcp.test")
+		asked, start := d.Queries(), time.Now()
+		waitUntil(t, 5*time.Second, "the name is asked 3 more times", func() bool { return d.Queries() >= asked+3 })
+		// Three more answers (one query each: the addresses come with
+		// the SRV answer) take at least two whole waits of MinTTL.
+		if took := time.Since(start); took < 2*minTTL {
+			t.Errorf("3 more queries within %v of TTL 0, want at least %v apart", took, minTTL)
+		}
+		if got, want := a.backends(t), weighted(origins[0].url); !slices.Equal(got, want) {
+			t.Errorf("backends = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("a TTL of an hour is asked again after MaxTTL", func(t *testing.T) {
+		d.Set(t, true, srv(3600, port)...)
+		a := startInstance(t, "a", "round-robin", nil, nil, opts, "dns+srv://_web._tcp.test")
+		d.Set(t, true, srv(3600, port2)...)
+		took := waitUntil(t, 5*time.Second, "the set follows the records", func() bool {
+			return slices.Equal(a.backends(t), weighted(origins[1].url))
+		})
+		t.Logf("records changed under TTL 3600 → backend set changed in %v (MaxTTL %v)", took.Round(time.Millisecond), maxTTL)
+	})
+}
