@@ -119,6 +119,7 @@
 //
 // To watch the messages go by, run "roundhouse demo --log-level trace": the
 // selector logs every message it receives, every offer a handler takes,
-// every pick reply it sends and every suspect note it leaves, each with a
-// sequence number. docs/TOUR.md follows one request through that trace.
+// every reply it sends (to picks, commands and queries) and every suspect
+// note it leaves, each with a sequence number. docs/TOUR.md follows one
+// request through that trace.
 package actors

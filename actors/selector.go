@@ -232,7 +232,11 @@ func (s *Selector) Run(ctx context.Context) error {
 			if s.trace {
 				s.traceMsg("received", "command", "op", c.op, "id", c.id)
 			}
-			c.reply <- s.apply(c) // capacity 1: never blocks
+			res := s.apply(c)
+			c.reply <- res // capacity 1: never blocks
+			if s.trace {
+				s.traceMsg("sent", "command reply", "op", c.op, "error", res.err)
+			}
 			s.serveQueue()
 			fresh = false
 		case q := <-s.queries:
@@ -240,6 +244,9 @@ func (s *Selector) Run(ctx context.Context) error {
 				s.traceMsg("received", "query")
 			}
 			q.answer(s) // replies on a channel of capacity 1
+			if s.trace {
+				s.traceMsg("sent", "query reply")
+			}
 		case now := <-s.wake.C:
 			if s.trace {
 				s.traceMsg("received", "timer")

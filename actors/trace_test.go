@@ -60,17 +60,42 @@ func TestTheTraceNumbersEveryMessageTheSelectorTakesAndSends(t *testing.T) {
 			`received pick request: seq=3 key="" tried=0`,
 			`queued pick request: seq=4 waiting=1`,
 			`received query: seq=5`,
-			`received pick request: seq=6 key=k tried=0`,
-			`sent pick reply: seq=7 backend=- busy=true`,
-			`received timer: seq=8`,
-			`sent pick reply from the queue: seq=9 backend=- busy=true`,
-			`received report: seq=10 backend=` + urlA + ` outcome=connect-failed status=0 final=false`,
-			`sent suspect note: seq=11 backend=` + urlA,
-			`received report: seq=12 backend=- outcome=success status=502 final=true last=` + urlA,
+			`sent query reply: seq=6`,
+			`received pick request: seq=7 key=k tried=0`,
+			`sent pick reply: seq=8 backend=- busy=true`,
+			`received timer: seq=9`,
+			`sent pick reply from the queue: seq=10 backend=- busy=true`,
+			`received report: seq=11 backend=` + urlA + ` outcome=connect-failed status=0 final=false`,
+			`sent suspect note: seq=12 backend=` + urlA,
+			`received report: seq=13 backend=- outcome=success status=502 final=true last=` + urlA,
 		}
 		got := traceLines(logs)
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// A command and its reply are traced too, the reply with the command's error.
+func TestTheTraceShowsACommandAndItsReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg, logs := traceConfig(t, true)
+		s, stop := startSelector(t, cfg)
+		if err := s.Drain(t.Context(), "no-such-id"); !errors.Is(err, ErrUnknownBackend) {
+			t.Fatalf("Drain = %v, want ErrUnknownBackend", err)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		var got []string
+		for _, line := range traceLines(logs) {
+			if strings.Contains(line, "command") {
+				got = append(got, line)
+			}
+		}
+		if len(got) != 2 || !strings.HasPrefix(got[0], "received command: seq=") ||
+			!strings.HasPrefix(got[1], "sent command reply: seq=") || !strings.Contains(got[1], ErrUnknownBackend.Error()) {
+			t.Errorf("command trace:\n%s\nwant a received command, then its reply with the error", strings.Join(got, "\n"))
 		}
 	})
 }
