@@ -481,7 +481,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 	case noBackend:
 		switch {
 		case len(ex.tried) == 0 && errors.Is(ex.err, actors.ErrBusy):
-			w.Header().Set("Retry-After", p.retryAfter)
+			// A connection frees up as soon as any request ends: unlike a
+			// health problem, this is worth retrying at once.
+			w.Header().Set("Retry-After", "1")
 			code, msg = http.StatusServiceUnavailable, "every backend is busy"
 		case len(ex.tried) == 0:
 			w.Header().Set("Retry-After", p.retryAfter)
