@@ -49,8 +49,8 @@ type BackendConfig struct {
 	// ProxyProtocol, 1 or 2, makes every connection to the backend, health
 	// probes' included, begin with a PROXY protocol header of that version
 	// (see transport.WithProxyProtocol); 0 (the zero value): none. It is
-	// fixed when the backend is added: a reload that changes it for a
-	// backend that stays does not apply it.
+	// fixed when the backend is added: Reconfigure refuses to change it for
+	// a backend that stays.
 	ProxyProtocol int
 	// Source says who manages the backend. "" (the zero value) is the
 	// static configuration: the file, the flags and the admin API, which

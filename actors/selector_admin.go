@@ -282,6 +282,12 @@ func (s *Selector) reconfigure(cfg Config) error {
 			return fmt.Errorf("backend %s: %w", name, ErrDuplicateBackend)
 		}
 		wanted[name] = bc
+		// The version is part of every connection the transport makes to
+		// the backend, read without a lock: it is fixed for a Backend's life.
+		if st, ok := s.byName(name); ok && st.ProxyProtocol != bc.ProxyProtocol {
+			return fmt.Errorf("backend %s: PROXY protocol version %d → %d cannot change on a running backend: remove it and add it again, or restart",
+				name, st.ProxyProtocol, bc.ProxyProtocol)
+		}
 	}
 	if cfg.Policy != nil {
 		s.policy = cfg.Policy

@@ -1068,6 +1068,12 @@ func TestSelectorReconfigure(t *testing.T) {
 			func(t *testing.T) []BackendConfig {
 				return []BackendConfig{backendConfig(t, urlC, 1), backendConfig(t, urlB, -2)}
 			}, nil, "weight -2: want 0 to 1000"},
+		{"another PROXY protocol version for a running backend",
+			func(t *testing.T) []BackendConfig {
+				b := backendConfig(t, urlB, 1)
+				b.ProxyProtocol = 2
+				return []BackendConfig{backendConfig(t, urlC, 1), b}
+			}, nil, "PROXY protocol version 0 → 2 cannot change"},
 	}
 	for _, tt := range invalid {
 		t.Run("a configuration with "+tt.name+" is refused and changes nothing", func(t *testing.T) {
