@@ -9,10 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roundhouse/roundhouse/demo"
 )
 
 // echoWebSocketBackend completes a WebSocket handshake on a raw connection
@@ -163,4 +167,35 @@ func TestAnUpgradeLetsOpenWebSocketsFinish(t *testing.T) {
 	if code := f.reap(newPID, 20*time.Second); code != 0 {
 		t.Errorf("the new process exited %d, want 0", code)
 	}
+}
+
+// TestAReloadThatRemovesItsBackendLetsAnOpenWebSocketFinish: a SIGHUP
+// reload that drops a backend stops new requests to it at once, but a
+// WebSocket open through it keeps relaying; the backend is forgotten once
+// the WebSocket closes.
+func TestAReloadThatRemovesItsBackendLetsAnOpenWebSocketFinish(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	wsBackend := echoWebSocketBackend(t)
+	other := httptest.NewServer(demo.Handler("other"))
+	t.Cleanup(other.Close)
+	file := writeConfig(t, configWith([]string{wsBackend.URL}, nil))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0")
+	addr := lb.waitFor(t, listening)
+	ws := dialWebSocket(t, addr)
+	ws.echo("before the reload")
+
+	if err := os.WriteFile(file, []byte(configWith([]string{other.URL}, nil)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb.signal(t, syscall.SIGHUP)
+	lb.waitFor(t, `backend removing: backend=`+regexp.QuoteMeta(wsBackend.URL)+` in_flight=1`)
+	ws.echo("after the reload")
+	if code, body, err := fetch("http://" + addr + "/"); err != nil || code != http.StatusOK || !strings.Contains(body, "other") {
+		t.Errorf("a new request after the reload: %d %q %v, want 200 from other", code, body, err)
+	}
+	if strings.Contains(lb.output(), "backend removed: backend="+wsBackend.URL) {
+		t.Fatalf("the backend was forgotten with its WebSocket open:\n%s", lb.output())
+	}
+	ws.c.Close()
+	lb.waitFor(t, `backend removed: backend=`+regexp.QuoteMeta(wsBackend.URL))
 }
