@@ -98,13 +98,13 @@ func TestResilienceFlagsTakeEffect(t *testing.T) {
 		}))
 		t.Cleanup(steady.Close)
 		lb := start(t, "--listen", "127.0.0.1:0", "--backend", back.URL, "--backend", steady.URL,
-			"--slow-start", "20s", "--health-interval", "100ms", "--rise", "1", "--fall", "1", "--access-log=false")
+			"--slow-start", "60s", "--health-interval", "100ms", "--rise", "1", "--fall", "1", "--access-log=false")
 		url := "http://" + lb.waitFor(t, listening) + "/"
 		lb.waitFor(t, `backend down: backend=`+back.URL)
 		healthy.Store(true)
 		lb.waitFor(t, `backend up: backend=`+back.URL)
 		// Without slow start round-robin would give it 10 of these 20 at once;
-		// a second or two into a 20s ramp its share is under a tenth.
+		// even ten seconds into a 60s ramp (a slow machine) its share is 1 in 7.
 		got := 0
 		for range 20 {
 			if a := do(t, url); a.from == "back" {

@@ -265,14 +265,14 @@ func TestAStalledBodyGets408AndTheConnectionCloses(t *testing.T) {
 }
 
 func TestASlowBodyThatKeepsComingIsNotCut(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	const timeout = time.Second // each piece comes a quarter of it after the last
 	t.Run("each piece arrives within the timeout, the whole body takes longer", func(t *testing.T) {
 		got := make(chan error, 1)
 		lb := newBalancer(t, balancerOptions{bodyTimeout: timeout}, bodyEcho(t, got).URL)
 		rc := dialRaw(t, lb.url)
 		rc.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
 		start := time.Now()
-		tick := time.NewTicker(timeout / 3) // pacing: a slow client
+		tick := time.NewTicker(timeout / 4) // pacing: a slow client
 		defer tick.Stop()
 		for _, c := range "abcdef" {
 			<-tick.C
@@ -291,7 +291,7 @@ func TestASlowBodyThatKeepsComingIsNotCut(t *testing.T) {
 		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
 			select {
-			case <-time.After(3 * timeout):
+			case <-time.After(2 * timeout):
 			case <-r.Context().Done():
 				return
 			}
