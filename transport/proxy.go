@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -154,16 +156,17 @@ type exchange struct {
 	// connected to; nil: unknown) are for an outgoing PROXY header. Set
 	// before the exchange is shared and never written again, so transport
 	// goroutines may read them.
-	remote  string
-	local   net.Addr
-	key     string            // the request's key for the policy; "" if none
-	secure  bool              // the client connection is TLS
-	backend *actors.Backend   // the current attempt's backend
-	tried   []*actors.Backend // every backend attempted so far
-	body    *replayableBody   // nil when the request has no body
-	http1   bool              // the client speaks HTTP/1.x
-	fail    failure           // the last attempt's failure
-	err     error
+	remote   string
+	local    net.Addr
+	key      string            // the request's key for the policy; "" if none
+	secure   bool              // the client connection is TLS
+	backend  *actors.Backend   // the current attempt's backend
+	tried    []*actors.Backend // every backend attempted so far
+	body     *replayableBody   // nil when the request has no body
+	http1    bool              // the client speaks HTTP/1.x
+	fail     failure           // the last attempt's failure
+	err      error
+	respBody responseBody // the current attempt's response body, once it has one
 	// gotConn, for an attempt at an https backend, receives once the
 	// transport has a connection for it (httptrace's GotConn, which may
 	// fire on a transport goroutine); nil for other attempts.
@@ -304,14 +307,21 @@ func requestKey(r *http.Request, k actors.KeySpec) string {
 //
 // With request IDs on, it also drops the backend's own copy of the ID
 // header: the client gets ours, set before the response began, once.
+//
+// It also watches the response body (see responseBody), except a switch
+// of protocols, whose body ReverseProxy needs as it is.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	ex := exchangeOf(resp.Request)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		ex.respBody = responseBody{ReadCloser: resp.Body, ex: ex}
+		resp.Body = &ex.respBody
+	}
 	if p.idHeader != "" {
 		resp.Header.Del(p.idHeader)
 	}
 	if p.key.Kind != actors.KeyCookie {
 		return nil
 	}
-	ex := exchangeOf(resp.Request)
 	token := actors.StickyToken(p.secret, ex.backend)
 	if token == ex.key {
 		return nil
@@ -322,6 +332,24 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	resp.Header.Add("Set-Cookie", c.String())
 	return nil
+}
+
+// responseBody is a backend's response body on its way to the client. A
+// read that fails (the backend reset, the request timeout) cuts the
+// response short after its status went out: ReverseProxy then aborts the
+// handler, and nothing else would tell the access log. It is read on the
+// handler goroutine, the exchange's.
+type responseBody struct {
+	io.ReadCloser
+	ex *exchange
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.ex.err == nil {
+		b.ex.err = fmt.Errorf("response cut short: %w", err)
+	}
+	return n, err
 }
 
 // attempt forwards the request to b. Its outcome is reported later: by the

@@ -363,6 +363,8 @@ func TestTheRequestTimeoutBoundsTheWholeRequest(t *testing.T) {
 			t.Errorf("the stream was not cut before the client's own deadline")
 		}
 		wasCancelled(t, "/stream")
+		// The access log says the 200 was cut short, and why.
+		lb.log.waitFor(t, 1, "path=/stream", "status=200", `error="response cut short: context deadline exceeded"`)
 	})
 }
 
