@@ -99,6 +99,15 @@ func dropH2CUpgrade(pr *httputil.ProxyRequest) {
 // it writes the trailer. (An undeclared trailer cannot be forwarded.)
 func forwardTrailers(pr *httputil.ProxyRequest) {
 	if len(pr.In.Trailer) > 0 {
+		// net/http's server does not check the names a Trailer header
+		// declares, but its transport refuses a request declaring one that
+		// is not a token: drop those (they could never be sent). In place,
+		// since the server fills in this very map as the trailers arrive.
+		for k := range pr.In.Trailer {
+			if !isToken(k) {
+				delete(pr.In.Trailer, k)
+			}
+		}
 		pr.Out.Trailer = pr.In.Trailer
 	}
 }

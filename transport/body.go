@@ -24,10 +24,18 @@ import (
 //
 // A positive timeout bounds the wait for each read's bytes (nginx's
 // client_body_timeout): before every read from the client it moves the
-// connection's read deadline (through conn, the request's
-// ResponseController) timeout ahead, and clears it once the body ends, so
-// that what reads the connection afterwards does not inherit it. A client
-// that stalls makes the read fail with os.ErrDeadlineExceeded.
+// request's read deadline timeout ahead, and clears it after the read, so
+// that nothing waits under it between reads (over HTTP/2 the deadline is a
+// timer that would fire on its own) and nothing that reads the connection
+// later inherits it. A client that stalls makes the read fail with
+// os.ErrDeadlineExceeded.
+//
+// The deadline is set through the request's http.ResponseController,
+// which must not be used once the handler has returned, while the
+// transport's writer may still be reading the body (a backend that answered
+// early). So the controller moves by message: lease holds it while no read
+// is in progress; a read takes it and gives it back; reclaim, on the
+// handler goroutine before it returns, takes it for good.
 //
 // It is read by the transport's write goroutine during an attempt and by the
 // handler goroutine between attempts: http.Transport's RoundTrip returns an
@@ -35,15 +43,15 @@ import (
 // two.
 type replayableBody struct {
 	src     io.ReadCloser
-	timeout time.Duration            // for each read; 0: none
-	conn    *http.ResponseController // sets the read deadline when timeout > 0
-	keep    int                      // bytes kept for replay; 0 keeps none
-	max     int64                    // bytes allowed; 0: no limit
-	kept    []byte                   // every byte read from src so far, while replayable
-	pos     int                      // the current attempt's position within kept
-	read    int64                    // bytes read from src
-	lost    bool                     // bytes were read that are not kept: no replay
-	err     error                    // the first read error other than io.EOF: the client's fault
+	timeout time.Duration                 // for each read; 0: none
+	lease   chan *http.ResponseController // capacity 1: the controller, while no read holds it
+	keep    int                           // bytes kept for replay; 0 keeps none
+	max     int64                         // bytes allowed; 0: no limit
+	kept    []byte                        // every byte read from src so far, while replayable
+	pos     int                           // the current attempt's position within kept
+	read    int64                         // bytes read from src
+	lost    bool                          // bytes were read that are not kept: no replay
+	err     error                         // the first read error other than io.EOF: the client's fault
 }
 
 func newReplayableBody(src io.ReadCloser, keep int, max int64) *replayableBody {
@@ -55,12 +63,43 @@ func (b *replayableBody) readSrc(p []byte) (int, error) {
 	if b.timeout <= 0 {
 		return b.src.Read(p)
 	}
-	_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout)) // unsupported: no timeout
-	n, err := b.src.Read(p)
-	if err != nil {
-		_ = b.conn.SetReadDeadline(time.Time{})
+	var rc *http.ResponseController
+	select {
+	case rc = <-b.lease:
+	default: // the handler has taken the controller back: it has returned
+		return b.src.Read(p)
 	}
+	_ = rc.SetReadDeadline(time.Now().Add(b.timeout)) // unsupported: no timeout
+	n, err := b.src.Read(p)
+	_ = rc.SetReadDeadline(time.Time{}) // between reads, nothing is the client's fault
+	b.lease <- rc                       // capacity 1, empty: never blocks
 	return n, err
+}
+
+// reclaim takes the controller back for good, on the handler goroutine
+// before it returns (rc is the handler's own): no read deadline is set
+// after that. A read in progress is cut short to hand it back; the wait is
+// not given up on the request's context, since the handler must not return
+// while a read may still use the controller. It is short: the deadline is
+// set again every few milliseconds, in case the read set its own just
+// after.
+func (b *replayableBody) reclaim(rc *http.ResponseController) {
+	if b == nil || b.lease == nil {
+		return
+	}
+	for {
+		select {
+		case <-b.lease:
+			return
+		default:
+		}
+		_ = rc.SetReadDeadline(time.Now())
+		select {
+		case <-b.lease:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {

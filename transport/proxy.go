@@ -170,7 +170,8 @@ type exchange struct {
 	// gotConn, for an attempt at an https backend, receives once the
 	// transport has a connection for it (httptrace's GotConn, which may
 	// fire on a transport goroutine); nil for other attempts.
-	gotConn chan struct{}
+	gotConn   chan struct{}
+	askedConn chan struct{} // likewise, httptrace's GetConn
 	// attemptStart is when the current attempt began; reported says
 	// whether its outcome has gone to the selector yet.
 	attemptStart time.Time
@@ -201,14 +202,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ex.body = newReplayableBody(r.Body, keep, p.maxBody)
 		if p.bodyTimeout > 0 {
-			ex.body.timeout, ex.body.conn = p.bodyTimeout, http.NewResponseController(w)
+			ex.body.timeout, ex.body.lease = p.bodyTimeout, make(chan *http.ResponseController, 1)
+			ex.body.lease <- http.NewResponseController(w)
 		}
 		// The wrapper ignores Close so a failed attempt cannot end the body;
 		// closing the real one when the exchange ends makes any late Read by
 		// a transport goroutine fail instead of racing the server's next
 		// request on this connection.
 		defer r.Body.Close()
-		defer linger(w, rec) // before the Close above
+		defer linger(w, rec)                                 // before the Close above
+		defer ex.body.reclaim(http.NewResponseController(w)) // before linger
 		r.Body = ex.body
 		// A backend may answer while the upload is still arriving (an echo,
 		// an early error): keep reading the body after the response starts.
@@ -397,22 +400,30 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// turns out dead before any byte was written.
 		pr.Out.GetBody = ex.body.rewind
 	}
-	ex.gotConn = nil
+	ex.askedConn, ex.gotConn = nil, nil
 	if pr.Out.URL.Scheme == "https" {
 		// A backend that closes or resets the connection during the TLS
 		// handshake fails the attempt with a bare EOF or reset, as if it
 		// broke after the request was sent. The trace tells them apart:
-		// without a connection, nothing was sent. A channel per attempt,
-		// so that a late signal from an earlier attempt's dial cannot
-		// speak for this one.
-		got := make(chan struct{}, 1)
-		ex.gotConn = got
-		trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		// the transport asked for a connection (GetConn) and never had one
+		// (GotConn), so nothing was sent. (One it refused before asking,
+		// an invalid header, is no connection failure.) Channels per
+		// attempt, so that a late signal from an earlier attempt's dial
+		// cannot speak for this one. If the transport retries a dead pooled
+		// connection on a fresh one and that dial fails, GotConn has fired
+		// already: a 502, never a replay.
+		asked, got := make(chan struct{}, 1), make(chan struct{}, 1)
+		ex.askedConn, ex.gotConn = asked, got
+		signal := func(c chan struct{}) {
 			select {
-			case got <- struct{}{}:
+			case c <- struct{}{}:
 			default: // already told
 			}
-		}}
+		}
+		trace := &httptrace.ClientTrace{
+			GetConn: func(string) { signal(asked) },
+			GotConn: func(httptrace.GotConnInfo) { signal(got) },
+		}
 		pr.Out = pr.Out.WithContext(httptrace.WithClientTrace(pr.Out.Context(), trace))
 	}
 }
@@ -422,6 +433,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (ex *exchange) noConnection() bool {
 	if ex.gotConn == nil {
 		return false
+	}
+	select {
+	case <-ex.askedConn: // the transport did try to get a connection
+	default:
+		return false // refused before that (an invalid header or trailer)
 	}
 	select {
 	case <-ex.gotConn:
