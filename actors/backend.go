@@ -135,8 +135,9 @@ type Report struct {
 	Attempt  int           // 0 for the first attempt, 1 for the first retry, ...
 	// Last is set only in a Final report with a nil Backend whose request
 	// did reach a backend: the one its last attempt went to, that attempt
-	// already reported (it failed, and no backend was left to retry on).
-	// The request counts as that backend's; no pick ends.
+	// already reported (it failed, and no further attempt was made: no
+	// backend was left, every one was busy, the client left or the request
+	// timed out). The request counts as that backend's; no pick ends.
 	Last *Backend
 }
 

@@ -285,7 +285,7 @@ func (s *Selector) reconfigure(cfg Config) error {
 		// The version is part of every connection the transport makes to
 		// the backend, read without a lock: it is fixed for a Backend's life.
 		if st, ok := s.byName(name); ok && st.ProxyProtocol != bc.ProxyProtocol {
-			return fmt.Errorf("backend %s: PROXY protocol version %d → %d cannot change on a running backend: remove it and add it again, or restart",
+			return fmt.Errorf("backend %s: PROXY protocol version %d → %d cannot change on a running backend: remove it and add it again (once it has drained), or restart",
 				name, st.ProxyProtocol, bc.ProxyProtocol)
 		}
 	}

@@ -378,7 +378,7 @@ func (p *Proxy) finish(r *http.Request, w *recorder, ex *exchange, start time.Ti
 	switch {
 	case ex.backend != nil && !ex.reported:
 		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
-	case ex.backend != nil: // its failure was reported; no backend was left to retry on
+	case ex.backend != nil: // its failure was reported, and no other attempt followed
 		rep.Last = ex.backend
 	}
 	p.sel.Report(rep)
