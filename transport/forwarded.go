@@ -87,9 +87,6 @@ func setForwarded(pr *httputil.ProxyRequest, trusted TrustedProxies) {
 		xff = appendList(xff, peer.String())
 	}
 	fwd = appendList(fwd, forwardedElement(peer, ok, in.Host, scheme(in)))
-	setOrDel(out, "X-Forwarded-For", xff)
-	out.Set("Forwarded", fwd)
-
 	host, proto := prior("X-Forwarded-Host"), prior("X-Forwarded-Proto")
 	if host == "" || strings.Contains(host, ",") {
 		host = in.Host
@@ -97,8 +94,21 @@ func setForwarded(pr *httputil.ProxyRequest, trusted TrustedProxies) {
 	if proto != "http" && proto != "https" {
 		proto = scheme(in)
 	}
-	setOrDel(out, "X-Forwarded-Host", host)
-	out.Set("X-Forwarded-Proto", proto)
+	// One backing array for the four value slices (names canonical): one
+	// allocation where Header.Set makes one each.
+	vals := make([]string, 0, 4)
+	set := func(name, v string) {
+		if v == "" {
+			delete(out, name)
+			return
+		}
+		vals = append(vals, v)
+		out[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set("X-Forwarded-For", xff)
+	set("Forwarded", fwd)
+	set("X-Forwarded-Host", host)
+	set("X-Forwarded-Proto", proto)
 }
 
 // scheme is the scheme the client used to reach us.
@@ -114,14 +124,6 @@ func appendList(list, v string) string {
 		return v
 	}
 	return list + ", " + v
-}
-
-func setOrDel(h http.Header, name, v string) {
-	if v == "" {
-		h.Del(name)
-		return
-	}
-	h.Set(name, v)
 }
 
 // nominated reports whether the Connection header lists name, making it a
@@ -141,42 +143,40 @@ func nominated(h http.Header, name string) bool {
 // for=<client>;host=<host>;proto=<scheme>. An unknown client is "unknown";
 // an IPv6 client is bracketed and quoted; host is quoted when it is not a
 // token, and left out when it holds bytes a header must not carry.
+// It is built in one buffer (on the stack for the usual sizes): one
+// allocation per request, for the string.
 func forwardedElement(client netip.Addr, known bool, host, proto string) string {
-	var b strings.Builder
-	b.WriteString("for=")
+	var buf [128]byte
+	b := append(buf[:0], "for="...)
 	switch {
 	case !known:
-		b.WriteString("unknown")
+		b = append(b, "unknown"...)
 	case client.Is6():
-		b.WriteString(`"[` + client.String() + `]"`)
+		b = append(client.AppendTo(append(b, `"[`...)), `]"`...)
 	default:
-		b.WriteString(client.String())
+		b = client.AppendTo(b)
 	}
 	if host != "" && isQuotable(host) {
-		b.WriteString(";host=")
-		b.WriteString(tokenOrQuoted(host))
+		b = appendTokenOrQuoted(append(b, ";host="...), host)
 	}
-	b.WriteString(";proto=")
-	b.WriteString(proto)
-	return b.String()
+	b = append(append(b, ";proto="...), proto...)
+	return string(b)
 }
 
-// tokenOrQuoted returns s as an RFC 9110 token if it is one, otherwise as a
-// quoted-string.
-func tokenOrQuoted(s string) string {
+// appendTokenOrQuoted appends s as an RFC 9110 token if it is one,
+// otherwise as a quoted-string.
+func appendTokenOrQuoted(b []byte, s string) []byte {
 	if isToken(s) {
-		return s
+		return append(b, s...)
 	}
-	var b strings.Builder
-	b.WriteByte('"')
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' || s[i] == '\\' {
-			b.WriteByte('\\')
+			b = append(b, '\\')
 		}
-		b.WriteByte(s[i])
+		b = append(b, s[i])
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(b, '"')
 }
 
 // isToken reports whether s is a non-empty RFC 9110 token.
