@@ -166,7 +166,9 @@ type exchange struct {
 	http1    bool              // the client speaks HTTP/1.x
 	fail     failure           // the last attempt's failure
 	err      error
-	respBody responseBody // the current attempt's response body, once it has one
+	respBody responseBody       // the current attempt's response body, once it has one
+	rec      recorder           // the client's ResponseWriter, as ReverseProxy gets it
+	triedBuf [3]*actors.Backend // tried's first backends, without an allocation
 	// gotConn, for an attempt at an https backend, receives once the
 	// transport has a connection for it (httptrace's GotConn, which may
 	// fire on a transport goroutine); nil for other attempts.
@@ -185,9 +187,11 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 // ServeHTTP balances one request; see Proxy.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w, tunnels: p.tunnels}
-	defer rec.endTunnel()
 	ex := &exchange{secure: r.TLS != nil, http1: r.ProtoMajor == 1}
+	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels}
+	rec := &ex.rec // one allocation for both
+	ex.tried = ex.triedBuf[:0]
+	defer rec.endTunnel()
 	ex.remote = r.RemoteAddr
 	ex.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if p.idHeader != "" {
