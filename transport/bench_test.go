@@ -90,7 +90,8 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 	wg.Go(func() { _ = sel.Run(ctx) })
 	b.Cleanup(func() { cancel(); wg.Wait() })
 
-	cfg := Config{Selector: sel, Transport: tr, Retries: 2, Logger: hclog.NewNullLogger()}
+	// As serve runs it by default: request IDs on.
+	cfg := Config{Selector: sel, Transport: tr, Retries: 2, Logger: hclog.NewNullLogger(), RequestIDHeader: "X-Request-ID"}
 	if accessLog {
 		// Stopped after the front server (cleanups run last first), as
 		// runServe stops its log writer after everything that logs.

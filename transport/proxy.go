@@ -196,8 +196,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if p.idHeader != "" {
 		ex.id = requestID(r, p.idHeader, p.trusted)
-		r.Header.Set(p.idHeader, ex.id) // ReverseProxy copies it to the backend request
-		rec.Header().Set(p.idHeader, ex.id)
+		// To the backend (ReverseProxy copies the request's header) and
+		// back to the client: one array for both values (p.idHeader is
+		// canonical), each slice capped so that neither can grow into the
+		// other.
+		ids := []string{ex.id, ex.id}
+		r.Header[p.idHeader] = ids[0:1:1]
+		rec.Header()[p.idHeader] = ids[1:2:2]
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		keep := 0
