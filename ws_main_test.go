@@ -148,8 +148,11 @@ func TestAnUpgradeLetsOpenWebSocketsFinish(t *testing.T) {
 	if code := f.reap(old, 20*time.Second); code != 0 {
 		t.Errorf("the old process exited %d, want 0", code)
 	}
-	out := f.output()
+	// The process has exited, but its last lines may still be on their
+	// way through the pipe to the test's reader.
 	stopped := fmt.Sprintf("stopped: pid=%d", old)
+	f.waitForCount(1, regexp.QuoteMeta(stopped))
+	out := f.output()
 	if i, j := strings.Index(out, "path=/ws"), strings.Index(out, stopped); i < 0 || j < i {
 		t.Errorf("the old process stopped before the WebSocket closed:\n%s", out)
 	}
