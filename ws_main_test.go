@@ -69,13 +69,21 @@ func dialWebSocket(t *testing.T, addr string) *webSocket {
 
 func (ws *webSocket) echo(msg string) {
 	ws.t.Helper()
-	if _, err := io.WriteString(ws.c, msg); err != nil {
+	if err := ws.tryEcho(msg); err != nil {
 		ws.t.Fatal(err)
+	}
+}
+
+// tryEcho sends msg and reads it back.
+func (ws *webSocket) tryEcho(msg string) error {
+	if _, err := io.WriteString(ws.c, msg); err != nil {
+		return err
 	}
 	buf := make([]byte, len(msg))
 	if _, err := io.ReadFull(ws.br, buf); err != nil || string(buf) != msg {
-		ws.t.Fatalf("echo: %q, %v", buf, err)
+		return fmt.Errorf("echo: %q, %v", buf, err)
 	}
+	return nil
 }
 
 func TestSIGTERMWaitsForOpenWebSocketsToClose(t *testing.T) {
@@ -137,7 +145,9 @@ func TestAnUpgradeLetsOpenWebSocketsFinish(t *testing.T) {
 	}
 	f.waitForCount(2, listening)
 	f.waitForCount(1, "drained") // every other connection of the old process has closed
-	ws.echo("after the hand-over")
+	if err := ws.tryEcho("after the hand-over"); err != nil {
+		t.Fatalf("the WebSocket broke at the hand-over: %v; output:\n%s", err, f.output())
+	}
 	if err := ws.c.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
