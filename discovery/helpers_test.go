@@ -19,6 +19,7 @@ import (
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/internal/logtest"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -46,17 +47,7 @@ func (l *logBuffer) waitFor(t *testing.T, n int, substrs ...string) {
 
 // waitUntil polls cond every 5 ms (pacing) until it holds, for up to
 // timeout, and returns how long that took.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting until %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
-}
+var waitUntil = testenv.WaitUntil
 
 // origin is a demo backend that counts the requests it receives (health
 // probes aside) and those in progress.

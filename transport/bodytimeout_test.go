@@ -12,16 +12,6 @@ import (
 	"github.com/roundhouse/roundhouse/internal/testcert"
 )
 
-// h2cClient speaks cleartext HTTP/2 to a balancer with FrontendOptions.H2C.
-func h2cClient(t *testing.T) *http.Client {
-	t.Helper()
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	c := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 30 * time.Second}
-	t.Cleanup(c.CloseIdleConnections)
-	return c
-}
-
 // An upload the client sent whole is never cut by --client-body-timeout
 // because the backend was slow to take it: the deadline covers only the
 // wait for the client's bytes. Over HTTP/2 the deadline is a timer that

@@ -215,16 +215,14 @@ func deadURL(t *testing.T) string {
 	return "http://" + testenv.DeadAddr(t)
 }
 
-// waitUntil polls cond every millisecond until it holds, and fails the test
-// with what if it does not within d.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+var waitUntil = testenv.WaitUntil
+
+// h2cClient speaks cleartext HTTP/2 to a balancer with FrontendOptions.H2C.
+func h2cClient(t *testing.T) *http.Client {
 	t.Helper()
-	deadline := time.After(d)
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("gave up after %v waiting for: %s", d, what)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 30 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }

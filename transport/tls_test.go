@@ -223,11 +223,7 @@ func TestANewCertificateServesNewConnectionsAfterReload(t *testing.T) {
 
 func TestH2CServesCleartextHTTP2AndHTTP1OnOnePort(t *testing.T) {
 	lb := newBalancer(t, balancerOptions{frontend: FrontendOptions{H2C: true}}, demoBackend(t, "A").URL)
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	h2c := &http.Client{Transport: &http.Transport{Protocols: &p}}
-	t.Cleanup(h2c.CloseIdleConnections)
-	if resp := getWith(t, h2c, lb.url+"/"); resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+	if resp := getWith(t, h2cClient(t), lb.url+"/"); resp.StatusCode != 200 || resp.ProtoMajor != 2 {
 		t.Errorf("prior-knowledge client: %d over %s, want 200 over HTTP/2", resp.StatusCode, resp.Proto)
 	}
 	if code, _, _ := lb.get(t, "/"); code != 200 {

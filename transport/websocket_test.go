@@ -230,19 +230,14 @@ func TestTheEndOfTheGracePeriodClosesOpenWebSockets(t *testing.T) {
 // waitRefused waits until the balancer no longer accepts connections.
 func waitRefused(t *testing.T, lb *balancer) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
+	waitUntil(t, 10*time.Second, "connections are refused", func() bool {
 		c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
 		if err != nil {
-			return
+			return true
 		}
 		c.Close()
-		select {
-		case <-deadline:
-			t.Fatal("still accepting connections")
-		case <-time.After(time.Millisecond):
-		}
-	}
+		return false
+	})
 }
 
 func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "reset by peer") }

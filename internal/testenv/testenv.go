@@ -63,3 +63,20 @@ func DeadAddr(t testing.TB) string {
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
+
+// WaitUntil polls cond every few milliseconds until it holds and returns
+// how long that took; if it does not hold within d, it fails the test,
+// naming what it waited for.
+func WaitUntil(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := time.After(d)
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("gave up after %v waiting until %s", d, what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return time.Since(start)
+}
