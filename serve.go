@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
 	"net"
@@ -320,27 +319,13 @@ func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*conf
 // or nil when --admin is not given. Without a token the admin API must
 // listen on loopback.
 func newAdmin(s *config.Settings, sel *actors.Selector, reload func(context.Context) error, log hclog.Logger) (http.Handler, error) {
+	// config.Load has checked the address and the token rules (a token
+	// file needs an address; a non-loopback address needs a token) and
+	// read the token.
 	if s.Admin.Listen == "" {
-		if s.Admin.TokenFile != "" {
-			return nil, usageError{errors.New("--admin-token-file: needs --admin ADDR")}
-		}
 		return nil, nil
 	}
-	var token []byte
-	if s.Admin.TokenFile != "" {
-		t, err := admin.ReadTokenFile(s.Admin.TokenFile)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--admin-token-file: %w", err)}
-		}
-		token = t
-	}
-	switch err := admin.CheckAddr(s.Admin.Listen, token != nil); {
-	case errors.Is(err, admin.ErrNotLoopback):
-		return nil, usageError{fmt.Errorf("--admin %s: %w: give --admin-token-file FILE, or a loopback address such as %s", s.Admin.Listen, err, admin.DefaultAddr)}
-	case err != nil:
-		return nil, usageError{fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)}
-	}
-	return admin.New(admin.Config{Selector: sel, Reload: reload, Logger: log.Named("admin"), Token: token})
+	return admin.New(admin.Config{Selector: sel, Reload: reload, Logger: log.Named("admin"), Token: s.Admin.Token})
 }
 
 // newServer returns an http.Server with hardened defaults: slow clients

@@ -169,6 +169,7 @@ type Log struct {
 type Admin struct {
 	Listen    string // host:port; "" (the default) turns the admin API off
 	TokenFile string // file holding the bearer token the API requires; "" for none
+	Token     []byte // TokenFile's token, read by Load; nil without one
 }
 
 // Sticky keys the sticky-session cookie (file block sticky).
@@ -327,9 +328,11 @@ func (l *loader) readFiles() {
 		s.Sticky.Secret = secret
 	}
 	if f := s.Admin.TokenFile; f != "" && s.Admin.Listen != "" {
-		if _, err := admin.ReadTokenFile(f); err != nil {
+		token, err := admin.ReadTokenFile(f)
+		if err != nil {
 			l.problemFrom(rowByFlag["admin-token-file"], err.Error())
 		}
+		s.Admin.Token = token
 	}
 	if s.TLS.Cert != "" && s.TLS.Key != "" {
 		certs, err := transport.NewCertStore(s.TLS.Cert, s.TLS.Key)

@@ -22,6 +22,9 @@ const oneBackend = "\n" + `backend "http://127.0.0.1:8081" {}` + "\n"
 // load writes src to roundhouse.hcl in a fresh directory, makes that the
 // working directory (so that positions read "roundhouse.hcl:1:1"), and
 // loads it with --config and then args.
+// testToken is what the admin token files load writes hold.
+const testToken = "a-token-of-24-bytes-long"
+
 func load(t *testing.T, src string, args ...string) (*Settings, error) {
 	t.Helper()
 	dir := t.TempDir()
@@ -31,7 +34,7 @@ func load(t *testing.T, src string, args ...string) (*Settings, error) {
 		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(name, []byte("a-token-of-24-bytes-long\n"), 0o600); err != nil {
+		if err := os.WriteFile(name, []byte(testToken+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -181,7 +184,7 @@ admin {
 			s.Health = Health{Path: "/ready?full=1", Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, Rise: 1, Fall: 10, Expect: "200-399"}
 			s.Timeouts.Dial, s.Timeouts.ResponseHeader = time.Second, 2*time.Minute
 			s.Log = Log{Level: "warn", Format: "json", Access: false}
-			s.Admin = Admin{Listen: "127.0.0.1:9090", TokenFile: "admin.token"}
+			s.Admin = Admin{Listen: "127.0.0.1:9090", TokenFile: "admin.token", Token: []byte(testToken)}
 		}},
 		{"comments and empty blocks are fine", `
 # a comment
@@ -206,7 +209,7 @@ admin {
   token_file = "secrets/admin.token"
 }` + oneBackend, nil, func(t *testing.T, s *Settings) {
 			s.Backends = []Backend{fileBackend(t, "http://127.0.0.1:8081", 1, false, "6:9")}
-			s.Admin = Admin{Listen: "[::1]:9090", TokenFile: "secrets/admin.token"}
+			s.Admin = Admin{Listen: "[::1]:9090", TokenFile: "secrets/admin.token", Token: []byte(testToken)}
 		}},
 	}
 	for _, tt := range tests {
