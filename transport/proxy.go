@@ -420,7 +420,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// attempt, so that a late signal from an earlier attempt's dial
 		// cannot speak for this one. If the transport retries a dead pooled
 		// connection on a fresh one and that dial fails, GotConn has fired
-		// already: a 502, never a replay.
+		// already: only an error isTLSHandshakeFailure recognises still
+		// counts as no connection then; anything else is a 502, never a
+		// replay.
 		asked, got := make(chan struct{}, 1), make(chan struct{}, 1)
 		ex.askedConn, ex.gotConn = asked, got
 		signal := func(c chan struct{}) {

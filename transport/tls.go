@@ -279,7 +279,10 @@ func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }
 // isTLSHandshakeFailure reports whether err means a backend's TLS
 // handshake failed (an untrusted or mismatched certificate, a protocol
 // alert, no handshake within --tls-handshake-timeout): nothing of the
-// request was sent, like a refused connection.
+// request was sent, like a refused connection. For most attempts the
+// request trace already says so (exchange.noConnection); this recognises
+// the errors also when the transport had a connection first (a dead pooled
+// one it then redialled).
 func isTLSHandshakeFailure(err error) bool {
 	var verify *tls.CertificateVerificationError
 	var alert tls.AlertError
