@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -107,10 +106,7 @@ func TestHealthExpectationsFromTheCommandLine(t *testing.T) {
 	if seen["good"] != 3 || seen["secure"] != 3 {
 		t.Errorf("answers %v, want 3 from good and 3 from secure; output:\n%s", seen, lb.output())
 	}
-	lb.signal(t, syscall.SIGTERM)
-	if code := lb.wait(t); code != 0 {
-		t.Errorf("exit status %d; output:\n%s", code, lb.output())
-	}
+	lb.stop(t)
 
 	// Without the CA the https backend cannot be verified.
 	untrusting := start(t, check...)

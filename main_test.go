@@ -163,6 +163,15 @@ func (p *proc) wait(t *testing.T) int {
 	return 0
 }
 
+// stop sends SIGTERM and fails the test unless the process exits 0.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0; output:\n%s", code, p.output())
+	}
+}
+
 func (p *proc) signal(t *testing.T, sig os.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -338,10 +347,7 @@ func TestDemoServesRoundRobinAndStopsCleanlyOnSIGTERM(t *testing.T) {
 		t.Errorf("not round-robin over three backends: %q", got)
 	}
 	p.waitFor(t, `access: request: method=GET path=/ .*status=200`)
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t); code != 0 {
-		t.Errorf("exit status %d after SIGTERM, want 0; output:\n%s", code, p.output())
-	}
+	p.stop(t)
 	if strings.Contains(p.output(), "seq=") {
 		t.Errorf("the selector's messages are traced at the default log level:\n%s", p.output())
 	}
@@ -361,10 +367,7 @@ func TestDemoWithTraceShowsTheSelectorsMessagesNumbered(t *testing.T) {
 	if o, r := mustAtoi(t, offer), mustAtoi(t, report); r <= o {
 		t.Errorf("the request's report has seq=%d, its offer seq=%d: want a later number", r, o)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t); code != 0 {
-		t.Errorf("exit status %d after SIGTERM, want 0; output:\n%s", code, p.output())
-	}
+	p.stop(t)
 }
 
 func mustAtoi(t *testing.T, s string) int {
@@ -616,10 +619,7 @@ func TestWeightedRoundRobinFromTheCommandLineSplitsThreeToOne(t *testing.T) {
 	if aHits.Load() != 30 || bHits.Load() != 10 {
 		t.Errorf("backends served %d and %d requests, want 30 and 10", aHits.Load(), bHits.Load())
 	}
-	lb.signal(t, syscall.SIGTERM)
-	if code := lb.wait(t); code != 0 {
-		t.Errorf("exit status %d, want 0; output:\n%s", code, lb.output())
-	}
+	lb.stop(t)
 }
 
 // stickyValue starts a balancer with args, fetches / once and returns the
@@ -652,10 +652,7 @@ func stickyValue(t *testing.T, args ...string) (value, backend string) {
 	if value == "" {
 		t.Fatalf("no roundhouse_sticky cookie: %q", resp.Header.Values("Set-Cookie"))
 	}
-	lb.signal(t, syscall.SIGTERM)
-	if code := lb.wait(t); code != 0 {
-		t.Errorf("exit status %d, want 0; output:\n%s", code, lb.output())
-	}
+	lb.stop(t)
 	return value, string(body)
 }
 
@@ -740,10 +737,7 @@ func TestStatusPrintsTheBackendsOfARunningBalancer(t *testing.T) {
 		t.Errorf("status without the token: exit %d, output:\n%s\nwant 1 and the 401", code, noToken.output())
 	}
 
-	lb.signal(t, syscall.SIGTERM)
-	if code := lb.wait(t); code != 0 {
-		t.Errorf("balancer exit status %d; output:\n%s", code, lb.output())
-	}
+	lb.stop(t)
 	gone := start(t, "status", "--admin", admin, "--admin-token-file", token)
 	if code := gone.wait(t); code != exitRuntime || !strings.Contains(gone.output(), "unreachable") {
 		t.Errorf("status after shutdown: exit %d, output:\n%s\nwant 1 and unreachable", code, gone.output())

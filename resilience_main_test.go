@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -42,13 +41,6 @@ func TestResilienceFlagsTakeEffect(t *testing.T) {
 		}
 		return a
 	}
-	stop := func(t *testing.T, lb *proc) {
-		t.Helper()
-		lb.signal(t, syscall.SIGTERM)
-		if code := lb.wait(t); code != 0 {
-			t.Errorf("exit status %d, want 0", code)
-		}
-	}
 
 	t.Run("--eject-after and --eject-time take a backend answering 503 out for a while", func(t *testing.T) {
 		sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +70,7 @@ func TestResilienceFlagsTakeEffect(t *testing.T) {
 			}
 		}
 		lb.waitFor(t, `backend returned: backend=`+sick.URL)
-		stop(t, lb)
+		lb.stop(t)
 		if n := strings.Count(lb.output(), "backend ejected"); n != 1 {
 			t.Errorf("%d ejections logged, want 1", n)
 		}
@@ -114,7 +106,7 @@ func TestResilienceFlagsTakeEffect(t *testing.T) {
 		if got > 5 {
 			t.Errorf("the backend that came back got %d of 20 requests at once, want a few", got)
 		}
-		stop(t, lb)
+		lb.stop(t)
 	})
 
 	t.Run("--max-conns-per-backend with --queue-size and --queue-timeout answers 503 busy", func(t *testing.T) {
@@ -163,6 +155,6 @@ func TestResilienceFlagsTakeEffect(t *testing.T) {
 		if a := <-first; a.code != http.StatusOK {
 			t.Errorf("the first request: %d %q, want 200", a.code, a.body)
 		}
-		stop(t, lb)
+		lb.stop(t)
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -29,13 +28,6 @@ func TestBackendTimeoutFlagsTakeEffect(t *testing.T) {
 		got, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(got)
 	}
-	stop := func(t *testing.T, lb *proc) {
-		t.Helper()
-		lb.signal(t, syscall.SIGTERM)
-		if code := lb.wait(t); code != 0 {
-			t.Errorf("exit status %d, want 0", code)
-		}
-	}
 
 	t.Run("--tls-handshake-timeout passes a silent https backend over", func(t *testing.T) {
 		// Takes TCP connections into its queue and never answers (default: 5s).
@@ -52,7 +44,7 @@ func TestBackendTimeoutFlagsTakeEffect(t *testing.T) {
 		if code, body := do(t, url+"/echo", http.MethodPost, "a body", 3*time.Second); code != http.StatusOK || body != "a body" {
 			t.Errorf("POST: %d %q, want 200 with the body from the live backend", code, body)
 		}
-		stop(t, lb)
+		lb.stop(t)
 	})
 
 	t.Run("--backend-idle-timeout closes idle backend connections", func(t *testing.T) {
@@ -79,7 +71,7 @@ func TestBackendTimeoutFlagsTakeEffect(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Error("the balancer kept its idle backend connection for 5s")
 		}
-		stop(t, lb)
+		lb.stop(t)
 	})
 
 	t.Run("--request-timeout answers 504 for a backend that does not", func(t *testing.T) {
@@ -90,6 +82,6 @@ func TestBackendTimeoutFlagsTakeEffect(t *testing.T) {
 		if code, _ := do(t, url+"/slow?d=1m", http.MethodGet, "", 5*time.Second); code != http.StatusGatewayTimeout {
 			t.Errorf("GET /slow?d=1m: %d, want 504", code)
 		}
-		stop(t, lb)
+		lb.stop(t)
 	})
 }

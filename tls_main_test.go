@@ -102,10 +102,7 @@ func TestTLSServesHTTP2AndReloadsItsCertificateOnSIGHUP(t *testing.T) {
 		t.Errorf("after a failed reload the certificate is %q, want second still", name)
 	}
 
-	lb.signal(t, syscall.SIGTERM)
-	if code := lb.wait(t); code != 0 {
-		t.Errorf("exit status %d, want 0:\n%s", code, lb.output())
-	}
+	lb.stop(t)
 	b.signal(t, syscall.SIGTERM)
 	b.wait(t)
 }
