@@ -1,7 +1,7 @@
 // Command roundhouse is an HTTP load balancer built in the actor style: one
 // selector goroutine owns all balancing state and every other goroutine
-// talks to it by message. See README.md for usage and actors/doc.go for the
-// model.
+// talks to it by message. See README.md to start, docs/configuration.md for
+// every command and flag, and actors/doc.go for the model.
 //
 // This file reads the command line and runs a command. serve.go is the
 // wiring of the balancer: it takes the settings (package config), builds
@@ -49,7 +49,7 @@ const usage = `usage:
 Run "roundhouse serve -h" for the balancer's flags.
 `
 
-// Exit statuses (the command-line contract in README.md).
+// Exit statuses (the command-line contract in docs/configuration.md).
 const (
 	exitOK      = 0
 	exitRuntime = 1

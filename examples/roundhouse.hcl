@@ -52,8 +52,8 @@ backend "http://127.0.0.1:8083" {
 
 # Backends discovered at run time, alongside the blocks above (--discover,
 # repeatable; given on the command line, it replaces this list). Read at
-# start-up only: a reload does not start or stop a source. See "Running
-# several instances" in README.md.
+# start-up only: a reload does not start or stop a source. See
+# docs/scale-out.md.
 #   etcd://HOST:PORT[,HOST:PORT...]/PREFIX   every key under PREFIX/ is a backend:
 #                                            {"url": "http://10.0.0.5:8080", "weight": 1, "enabled": true}
 #   dns+srv://NAME                           SRV records (Consul, Kubernetes): target addresses and ports
