@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -42,16 +41,17 @@ func TestALogLevelAboveInfoHidesTheAccessLog(t *testing.T) {
 	var hits atomic.Int64
 	backend := namedBackend(t, "a", &hits)
 	for _, tt := range []struct {
+		name string
 		args []string
 		want bool
 	}{
-		{nil, true},
-		{[]string{"--log-level", "debug"}, true},
-		{[]string{"--log-level", "warn"}, false},
-		{[]string{"--log-level", "error"}, false},
-		{[]string{"--access-log=false"}, false},
+		{"the default level info shows it", nil, true},
+		{"level debug shows it", []string{"--log-level", "debug"}, true},
+		{"level warn hides it", []string{"--log-level", "warn"}, false},
+		{"level error hides it", []string{"--log-level", "error"}, false},
+		{"--access-log=false hides it", []string{"--access-log=false"}, false},
 	} {
-		t.Run(fmt.Sprintf("%q", tt.args), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			// Above info the "listening" line is hidden too: the test
 			// picks the address and waits until it answers.
 			addr := testenv.FreeAddr(t)
