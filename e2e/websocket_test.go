@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/roundhouse/roundhouse/demo"
 )
 
 // echoWebSocketBackend completes a WebSocket handshake on a raw connection
@@ -189,15 +187,14 @@ func TestAnUpgradeLetsOpenWebSocketsFinish(t *testing.T) {
 func TestAReloadThatRemovesItsBackendLetsAnOpenWebSocketFinish(t *testing.T) {
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	wsBackend := echoWebSocketBackend(t)
-	other := httptest.NewServer(demo.Handler("other"))
-	t.Cleanup(other.Close)
+	other := demoBackend(t, "other")
 	file := writeConfig(t, configWith([]string{wsBackend.URL}, nil))
 	lb := start(t, "--config", file, "--listen", "127.0.0.1:0")
 	addr := lb.waitFor(t, listening)
 	ws := dialWebSocket(t, addr)
 	ws.echo("before the reload")
 
-	if err := os.WriteFile(file, []byte(configWith([]string{other.URL}, nil)), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(configWith([]string{other}, nil)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	lb.signal(t, syscall.SIGHUP)

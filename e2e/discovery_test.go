@@ -1,9 +1,8 @@
-package main
+package e2e
 
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"syscall"
@@ -12,7 +11,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/internal/dnstest"
 	"github.com/roundhouse/roundhouse/internal/etcdtest"
 )
@@ -20,18 +18,6 @@ import (
 // These tests run the built binary with --discover: the flags reach the
 // providers, the providers' backends serve alongside the static ones, and
 // a reload of the file leaves discovered backends alone.
-
-// demoBackends starts named demo backends and returns their URLs by name.
-func demoBackends(t *testing.T, names ...string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, n := range names {
-		srv := httptest.NewServer(demo.Handler(n))
-		t.Cleanup(srv.Close)
-		out[n] = srv.URL
-	}
-	return out
-}
 
 // answering sends requests to lb until the set of backends that answer
 // (their X-Backend) is exactly want, for up to 10 s.

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,11 +24,7 @@ func TestBadTLSFlagsExitWithStatus2AndNameTheFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	backend := "--backend=http://127.0.0.1:1"
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
+	tests := []usageCase{
 		{"a certificate without a key is refused", []string{backend, "--tls-cert", certFile}, "--tls-cert and --tls-key"},
 		{"a key without a certificate is refused", []string{backend, "--tls-key", keyFile}, "--tls-cert and --tls-key"},
 		{"a missing certificate file is named", []string{backend, "--tls-cert", filepath.Join(dir, "nope.pem"), "--tls-key", keyFile}, "--tls-cert"},
@@ -38,17 +33,7 @@ func TestBadTLSFlagsExitWithStatus2AndNameTheFlag(t *testing.T) {
 		{"a backend CA file without certificates is refused", []string{backend, "--backend-ca", junk}, "--backend-ca"},
 		{"a missing backend CA file is named", []string{backend, "--backend-ca", filepath.Join(dir, "nope.pem")}, "--backend-ca"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := start(t, tt.args...)
-			if code := p.wait(t); code != exitUsage {
-				t.Errorf("exit status %d, want 2; output:\n%s", code, p.output())
-			}
-			if !strings.Contains(p.output(), tt.want) {
-				t.Errorf("output does not mention %q:\n%s", tt.want, p.output())
-			}
-		})
-	}
+	expectUsageErrors(t, tests)
 }
 
 // servedCert fetches / over HTTP/2 and returns the protocol and the
@@ -103,6 +88,5 @@ func TestTLSServesHTTP2AndReloadsItsCertificateOnSIGHUP(t *testing.T) {
 	}
 
 	lb.stop(t)
-	b.signal(t, syscall.SIGTERM)
-	b.wait(t)
+	b.stop(t)
 }

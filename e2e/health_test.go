@@ -1,7 +1,8 @@
-package main
+package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
@@ -155,5 +156,43 @@ func TestHealthPortProbesAnotherPort(t *testing.T) {
 	}
 	if strings.Contains(lb.output(), "backend down") {
 		t.Errorf("the backend went down:\n%s", lb.output())
+	}
+}
+
+func TestHealthTransitionsAreLoggedOnceWithTheBackend(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	a := start(t, "backend", "--listen", "127.0.0.1:0")
+	aaddr := a.waitFor(t, listening)
+	b := start(t, "backend", "--listen", "127.0.0.1:0")
+	baddr := b.waitFor(t, listening)
+	lb := start(t, "--listen", "127.0.0.1:0", "--backend", "http://"+aaddr, "--backend", "http://"+baddr,
+		"--health-interval", "20ms", "--rise", "2", "--fall", "2", "--log-format", "json")
+	lb.waitFor(t, `"@message":"listening"`)
+
+	b.stop(t)
+	lb.waitFor(t, `"@message":"backend down".*`)
+	b2 := start(t, "backend", "--listen", baddr)
+	b2.waitFor(t, listening)
+	lb.waitFor(t, `"@message":"backend up".*`)
+	lb.stop(t)
+
+	var downs, ups int
+	for line := range strings.SplitSeq(strings.TrimSpace(lb.output()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+		switch m["@message"] {
+		case "backend down":
+			downs++
+			if m["backend"] != "http://"+baddr || m["reason"] == "" {
+				t.Errorf("down line lacks the backend or reason: %s", line)
+			}
+		case "backend up":
+			ups++
+		}
+	}
+	if downs != 1 || ups != 1 {
+		t.Errorf("%d down and %d up lines, want one each:\n%s", downs, ups, lb.output())
 	}
 }

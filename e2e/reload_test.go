@@ -1,13 +1,11 @@
-package main
+package e2e
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	mathrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/roundhouse/roundhouse/admin"
-	"github.com/roundhouse/roundhouse/demo"
 )
 
 // TestReloadUnderLoadLosesNothing runs the balancer as a process from a
@@ -34,9 +31,7 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	var backends []string
 	for _, name := range []string{"a", "b", "c", "d"} {
-		srv := httptest.NewServer(demo.Handler(name))
-		t.Cleanup(srv.Close)
-		backends = append(backends, srv.URL)
+		backends = append(backends, demoBackend(t, name))
 	}
 	file := writeConfig(t, configWith(backends[:2], nil))
 	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--health-interval", "50ms", "--access-log=false")
@@ -111,32 +106,16 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	}
 }
 
-// configWith is a configuration file listing backends, with the given
-// weights (1 when absent).
-func configWith(backends []string, weights map[string]int) string {
-	var b strings.Builder
-	b.WriteString("policy = \"weighted-round-robin\"\n")
-	for _, u := range backends {
-		w, ok := weights[u]
-		if !ok {
-			w = 1
-		}
-		fmt.Fprintf(&b, "backend %q {\n  weight = %d\n}\n", u, w)
-	}
-	return b.String()
-}
-
 // TestReloadRefusesAPolicyThatNeedsARestart: the proxy extracts request
 // keys for the policy it started with, so a reload may not switch to a
 // policy that keys requests differently; the running configuration stays.
 func TestReloadRefusesAPolicyThatNeedsARestart(t *testing.T) {
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
-	srv := httptest.NewServer(demo.Handler("a"))
-	t.Cleanup(srv.Close)
-	file := writeConfig(t, configWith([]string{srv.URL}, nil))
+	srv := demoBackend(t, "a")
+	file := writeConfig(t, configWith([]string{srv}, nil))
 	lb := start(t, "--config", file, "--listen", "127.0.0.1:0")
 	url := "http://" + lb.waitFor(t, listening)
-	if err := os.WriteFile(file, []byte(strings.Replace(configWith([]string{srv.URL}, nil),
+	if err := os.WriteFile(file, []byte(strings.Replace(configWith([]string{srv}, nil),
 		`"weighted-round-robin"`, `"ip-hash"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +134,7 @@ func TestAdminReloadAppliesTheFileOrKeepsTheRunningOne(t *testing.T) {
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	var backends []string
 	for _, name := range []string{"a", "b"} {
-		srv := httptest.NewServer(demo.Handler(name))
-		t.Cleanup(srv.Close)
-		backends = append(backends, srv.URL)
+		backends = append(backends, demoBackend(t, name))
 	}
 	file := writeConfig(t, configWith(backends[:1], nil))
 	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false")

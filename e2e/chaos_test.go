@@ -1,14 +1,9 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	mathrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -134,46 +129,4 @@ func countTrue(bs []bool) int {
 		}
 	}
 	return n
-}
-
-// checkedRequest sends GET / or POST /sha256 with a random body of up to
-// maxBody bytes, and checks the answer (the body's SHA-256 for a POST). A
-// non-empty key goes in an Idempotency-Key header.
-func checkedRequest(client *http.Client, url string, post bool, maxBody int, key string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var body []byte
-	method, path := http.MethodGet, "/"
-	if post {
-		body = make([]byte, 1+mathrand.IntN(maxBody))
-		_, _ = rand.Read(body)
-		method, path = http.MethodPost, "/sha256"
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s %s: reading body: %w", method, path, err)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(got)))
-	case post:
-		sum := sha256.Sum256(body)
-		if strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) {
-			return fmt.Errorf("POST /sha256: digest %q does not match the %d bytes sent", got, len(body))
-		}
-	case !strings.HasPrefix(string(got), "Hello from "):
-		return fmt.Errorf("GET /: body %q", got)
-	}
-	return nil
 }

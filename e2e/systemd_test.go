@@ -1,10 +1,9 @@
-package main
+package e2e
 
 import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/roundhouse/roundhouse/admin"
-	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/internal/testenv"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
@@ -105,10 +103,9 @@ const (
 // upgrade MAINPID=<new process> sent by the old one (the main process
 // then), after which the new one reloads and stops on its own account.
 func TestSystemdNotifications(t *testing.T) {
-	backend := httptest.NewServer(demo.Handler("a"))
-	t.Cleanup(backend.Close)
+	backend := demoBackend(t, "a")
 	notify := newNotifySocket(t)
-	file := writeConfig(t, "backend \""+backend.URL+"\" {}\n")
+	file := writeConfig(t, "backend \""+backend+"\" {}\n")
 	f := startFamily(t, []string{"NOTIFY_SOCKET=" + notify.path}, nil,
 		"--config", file, "--listen", "127.0.0.1:0", "--access-log=false")
 	f.waitForCount(1, listening)
@@ -142,7 +139,7 @@ func TestSystemdNotifications(t *testing.T) {
 	notify.expect(t, sdReady, first)
 	f.waitForCount(1, "upgrade failed")
 
-	if err := os.WriteFile(file, []byte("backend \""+backend.URL+"\" {}\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("backend \""+backend+"\" {}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Kill(first, syscall.SIGUSR2); err != nil {
@@ -209,8 +206,7 @@ const activate = `LISTEN_PID=$$ exec "$0" "$@"`
 // is not the balancer's) are ignored.
 func TestSocketActivation(t *testing.T) {
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
-	backend := httptest.NewServer(demo.Handler("a"))
-	t.Cleanup(backend.Close)
+	backend := demoBackend(t, "a")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +218,7 @@ func TestSocketActivation(t *testing.T) {
 		adminFile, adminAddr := listenerFile(t)
 		f := startFamilyArgv(t, []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=roundhouse:admin"}, []*os.File{proxyFile, adminFile},
 			"/bin/sh", "-c", activate, binary, "--listen", taken.Addr().String(), "--admin", taken.Addr().String(),
-			"--backend", backend.URL, "--access-log=false")
+			"--backend", backend, "--access-log=false")
 		proxyFile.Close()
 		adminFile.Close()
 		addrs := f.waitForCount(1, `listening: addr=(\S+) backends=1 admin=(\S+)`)
@@ -268,7 +264,7 @@ func TestSocketActivation(t *testing.T) {
 	t.Run("sockets for another process are ignored", func(t *testing.T) {
 		stray, _ := listenerFile(t)
 		f := startFamily(t, []string{"LISTEN_FDS=1", "LISTEN_PID=1"}, []*os.File{stray},
-			"--listen", "127.0.0.1:0", "--backend", backend.URL, "--access-log=false")
+			"--listen", "127.0.0.1:0", "--backend", backend, "--access-log=false")
 		addr := f.waitForCount(1, listening)[0]
 		if code, _ := get(t, "http://"+addr+"/"); code != http.StatusOK {
 			t.Errorf("status %d", code)
@@ -293,7 +289,7 @@ func TestSocketActivation(t *testing.T) {
 		addr := testenv.FreeAddr(t)
 		pidFile := filepath.Join(t.TempDir(), "roundhouse.pid")
 		f := startFamilyArgv(t, nil, nil, tool, "--listen="+addr, "--fdname=roundhouse", binary,
-			"--listen", taken.Addr().String(), "--backend", backend.URL, "--access-log=false", "--pid-file", pidFile)
+			"--listen", taken.Addr().String(), "--backend", backend, "--access-log=false", "--pid-file", pidFile)
 		f.waitForCount(1, `Listening on `+regexp.QuoteMeta(addr))
 		// It starts the balancer when the first connection comes in.
 		if code, body := get(t, "http://"+addr+"/"); code != http.StatusOK || !strings.HasPrefix(body, "Hello from a") {
@@ -322,7 +318,7 @@ func TestExampleUnitsAreValid(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, name := range []string{"roundhouse.service", "roundhouse.socket"} {
-		src, err := os.ReadFile(filepath.Join("examples", name))
+		src, err := os.ReadFile(filepath.Join("..", "examples", name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,10 @@
-package main
+package e2e
 
 import (
 	"context"
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -40,8 +39,6 @@ func TestEdgeLimitFlagsTakeEffect(t *testing.T) {
 	if code, retry := do(http.MethodGet, "/", ""); code != http.StatusTooManyRequests || retry != "10" {
 		t.Errorf("third request: %d, Retry-After %q; want 429, 10", code, retry)
 	}
-	lb.signal(t, syscall.SIGTERM)
-	lb.wait(t)
-	b.signal(t, syscall.SIGTERM)
-	b.wait(t)
+	lb.stop(t)
+	b.stop(t)
 }

@@ -1,14 +1,11 @@
-package main
+package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,168 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
-
-// family is a balancer and every process its upgrades start. They share
-// one output pipe, which the test reads to its end (when the last of them
-// has exited). The test process is their child subreaper while the test
-// runs (prctl PR_SET_CHILD_SUBREAPER), so that each new process, orphaned
-// when its parent exits after handing over, becomes the test's child and
-// the test can wait for it and see its exit status.
-type family struct {
-	t    *testing.T
-	mu   sync.Mutex // guards out and grew; helpers lock
-	out  strings.Builder
-	grew chan struct{} // closed and replaced whenever out grows
-	eof  chan struct{} // closed when every writer has closed the pipe
-
-	reaped map[int]bool // owned by the test goroutine
-}
-
-// startFamily starts the first balancer with args and env added to the
-// test's environment, and extra files from fd 3 on.
-func startFamily(t *testing.T, env []string, extra []*os.File, args ...string) *family {
-	t.Helper()
-	return startFamilyArgv(t, env, extra, append([]string{binary}, args...)...)
-}
-
-// startFamilyArgv is startFamily with the whole command line, for a
-// balancer started through another program that execs it.
-func startFamilyArgv(t *testing.T, env []string, extra []*os.File, argv ...string) *family {
-	t.Helper()
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Skipf("cannot become a child subreaper to wait for upgraded processes: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
-	f := &family{t: t, grew: make(chan struct{}), eof: make(chan struct{}), reaped: map[int]bool{}}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = pw, pw // files: no copying goroutine, so no wait for the children's copies
-	// The race detector's runtime waits a second before each exit; the
-	// figures are about the balancer.
-	cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
-	cmd.ExtraFiles = extra
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	first := cmd.Process.Pid
-	_ = cmd.Process.Release() // reaped by pid, like its successors
-	go func() {
-		defer close(f.eof)
-		defer pr.Close()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			f.mu.Lock()
-			f.out.WriteString(sc.Text() + "\n")
-			close(f.grew)
-			f.grew = make(chan struct{})
-			f.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		// Kill whoever is left, reap them, and read the pipe to its end.
-		pids := append([]int{first}, f.pids()...)
-		for _, pid := range pids {
-			if !f.reaped[pid] {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				f.reap(pid, 10*time.Second)
-			}
-		}
-		select {
-		case <-f.eof:
-		case <-time.After(10 * time.Second):
-			t.Errorf("the output pipe is still open: a process of the family outlived the test")
-		}
-	})
-	return f
-}
-
-func (f *family) output() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.out.String()
-}
-
-// waitForCount waits until the output has n matches of re and returns
-// the first submatch of each.
-func (f *family) waitForCount(n int, re string) []string {
-	f.t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.After(30 * time.Second)
-	for {
-		f.mu.Lock()
-		grew := f.grew
-		ms := rx.FindAllStringSubmatch(f.out.String(), -1)
-		f.mu.Unlock()
-		if len(ms) >= n {
-			var out []string
-			for _, m := range ms {
-				out = append(out, m[len(m)-1])
-			}
-			return out
-		}
-		select {
-		case <-grew:
-		case <-f.eof:
-			f.t.Fatalf("every process exited before %q appeared %d times; output:\n%s", re, n, f.output())
-		case <-deadline:
-			f.t.Fatalf("timed out waiting for %q %d times; output:\n%s", re, n, f.output())
-		}
-	}
-}
-
-// pids returns the process IDs in the "listening" lines so far.
-func (f *family) pids() []int {
-	var out []int
-	for _, m := range regexp.MustCompile(`listening: .*pid=(\d+)`).FindAllStringSubmatch(f.output(), -1) {
-		pid, _ := strconv.Atoi(m[1])
-		out = append(out, pid)
-	}
-	return out
-}
-
-// reap waits up to d for process pid, a child of the test, to exit, and
-// returns its exit status (-1 if it was killed by a signal or not reaped).
-func (f *family) reap(pid int, d time.Duration) int {
-	f.t.Helper()
-	type result struct {
-		ws  unix.WaitStatus
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var ws unix.WaitStatus
-		_, err := unix.Wait4(pid, &ws, 0, nil)
-		done <- result{ws, err}
-	}()
-	select {
-	case r := <-done:
-		f.reaped[pid] = true
-		if r.err != nil {
-			f.t.Errorf("wait for process %d: %v", pid, r.err)
-			return -1
-		}
-		if !r.ws.Exited() {
-			return -1
-		}
-		return r.ws.ExitStatus()
-	case <-time.After(d):
-		f.t.Errorf("process %d still running after %v; killing it; output:\n%s", pid, d, f.output())
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		<-done
-		f.reaped[pid] = true
-		return -1
-	}
-}
 
 // loadResult counts what the clients saw.
 type loadResult struct {
@@ -254,9 +91,7 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 	}
 	var backends []string
 	for _, name := range []string{"a", "b"} {
-		srv := httptest.NewServer(demo.Handler(name))
-		t.Cleanup(srv.Close)
-		backends = append(backends, srv.URL)
+		backends = append(backends, demoBackend(t, name))
 	}
 	pidFile := filepath.Join(t.TempDir(), "roundhouse.pid")
 	f := startFamily(t, nil, nil, "--listen", "127.0.0.1:0", "--backend", backends[0], "--backend", backends[1],
@@ -347,14 +182,13 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 // leaves the old one serving.
 func TestAFailedUpgradeLeavesTheOldProcessServing(t *testing.T) {
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
-	backend := httptest.NewServer(demo.Handler("a"))
-	t.Cleanup(backend.Close)
+	backend := demoBackend(t, "a")
 	dir := filepath.Join(t.TempDir(), "run")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	pidFile := filepath.Join(dir, "roundhouse.pid")
-	f := startFamily(t, nil, nil, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--pid-file", pidFile, "--access-log=false")
+	f := startFamily(t, nil, nil, "--listen", "127.0.0.1:0", "--backend", backend, "--pid-file", pidFile, "--access-log=false")
 	addr := f.waitForCount(1, listening)[0]
 	old := f.pids()[0]
 	// The PID file's directory goes: the new process cannot write it.

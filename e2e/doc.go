@@ -1,0 +1,41 @@
+// Package e2e holds Roundhouse's end-to-end tests: each runs the roundhouse
+// command as a real process, in front of real backends on 127.0.0.1, and
+// checks what a user would see: exit statuses, output lines, HTTP answers,
+// signals handled, sd_notify messages. The package has no code of its own
+// outside its tests; this file only documents it.
+//
+// TestMain builds the command once, with the race detector, from the
+// module's root package. Every test file is named by topic:
+//
+//	cli_test.go          bad command lines (exit 2), version, help, validate, status
+//	demo_test.go         roundhouse demo, and its message trace
+//	balancing_test.go    policies and sticky cookies from the command line
+//	health_test.go       health check flags and the up/down log lines
+//	logging_test.go      the access log's format and level
+//	limits_test.go       body size and rate limits
+//	timeouts_test.go     the backend-side timeouts
+//	resilience_test.go   outlier ejection, slow start, connection caps
+//	tls_test.go          TLS flags, HTTP/2, certificate reload
+//	reload_test.go       SIGHUP and POST /reload, under load
+//	discovery_test.go    --discover with DNS and etcd
+//	shutdown_test.go     graceful shutdown
+//	websocket_test.go    WebSockets across shutdown, upgrade and reload
+//	upgrade_test.go      zero-downtime upgrades under load
+//	systemd_test.go      sd_notify, socket activation, the example units
+//	memory_test.go       backpressure: the balancer's RSS with a slow client
+//	chaos_test.go        backends killed and restarted under load
+//
+// The helpers live once: helpers_test.go has TestMain and the small ones
+// (config and token files, requests, demo backends); process_test.go runs
+// the binary: start returns a proc, which the test waits on (waitFor a
+// line such as listening, wait for the exit status) and stops (SIGTERM,
+// expecting exit 0); startFamily runs a balancer together with the
+// processes its upgrades start.
+//
+// Run them with
+//
+//	go test -race ./e2e/
+//
+// TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing
+// and TestSlowClientDoesNotMakeTheBalancerBuffer are skipped with -short.
+package e2e
