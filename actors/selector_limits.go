@@ -107,6 +107,16 @@ func (s *Selector) serveQueue() {
 	s.queue = kept
 }
 
+// dismissQueue answers every queued request with none, as Run ends.
+func (s *Selector) dismissQueue() {
+	for _, w := range s.queue {
+		w.req.reply <- pickReply{} // capacity 1: never blocks
+		if s.trace {
+			s.traceMsg("sent", "pick reply from the queue", "backend", "-", "busy", false)
+		}
+	}
+}
+
 // withdraw removes the queued request answered on reply, if still queued.
 func (s *Selector) withdraw(reply chan pickReply) {
 	for i, w := range s.queue {
