@@ -33,7 +33,15 @@ func (tick) isMessage()        {}
 
 // offer is the selector's ready answer for the next keyless request: a
 // backend, or none (nil), or full: every eligible backend is at its
-// connection limit, so the request must queue with PickFor.
+// connection limit, so the request must queue with PickFor. A pick is the
+// hottest message, so the selector computes it in advance and offers it on
+// an unbuffered channel: Pick is a single receive. It computes it again
+// after each step that may have changed the answer (see Selector.handle):
+// after an offer is taken, after every report, pick request, withdrawal,
+// command and timer, and after a health transition that changes the
+// backend's state. So an offer never names a backend that has gone DOWN,
+// and load-aware policies see current in-flight counts. With none, Pick
+// returns nil and the handler answers 503 at once instead of waiting.
 type offer struct {
 	b    *Backend
 	full bool

@@ -29,8 +29,9 @@ type Config struct {
 	Limits   Limits        // the zero value: no limits
 	Ejection Ejection      // the zero value: no ejection
 	// SlowStart ramps a backend's weight up linearly over this long after
-	// it comes back (UP again, back from ejection, or added at runtime);
-	// 0: no ramp. Round-robin ignores weights, so use a weighted policy.
+	// it comes back (UP again, back from ejection, or added at runtime),
+	// from almost nothing (see rampWeight); 0: no ramp. Only the weighted
+	// policies see weights, so only they ramp.
 	SlowStart time.Duration
 	Logger    hclog.Logger // nil: no logging
 	// TraceMessages logs, at trace level, every message the selector
