@@ -49,7 +49,8 @@ type Config struct {
 //     transitions; the selector tells a monitor when a request saw its
 //     backend's connection fail;
 //   - operators change the backend set (Add, Remove, Drain, SetEnabled,
-//     Reconfigure) and ask for snapshots (Status, Metrics).
+//     SetWeight, Reconfigure) and ask for snapshots (Status, Metrics) or
+//     for the backends themselves (Backends).
 //
 // Create it with New, start exactly one Run, and stop it by cancelling Run's
 // context. The methods are safe to call from any goroutine.
@@ -62,7 +63,7 @@ type Selector struct {
 	reports   chan Report      // buffered: handlers do not wait to be counted
 	health    chan Health      // transitions from the monitors
 	commands  chan command     // operator changes; answered on reply
-	queries   chan query       // snapshots; answered on reply
+	queries   chan query       // snapshots and the backend set; answered on reply
 	stopped   chan struct{}
 
 	// Everything below is owned by the Run goroutine. New fills it in before
