@@ -78,69 +78,6 @@ func BackendOf(ctx context.Context) *Backend {
 // String returns the backend's URL.
 func (b *Backend) String() string { return b.Name }
 
-// Health is a monitor's message to the selector: Backend has changed state.
-// Monitors send transitions only (UP→DOWN, DOWN→UP), never every probe.
-type Health struct {
-	Backend *Backend
-	Up      bool
-	// Reason says why, for the log line and /status: the last probe error
-	// for a DOWN, the passing streak for an UP.
-	Reason string
-	// from is the monitor that sent it, so that the selector can tell a
-	// monitor it has replaced from the one that replaced it.
-	from *Monitor
-}
-
-// Outcome is what happened to one forwarded attempt, as the handler saw it.
-type Outcome int
-
-// The outcomes a handler reports. The zero value is Success.
-const (
-	// Success: the backend answered with response headers (any status).
-	Success Outcome = iota
-	// ConnectFailed: no connection could be made (refused, dial timeout).
-	// The request never reached the backend. The selector marks the backend
-	// DOWN at once (passive health) and its monitor must see it pass again.
-	ConnectFailed
-	// Failed: the exchange broke after the request was sent (reset, EOF,
-	// response header timeout).
-	Failed
-	// ClientGone: the client went away first. Not the backend's fault.
-	ClientGone
-)
-
-var outcomeNames = [...]string{"success", "connect-failed", "failed", "client-gone"}
-
-// String names the outcome for logs.
-func (o Outcome) String() string {
-	if int(o) < len(outcomeNames) {
-		return outcomeNames[o]
-	}
-	return "unknown"
-}
-
-// Report is a handler's message to the selector after each attempt: it ends
-// the in-flight count the pick started and feeds statistics and passive
-// health. The last Report of a request is marked Final and also counts the
-// request for metrics; a request that never reached a backend sends just a
-// Final Report with a nil Backend and a nil Last.
-type Report struct {
-	Backend  *Backend // nil: the request reached no backend
-	Outcome  Outcome
-	Status   int           // response status; for a Final report, what the client got (499: it left)
-	Duration time.Duration // the attempt's; for a Final report, the whole request's
-	Err      error         // the transport's error, nil on Success
-	Method   string        // the request's method, for metrics
-	Final    bool          // the request's last report
-	Attempt  int           // 0 for the first attempt, 1 for the first retry, ...
-	// Last is set only in a Final report with a nil Backend whose request
-	// did reach a backend: the one its last attempt went to, that attempt
-	// already reported (it failed, and no further attempt was made: no
-	// backend was left, every one was busy, the client left or the request
-	// timed out). The request counts as that backend's; no pick ends.
-	Last *Backend
-}
-
 // BackendStatus is a snapshot of one backend as the selector sees it.
 type BackendStatus struct {
 	Name   string `json:"url"`
@@ -163,17 +100,6 @@ type BackendStatus struct {
 	LastProbeError string    `json:"last_probe_error,omitempty"`
 	Probes         uint64    `json:"probes"`
 	ProbeFailures  uint64    `json:"probe_failures"`
-}
-
-// ProbeStats is a monitor's running account of its probes. The monitor
-// leaves its latest copy in a mailbox of capacity 1 that the selector reads
-// only when asked for a snapshot: statistics, unlike health transitions,
-// never wake the selector.
-type ProbeStats struct {
-	At       time.Time // when the last probe finished
-	Err      string    // its error; "" when it passed
-	Probes   uint64    // probes so far
-	Failures uint64    // failed probes so far
 }
 
 // MaxWeight is the largest backend weight the command line and the admin

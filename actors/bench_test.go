@@ -66,7 +66,7 @@ func BenchmarkSelectorPickParallel(b *testing.B) {
 func BenchmarkSelectorPickExcept(b *testing.B) {
 	s := benchSelector(b)
 	ctx := context.Background()
-	tried := s.Backends()[:1]
+	tried := backendsOf(b, s)[:1]
 	b.ReportAllocs()
 	for b.Loop() {
 		be, err := s.PickFor(ctx, "", tried)
@@ -96,14 +96,14 @@ func BenchmarkRoundRobinChoose(b *testing.B) {
 // benchKey is the request key a benchmark pick carries for policy on s:
 // a client address, a header value, or the cookie that pins to the second
 // backend.
-func benchKey(s *Selector, policy Policy) string {
+func benchKey(tb testing.TB, s *Selector, policy Policy) string {
 	switch KeyOf(policy).Kind {
 	case KeyClientIP:
 		return "203.0.113.7"
 	case KeyHeader:
 		return "user-42"
 	case KeyCookie:
-		return StickyToken(benchSecret, s.Backends()[1])
+		return StickyToken(benchSecret, backendsOf(tb, s)[1])
 	}
 	return ""
 }
@@ -126,7 +126,7 @@ func BenchmarkPick(b *testing.B) {
 			cfg.Policy = policy
 			s, _ := startSelector(b, cfg)
 			ctx := context.Background()
-			key := benchKey(s, policy)
+			key := benchKey(b, s, policy)
 			pick := s.Pick
 			if KeyOf(policy).Kind != KeyNone {
 				pick = func(ctx context.Context) (*Backend, error) { return s.PickFor(ctx, key, nil) }

@@ -51,7 +51,7 @@ func hit(t *testing.T, s *Selector, name string, r answer) {
 	t.Helper()
 	var target *Backend
 	var others []*Backend
-	for _, b := range s.Backends() {
+	for _, b := range backendsOf(t, s) {
 		if b.Name == name {
 			target = b
 		} else {

@@ -179,12 +179,12 @@ func ExampleSelector_PickFor() {
 	if err != nil {
 		panic(err)
 	}
-	all := sel.Backends() // before Run: afterwards the set is the selector's
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg conc.WaitGroup
 	wg.Go(func() { _ = sel.Run(ctx) })
 	defer wg.Wait()
 	defer cancel()
+	all, _ := sel.Backends(ctx) // the set is the selector's: ask for it
 
 	first, _ := sel.Pick(ctx)
 	fmt.Println("first attempt:", first)

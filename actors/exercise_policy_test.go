@@ -25,7 +25,7 @@ func newLeastRecent(t *testing.T) actors.Policy {
 	p, err := actors.NewPolicy("least-recent", nil, 1)
 	if err != nil {
 		t.Fatalf(`NewPolicy("least-recent"): %v
-add the policy: a type in actors/policy_leastrecent.go and a case in NewPolicy (see docs/TOUR.md, exercise (a))`, err)
+add the policy: a type in actors/policy_leastrecent.go that registers itself in an init function (see docs/TOUR.md, exercise (a))`, err)
 	}
 	return p
 }

@@ -195,6 +195,16 @@ func startSelector(t testing.TB, cfg Config) (s *Selector, stop func() error) {
 	return s, stop
 }
 
+// backendsOf asks the running selector s for its backends, in order.
+func backendsOf(t testing.TB, s *Selector) []*Backend {
+	t.Helper()
+	backends, err := s.Backends(context.Background())
+	if err != nil {
+		t.Fatalf("Backends: %v", err)
+	}
+	return backends
+}
+
 // advance lets fake time pass inside a synctest bubble, then waits until
 // every other goroutine in the bubble is blocked again: probes due by then
 // have run and the selector has taken in what they sent.

@@ -1,8 +1,11 @@
 package actors
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
@@ -65,71 +68,73 @@ func KeyOf(p Policy) KeySpec {
 	return KeySpec{}
 }
 
-// DefaultCookie is the sticky-session cookie's name when "cookie" gives none.
-const DefaultCookie = "roundhouse_sticky"
+// PolicyNames lists the --policy values NewPolicy accepts, in the order
+// --help shows them. Each policy's own file adds it (registerPolicy).
+var PolicyNames []string
 
-// PolicyNames lists the --policy values NewPolicy accepts.
-var PolicyNames = []string{
-	"round-robin", "weighted-round-robin", "least-conn", "p2c", "random", "first",
-	"ip-hash", "header-hash:NAME", "cookie[:NAME]",
+// policies holds every registered policy by name; only registerPolicy,
+// called from the policy files' init functions, writes it.
+var policies = map[string]policyEntry{}
+
+// policyEntry is one --policy value: how NewPolicy makes it, and how --help
+// lists it. A policy file registers its entry in an init function:
+//
+//	func init() {
+//		registerPolicy(policyEntry{name: "first", rank: 60,
+//			make: func(policyArgs) (Policy, error) { return First{}, nil }})
+//	}
+type policyEntry struct {
+	name  string // the value before any ":ARG"
+	usage string // how PolicyNames lists it ("header-hash:NAME"); "": name
+	rank  int    // its place in PolicyNames, lowest first; unique
+	// takesArg lets the value carry an argument after ":"; when false,
+	// NewPolicy refuses one before calling make.
+	takesArg bool
+	// make returns a fresh policy; its error says what is wrong with the
+	// argument.
+	make func(policyArgs) (Policy, error)
 }
 
-// NewPolicy returns the policy a --policy value names. secret keys the
-// sticky cookie's values (see StickyToken); seed seeds the policy's own
-// random generator.
+// policyArgs is what NewPolicy hands a policyEntry's make.
+type policyArgs struct {
+	arg    string     // the text after ":"
+	hasArg bool       // whether there was a ":"
+	secret []byte     // keys the sticky cookie's values (see StickyToken)
+	rng    *rand.Rand // the policy's own random generator, seeded
+}
+
+// registerPolicy adds e to the policies NewPolicy knows and to PolicyNames,
+// which it keeps in rank order whatever order the files' init functions run
+// in. It panics on a name or rank already taken: a programming error.
+func registerPolicy(e policyEntry) {
+	if _, dup := policies[e.name]; dup {
+		panic("actors: policy " + e.name + " registered twice")
+	}
+	for _, other := range policies {
+		if other.rank == e.rank {
+			panic(fmt.Sprintf("actors: policies %s and %s share rank %d", other.name, e.name, e.rank))
+		}
+	}
+	policies[e.name] = e
+	entries := slices.SortedFunc(maps.Values(policies), func(a, b policyEntry) int { return cmp.Compare(a.rank, b.rank) })
+	PolicyNames = PolicyNames[:0]
+	for _, e := range entries {
+		PolicyNames = append(PolicyNames, cmp.Or(e.usage, e.name))
+	}
+}
+
+// NewPolicy returns the policy a --policy value names: NAME or NAME:ARG,
+// one of PolicyNames. secret keys the sticky cookie's values (see
+// StickyToken); seed seeds the policy's own random generator.
 func NewPolicy(spec string, secret []byte, seed uint64) (Policy, error) {
 	name, arg, hasArg := strings.Cut(spec, ":")
+	e, ok := policies[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown policy %q (known: %s)", spec, strings.Join(PolicyNames, ", "))
+	}
+	if hasArg && !e.takesArg {
+		return nil, fmt.Errorf("policy %q takes no argument", name)
+	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	noArg := func(p Policy) (Policy, error) {
-		if hasArg {
-			return nil, fmt.Errorf("policy %q takes no argument", name)
-		}
-		return p, nil
-	}
-	switch name {
-	case "round-robin":
-		return noArg(&RoundRobin{})
-	case "weighted-round-robin":
-		return noArg(&WeightedRoundRobin{})
-	case "least-conn":
-		return noArg(&LeastConn{})
-	case "p2c":
-		return noArg(&P2C{rng: rng})
-	case "random":
-		return noArg(&Random{rng: rng})
-	case "first":
-		return noArg(First{})
-	case "ip-hash":
-		if hasArg {
-			return nil, fmt.Errorf("policy %q takes no argument", name)
-		}
-		return &Hash{Spec: KeySpec{Kind: KeyClientIP}}, nil
-	case "header-hash":
-		if arg == "" || strings.ContainsAny(arg, " \t:") {
-			return nil, fmt.Errorf("policy header-hash needs a header name: header-hash:X-User-ID")
-		}
-		return &Hash{Spec: KeySpec{Kind: KeyHeader, Name: arg}}, nil
-	case "cookie":
-		if hasArg && !validCookieName(arg) {
-			return nil, fmt.Errorf("policy cookie: bad cookie name %q", arg)
-		}
-		if !hasArg {
-			arg = DefaultCookie
-		}
-		return NewSticky(arg, secret), nil
-	}
-	return nil, fmt.Errorf("unknown policy %q (known: %s)", spec, strings.Join(PolicyNames, ", "))
-}
-
-// validCookieName reports whether s is an RFC 6265 token.
-func validCookieName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
-			return false
-		}
-	}
-	return true
+	return e.make(policyArgs{arg: arg, hasArg: hasArg, secret: secret, rng: rng})
 }

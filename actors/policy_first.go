@@ -7,6 +7,11 @@ type First struct{}
 
 var _ Policy = First{}
 
+func init() {
+	registerPolicy(policyEntry{name: "first", rank: 60,
+		make: func(policyArgs) (Policy, error) { return First{}, nil }})
+}
+
 // Choose returns the first eligible candidate.
 func (First) Choose(cands []Candidate, _ string) int { return nthEligible(cands, 0) }
 

@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"errors"
 	"hash/fnv"
 	"math"
+	"strings"
 )
 
 // Hash sends requests with the same key to the same backend: ip-hash (the
@@ -24,6 +26,18 @@ type Hash struct {
 }
 
 var _ Keyed = (*Hash)(nil)
+
+func init() {
+	registerPolicy(policyEntry{name: "ip-hash", rank: 70,
+		make: func(policyArgs) (Policy, error) { return &Hash{Spec: KeySpec{Kind: KeyClientIP}}, nil }})
+	registerPolicy(policyEntry{name: "header-hash", usage: "header-hash:NAME", rank: 80, takesArg: true,
+		make: func(a policyArgs) (Policy, error) {
+			if a.arg == "" || strings.ContainsAny(a.arg, " \t:") {
+				return nil, errors.New("policy header-hash needs a header name: header-hash:X-User-ID")
+			}
+			return &Hash{Spec: KeySpec{Kind: KeyHeader, Name: a.arg}}, nil
+		}})
+}
 
 // Key says where the key comes from.
 func (h *Hash) Key() KeySpec { return h.Spec }

@@ -10,6 +10,11 @@ type LeastConn struct {
 
 var _ Policy = (*LeastConn)(nil)
 
+func init() {
+	registerPolicy(policyEntry{name: "least-conn", rank: 30,
+		make: func(policyArgs) (Policy, error) { return &LeastConn{}, nil }})
+}
+
 // Choose returns the least loaded eligible backend, scanning from the
 // round-robin position so that the first of equals wins.
 func (l *LeastConn) Choose(cands []Candidate, _ string) int {

@@ -18,6 +18,11 @@ type P2C struct {
 
 var _ Policy = (*P2C)(nil)
 
+func init() {
+	registerPolicy(policyEntry{name: "p2c", rank: 40,
+		make: func(a policyArgs) (Policy, error) { return &P2C{rng: a.rng}, nil }})
+}
+
 // Choose draws two distinct eligible candidates and returns the less loaded;
 // with one eligible it returns that one.
 func (p *P2C) Choose(cands []Candidate, _ string) int {

@@ -9,6 +9,11 @@ type Random struct {
 
 var _ Policy = (*Random)(nil)
 
+func init() {
+	registerPolicy(policyEntry{name: "random", rank: 50,
+		make: func(a policyArgs) (Policy, error) { return &Random{rng: a.rng}, nil }})
+}
+
 // Choose draws a weighted random eligible candidate.
 func (r *Random) Choose(cands []Candidate, _ string) int {
 	total := 0

@@ -10,6 +10,11 @@ type RoundRobin struct {
 
 var _ Policy = (*RoundRobin)(nil)
 
+func init() {
+	registerPolicy(policyEntry{name: "round-robin", rank: 10,
+		make: func(policyArgs) (Policy, error) { return &RoundRobin{}, nil }})
+}
+
 // Choose returns the first eligible index at or after the position.
 func (rr *RoundRobin) Choose(cands []Candidate, _ string) int {
 	n := len(cands)

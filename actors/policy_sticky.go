@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"strings"
 )
 
 // Sticky pins a client to a backend with a cookie. The proxy sets the cookie
@@ -21,6 +23,22 @@ type Sticky struct {
 }
 
 var _ Keyed = (*Sticky)(nil)
+
+// DefaultCookie is the sticky-session cookie's name when "cookie" gives none.
+const DefaultCookie = "roundhouse_sticky"
+
+func init() {
+	registerPolicy(policyEntry{name: "cookie", usage: "cookie[:NAME]", rank: 90, takesArg: true,
+		make: func(a policyArgs) (Policy, error) {
+			if !a.hasArg {
+				return NewSticky(DefaultCookie, a.secret), nil
+			}
+			if !validCookieName(a.arg) {
+				return nil, fmt.Errorf("policy cookie: bad cookie name %q", a.arg)
+			}
+			return NewSticky(a.arg, a.secret), nil
+		}})
+}
 
 // NewSticky returns a sticky-cookie policy with the given cookie name and
 // token secret.
@@ -73,4 +91,17 @@ func StickyToken(secret []byte, b *Backend) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(b.Name))
 	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// validCookieName reports whether s is an RFC 6265 token.
+func validCookieName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
+			return false
+		}
+	}
+	return true
 }

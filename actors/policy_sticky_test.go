@@ -139,7 +139,7 @@ func TestStickyThroughTheSelector(t *testing.T) {
 		cfg.Monitor.Fall, cfg.Monitor.Rise = 1, 1
 		s, _ := startSelector(t, cfg)
 		synctest.Wait()
-		token := StickyToken(testSecret, s.Backends()[1])
+		token := StickyToken(testSecret, backendsOf(t, s)[1])
 		if got := selectorPicks(t, s, cfg.Policy, token, 20); got != strings.Repeat("b", 20) {
 			t.Errorf("pinned to b: picks %s", got)
 		}

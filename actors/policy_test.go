@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -89,7 +90,7 @@ func longestRun(seq string) (int, rune) {
 func selectorPicks(t *testing.T, s *Selector, policy Policy, key string, n int) string {
 	t.Helper()
 	index := map[*Backend]int{}
-	for i, b := range s.Backends() {
+	for i, b := range backendsOf(t, s) {
 		index[b] = i
 	}
 	var sb strings.Builder
@@ -210,6 +211,37 @@ func TestNewPolicyErrors(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, want)
 				}
 			}
+		})
+	}
+}
+
+// Each policy's file registers it; PolicyNames, which --help and the
+// "unknown policy" error show, lists them by rank, in the order they have
+// always been listed, whatever order the files' init functions ran in.
+func TestPolicyNamesListEveryRegisteredPolicyInRankOrder(t *testing.T) {
+	want := []string{
+		"round-robin", "weighted-round-robin", "least-conn", "p2c", "random", "first",
+		"ip-hash", "header-hash:NAME", "cookie[:NAME]",
+	}
+	if !slices.Equal(PolicyNames, want) {
+		t.Errorf("PolicyNames = %q, want %q", PolicyNames, want)
+	}
+	if len(policies) != len(PolicyNames) {
+		t.Errorf("%d policies registered, %d listed", len(policies), len(PolicyNames))
+	}
+}
+
+// A second policy with a name or a rank already taken is a programming
+// error, caught when the package starts.
+func TestRegisterPolicyRefusesANameOrRankTaken(t *testing.T) {
+	for _, e := range []policyEntry{{name: "round-robin", rank: 1000}, {name: "new-policy", rank: 10}} {
+		t.Run(fmt.Sprintf("name %s, rank %d", e.name, e.rank), func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("registerPolicy(%+v) did not panic", e)
+				}
+			}()
+			registerPolicy(e)
 		})
 	}
 }
@@ -355,7 +387,7 @@ func TestEveryPolicyHonoursHealthEjectionAndTheCap(t *testing.T) {
 				s, _ := startSelector(t, cfg)
 				var held *Backend
 				var others []*Backend
-				for _, b := range s.Backends() {
+				for _, b := range backendsOf(t, s) {
 					if b.Name == out {
 						held = b
 					} else {

@@ -25,6 +25,11 @@ type WeightedRoundRobin struct {
 
 var _ Policy = (*WeightedRoundRobin)(nil)
 
+func init() {
+	registerPolicy(policyEntry{name: "weighted-round-robin", rank: 20,
+		make: func(policyArgs) (Policy, error) { return &WeightedRoundRobin{}, nil }})
+}
+
 // Choose returns the eligible backend whose score would be highest.
 func (w *WeightedRoundRobin) Choose(cands []Candidate, _ string) int {
 	w.fit(len(cands))

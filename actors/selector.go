@@ -29,8 +29,9 @@ type Config struct {
 	Limits   Limits        // the zero value: no limits
 	Ejection Ejection      // the zero value: no ejection
 	// SlowStart ramps a backend's weight up linearly over this long after
-	// it comes back (UP again, back from ejection, or added at runtime);
-	// 0: no ramp. Round-robin ignores weights, so use a weighted policy.
+	// it comes back (UP again, back from ejection, or added at runtime),
+	// from almost nothing (see rampWeight); 0: no ramp. Only the weighted
+	// policies see weights, so only they ramp.
 	SlowStart time.Duration
 	Logger    hclog.Logger // nil: no logging
 	// TraceMessages logs, at trace level, every message the selector
@@ -48,7 +49,8 @@ type Config struct {
 //     transitions; the selector tells a monitor when a request saw its
 //     backend's connection fail;
 //   - operators change the backend set (Add, Remove, Drain, SetEnabled,
-//     Reconfigure) and ask for snapshots (Status, Metrics).
+//     SetWeight, Reconfigure) and ask for snapshots (Status, Metrics) or
+//     for the backends themselves (Backends).
 //
 // Create it with New, start exactly one Run, and stop it by cancelling Run's
 // context. The methods are safe to call from any goroutine.
@@ -61,7 +63,7 @@ type Selector struct {
 	reports   chan Report      // buffered: handlers do not wait to be counted
 	health    chan Health      // transitions from the monitors
 	commands  chan command     // operator changes; answered on reply
-	queries   chan query       // snapshots; answered on reply
+	queries   chan query       // snapshots and the backend set; answered on reply
 	stopped   chan struct{}
 
 	// Everything below is owned by the Run goroutine. New fills it in before
@@ -73,7 +75,7 @@ type Selector struct {
 	ejection  Ejection
 	slowStart time.Duration
 	policy    Policy
-	trace     bool   // log every message (the logger is at trace level)
+	trace     bool   // log every message (the logger is at trace level); see trace.go
 	seq       uint64 // messages traced so far
 	backends  []*backendState
 	byPtr     map[*Backend]*backendState
@@ -81,44 +83,12 @@ type Selector struct {
 	totals    totals      // counters not tied to one backend
 	queue     []waiter    // picks waiting for a free connection, oldest first
 	wake      *time.Timer // fires at the earliest queue deadline or ejection end
-	// monitorCtx and monitors exist only while Run runs: every monitor is
-	// started under them, so Run can stop one or all and wait for them.
-	monitorCtx context.Context
-	monitors   *conc.WaitGroup
-}
-
-// offer is the selector's ready answer for the next keyless request: a
-// backend, or none (nil), or full: every eligible backend is at its
-// connection limit, so the request must queue with PickFor.
-type offer struct {
-	b    *Backend
-	full bool
-}
-
-// pickRequest asks for a backend for a request with the given key that is
-// not in exclude. The selector answers on reply, which must have capacity 1
-// so the answer never blocks it; the answer may come later if the request
-// has to queue for a free connection.
-type pickRequest struct {
-	key     string
-	exclude []*Backend
-	reply   chan pickReply
-}
-
-// pickReply answers a pickRequest: a backend, or none. With none, busy
-// says why: true when backends could take the request but every one is at
-// its connection limit (the queue was full, or the wait timed out), false
-// when no backend could take it at all.
-type pickReply struct {
-	b    *Backend
-	busy bool
-}
-
-// withdrawal takes a queued pick request out of the queue; the selector
-// acknowledges on ack (capacity 1).
-type withdrawal struct {
-	reply chan pickReply // identifies the request
-	ack   chan struct{}
+	// monitorCtx, stopMonitors and monitors exist only while Run runs:
+	// every monitor is started under them, so Run can stop one or all and
+	// wait for them.
+	monitorCtx   context.Context
+	stopMonitors context.CancelFunc
+	monitors     *conc.WaitGroup
 }
 
 // New checks cfg and returns a selector that has not started yet. Every
@@ -157,32 +127,13 @@ func New(cfg Config) (*Selector, error) {
 	return s, nil
 }
 
-// Backends returns the backends New was given, in order. Call it before Run
-// starts; afterwards the set is the selector's, and Status reports it.
-func (s *Selector) Backends() []*Backend {
-	out := make([]*Backend, len(s.backends))
-	for i, st := range s.backends {
-		out[i] = st.Backend
-	}
-	return out
-}
-
-// Run is the selector's goroutine. It starts one monitor per backend, serves
-// messages until ctx is done, then stops the monitors, waits for them and
-// returns nil. Start it exactly once.
+// Run is the selector's goroutine. It starts one monitor per backend, then
+// takes one message at a time until ctx is done, when it answers the queued
+// picks with none, stops the monitors, waits for them and returns nil.
+// Start it exactly once.
 func (s *Selector) Run(ctx context.Context) error {
-	monitorCtx, stopMonitors := context.WithCancel(ctx)
-	s.monitorCtx, s.monitors = monitorCtx, &conc.WaitGroup{}
-	defer s.monitors.Wait()
-	defer stopMonitors()
-	defer close(s.stopped)
-	for _, st := range s.backends {
-		s.startMonitor(st)
-	}
-
-	s.wake = time.NewTimer(time.Hour)
-	s.wake.Stop()
-	defer s.wake.Stop()
+	s.start(ctx)
+	defer s.stop()
 
 	var next offer
 	fresh := false // whether next reflects the current state
@@ -190,106 +141,91 @@ func (s *Selector) Run(ctx context.Context) error {
 		if !fresh {
 			next, fresh = s.nextOffer(), true
 		}
+		var m message
 		select {
 		case s.offers <- next:
-			s.taken(next.b)
-			if s.trace {
-				s.traceMsg("sent", "offer", "backend", name(next.b), "full", next.full)
-			}
-			fresh = false
+			m = offerTaken(next)
 		case req := <-s.picks:
-			if s.trace {
-				s.traceMsg("received", "pick request", "key", req.key, "tried", len(req.exclude))
-			}
-			s.pick(req)
-			fresh = false
+			m = req
 		case w := <-s.withdraws:
-			if s.trace {
-				s.traceMsg("received", "withdrawal")
-			}
-			s.withdraw(w.reply)
-			w.ack <- struct{}{} // capacity 1: never blocks
-			fresh = false       // an emptied queue lets offers resume
+			m = w
 		case r := <-s.reports:
-			if s.trace {
-				s.traceReport(r)
-			}
-			// Always recompute the offer: load-aware policies (least-conn,
-			// p2c) must see the in-flight count this report lowered.
-			if s.record(r) {
-				s.serveQueue()
-			}
-			fresh = false
+			m = r
 		case h := <-s.health:
-			if s.trace {
-				s.traceMsg("received", "health", "backend", h.Backend.Name, "up", h.Up)
-			}
-			if s.fromRunning(h) && s.setHealth(h.Backend, h.Up, h.Reason) {
-				s.serveQueue()
-				fresh = false
-			}
+			m = h
 		case c := <-s.commands:
-			if s.trace {
-				s.traceMsg("received", "command", "op", c.op, "id", c.id)
-			}
-			res := s.apply(c)
-			c.reply <- res // capacity 1: never blocks
-			if s.trace {
-				s.traceMsg("sent", "command reply", "op", c.op, "error", res.err)
-			}
-			s.serveQueue()
-			fresh = false
+			m = c
 		case q := <-s.queries:
-			if s.trace {
-				s.traceMsg("received", "query")
-			}
-			q.answer(s) // replies on a channel of capacity 1
-			if s.trace {
-				s.traceMsg("sent", "query reply")
-			}
+			m = q
 		case now := <-s.wake.C:
-			if s.trace {
-				s.traceMsg("received", "timer")
-			}
-			s.expire(now)
-			s.serveQueue()
-			fresh = false
+			m = tick(now)
 		case <-ctx.Done():
-			for _, w := range s.queue {
-				w.req.reply <- pickReply{} // capacity 1: never blocks
-				if s.trace {
-					s.traceMsg("sent", "pick reply from the queue", "backend", "-", "busy", false)
-				}
-			}
+			s.dismissQueue()
 			return nil
+		}
+		s.traceIn(m)
+		if s.handle(m) {
+			fresh = false
 		}
 	}
 }
 
-// traceMsg logs one message at trace level with its sequence number, so a
-// reader can watch the actors talk (--log-level trace). Callers check
-// s.trace first, so that the hot path pays nothing when tracing is off.
-func (s *Selector) traceMsg(dir, msg string, kv ...any) {
-	s.seq++
-	s.log.Trace(dir+" "+msg, append([]any{"seq", s.seq}, kv...)...)
+// handle applies one message to the selector's state, answering it if it
+// asks for an answer, and reports whether the offer may have gone stale.
+func (s *Selector) handle(m message) (stale bool) {
+	switch m := m.(type) {
+	case offerTaken:
+		s.taken(m.b)
+	case pickRequest:
+		s.pick(m)
+	case withdrawal:
+		s.withdraw(m.reply)
+		m.ack <- struct{}{} // capacity 1: never blocks; an emptied queue lets offers resume
+	case Report:
+		// Stale even when nothing else changed: load-aware policies
+		// (least-conn, p2c) must see the in-flight count this report lowered.
+		if s.record(m) {
+			s.serveQueue()
+		}
+	case Health:
+		if !s.fromRunning(m) || !s.setHealth(m.Backend, m.Up, m.Reason) {
+			return false
+		}
+		s.serveQueue()
+	case command:
+		s.answerCommand(m)
+		s.serveQueue()
+	case query:
+		s.answer(m)
+		return false
+	case tick:
+		s.expire(time.Time(m))
+		s.serveQueue()
+	}
+	return true
 }
 
-// traceReport traces a report; a final report that only counts a request
-// whose last attempt was reported already names that backend as last.
-func (s *Selector) traceReport(r Report) {
-	kv := []any{"backend", name(r.Backend), "outcome", r.Outcome, "status", r.Status, "final", r.Final}
-	if r.Last != nil {
-		kv = append(kv, "last", r.Last.Name)
+// start readies what exists only while Run runs: the monitors, each under
+// a context of the selector's, and the wake timer, stopped until a queue
+// deadline or an ejection's end arms it.
+func (s *Selector) start(ctx context.Context) {
+	s.monitorCtx, s.stopMonitors = context.WithCancel(ctx)
+	s.monitors = &conc.WaitGroup{}
+	for _, st := range s.backends {
+		s.startMonitor(st)
 	}
-	s.traceMsg("received", "report", kv...)
+	s.wake = time.NewTimer(time.Hour)
+	s.wake.Stop()
 }
 
-// name is a backend's name for logs; "-" for none.
-func name(b *Backend) string {
-	if b == nil {
-		return "-"
-	}
-	return b.Name
+// stop ends what start began, on Run's way out: callers waiting on the
+// selector learn it has stopped (stopped is closed), then the monitors
+// stop and Run waits for each to return.
+func (s *Selector) stop() {
+	s.wake.Stop()
+	close(s.stopped)
+	s.stopMonitors()
+	s.monitors.Wait()
 }
 
 // nextOffer is what the next keyless request gets: none and full are
@@ -407,17 +343,32 @@ func (s *Selector) Metrics(ctx context.Context) (Metrics, error) {
 	return <-reply, nil
 }
 
-// query asks for a snapshot; exactly one of its channels is set.
-type query struct {
-	status  chan []BackendStatus
-	metrics chan Metrics
+// Backends returns the backends in the set now, in configuration order,
+// draining ones included: the *Backend values that Pick hands out and that
+// Report and PickFor's tried list name.
+func (s *Selector) Backends(ctx context.Context) ([]*Backend, error) {
+	reply := make(chan []*Backend, 1)
+	if err := ask(ctx, s, s.queries, query{backends: reply}); err != nil {
+		return nil, err
+	}
+	return <-reply, nil
 }
 
-func (q query) answer(s *Selector) {
+// answer replies to a query, in the step that took it.
+func (s *Selector) answer(q query) {
 	switch {
 	case q.status != nil:
-		q.status <- s.status()
+		q.status <- s.status() // capacity 1: never blocks
 	case q.metrics != nil:
 		q.metrics <- s.metricsSnapshot()
+	case q.backends != nil:
+		out := make([]*Backend, len(s.backends))
+		for i, st := range s.backends {
+			out[i] = st.Backend
+		}
+		q.backends <- out
+	}
+	if s.trace {
+		s.traceMsg("sent", "query reply")
 	}
 }

@@ -18,40 +18,14 @@ var (
 	ErrNotOwner = errors.New("backend managed by another source")
 )
 
-// command is an operator's change to the backend set. The selector applies
-// it in its own goroutine and answers on reply (capacity 1).
-type command struct {
-	op      opKind
-	id      string        // the backend, for remove, drain, enable, disable, weight
-	backend BackendConfig // for add
-	config  Config        // for reconfigure
-	weight  int           // for weight
-	// source, when not "", limits the command to the backends of that
-	// source (a Feed's commands); "" is an operator's, allowed on any.
-	source string
-	reply  chan result
+// answerCommand applies c and replies, in the step that took it.
+func (s *Selector) answerCommand(c command) {
+	res := s.apply(c)
+	c.reply <- res // capacity 1: never blocks
+	if s.trace {
+		s.traceMsg("sent", "command reply", "op", c.op, "error", res.err)
+	}
 }
-
-type result struct {
-	id  string // the backend added
-	err error
-}
-
-type opKind int
-
-var opNames = [...]string{"add", "remove", "drain", "enable", "disable", "reconfigure", "weight"}
-
-func (o opKind) String() string { return opNames[o] }
-
-const (
-	opAdd opKind = iota
-	opRemove
-	opDrain
-	opEnable
-	opDisable
-	opReconfigure
-	opWeight
-)
 
 // send delivers a command and waits for its answer.
 func (s *Selector) send(ctx context.Context, c command) (result, error) {

@@ -7,6 +7,17 @@ import (
 )
 
 // Limits protects backends from overload. The zero value means no limits.
+//
+// A backend at MaxConnsPerBackend is not eligible. When that is all that
+// stands in the way, the offer says "full" and Pick becomes a PickFor that
+// waits in the selector's queue, oldest first. The selector answers a
+// queued request when a Report frees a slot. Once QueueTimeout has passed
+// (the selector's own timer), or at once when the queue is full, the reply
+// names no backend and says the backends are busy (pickReply.busy): PickFor
+// returns ErrBusy, and the handler answers 503 saying every backend is
+// busy, not that none is healthy. A caller whose context ends first
+// withdraws its request by message and, if the answer had already
+// arrived, hands the backend back with a Report.
 type Limits struct {
 	// MaxConnsPerBackend caps each backend's in-flight requests; 0: no cap.
 	MaxConnsPerBackend int
@@ -27,7 +38,9 @@ func (l Limits) withDefaults() Limits {
 
 // Ejection takes out of rotation, for a while, a backend that keeps failing
 // requests although its health checks pass (passive outlier detection).
-// The zero value ejects nothing.
+// Each ejection lasts longer than the last, never more than MaxPercent of
+// the UP backends are out at once, and the selector's own timer brings a
+// backend back. The zero value ejects nothing.
 type Ejection struct {
 	// After is how many consecutive gateway failures eject a backend:
 	// failed connections and exchanges, and 502, 503 or 504 responses it
@@ -105,6 +118,16 @@ func (s *Selector) serveQueue() {
 	}
 	clear(s.queue[len(kept):])
 	s.queue = kept
+}
+
+// dismissQueue answers every queued request with none, as Run ends.
+func (s *Selector) dismissQueue() {
+	for _, w := range s.queue {
+		w.req.reply <- pickReply{} // capacity 1: never blocks
+		if s.trace {
+			s.traceMsg("sent", "pick reply from the queue", "backend", "-", "busy", false)
+		}
+	}
 }
 
 // withdraw removes the queued request answered on reply, if still queued.

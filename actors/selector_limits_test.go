@@ -505,7 +505,7 @@ func TestLimitsQueueConstraints(t *testing.T) {
 	t.Run("a retry waits when the only backends with room are excluded", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s, _ := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA, urlB))
-			backends := s.Backends()
+			backends := backendsOf(t, s)
 			a := mustPick(t, s, urlA)
 			retry := startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", backends[1:]) })
 			settleQueued(t, s, 1)
@@ -526,7 +526,7 @@ func TestLimitsQueueConstraints(t *testing.T) {
 	t.Run("a waiter that cannot use the freed backend does not hold up those behind it", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s, _ := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA, urlB))
-			backends := s.Backends()
+			backends := backendsOf(t, s)
 			a, b := mustPick(t, s, urlA), mustPick(t, s, urlB)
 			retry := startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", backends[1:]) })
 			settleQueued(t, s, 1)
@@ -546,7 +546,7 @@ func TestLimitsQueueConstraints(t *testing.T) {
 	t.Run("a retry that excludes every backend is refused at once even when all are full", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s, _ := startSelector(t, limitsConfig(t, newSwitchProbe().Probe, urlA, urlB))
-			backends := s.Backends()
+			backends := backendsOf(t, s)
 			mustPick(t, s, urlA)
 			mustPick(t, s, urlB)
 			wantRefused(t, startPick(func() (*Backend, error) { return s.PickFor(t.Context(), "", backends) }), nil, 0)

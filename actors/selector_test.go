@@ -48,14 +48,14 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 			var names, want []string
-			for _, b := range s.Backends() {
-				names = append(names, b.Name)
+			for _, st := range s.backends { // before Run, New's work is there to read
+				names = append(names, st.Name)
 			}
 			for _, u := range tt.backends {
 				want = append(want, u.String())
 			}
 			if !slices.Equal(names, want) {
-				t.Errorf("Backends() = %v, want %v", names, want)
+				t.Errorf("backends after New = %v, want %v", names, want)
 			}
 		})
 	}
@@ -208,7 +208,7 @@ func TestSelectorPickExcept(t *testing.T) {
 				s, _ := startSelector(t, cfg)
 				synctest.Wait()
 				byName := map[string]*Backend{}
-				for _, b := range s.Backends() {
+				for _, b := range backendsOf(t, s) {
 					byName[b.Name] = b
 				}
 				var tried []*Backend
@@ -617,7 +617,7 @@ func TestSelectorCallsTakenOncePerPick(t *testing.T) {
 		advance(testInterval) // C goes down: the offer is recomputed
 		pickNames(t, s, 1)    // A
 		// Every backend excluded: a nil pick, and nothing is taken.
-		if b, err := s.PickFor(t.Context(), "", s.Backends()); b != nil || err != nil {
+		if b, err := s.PickFor(t.Context(), "", backendsOf(t, s)); b != nil || err != nil {
 			t.Fatalf("PickExcept(all) = %v, %v; want nil, nil", b, err)
 		}
 		synctest.Wait()

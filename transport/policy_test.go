@@ -162,7 +162,11 @@ func demoBackends(t *testing.T, names ...string) (backendSet, []string) {
 // backendFor returns the selector's Backend for srv.
 func (b *balancer) backendFor(t *testing.T, srv *httptest.Server) *actors.Backend {
 	t.Helper()
-	for _, be := range b.sel.Backends() {
+	backends, err := b.sel.Backends(t.Context())
+	if err != nil {
+		t.Fatalf("Backends: %v", err)
+	}
+	for _, be := range backends {
 		if be.Name == srv.URL {
 			return be
 		}
