@@ -49,8 +49,9 @@
 // method: the owner (serve, in package main, under a conc.WaitGroup)
 // starts each on a goroutine of its own and ends it by cancelling Run's
 // context, then waits for it. Each owns its state alone and is reached
-// only by message; once Run has returned, their methods answer at once
-// with an error instead of waiting.
+// only by message, and no caller ever waits on one whose Run has
+// returned: its methods also select on its end (ProxyProtocol's never
+// wait at all).
 //
 //   - Tunnels.Run (tunnels.go) owns the count of open tunnels. Handlers
 //     send Enter and Leave; Frontend.Shutdown waits on it for the tunnels
