@@ -143,7 +143,7 @@ func bodyFailure(err error) failure {
 // unread rest of a request body.
 const lingerTime = time.Second
 
-// linger runs, deferred, before a request's body is closed. Closing an
+// linger runs, in release, before a request's body is closed. Closing an
 // unread body makes net/http read and discard what is left of it (up to
 // 256 KiB) so that the connection can carry another request; a client
 // still sending would hold the handler until it stops. linger bounds that
@@ -157,14 +157,10 @@ const lingerTime = time.Second
 //     sends them holds nothing;
 //   - when the handler is aborting (http.ErrAbortHandler, which net/http
 //     answers by closing the connection), the discarding stops at once.
-func linger(w http.ResponseWriter, rec *recorder) {
-	aborting := recover()
-	if aborting != nil {
-		defer panic(aborting) // on its way, once the deadline is set
-	}
+func linger(w http.ResponseWriter, rec *recorder, aborting bool) {
 	switch {
 	case rec.hijacked:
-	case aborting != nil:
+	case aborting:
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	case rec.closeConn && rec.status != 0:
 		rc := http.NewResponseController(w)

@@ -37,10 +37,46 @@ import (
 // is in progress; a read takes it and gives it back; reclaim, on the
 // handler goroutine before it returns, takes it for good.
 //
-// It is read by the transport's write goroutine during an attempt and by the
-// handler goroutine between attempts: http.Transport's RoundTrip returns an
-// error only after its writer has finished with the body, which orders the
-// two.
+// Shared memory, by convention. The body's fields have no owner goroutine
+// and no channel guards them: two goroutines take turns with them, and
+// net/http's transport decides the turns. This type relies on that order,
+// which net/http's code keeps but its documentation does not promise
+// (http.RoundTripper only promises to Close the body, "possibly after
+// RoundTrip returns"; Close here does nothing):
+//
+//   - During an attempt the transport's writer reads the body: for HTTP/1
+//     the connection's writeLoop goroutine, for HTTP/2 the stream's own
+//     goroutine (doRequest). RoundTrip hands it the request, so all the
+//     handler goroutine did before (wrapBody, rewind) is visible to it.
+//   - Between attempts the handler goroutine reads and writes the fields:
+//     recordError looks at err, retryable at read and lost, rewind resets
+//     pos. It does so only after RoundTrip returned an error, and
+//     RoundTrip waits for the writer first: for HTTP/1, persistConn's
+//     roundTrip waits for writeLoop to end before returning any error
+//     (mapRoundTripError; the response header timeout only starts after
+//     the write finished); for HTTP/2, RoundTrip waits for the stream's
+//     goroutine to end (cs.donec) when the stream is aborted. GetBody
+//     (rewind), which the transport calls to resend on a fresh
+//     connection, runs inside RoundTrip on the handler goroutine, after
+//     the same wait.
+//   - A response may arrive while the writer is still reading (a backend
+//     that answers before the upload ends). The attempt is then never
+//     retried, and the handler touches the body only through lease (a
+//     channel, below) and by closing the real body in release, which
+//     makes the writer's next Read fail.
+//   - The exception: for HTTP/2, when the request's context ends (the
+//     client went away, the request timeout, or a failed read of the
+//     client's connection, since net/http's server then cancels the
+//     request's context before that read returns), RoundTrip returns as
+//     soon as it has asked for the body to be closed, and the writer may
+//     still be inside Read. The outcome is then clientGone or timedOut,
+//     never retried, but recordError's look at err may overlap the Read
+//     that sets it (a data race): against an HTTP/2 backend, a body whose
+//     read fails on the connection (BodyTimeout's deadline, the framing
+//     guard) may be logged as 499 where an HTTP/1 backend gives 408 or
+//     400. Removing this convention needs a channel per body (the writer
+//     handing the fields back after each Read): one allocation more per
+//     request with a body.
 type replayableBody struct {
 	src     io.ReadCloser
 	timeout time.Duration                 // for each read; 0: none

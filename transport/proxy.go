@@ -1,13 +1,9 @@
 package transport
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"strconv"
 	"time"
@@ -65,14 +61,24 @@ type Config struct {
 	RequestIDHeader string
 }
 
-// Proxy is the http.Handler that balances requests. For each request, on the
-// handler goroutine net/http gives it, it
+// Proxy is the http.Handler that balances requests. Each request runs
+// through these stages on the handler goroutine net/http gives it;
+// ServeHTTP calls them in this order, and each is a method below:
 //
-//  1. takes a pick from the selector (none UP: 503 with Retry-After);
-//  2. forwards through httputil.ReverseProxy and the shared transport,
-//     streaming the response and flushing event streams as they arrive;
-//  3. reports the outcome to the selector, which ends the in-flight count
-//     and, for a connection that could not be made, marks the backend DOWN.
+//  1. begin makes the exchange, the request's state across attempts: its
+//     recorder, request ID, replayable body and timeout (exchange.go);
+//  2. admit answers the requests the balancer refuses itself (admit.go);
+//  3. pick takes a backend from the selector (none UP: 503 with
+//     Retry-After);
+//  4. forward sends the request through httputil.ReverseProxy and the
+//     shared transport, streaming the response and flushing event streams
+//     as they arrive (its hooks are in hooks.go);
+//  5. retry, after a failure that is safe to retry, reports it and picks
+//     another backend, for forward to try;
+//  6. answer tells the client of a failure nothing could save;
+//  7. end reports the outcome to the selector, which ends the in-flight
+//     count and, for a connection that could not be made, marks the
+//     backend DOWN; logs the request; and releases what begin took.
 //
 // A failed attempt moves to another backend, up to Retries times, when that
 // cannot duplicate work: when no connection could be made (any method, since
@@ -131,160 +137,26 @@ func NewProxy(cfg Config) *Proxy {
 	return p
 }
 
-// failure classifies why an attempt failed.
-type failure int
-
-const (
-	noFailure     failure = iota
-	connectFailed         // no connection: nothing was sent
-	broken                // the exchange broke after sending began
-	timedOut              // no response headers in time
-	clientGone            // the client cancelled
-	noBackend             // nothing eligible to try
-	badBody               // the client's request body was malformed
-	bodyTooLarge          // the client's request body passed MaxBody
-	bodyTimedOut          // the client sent nothing of its body for BodyTimeout
-)
-
-// exchange is one client request's state across attempts. It lives in the
-// request's context so the ReverseProxy hooks can reach it; all of them run
-// on the handler goroutine, the exchange's only user.
-type exchange struct {
-	client context.Context // the client request's own context
-	id     string          // the request's ID; "" when request IDs are off
-	// remote (http.Request.RemoteAddr) and local (the address the client
-	// connected to; nil: unknown) are for an outgoing PROXY header. Set
-	// before the exchange is shared and never written again, so transport
-	// goroutines may read them.
-	remote   string
-	local    net.Addr
-	key      string            // the request's key for the policy; "" if none
-	secure   bool              // the client connection is TLS
-	backend  *actors.Backend   // the current attempt's backend
-	tried    []*actors.Backend // every backend attempted so far
-	body     *replayableBody   // nil when the request has no body
-	http1    bool              // the client speaks HTTP/1.x
-	fail     failure           // the last attempt's failure
-	err      error
-	respBody responseBody       // the current attempt's response body, once it has one
-	rec      recorder           // the client's ResponseWriter, as ReverseProxy gets it
-	triedBuf [3]*actors.Backend // tried's first backends, without an allocation
-	// gotConn, for an attempt at an https backend, receives once the
-	// transport has a connection for it (httptrace's GotConn, which may
-	// fire on a transport goroutine); nil for other attempts.
-	gotConn   chan struct{}
-	askedConn chan struct{} // likewise, httptrace's GetConn
-	// attemptStart is when the current attempt began; reported says
-	// whether its outcome has gone to the selector yet.
-	attemptStart time.Time
-	reported     bool
-}
-
-type exchangeKey struct{}
-
-func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKey{}).(*exchange) }
-
-// ServeHTTP balances one request; see Proxy.
+// ServeHTTP balances one request; see Proxy for its stages. The exchange
+// carries the request's state from one stage to the next.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	ex := &exchange{secure: r.TLS != nil, http1: r.ProtoMajor == 1}
-	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels}
-	rec := &ex.rec // one allocation for both
-	ex.tried = ex.triedBuf[:0]
-	defer rec.endTunnel()
-	ex.remote = r.RemoteAddr
-	ex.local, _ = r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if p.idHeader != "" {
-		ex.id = requestID(r, p.idHeader, p.trusted)
-		// To the backend (ReverseProxy copies the request's header) and
-		// back to the client: one array for both values (p.idHeader is
-		// canonical), each slice capped so that neither can grow into the
-		// other.
-		ids := []string{ex.id, ex.id}
-		r.Header[p.idHeader] = ids[0:1:1]
-		rec.Header()[p.idHeader] = ids[1:2:2]
-	}
-	if r.Body != nil && r.Body != http.NoBody {
-		keep := 0
-		if idempotent(r) {
-			keep = p.retryBuffer
-		}
-		ex.body = newReplayableBody(r.Body, keep, p.maxBody)
-		if p.bodyTimeout > 0 {
-			ex.body.timeout, ex.body.lease = p.bodyTimeout, make(chan *http.ResponseController, 1)
-			ex.body.lease <- http.NewResponseController(w)
-		}
-		// The wrapper ignores Close so a failed attempt cannot end the body;
-		// closing the real one when the exchange ends makes any late Read by
-		// a transport goroutine fail instead of racing the server's next
-		// request on this connection.
-		defer r.Body.Close()
-		defer linger(w, rec)                                 // before the Close above
-		defer ex.body.reclaim(http.NewResponseController(w)) // before linger
-		r.Body = ex.body
-		// A backend may answer while the upload is still arriving (an echo,
-		// an early error): keep reading the body after the response starts.
-		_ = http.NewResponseController(w).EnableFullDuplex()
-	}
-	ex.client = r.Context()
-	ctx := context.WithValue(ex.client, exchangeKey{}, ex)
-	if p.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-	}
-	r = r.WithContext(ctx)
-	defer p.finish(r, rec, ex, start)
-	if !p.admit(rec, r) {
+	ex, r := p.begin(w, r)
+	defer p.end(ex, r) // also when a stage aborts the handler
+	if !p.admit(&ex.rec, r) {
 		return
 	}
-
-	b, err := p.pick(r, ex)
-	for {
-		switch {
-		case err != nil && ex.client.Err() != nil:
-			ex.fail, ex.err = clientGone, err
-			panic(http.ErrAbortHandler) // see below
-		case err != nil && r.Context().Err() != nil: // the request timeout
-			ex.fail, ex.err = timedOut, err
-			p.writeError(rec, ex)
-			return
-		case err != nil || b == nil:
-			if ex.fail == noFailure {
-				ex.fail, ex.err = noBackend, err
-			}
-			p.writeError(rec, ex)
-			return
-		}
-		p.attempt(rec, r, ex, b)
-		if ex.fail == noFailure || !p.retryable(r, ex) {
-			break
-		}
-		// Report the failure now, for passive health. The retry's pick may
-		// reach the selector first (reports are buffered), but it excludes
-		// every backend already tried, so it cannot land here again.
-		p.sel.Report(actors.Report{
-			Backend: b, Outcome: ex.fail.outcome(), Method: r.Method,
-			Duration: time.Since(ex.attemptStart), Err: ex.err, Attempt: len(ex.tried) - 1,
-		})
-		ex.reported = true
-		p.log.Debug("retrying on another backend", p.logArgs(ex, "backend", b.Name, "error", ex.err)...)
-		b, err = p.sel.PickFor(r.Context(), ex.key, ex.tried)
+	// route: the pools issue chooses r's pool here; pick, retry and end
+	// then speak to that pool's selector instead of p.sel.
+	b, err := p.pick(ex, r)
+	for p.forward(ex, r, b, err) {
+		b, err = p.retry(ex, r)
 	}
-	if ex.fail != noFailure && !rec.written() {
-		p.writeError(rec, ex)
-	}
-	if ex.fail == clientGone && !rec.written() {
-		// Nothing to tell a client that has gone. If its connection is in
-		// fact still open, abort it rather than let net/http send an empty
-		// 200 for a request that was never served.
-		panic(http.ErrAbortHandler)
-	}
+	p.answer(ex)
 }
 
 // pick takes the first pick for r: the selector's ready offer, or, when the
 // policy chooses by a request key, a pick made for that key.
-func (p *Proxy) pick(r *http.Request, ex *exchange) (*actors.Backend, error) {
+func (p *Proxy) pick(ex *exchange, r *http.Request) (*actors.Backend, error) {
 	if p.key.Kind == actors.KeyNone {
 		return p.sel.Pick(r.Context())
 	}
@@ -314,178 +186,38 @@ func requestKey(r *http.Request, k actors.KeySpec) string {
 	return ""
 }
 
-// modifyResponse pins the client to the backend that answered when the
-// policy is sticky and the request's cookie named another (or none).
+// forward makes one attempt at b, the backend the last pick gave, or, when
+// that pick failed (err, or no backend), records why in ex.fail. It
+// reports whether the attempt failed in a way another backend may retry
+// (see retryable); otherwise ex.fail says how the request ended.
 //
-// With request IDs on, it also drops the backend's own copy of the ID
-// header: the client gets ours, set before the response began, once.
-//
-// It also watches the response body (see responseBody), except a switch
-// of protocols, whose body ReverseProxy needs as it is.
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	ex := exchangeOf(resp.Request)
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		ex.respBody = responseBody{ReadCloser: resp.Body, ex: ex}
-		resp.Body = &ex.respBody
+// The attempt's outcome is reported later: by retry if another backend
+// is to be tried, otherwise by end, which runs even if the ReverseProxy
+// panics (it aborts a response whose body copy failed).
+func (p *Proxy) forward(ex *exchange, r *http.Request, b *actors.Backend, err error) bool {
+	switch {
+	case err != nil && ex.client.Err() != nil:
+		ex.fail, ex.err = clientGone, err
+		return false
+	case err != nil && r.Context().Err() != nil: // the request timeout
+		ex.fail, ex.err = timedOut, err
+		return false
+	case err != nil || b == nil:
+		if ex.fail == noFailure { // else the last attempt's failure stands
+			ex.fail, ex.err = noBackend, err
+		}
+		return false
 	}
-	if p.idHeader != "" {
-		resp.Header.Del(p.idHeader)
-	}
-	if p.key.Kind != actors.KeyCookie {
-		return nil
-	}
-	token := actors.StickyToken(p.secret, ex.backend)
-	if token == ex.key {
-		return nil
-	}
-	c := &http.Cookie{
-		Name: p.key.Name, Value: token, Path: "/",
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: ex.secure,
-	}
-	resp.Header.Add("Set-Cookie", c.String())
-	return nil
-}
-
-// responseBody is a backend's response body on its way to the client. A
-// read that fails (the backend reset, the request timeout) cuts the
-// response short after its status went out: ReverseProxy then aborts the
-// handler, and nothing else would tell the access log. It is read on the
-// handler goroutine, the exchange's.
-type responseBody struct {
-	io.ReadCloser
-	ex *exchange
-}
-
-func (b *responseBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.ex.err == nil {
-		b.ex.err = fmt.Errorf("response cut short: %w", err)
-	}
-	return n, err
-}
-
-// attempt forwards the request to b. Its outcome is reported later: by the
-// retry loop if another backend is to be tried, otherwise by finish, which
-// runs even if the ReverseProxy panics (it aborts a response whose body copy
-// failed).
-func (p *Proxy) attempt(w *recorder, r *http.Request, ex *exchange, b *actors.Backend) {
 	ex.backend, ex.fail, ex.err, ex.reported = b, noFailure, nil, false
 	ex.tried = append(ex.tried, b)
 	ex.attemptStart = time.Now()
-	p.rp.ServeHTTP(w, r)
-}
-
-// finish ends the exchange: one Final report (ending the last attempt's
-// pick, if it has not been reported, and counting the request) and the
-// access log line.
-func (p *Proxy) finish(r *http.Request, w *recorder, ex *exchange, start time.Time) {
-	status := w.status
-	if ex.fail == clientGone && !w.written() {
-		status = 499
-	}
-	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: time.Since(start)}
-	switch {
-	case ex.backend != nil && !ex.reported:
-		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
-	case ex.backend != nil: // its failure was reported, and no other attempt followed
-		rep.Last = ex.backend
-	}
-	p.sel.Report(rep)
-	p.logAccess(r, w, ex, status, rep.Duration)
-}
-
-// rewrite targets the attempt's backend. The client's Host header is kept
-// (as HAProxy, Caddy and Traefik do); the forwarded headers are set by
-// setForwarded, since ReverseProxy drops any the client sent.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeOf(pr.In)
-	pr.SetURL(ex.backend.URL)
-	pr.Out.Host = pr.In.Host
-	setForwarded(pr, p.trusted)
-	dropH2CUpgrade(pr)
-	forwardTrailers(pr)
-	if ex.body != nil {
-		// Lets http.Transport resend on a fresh connection when a pooled one
-		// turns out dead before any byte was written.
-		pr.Out.GetBody = ex.body.rewind
-	}
-	ex.askedConn, ex.gotConn = nil, nil
-	if pr.Out.URL.Scheme == "https" {
-		// A backend that closes or resets the connection during the TLS
-		// handshake fails the attempt with a bare EOF or reset, as if it
-		// broke after the request was sent. The trace tells them apart:
-		// the transport asked for a connection (GetConn) and never had one
-		// (GotConn), so nothing was sent. (One it refused before asking,
-		// an invalid header, is no connection failure.) Channels per
-		// attempt, so that a late signal from an earlier attempt's dial
-		// cannot speak for this one. If the transport retries a dead pooled
-		// connection on a fresh one and that dial fails, GotConn has fired
-		// already: only an error isTLSHandshakeFailure recognises still
-		// counts as no connection then; anything else is a 502, never a
-		// replay.
-		asked, got := make(chan struct{}, 1), make(chan struct{}, 1)
-		ex.askedConn, ex.gotConn = asked, got
-		signal := func(c chan struct{}) {
-			select {
-			case c <- struct{}{}:
-			default: // already told
-			}
-		}
-		trace := &httptrace.ClientTrace{
-			GetConn: func(string) { signal(asked) },
-			GotConn: func(httptrace.GotConnInfo) { signal(got) },
-		}
-		pr.Out = pr.Out.WithContext(httptrace.WithClientTrace(pr.Out.Context(), trace))
-	}
-}
-
-// noConnection reports whether the attempt at an https backend failed
-// before the transport had a connection for it: nothing was sent.
-func (ex *exchange) noConnection() bool {
-	if ex.gotConn == nil {
-		return false
-	}
-	select {
-	case <-ex.askedConn: // the transport did try to get a connection
-	default:
-		return false // refused before that (an invalid header or trailer)
-	}
-	select {
-	case <-ex.gotConn:
-		return false
-	default:
-		return true
-	}
-}
-
-// recordError is the ReverseProxy's ErrorHandler. It writes nothing: the
-// handler loop decides between a retry and an error response.
-func recordError(_ http.ResponseWriter, out *http.Request, err error) {
-	ex := exchangeOf(out)
-	ex.err = err
-	var op *net.OpError
-	var ne net.Error
-	switch {
-	case ex.body != nil && ex.body.err != nil:
-		// Before the context: net/http cancels the request's context on
-		// any error reading the connection, a malformed body included.
-		ex.fail = bodyFailure(ex.body.err)
-	case ex.client.Err() != nil:
-		ex.fail = clientGone
-	case out.Context().Err() != nil: // the request timeout
-		ex.fail = timedOut
-	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err), ex.noConnection():
-		ex.fail = connectFailed
-	case errors.As(err, &ne) && ne.Timeout():
-		ex.fail = timedOut
-	default:
-		ex.fail = broken
-	}
+	p.rp.ServeHTTP(&ex.rec, r) // rewrite, the transport, modifyResponse or recordError
+	return ex.fail != noFailure && p.retryable(ex, r)
 }
 
 // retryable reports whether another backend may take the request, and if
 // so starts its body again.
-func (p *Proxy) retryable(r *http.Request, ex *exchange) bool {
+func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
 	if len(ex.tried) > p.retries {
 		return false
 	}
@@ -504,35 +236,42 @@ func (p *Proxy) retryable(r *http.Request, ex *exchange) bool {
 	return true
 }
 
-// idempotent reports whether repeating r is harmless (RFC 9110 §9.2.2), or
-// the client said so with an Idempotency-Key header, as http.Transport honours.
-func idempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-		return true
-	}
-	return r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != ""
+// retry reports the failed attempt now, for passive health, and picks
+// another backend. The pick may reach the selector before the report
+// (reports are buffered), but it excludes every backend already tried, so
+// it cannot land on the failed one again.
+func (p *Proxy) retry(ex *exchange, r *http.Request) (*actors.Backend, error) {
+	b := ex.backend
+	p.sel.Report(actors.Report{
+		Backend: b, Outcome: ex.fail.outcome(), Method: r.Method,
+		Duration: time.Since(ex.attemptStart), Err: ex.err, Attempt: len(ex.tried) - 1,
+	})
+	ex.reported = true
+	p.log.Debug("retrying on another backend", p.logArgs(ex, "backend", b.Name, "error", ex.err)...)
+	return p.sel.PickFor(r.Context(), ex.key, ex.tried)
 }
 
-func (f failure) outcome() actors.Outcome {
-	switch f {
-	case connectFailed:
-		return actors.ConnectFailed
-	case broken, timedOut:
-		return actors.Failed
-	case clientGone, badBody, bodyTooLarge, bodyTimedOut:
-		return actors.ClientGone
+// answer tells the client of a failure that nothing could save, unless it
+// has been sent something final already (the response stands, or was cut
+// short).
+func (p *Proxy) answer(ex *exchange) {
+	if ex.fail == noFailure || ex.rec.written() {
+		return
 	}
-	return actors.Success
+	if ex.fail == clientGone {
+		// Nothing to tell a client that has gone; end logs it as 499. If
+		// its connection is in fact still open, abort it rather than let
+		// net/http send an empty 200 for a request that was never served.
+		panic(http.ErrAbortHandler)
+	}
+	p.writeError(&ex.rec, ex)
 }
 
-// writeError answers the client for a failure that nothing could save.
+// writeError answers the client for a failure other than clientGone.
 func (p *Proxy) writeError(w *recorder, ex *exchange) {
 	var code int
 	var msg string
 	switch ex.fail {
-	case clientGone:
-		return // nobody to tell; logged as 499
 	case noBackend:
 		switch {
 		case len(ex.tried) == 0 && errors.Is(ex.err, actors.ErrBusy):
@@ -560,18 +299,48 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 	default:
 		code, msg = http.StatusBadGateway, "backend failed"
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write([]byte(strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"))
+	plainError(w, code, msg)
+}
+
+// end is the last stage. ServeHTTP defers it, so that it runs even when
+// the handler aborts (a panic with http.ErrAbortHandler: ReverseProxy's,
+// when a response body breaks off, or answer's). It reports the outcome,
+// logs the request and releases what begin took, in that order, and then
+// lets an abort go on to net/http, which closes the connection.
+func (p *Proxy) end(ex *exchange, r *http.Request) {
+	aborting := recover()
+	status := ex.rec.status
+	if ex.fail == clientGone && !ex.rec.written() {
+		status = 499
+	}
+	d := time.Since(ex.start)
+	p.report(ex, r, status, d)
+	p.logAccess(ex, r, status, d)
+	ex.release(aborting != nil)
+	if aborting != nil {
+		panic(aborting)
+	}
+}
+
+// report sends the selector the exchange's one Final report: it ends the
+// last attempt's pick, if retry has not reported it, and counts the
+// request.
+func (p *Proxy) report(ex *exchange, r *http.Request, status int, d time.Duration) {
+	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: d}
+	switch {
+	case ex.backend != nil && !ex.reported:
+		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
+	case ex.backend != nil: // its failure was reported, and no other attempt followed
+		rep.Last = ex.backend
+	}
+	p.sel.Report(rep)
 }
 
 // logAccess writes the request's access log line: the line hclog would
 // write for Info("request", "method", ..., "path", ..., ...), formatted
 // without it (no []any, no fmt, no lock) and handed to the log writer
 // without a copy (see package accesslog).
-func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, status int, d time.Duration) {
+func (p *Proxy) logAccess(ex *exchange, r *http.Request, status int, d time.Duration) {
 	if p.access == nil {
 		return
 	}
@@ -579,7 +348,7 @@ func (p *Proxy) logAccess(r *http.Request, w *recorder, ex *exchange, status int
 		// The path as escaped on the wire: a request cannot put line
 		// breaks or terminal controls into the log.
 		Method: r.Method, Path: r.URL.EscapedPath(), Client: r.RemoteAddr, Backend: "-",
-		Status: status, Duration: d, Bytes: w.bytes,
+		Status: status, Duration: d, Bytes: ex.rec.bytes,
 		RequestID: ex.id, Attempts: len(ex.tried), Err: ex.err,
 	}
 	if ex.backend != nil {

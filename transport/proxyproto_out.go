@@ -60,7 +60,9 @@ type backendTransport struct {
 func (t *backendTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	var b *actors.Backend
 	if ex, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
-		b = ex.backend // read on the handler goroutine, which alone writes it
+		// RoundTrip runs on the caller's goroutine: for the proxy, the
+		// handler goroutine, which alone writes the exchange.
+		b = ex.backend
 	} else {
 		b = actors.BackendOf(r.Context())
 	}
@@ -96,11 +98,8 @@ func proxyProtocolTransport(o Options, v byte) *http.Transport {
 		if err != nil {
 			return nil, err
 		}
-		var src, dst net.Addr
-		if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
-			src, dst = headerAddrs(ex.remote, ex.local)
-		}
-		if _, err := proxyproto.HeaderProxyFromAddrs(v, src, dst).WriteTo(c); err != nil {
+		a, _ := ctx.Value(headerAddrsKey{}).(headerAddrsValue) // zero for a probe
+		if _, err := proxyproto.HeaderProxyFromAddrs(v, a.src, a.dst).WriteTo(c); err != nil {
 			_ = c.Close()
 			// A "dial" error: nothing of the request was sent, so the
 			// proxy may retry it anywhere.
@@ -109,6 +108,29 @@ func proxyProtocolTransport(o Options, v byte) *http.Transport {
 		return c, nil
 	}
 	return t
+}
+
+// headerAddrsValue is the source and destination of the PROXY header on a
+// connection dialled for one attempt; nil when unknown.
+//
+// The dial runs on a goroutine of http.Transport's, which may outlive the
+// attempt. It gets these addresses as a value in the outbound request's
+// context, made on the handler goroutine (rewrite) before the request
+// reaches the transport and never changed after: the dial goroutine shares
+// no memory with the exchange, which the handler goroutine goes on
+// writing.
+type headerAddrsValue struct{ src, dst net.Addr }
+
+type headerAddrsKey struct{}
+
+// withHeaderAddrs returns ctx carrying the addresses of in's client
+// connection (see headerAddrsValue): the client as in.RemoteAddr has it,
+// and the address it connected to.
+func withHeaderAddrs(ctx context.Context, in *http.Request) context.Context {
+	local, _ := in.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	var a headerAddrsValue
+	a.src, a.dst = headerAddrs(in.RemoteAddr, local)
+	return context.WithValue(ctx, headerAddrsKey{}, a)
 }
 
 // headerAddrs returns a client's connection's addresses, remote as

@@ -1,6 +1,3 @@
-// Package transport forwards requests: handler goroutines ask the selector
-// (package actors) for a backend and send the request through one shared,
-// tuned *http.Transport with httputil.ReverseProxy.
 package transport
 
 import (

@@ -1,0 +1,165 @@
+package transport
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/roundhouse/roundhouse/actors"
+)
+
+// exchange is one client request's state across its stages and attempts
+// (see Proxy). begin makes it; every stage after that gets it as an
+// argument; end releases what it holds. All of it is read and written on
+// the handler goroutine alone, with two exceptions, each explained where
+// it is: httptrace's signals on gotConn and askedConn (channels), and the
+// body, which the transport's writer reads during an attempt (see
+// replayableBody).
+type exchange struct {
+	start  time.Time          // when the request arrived
+	client context.Context    // the client request's own context
+	cancel context.CancelFunc // ends the request timeout's context; nil without one
+	id     string             // the request's ID; "" when request IDs are off
+	key    string             // the request's key for the policy; "" if none
+	secure bool               // the client connection is TLS
+	http1  bool               // the client speaks HTTP/1.x
+	rec    recorder           // the client's ResponseWriter, as ReverseProxy gets it
+	body   *replayableBody    // nil when the request has no body
+	// backend is the current attempt's; tried is every backend attempted
+	// so far (its first ones in triedBuf, without an allocation).
+	backend  *actors.Backend
+	tried    []*actors.Backend
+	triedBuf [3]*actors.Backend
+	fail     failure      // the last attempt's failure
+	err      error        // what went wrong, for the report and the log
+	respBody responseBody // the current attempt's response body, once it has one
+	// gotConn, for an attempt at an https backend, receives once the
+	// transport has a connection for it (httptrace's GotConn, which may
+	// fire on a transport goroutine); nil for other attempts.
+	gotConn   chan struct{}
+	askedConn chan struct{} // likewise, httptrace's GetConn
+	// attemptStart is when the current attempt began; reported says
+	// whether its outcome has gone to the selector yet.
+	attemptStart time.Time
+	reported     bool
+}
+
+// exchangeKey is the context key under which the request carries its
+// exchange to the code net/http calls with nothing but the request (or
+// its response): ReverseProxy's hooks (rewrite, modifyResponse,
+// recordError), which one ReverseProxy shares among all requests, and
+// the transport's RoundTrip (backendTransport, for a PROXY protocol
+// backend). A context value is the only per-request thing they see; the
+// stages, which ServeHTTP calls itself, get the exchange as an argument.
+// Every reader runs on the handler goroutine.
+type exchangeKey struct{}
+
+func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKey{}).(*exchange) }
+
+// begin is the first stage: it makes r's exchange, and returns it with r
+// as the later stages see it: carrying its request ID, its body wrapped
+// for replay (wrapBody), and its context holding the exchange and, with a
+// RequestTimeout, ending after it.
+func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
+	ex := &exchange{start: time.Now(), client: r.Context(), secure: r.TLS != nil, http1: r.ProtoMajor == 1}
+	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels}
+	ex.tried = ex.triedBuf[:0]
+	if p.idHeader != "" {
+		ex.id = requestID(r, p.idHeader, p.trusted)
+		// To the backend (ReverseProxy copies the request's header) and
+		// back to the client: one array for both values (p.idHeader is
+		// canonical), each slice capped so that neither can grow into the
+		// other.
+		ids := []string{ex.id, ex.id}
+		r.Header[p.idHeader] = ids[0:1:1]
+		ex.rec.Header()[p.idHeader] = ids[1:2:2]
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		p.wrapBody(ex, w, r)
+	}
+	ctx := context.WithValue(ex.client, exchangeKey{}, ex)
+	if p.timeout > 0 {
+		ctx, ex.cancel = context.WithTimeout(ctx, p.timeout)
+	}
+	return ex, r.WithContext(ctx)
+}
+
+// wrapBody puts a replayableBody in place of r's body, for the whole
+// exchange; release closes the real one.
+func (p *Proxy) wrapBody(ex *exchange, w http.ResponseWriter, r *http.Request) {
+	keep := 0
+	if idempotent(r) {
+		keep = p.retryBuffer
+	}
+	ex.body = newReplayableBody(r.Body, keep, p.maxBody)
+	if p.bodyTimeout > 0 {
+		ex.body.timeout, ex.body.lease = p.bodyTimeout, make(chan *http.ResponseController, 1)
+		ex.body.lease <- http.NewResponseController(w)
+	}
+	r.Body = ex.body
+	// A backend may answer while the upload is still arriving (an echo,
+	// an early error): keep reading the body after the response starts.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+}
+
+// release gives back what begin took, in this order, once the request is
+// reported and logged (aborting: the handler is aborting):
+//
+//  1. the request timeout's context;
+//  2. the body's read-deadline controller (replayableBody.reclaim), so
+//     that no transport goroutine sets a deadline after this;
+//  3. the rest of the body (linger), on a connection that will close;
+//  4. the real body, closed: the wrapper ignores Close so that a failed
+//     attempt cannot end the body, and closing the real one makes any
+//     late Read by a transport goroutine fail instead of racing the
+//     server's next request on this connection;
+//  5. the tunnel count, if the connection was handed over.
+func (ex *exchange) release(aborting bool) {
+	if ex.cancel != nil {
+		ex.cancel()
+	}
+	if ex.body != nil {
+		w := ex.rec.ResponseWriter // net/http's own, not the recorder
+		ex.body.reclaim(http.NewResponseController(w))
+		linger(w, &ex.rec, aborting)
+		_ = ex.body.src.Close()
+	}
+	ex.rec.endTunnel()
+}
+
+// failure classifies why an attempt failed.
+type failure int
+
+const (
+	noFailure     failure = iota
+	connectFailed         // no connection: nothing was sent
+	broken                // the exchange broke after sending began
+	timedOut              // no response headers in time
+	clientGone            // the client cancelled
+	noBackend             // nothing eligible to try
+	badBody               // the client's request body was malformed
+	bodyTooLarge          // the client's request body passed MaxBody
+	bodyTimedOut          // the client sent nothing of its body for BodyTimeout
+)
+
+func (f failure) outcome() actors.Outcome {
+	switch f {
+	case connectFailed:
+		return actors.ConnectFailed
+	case broken, timedOut:
+		return actors.Failed
+	case clientGone, badBody, bodyTooLarge, bodyTimedOut:
+		return actors.ClientGone
+	}
+	return actors.Success
+}
+
+// idempotent reports whether repeating r is harmless (RFC 9110 §9.2.2), or
+// the client said so with an Idempotency-Key header, as http.Transport honours.
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != ""
+}
