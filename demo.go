@@ -50,7 +50,7 @@ func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, access *
 	// No reload: the demo's backends are its own, not the file's.
 	return serve(ctx, s, log, serveOptions{noUpgrade: true, access: access, ready: func(addr net.Addr) {
 		scheme := "http"
-		if s.TLS.Certs != nil {
+		if s.TLS.Certificate != nil {
 			scheme = "https"
 		}
 		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind %s://%s\ntry: curl %s://%s/\n", scheme, addr, scheme, addr)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -200,7 +199,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 				if err := apply(ctx); err != nil {
 					log.Error("reload failed; the running configuration stays", "error", err)
 				}
-			} else if s.TLS.Certs == nil {
+			} else if s.TLS.Certificate == nil {
 				log.Warn("reload ignored: no configuration file (--config) and no certificate (--tls-cert)")
 			}
 		case <-usr2:
@@ -268,19 +267,6 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 // discoveryWait is how long serve waits for the discovery sources' first
 // answers before it serves.
 const discoveryWait = 5 * time.Second
-
-// selectorConfig is what the selector needs from the settings; its health
-// probes go through tr.
-func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, error) {
-	policy, err := s.NewPolicy(mathrand.Uint64())
-	if err != nil {
-		return actors.Config{}, err
-	}
-	return actors.Config{
-		Backends: s.ActorBackends(), Policy: policy, Monitor: s.Monitor(tr),
-		Limits: s.ActorLimits(), Ejection: s.ActorEjection(), SlowStart: s.SlowStart,
-	}, nil
-}
 
 // applyReload reads the settings again and hands the selector what it can
 // change while running: backends, policy, health checks, limits, ejection

@@ -3,6 +3,12 @@
 // pass. main asks it for a *Settings (Load) and builds the balancer from
 // that; a reload is the same call again.
 //
+// Settings are data: values, parsed URLs and the contents of the files
+// they name, read once by Load. This package builds nothing that runs; it
+// imports none of transport, admin, discovery or upgrade (imports_test.go
+// holds it to that), and checks values with the parsers in
+// internal/parse, which those packages share.
+//
 // Every setting is one row of the table in settings.go, which gives its
 // field in Settings, its default, its flag and its place in the file.
 // Adding a setting is a field here and a row there: the flag, the file
@@ -16,6 +22,7 @@ package config
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -28,8 +35,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roundhouse/roundhouse/admin"
-	"github.com/roundhouse/roundhouse/transport"
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // Settings is everything the serve command is told: one value per flag or
@@ -145,10 +151,12 @@ type TLS struct {
 	Key       string // PEM private key for Cert
 	BackendCA string // PEM authorities for https backends; "": the system's roots
 
-	// Read by Load: Certs holds Cert and Key (nil for cleartext), and
-	// BackendCAs the authorities in BackendCA (nil: the system's roots).
-	Certs      *transport.CertStore
-	BackendCAs *x509.CertPool
+	// Read by Load: Certificate is Cert and Key, loaded, with its Leaf
+	// (nil for cleartext), and BackendCAs the authorities in BackendCA
+	// (nil: the system's roots). serve hands Certificate to the
+	// certificate store, which reads the files again only on SIGHUP.
+	Certificate *tls.Certificate
+	BackendCAs  *x509.CertPool
 }
 
 // Ejection is passive outlier detection (file block ejection).
@@ -300,9 +308,9 @@ func (l *loader) check(opts Options) {
 	case s.Admin.TokenFile != "" && s.Admin.Listen == "":
 		l.problemFrom(rowByFlag["admin-token-file"], "needs --admin ADDR")
 	case s.Admin.Listen != "" && s.Admin.TokenFile == "":
-		if err := admin.CheckAddr(s.Admin.Listen, false); errors.Is(err, admin.ErrNotLoopback) {
+		if err := parse.AdminAddr(s.Admin.Listen, false); errors.Is(err, parse.ErrNotLoopback) {
 			l.problemFrom(rowByFlag["admin"], fmt.Sprintf("%s: %v: give --admin-token-file FILE, or a loopback address such as %s",
-				s.Admin.Listen, err, admin.DefaultAddr))
+				s.Admin.Listen, err, parse.DefaultAdminAddr))
 		}
 	}
 	switch {
@@ -328,26 +336,50 @@ func (l *loader) readFiles() {
 		s.Sticky.Secret = secret
 	}
 	if f := s.Admin.TokenFile; f != "" && s.Admin.Listen != "" {
-		token, err := admin.ReadTokenFile(f)
+		token, err := parse.TokenFile(f)
 		if err != nil {
 			l.problemFrom(rowByFlag["admin-token-file"], err.Error())
 		}
 		s.Admin.Token = token
 	}
 	if s.TLS.Cert != "" && s.TLS.Key != "" {
-		certs, err := transport.NewCertStore(s.TLS.Cert, s.TLS.Key)
+		cert, err := loadKeyPair(s.TLS.Cert, s.TLS.Key)
 		if err != nil {
 			l.problemFrom(rowByFlag["tls-cert"], err.Error())
 		}
-		s.TLS.Certs = certs
+		s.TLS.Certificate = cert
 	}
 	if f := s.TLS.BackendCA; f != "" {
-		pool, err := transport.LoadCAs(f)
+		pool, err := loadCAs(f)
 		if err != nil {
 			l.problemFrom(rowByFlag["backend-ca"], err.Error())
 		}
 		s.TLS.BackendCAs = pool
 	}
+}
+
+// loadKeyPair reads a PEM certificate chain and its key; the certificate's
+// Leaf is filled in.
+func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &cert, nil
+}
+
+// loadCAs reads PEM certificates from file into a pool, for verifying
+// https:// backends.
+func loadCAs(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificate found", file)
+	}
+	return pool, nil
 }
 
 // readSecret reads the sticky cookie's key from file.

@@ -17,8 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/roundhouse/roundhouse/actors"
-	"github.com/roundhouse/roundhouse/discovery"
-	"github.com/roundhouse/roundhouse/transport"
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // table is every setting, one row each. A row names the setting's field in
@@ -143,7 +142,7 @@ var table = []setting{
 		ptr:   func(s *Settings) *[]string { return &s.Edge.TrustedProxies }, check: checkTrustedProxy},
 	field[int64]{path: "edge.max_body", flag: "max-body",
 		usage: "largest request body, e.g. 10MiB; larger gets 413 (default 0: no limit)",
-		ptr:   func(s *Settings) *int64 { return &s.Edge.MaxBody }, parse: transport.ParseSize},
+		ptr:   func(s *Settings) *int64 { return &s.Edge.MaxBody }, parse: parse.Size},
 	field[int]{path: "edge.max_conns", flag: "max-conns", def: 10000,
 		usage: "concurrent client connections; more wait to be accepted (0: no limit)",
 		ptr:   func(s *Settings) *int { return &s.Edge.MaxConns }, check: atLeast(0)},
@@ -152,7 +151,7 @@ var table = []setting{
 		ptr:   func(s *Settings) *bool { return &s.Edge.H2C }},
 	field[float64]{path: "edge.rate_limit", flag: "rate-limit",
 		usage: "requests each client may make, e.g. 10/s or 600/m; more get 429 (default: no limit)",
-		ptr:   func(s *Settings) *float64 { return &s.Edge.RateLimit }, parse: transport.ParseRate},
+		ptr:   func(s *Settings) *float64 { return &s.Edge.RateLimit }, parse: parse.Rate},
 	field[int]{path: "edge.rate_burst", flag: "rate-burst",
 		usage: "requests a client may make at once under --rate-limit (default: one second's worth)",
 		ptr:   func(s *Settings) *int { return &s.Edge.RateBurst }, check: atLeast(0)},
@@ -173,7 +172,7 @@ var table = []setting{
 }
 
 func checkTrustedProxy(s string) error {
-	_, err := transport.ParseTrustedProxy(s)
+	_, err := parse.TrustedProxy(s)
 	return err
 }
 
@@ -415,7 +414,7 @@ func (backends) validate(s *Settings) error {
 
 // discovers is the list of discovery sources: --discover URL, repeatable,
 // on the command line; discover = ["URL", ...] in the file. Each is kept
-// in the canonical form discovery.Spec.String gives, which is also the
+// in the canonical form parse.Discovery.String gives, which is also the
 // source its backends carry.
 type discovers struct{}
 
@@ -425,7 +424,7 @@ func (discovers) copy(dst, src *Settings) { dst.Discover = src.Discover }
 
 func (discovers) register(fs *flag.FlagSet, s *Settings) {
 	fs.Func("discover", "discover backends from `URL`: etcd://HOST:PORT[,HOST:PORT...]/PREFIX, dns+srv://NAME or dns+a://NAME:PORT (repeatable)", func(v string) error {
-		spec, err := discovery.ParseURL(v)
+		spec, err := parse.DiscoverURL(v)
 		if err == nil {
 			s.Discover = append(s.Discover, spec.String())
 		}
@@ -444,7 +443,7 @@ func (discovers) decode(v cty.Value, s *Settings, _ string) error {
 		if err != nil {
 			return fmt.Errorf("element %d: %w", i, err)
 		}
-		spec, err := discovery.ParseURL(raw)
+		spec, err := parse.DiscoverURL(raw)
 		if err != nil {
 			return fmt.Errorf("%q: %w", raw, err)
 		}
