@@ -17,6 +17,7 @@ import (
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/internal/accesslog"
+	"github.com/roundhouse/roundhouse/internal/defaults"
 )
 
 // runDemo starts three demo backends on the three ports after the
@@ -83,7 +84,7 @@ func runBackend(ctx context.Context, args []string, stderr io.Writer) error {
 // serveBackend serves demo.Handler on ln until ctx ends, then shuts down
 // gracefully.
 func serveBackend(ctx context.Context, ln net.Listener, name string, log hclog.Logger) error {
-	srv := newServer(demo.Handler(name), log, 10*time.Second, 120*time.Second)
+	srv := newServer(demo.Handler(name), log, defaults.ClientHeaderTimeout, defaults.ClientIdleTimeout)
 	serveErr := make(chan error, 1)
 	var wg conc.WaitGroup
 	defer wg.Wait()
