@@ -40,22 +40,24 @@ import (
 
 // Settings is everything the serve command is told: one value per flag or
 // file attribute. Load returns it complete and checked; Defaults returns the
-// values used when neither the file nor a flag gives one.
+// values used when neither the file nor a flag gives one. The comments say
+// what a zero value means; the defaults themselves are written once, in
+// the settings table (settings.go), and listed in docs/configuration.md.
 type Settings struct {
 	// File is the configuration file that was read (--config), "" for none.
 	File string
 
-	Listen   string    // address clients connect to; default 127.0.0.1:8080
+	Listen   string    // address clients connect to
 	Backends []Backend // in policy order; none by default, and serve needs one (or Discover)
 	// Discover lists the discovery sources (--discover), each as
-	// discovery.Spec.String writes it; none by default.
+	// parse.Discovery.String (discovery.Spec) writes it; none by default.
 	Discover []string
 	// DNSServer is the resolver the DNS sources ask, host:port; "" (the
 	// default): the first nameserver in /etc/resolv.conf.
 	DNSServer     string
-	Policy        string        // a name actors.NewPolicy accepts; default round-robin
-	Retries       int           // other backends a failed request may try; default 2
-	ShutdownGrace time.Duration // time in-flight requests get on shutdown; default 15s
+	Policy        string        // a name actors.NewPolicy accepts
+	Retries       int           // other backends a failed request may try
+	ShutdownGrace time.Duration // time in-flight requests get on shutdown
 
 	// SlowStart ramps a returning backend's share of traffic up over this
 	// long; 0 (the default): off.
@@ -65,7 +67,7 @@ type Settings struct {
 	PIDFile string
 
 	// RetryBuffer is how many bytes of an idempotent request's body are
-	// kept so it can be resent to another backend; default 64 KiB.
+	// kept so it can be resent to another backend.
 	RetryBuffer int
 
 	Health   Health
@@ -96,12 +98,12 @@ type Backend struct {
 
 // Health says how backends are probed (file block health).
 type Health struct {
-	Path     string        // probed with GET; default /health
-	Interval time.Duration // between probes of one backend; default 10s
-	Timeout  time.Duration // of one probe; default 2s
-	Rise     int           // passes in a row that bring a DOWN backend UP; default 2
-	Fall     int           // failures in a row that take an UP backend DOWN; default 3
-	Expect   string        // statuses that pass, as actors.ParseStatusRanges reads them; default 200-399
+	Path     string        // probed with GET
+	Interval time.Duration // between probes of one backend
+	Timeout  time.Duration // of one probe
+	Rise     int           // passes in a row that bring a DOWN backend UP
+	Fall     int           // failures in a row that take an UP backend DOWN
+	Expect   string        // statuses that pass, as actors.ParseStatusRanges reads them
 	Body     string        // a regular expression the body must match; "" (the default): any body
 	Host     string        // the probes' Host header; "" (the default): the address probed
 	Headers  http.Header   // extra request headers; nil (the default): none
@@ -110,21 +112,21 @@ type Health struct {
 
 // Timeouts bound the balancer's exchanges with backends (file block timeouts).
 type Timeouts struct {
-	Dial           time.Duration // connecting to a backend; default 3s
-	TLSHandshake   time.Duration // TLS handshake with an https backend; default 5s
-	ResponseHeader time.Duration // waiting for a backend's response headers (then 504); default 30s
-	BackendIdle    time.Duration // an idle pooled backend connection is kept; default 90s
-	ClientHeader   time.Duration // a client has to send its request headers; default 10s
-	ClientIdle     time.Duration // an idle client keep-alive connection is kept; default 120s
-	ClientBody     time.Duration // wait for each read of a request body (408 beyond); default 60s; 0: none
+	Dial           time.Duration // connecting to a backend
+	TLSHandshake   time.Duration // TLS handshake with an https backend
+	ResponseHeader time.Duration // waiting for a backend's response headers (then 504)
+	BackendIdle    time.Duration // an idle pooled backend connection is kept
+	ClientHeader   time.Duration // a client has to send its request headers
+	ClientIdle     time.Duration // an idle client keep-alive connection is kept
+	ClientBody     time.Duration // wait for each read of a request body (408 beyond); 0: none
 	Request        time.Duration // a whole request, response included; 0 (the default): no limit
 }
 
 // Limits protects backends from overload (file block limits).
 type Limits struct {
 	MaxConnsPerBackend int           // in-flight requests per backend; 0 (the default): no cap
-	QueueSize          int           // requests that may wait for a backend under its cap; default 100
-	QueueTimeout       time.Duration // longest wait in that queue; default 5s
+	QueueSize          int           // requests that may wait for a backend under its cap
+	QueueTimeout       time.Duration // longest wait in that queue
 }
 
 // Edge hardens the client-facing side (file block edge).
@@ -133,15 +135,14 @@ type Edge struct {
 	// X-Forwarded-* and Forwarded headers are kept; none by default.
 	TrustedProxies []string
 	MaxBody        int64   // bytes of a request body; 0 (the default): no limit
-	MaxConns       int     // concurrent client connections; default 10000, 0: no limit
+	MaxConns       int     // concurrent client connections; 0: no limit
 	H2C            bool    // accept cleartext HTTP/2 (prior knowledge); default false
 	RateLimit      float64 // requests per second per client; 0 (the default): off
 	RateBurst      int     // requests at once under RateLimit; 0: one second's worth
 	// ProxyProtocol requires a PROXY protocol header (v1 or v2) on every
 	// client connection, accepted only from TrustedProxies; default false.
 	ProxyProtocol bool
-	// RequestIDHeader carries each request's ID; default X-Request-ID,
-	// "": request IDs off.
+	// RequestIDHeader carries each request's ID; "": request IDs off.
 	RequestIDHeader string
 }
 
@@ -161,16 +162,16 @@ type TLS struct {
 
 // Ejection is passive outlier detection (file block ejection).
 type Ejection struct {
-	After      int           // consecutive gateway failures that eject; default 5, 0 never ejects
-	Time       time.Duration // the first ejection's length; default 30s
-	MaxPercent int           // most backends, in percent of those UP, ejected at once; default 50
+	After      int           // consecutive gateway failures that eject; 0 never ejects
+	Time       time.Duration // the first ejection's length
+	MaxPercent int           // most backends, in percent of those UP, ejected at once
 }
 
 // Log says what is logged and how (file block log).
 type Log struct {
-	Level  string // trace, debug, info, warn or error; default info
-	Format string // text or json; default text
-	Access bool   // one line per request; default true
+	Level  string // trace, debug, info, warn or error
+	Format string // text or json
+	Access bool   // one line per request
 }
 
 // Admin is the admin API's listener (file block admin).
