@@ -17,6 +17,7 @@ import (
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/internal/accesslog"
+	"github.com/roundhouse/roundhouse/internal/defaults"
 )
 
 // runDemo starts three demo backends on the three ports after the
@@ -50,7 +51,7 @@ func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, access *
 	// No reload: the demo's backends are its own, not the file's.
 	return serve(ctx, s, log, serveOptions{noUpgrade: true, access: access, ready: func(addr net.Addr) {
 		scheme := "http"
-		if s.TLS.Certs != nil {
+		if s.TLS.Certificate != nil {
 			scheme = "https"
 		}
 		fmt.Fprintf(stdout, "roundhouse demo: 3 backends behind %s://%s\ntry: curl %s://%s/\n", scheme, addr, scheme, addr)
@@ -83,7 +84,7 @@ func runBackend(ctx context.Context, args []string, stderr io.Writer) error {
 // serveBackend serves demo.Handler on ln until ctx ends, then shuts down
 // gracefully.
 func serveBackend(ctx context.Context, ln net.Listener, name string, log hclog.Logger) error {
-	srv := newServer(demo.Handler(name), log, 10*time.Second, 120*time.Second)
+	srv := newServer(demo.Handler(name), log, defaults.ClientHeaderTimeout, defaults.ClientIdleTimeout)
 	serveErr := make(chan error, 1)
 	var wg conc.WaitGroup
 	defer wg.Wait()

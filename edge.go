@@ -20,17 +20,18 @@ type edge struct {
 	tunnels *transport.Tunnels
 	limiter *transport.RateLimiter   // nil: no rate limit
 	pp      *transport.ProxyProtocol // nil: no PROXY protocol on the listener
+	certs   *transport.CertStore     // nil: cleartext
 }
 
 func newEdge(s *config.Settings, log hclog.Logger) *edge {
-	ed := &edge{s: s, log: log, tunnels: transport.NewTunnels(), limiter: s.RateLimiter()}
+	ed := &edge{s: s, log: log, tunnels: transport.NewTunnels(), limiter: newRateLimiter(s), certs: newCertStore(s)}
 	if s.Edge.ProxyProtocol {
 		ed.pp = transport.NewProxyProtocol(transport.ProxyProtocolOptions{
-			Trusted: s.TrustedProxies(), Logger: log.Named("proxyproto"),
+			Trusted: trustedProxies(s), Logger: log.Named("proxyproto"),
 		})
 	}
-	if s.TLS.Certs != nil {
-		if leaf := s.TLS.Certs.Leaf(); leaf != nil {
+	if ed.certs != nil {
+		if leaf := ed.certs.Leaf(); leaf != nil {
 			log.Info("serving TLS", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 		}
 	}
@@ -45,8 +46,8 @@ func (ed *edge) run(ctx context.Context) {
 	if ed.limiter != nil {
 		wg.Go(func() { _ = ed.limiter.Run(ctx) })
 	}
-	if ed.s.TLS.Certs != nil {
-		wg.Go(func() { _ = ed.s.TLS.Certs.Run(ctx) })
+	if ed.certs != nil {
+		wg.Go(func() { _ = ed.certs.Run(ctx) })
 	}
 	if ed.pp != nil {
 		wg.Go(func() { _ = ed.pp.Run(ctx) })
@@ -56,10 +57,10 @@ func (ed *edge) run(ctx context.Context) {
 // reloadCertificate reloads the TLS certificate (on SIGHUP). One that does
 // not load is logged and the current one kept.
 func (ed *edge) reloadCertificate(ctx context.Context) {
-	if ed.s.TLS.Certs == nil {
+	if ed.certs == nil {
 		return
 	}
-	leaf, err := ed.s.TLS.Certs.Reload(ctx)
+	leaf, err := ed.certs.Reload(ctx)
 	if err != nil {
 		ed.log.Error("certificate reload failed; keeping the current certificate", "error", err)
 		return
@@ -69,7 +70,7 @@ func (ed *edge) reloadCertificate(ctx context.Context) {
 
 // proxy adds the edge's settings to the proxy's configuration.
 func (ed *edge) proxy(cfg transport.Config) transport.Config {
-	cfg.TrustedProxies = ed.s.TrustedProxies()
+	cfg.TrustedProxies = trustedProxies(ed.s)
 	cfg.MaxBody = ed.s.Edge.MaxBody
 	cfg.Tunnels = ed.tunnels
 	cfg.Limiter = ed.limiter
@@ -80,8 +81,8 @@ func (ed *edge) proxy(cfg transport.Config) transport.Config {
 // frontend returns the client-facing options the settings ask for.
 func (ed *edge) frontend() transport.FrontendOptions {
 	var tc *tls.Config
-	if ed.s.TLS.Certs != nil {
-		tc = transport.ServerTLSConfig(ed.s.TLS.Certs.GetCertificate)
+	if ed.certs != nil {
+		tc = transport.ServerTLSConfig(ed.certs.GetCertificate)
 	}
 	return transport.FrontendOptions{
 		ReadHeaderTimeout: ed.s.Timeouts.ClientHeader,

@@ -3,11 +3,14 @@
 // talks to it by message. See README.md to start, docs/configuration.md for
 // every command and flag, and actors/doc.go for the model.
 //
-// This file reads the command line and runs a command. serve.go is the
-// wiring of the balancer: it takes the settings (package config), builds
-// the selector (package actors) and the proxy (package transport), serves,
-// and shuts down in order on SIGINT or SIGTERM. demo.go runs the demo
-// backends; edge.go, status.go and upgradecmd.go the rest.
+// This file reads the command line and runs a command. Package config
+// turns the serve command's flags and file into Settings, which are data;
+// build.go builds the running parts from them; serve.go is the balancer's
+// lifetime as named steps (sockets, transport, selector, discovery, admin,
+// frontend, run, drain, stop), with a table of every long-lived goroutine,
+// its owner and its end; reload.go is SIGHUP. edge.go holds the
+// client-facing actors; demo.go, validate.go, status.go and upgradecmd.go
+// the other commands.
 package main
 
 import (
@@ -183,40 +186,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 		}
 	}
 	return serve(ctx, s, log, serveOptions{reload: reload, access: access})
-}
-
-// runValidate is the "validate" command: it loads FILE as serve --config
-// FILE would and prints a summary (exit 0) or every problem, one per line
-// (exit 1).
-func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("roundhouse validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: roundhouse validate FILE") }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	file := fs.Arg(0)
-	s, err := config.Load([]string{"--config", file}, config.Options{Name: "roundhouse validate"})
-	var problems config.Problems
-	switch {
-	case errors.As(err, &problems):
-		for _, p := range problems {
-			fmt.Fprintln(stderr, p)
-		}
-		return exitRuntime
-	case err != nil:
-		fmt.Fprintln(stderr, "roundhouse:", err)
-		return exitRuntime
-	}
-	fmt.Fprintf(stdout, "%s: ok: %s\n", file, s.Summary())
-	return exitOK
 }
 
 // parseCommand parses a command's flags: an unknown flag, a bad value or a

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -24,6 +21,42 @@ import (
 	"github.com/roundhouse/roundhouse/transport"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
+
+// serve is the balancer's lifetime, one named step each:
+//
+//	sockets    the process's sockets (inherited or new) and the listeners
+//	transport  the one shared *http.Transport to the backends
+//	selector   the selector actor, built from the settings
+//	discovery  the discovery providers
+//	admin      the admin API's handler and server
+//	frontend   the edge actors, the proxy and the client-facing server
+//	run        start the goroutines below, wait until ready, log "listening",
+//	           then loop on signals until ctx ends or an upgrade hands over
+//	drain      after a hand-over: let the connections finish gently
+//	stop       shut the servers down, stop the actors, wait for them
+//
+// Every long-lived goroutine, in the order it ends at shutdown. All but the
+// first two are started by run and owned by balancer.wg, which stop waits
+// for; the servers end first, so that in-flight requests still find the
+// selector, then actorCtx is cancelled and the actors end together.
+//
+//	goroutine                         started by       ends when
+//	front.Serve (client connections)  run              stop: front.Shutdown (grace period)
+//	admin server Serve                run (--admin)    stop: adminSrv.Shutdown, after the proxy drained
+//	upgrade (proc.Upgrade), one       loop on SIGUSR2  the new process is ready, fails, or ctx ends
+//	selector Run, and its monitors    run              actorCtx is cancelled (stop)
+//	edge: tunnels, rate limiter,      run (edge.run)   actorCtx is cancelled (stop)
+//	  certificate store, PROXY peers
+//	upgrade.Drainer Run               run              actorCtx is cancelled (stop)
+//	discovery providers, one each     run              actorCtx is cancelled (stop)
+//	log batcher (logbatch)            runServe         after serve returns (main.go)
+//	signal handling (NotifyContext)   main             process exit
+//
+// After the goroutines: idle backend connections are closed, the sockets
+// and what the process inherited are released, and serve returns nil (exit
+// 0). That is DESIGN.md's shutdown order: stop accepting and drain
+// (http.Server.Shutdown) → cancel the actors' context → wait → close idle
+// connections → exit 0.
 
 // serveOptions are serve's optional parts.
 type serveOptions struct {
@@ -49,78 +82,161 @@ type serveOptions struct {
 // upgrade); once it is ready, this one stops accepting, drains its
 // connections (upgrade.Drainer) within the grace period and returns nil.
 func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOptions) error {
-	proc, err := upgrade.New(upgrade.Options{PIDFile: s.PIDFile, Logger: log.Named("upgrade")})
-	if err != nil {
-		return err
-	}
-	defer proc.Close()
-	trOpts := transport.Options{
-		DialTimeout: s.Timeouts.Dial, TLSHandshakeTimeout: s.Timeouts.TLSHandshake,
-		ResponseHeaderTimeout: s.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
-		BackendCAs: s.TLS.BackendCAs,
-	}
-	shared := transport.New(trOpts)
-	defer shared.CloseIdleConnections()
-	// Backends with proxy-protocol get transports of their own (see
-	// transport/proxyproto_out.go); the rest share one pool.
-	tr := transport.WithProxyProtocol(shared, trOpts)
-	cfg, err := selectorConfig(s, tr)
-	if err != nil {
-		return usageError{err}
-	}
-	cfg.Logger = log.Named("selector")
-	cfg.TraceMessages = true // shown at --log-level trace
-	sel, err := actors.New(cfg)
-	if err != nil {
-		return usageError{err}
-	}
-	providers, err := discovery.NewAll(s.Discover, discovery.Options{Logger: log, DNSServer: s.DNSServer})
-	if err != nil {
-		return err
-	}
-	var apply func(context.Context) error
-	if o.reload != nil {
-		// SIGHUP and POST /reload alike tell systemd a reload runs.
-		apply = func(ctx context.Context) error {
-			proc.Reloading()
-			defer proc.Reloaded()
-			return applyReload(ctx, sel, o.reload, tr, log, s, actors.KeyOf(cfg.Policy))
+	b := &balancer{s: s, log: log, o: o}
+	defer b.release()
+	for _, step := range []func() error{b.sockets, b.transport, b.selector, b.discovery, b.admin, b.frontend} {
+		if err := step(); err != nil {
+			return err
 		}
 	}
-	adminHandler, err := newAdmin(s, sel, apply, log)
+	return b.run(ctx)
+}
+
+// balancer is what serve builds, step by step, and runs. Its fields are
+// set by the steps in order and read by the later ones; everything runs
+// on serve's goroutine but the goroutines in the table above.
+type balancer struct {
+	s   *config.Settings
+	log hclog.Logger
+	o   serveOptions
+
+	proc        *upgrade.Process // sockets
+	ln, adminLn net.Listener     // sockets; adminLn nil without --admin
+	drain       *upgrade.Drainer // sockets: every server's connections
+
+	shared   *http.Transport             // transport: closed idle last
+	tr       http.RoundTripper           // transport: shared, or per backend with a PROXY header
+	sel      *actors.Selector            // selector
+	key      actors.KeySpec              // selector: the request key the policy reads
+	feeds    []discovery.Provider        // discovery
+	apply    func(context.Context) error // admin: a reload; nil without --config
+	adminSrv *http.Server                // admin; nil without --admin
+	ed       *edge                       // frontend
+	front    *transport.Frontend         // frontend
+
+	actorCtx   context.Context    // run: the actors' context, outlives ctx
+	stopActors context.CancelFunc // run: cancels actorCtx
+	wg         conc.WaitGroup     // run: owns every goroutine in the table
+	serveErr   chan error         // run: the servers' Serve errors
+}
+
+// sockets reads what the process inherited and opens (or takes over) the
+// client listener and, with --admin, the admin API's.
+func (b *balancer) sockets() error {
+	s := b.s
+	proc, err := upgrade.New(upgrade.Options{PIDFile: s.PIDFile, Logger: b.log.Named("upgrade")})
 	if err != nil {
 		return err
 	}
-	ln, err := proc.Listen("listen", s.Listen)
-	if err != nil {
+	b.proc, b.drain = proc, upgrade.NewDrainer()
+	if b.ln, err = proc.Listen("listen", s.Listen); err != nil {
 		return fmt.Errorf("--listen %s: %w", s.Listen, err)
 	}
-	defer ln.Close()
-	drain := upgrade.NewDrainer()
-	// The admin API, when asked for, has its own listener and server.
-	var adminSrv *http.Server
-	var adminLn net.Listener
-	if adminHandler != nil {
-		if adminLn, err = proc.Listen("admin", s.Admin.Listen); err != nil {
-			return fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)
-		}
-		defer adminLn.Close()
-		// A socket from systemd replaces --admin: check the one we got.
-		if err := admin.CheckAddr(adminLn.Addr().String(), s.Admin.TokenFile != ""); err != nil {
-			return usageError{fmt.Errorf("admin API socket %s: %w: give --admin-token-file FILE", adminLn.Addr(), err)}
-		}
-		adminSrv = newServer(drain.Handler(adminHandler), log, s.Timeouts.ClientHeader, s.Timeouts.ClientIdle)
-		adminSrv.ConnState = drain.ConnState
+	if s.Admin.Listen == "" {
+		return nil
 	}
-	ed := newEdge(s, log) // edge.go
-	fo := ed.frontend()
-	fo.ConnState = drain.ConnState
-	front := transport.NewFrontend(ln, drain.Handler(transport.NewProxy(ed.proxy(transport.Config{
-		Selector: sel, Transport: tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
-		Logger: log.Named("proxy"), AccessLog: o.access, Key: actors.KeyOf(cfg.Policy), StickySecret: s.StickySecret(),
-		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request, BodyTimeout: s.Timeouts.ClientBody,
-	}))), fo)
+	if b.adminLn, err = proc.Listen("admin", s.Admin.Listen); err != nil {
+		return fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)
+	}
+	// A socket from systemd replaces --admin: check the one we got.
+	if err := admin.CheckAddr(b.adminLn.Addr().String(), s.Admin.TokenFile != ""); err != nil {
+		return usageError{fmt.Errorf("admin API socket %s: %w: give --admin-token-file FILE", b.adminLn.Addr(), err)}
+	}
+	return nil
+}
 
+// transport builds the backend transport. Backends with proxy-protocol
+// get transports of their own (see transport/proxyproto_out.go); the rest
+// share one pool.
+func (b *balancer) transport() error {
+	opts := transportOptions(b.s)
+	b.shared = transport.New(opts)
+	b.tr = transport.WithProxyProtocol(b.shared, opts)
+	return nil
+}
+
+// selector builds the selector; its health probes go through the transport.
+func (b *balancer) selector() error {
+	cfg, err := selectorConfig(b.s, b.tr)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg.Logger = b.log.Named("selector")
+	cfg.TraceMessages = true // shown at --log-level trace
+	if b.sel, err = actors.New(cfg); err != nil {
+		return usageError{err}
+	}
+	b.key = actors.KeyOf(cfg.Policy)
+	return nil
+}
+
+// discovery builds a provider for each --discover source.
+func (b *balancer) discovery() error {
+	var err error
+	b.feeds, err = discovery.NewAll(b.s.Discover, discovery.Options{Logger: b.log, DNSServer: b.s.DNSServer})
+	return err
+}
+
+// admin builds the reload (with --config) and, with --admin, the admin
+// API's server. config.Load has checked the address and the token rules
+// and read the token.
+func (b *balancer) admin() error {
+	if b.o.reload != nil {
+		// SIGHUP and POST /reload alike tell systemd a reload runs.
+		b.apply = func(ctx context.Context) error {
+			b.proc.Reloading()
+			defer b.proc.Reloaded()
+			return applyReload(ctx, b.sel, b.o.reload, b.tr, b.log, b.s, b.key)
+		}
+	}
+	if b.adminLn == nil {
+		return nil
+	}
+	h, err := admin.New(admin.Config{Selector: b.sel, Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token})
+	if err != nil {
+		return err
+	}
+	b.adminSrv = newServer(b.drain.Handler(h), b.log, b.s.Timeouts.ClientHeader, b.s.Timeouts.ClientIdle)
+	b.adminSrv.ConnState = b.drain.ConnState
+	return nil
+}
+
+// frontend builds the edge's actors (edge.go), the proxy and the
+// client-facing server on the listener.
+func (b *balancer) frontend() error {
+	s := b.s
+	b.ed = newEdge(s, b.log)
+	fo := b.ed.frontend()
+	fo.ConnState = b.drain.ConnState
+	proxy := transport.NewProxy(b.ed.proxy(transport.Config{
+		Selector: b.sel, Transport: b.tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
+		Logger: b.log.Named("proxy"), AccessLog: b.o.access, Key: b.key, StickySecret: s.StickySecret(),
+		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request, BodyTimeout: s.Timeouts.ClientBody,
+	}))
+	b.front = transport.NewFrontend(b.ln, b.drain.Handler(proxy), fo)
+	return nil
+}
+
+// release closes, once everything has stopped, what the steps opened:
+// the listeners, the idle backend connections, what the process inherited.
+func (b *balancer) release() {
+	if b.adminLn != nil {
+		b.adminLn.Close()
+	}
+	if b.ln != nil {
+		b.ln.Close()
+	}
+	if b.shared != nil {
+		b.shared.CloseIdleConnections()
+	}
+	if b.proc != nil {
+		b.proc.Close()
+	}
+}
+
+// run starts the goroutines, serves until ctx ends or an upgrade hands
+// over, then drains and stops.
+func (b *balancer) run(ctx context.Context) error {
 	// SIGHUP reloads; asked for before "listening", so that no SIGHUP
 	// after it can kill the process.
 	hup, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
@@ -131,201 +247,185 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 
 	// The actors outlive ctx: in-flight requests still need the selector
 	// while the server drains, so they get their own context, cancelled last.
-	actorCtx, stopActors := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopActors()
-	var wg conc.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() { _ = sel.Run(actorCtx) })
-	wg.Go(func() { ed.run(actorCtx) })
-	wg.Go(func() { drain.Run(actorCtx) })
-	// Each discovery provider feeds the selector until the actors stop. The
-	// balancer waits a little for their first answers, so that it does not
-	// start with an empty set when a source is up.
-	for _, p := range providers {
-		wg.Go(func() {
-			if err := p.Run(actorCtx, sel.Feed(p.Source())); err != nil {
-				log.Error("discovery stopped", "source", p.Source(), "error", err)
+	b.actorCtx, b.stopActors = context.WithCancel(context.WithoutCancel(ctx))
+	defer b.stopActors()
+	defer b.wg.Wait()
+	b.startActors(ctx)
+	b.startServers()
+	if err := b.ready(); err != nil {
+		return b.abort(err)
+	}
+	handedOver, err := b.loop(ctx, hup, usr2)
+	if err != nil {
+		return b.abort(err)
+	}
+	graceCtx, cancel := context.WithTimeout(context.Background(), b.s.ShutdownGrace)
+	defer cancel()
+	if handedOver {
+		b.drainConnections(graceCtx)
+	} else {
+		b.proc.Stopping()
+	}
+	b.stop(graceCtx)
+	return nil
+}
+
+// startActors starts the selector, the edge's actors, the drainer and the
+// discovery providers under actorCtx. Each provider feeds the selector
+// until the actors stop. The balancer waits a little for their first
+// answers, so that it does not start with an empty set when a source is up.
+func (b *balancer) startActors(ctx context.Context) {
+	b.wg.Go(func() { _ = b.sel.Run(b.actorCtx) })
+	b.wg.Go(func() { b.ed.run(b.actorCtx) })
+	b.wg.Go(func() { b.drain.Run(b.actorCtx) })
+	for _, p := range b.feeds {
+		b.wg.Go(func() {
+			if err := p.Run(b.actorCtx, b.sel.Feed(p.Source())); err != nil {
+				b.log.Error("discovery stopped", "source", p.Source(), "error", err)
 			}
 		})
 	}
-	if late := discovery.WaitReady(ctx, providers, discoveryWait); len(late) > 0 {
-		log.Warn("discovery sources not answering yet; serving the backends known so far", "sources", late)
+	if late := discovery.WaitReady(ctx, b.feeds, discoveryWait); len(late) > 0 {
+		b.log.Warn("discovery sources not answering yet; serving the backends known so far", "sources", late)
 	}
-	serveErr := make(chan error, 2) // room for both servers: neither send blocks
-	wg.Go(func() { serveErr <- front.Serve() })
-	listening := []any{"addr", ln.Addr().String(), "backends", len(s.Backends)}
-	if len(providers) > 0 {
-		listening = append(listening, "discover", len(providers))
-	}
-	if adminSrv != nil {
-		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
-		listening = append(listening, "admin", adminLn.Addr().String())
-	}
-	// abort stops what runs, for an error before the loop.
-	abort := func(err error) error {
-		shut, cancel := context.WithCancel(context.Background())
-		cancel() // close at once: something already failed
-		_ = front.Shutdown(shut)
-		if adminSrv != nil {
-			_ = adminSrv.Close()
-		}
-		stopActors()
-		return err
-	}
-	// Ready means accepting and the selector answering.
-	if _, err := sel.Status(actorCtx); err != nil {
-		return abort(fmt.Errorf("selector: %w", err))
-	}
-	if err := proc.Ready(); err != nil {
-		return abort(err)
-	}
-	log.Info("listening", append(listening, "pid", os.Getpid())...)
-	if o.ready != nil {
-		o.ready(ln.Addr())
-	}
-
-	// The loop owns the upgrade: at most one runs, in its own goroutine,
-	// and its outcome comes back on upgraded (capacity 1: the send never
-	// blocks, even after the loop has ended).
-	upgraded := make(chan error, 1)
-	upgrading, handedOver := false, false
-	for running := true; running; {
-		select {
-		case <-ctx.Done():
-			log.Info("shutting down", "grace", s.ShutdownGrace)
-			running = false
-		case <-hup:
-			ed.reloadCertificate(ctx)
-			if apply != nil {
-				if err := apply(ctx); err != nil {
-					log.Error("reload failed; the running configuration stays", "error", err)
-				}
-			} else if s.TLS.Certs == nil {
-				log.Warn("reload ignored: no configuration file (--config) and no certificate (--tls-cert)")
-			}
-		case <-usr2:
-			switch {
-			case o.noUpgrade:
-				log.Warn("upgrade ignored: demo cannot hand its backends over")
-			case upgrading:
-				log.Warn("upgrade ignored: one is under way")
-			default:
-				upgrading = true
-				log.Info("upgrading: starting a new process")
-				wg.Go(func() {
-					_, err := proc.Upgrade(ctx)
-					upgraded <- err
-				})
-			}
-		case err := <-upgraded:
-			upgrading = false
-			if err != nil {
-				log.Error("upgrade failed; this process keeps serving", "error", err)
-				break
-			}
-			log.Info("handed over; draining", "grace", s.ShutdownGrace)
-			running, handedOver = false, true
-		case err := <-serveErr:
-			return abort(fmt.Errorf("serve: %w", err))
-		}
-	}
-	graceCtx, cancel := context.WithTimeout(context.Background(), s.ShutdownGrace)
-	defer cancel()
-	if handedOver {
-		// The new process accepts on the same sockets; finish ours gently:
-		// every response from now on closes its connection, and once the
-		// last one is closed the servers shut down with nothing to cut.
-		if drained, err := drain.Drain(graceCtx); err == nil {
-			ln.Close()
-			if adminLn != nil {
-				adminLn.Close()
-			}
-			select {
-			case <-drained:
-				log.Info("drained")
-			case <-graceCtx.Done():
-			}
-		}
-	} else {
-		proc.Stopping()
-	}
-	if err := front.Shutdown(graceCtx); err != nil {
-		log.Warn("grace period over, closing remaining connections", "error", err)
-	}
-	// The admin API goes after the proxy has drained, so operators can
-	// watch the drain, and before the actors it asks.
-	if adminSrv != nil {
-		if err := adminSrv.Shutdown(graceCtx); err != nil {
-			_ = adminSrv.Close()
-		}
-	}
-	stopActors()
-	wg.Wait()
-	log.Info("stopped", "pid", os.Getpid())
-	return nil
 }
 
 // discoveryWait is how long serve waits for the discovery sources' first
 // answers before it serves.
 const discoveryWait = 5 * time.Second
 
-// selectorConfig is what the selector needs from the settings; its health
-// probes go through tr.
-func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, error) {
-	policy, err := s.NewPolicy(mathrand.Uint64())
-	if err != nil {
-		return actors.Config{}, err
+// startServers starts the client-facing server and the admin API's. Their
+// Serve errors come back on serveErr, which has room for both: neither
+// send blocks.
+func (b *balancer) startServers() {
+	b.serveErr = make(chan error, 2)
+	b.wg.Go(func() { b.serveErr <- b.front.Serve() })
+	if b.adminSrv != nil {
+		b.wg.Go(func() { b.serveErr <- b.adminSrv.Serve(b.adminLn) })
 	}
-	return actors.Config{
-		Backends: s.ActorBackends(), Policy: policy, Monitor: s.Monitor(tr),
-		Limits: s.ActorLimits(), Ejection: s.ActorEjection(), SlowStart: s.SlowStart,
-	}, nil
 }
 
-// applyReload reads the settings again and hands the selector what it can
-// change while running: backends, policy, health checks, limits, ejection
-// and slow start. An invalid file changes nothing. Listeners, timeouts of
-// the servers and the transport, logging and the discovery sources
-// (running, the ones serve started with) need a restart; backends the
-// sources found are not the file's, and stay.
-//
-// key is the request key the running proxy extracts (see actors.KeyOf),
-// which a reload cannot change.
-func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*config.Settings, error), tr http.RoundTripper, log hclog.Logger, running *config.Settings, key actors.KeySpec) error {
-	s, err := reload()
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
+// ready waits for the selector to answer, tells the parent or systemd that
+// this process serves, and logs "listening".
+func (b *balancer) ready() error {
+	if _, err := b.sel.Status(b.actorCtx); err != nil {
+		return fmt.Errorf("selector: %w", err)
 	}
-	cfg, err := selectorConfig(s, tr)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
+	if err := b.proc.Ready(); err != nil {
+		return err
 	}
-	// The proxy reads the request key (ip-hash, header-hash, cookie) and
-	// signs sticky cookies with what it was started with.
-	if actors.KeyOf(cfg.Policy) != key || !bytes.Equal(s.StickySecret(), running.StickySecret()) {
-		return fmt.Errorf("reload: policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", s.Policy, running.Policy)
+	listening := []any{"addr", b.ln.Addr().String(), "backends", len(b.s.Backends)}
+	if len(b.feeds) > 0 {
+		listening = append(listening, "discover", len(b.feeds))
 	}
-	if err := sel.Reconfigure(ctx, cfg); err != nil {
-		return fmt.Errorf("reload: %w", err)
+	if b.adminSrv != nil {
+		listening = append(listening, "admin", b.adminLn.Addr().String())
 	}
-	if !slices.Equal(s.Discover, running.Discover) || s.DNSServer != running.DNSServer {
-		log.Warn("discover and dns_server changes take effect at the next start", "running", running.Discover)
+	b.log.Info("listening", append(listening, "pid", os.Getpid())...)
+	if b.o.ready != nil {
+		b.o.ready(b.ln.Addr())
 	}
-	log.Info("reloaded", "file", s.File, "backends", len(s.Backends), "policy", s.Policy)
 	return nil
 }
 
-// newAdmin checks the admin settings and returns the admin API's handler,
-// or nil when --admin is not given. Without a token the admin API must
-// listen on loopback.
-func newAdmin(s *config.Settings, sel *actors.Selector, reload func(context.Context) error, log hclog.Logger) (http.Handler, error) {
-	// config.Load has checked the address and the token rules (a token
-	// file needs an address; a non-loopback address needs a token) and
-	// read the token.
-	if s.Admin.Listen == "" {
-		return nil, nil
+// abort stops what runs, at once, for an error before the shutdown steps.
+func (b *balancer) abort(err error) error {
+	shut, cancel := context.WithCancel(context.Background())
+	cancel() // close at once: something already failed
+	_ = b.front.Shutdown(shut)
+	if b.adminSrv != nil {
+		_ = b.adminSrv.Close()
 	}
-	return admin.New(admin.Config{Selector: sel, Reload: reload, Logger: log.Named("admin"), Token: s.Admin.Token})
+	b.stopActors()
+	return err
+}
+
+// loop serves until ctx ends (false), an upgrade has handed over (true),
+// or a server fails (the error). SIGHUP reloads; SIGUSR2 upgrades. The loop
+// owns the upgrade: at most one runs, in its own goroutine, and its
+// outcome comes back on upgraded (capacity 1: the send never blocks, even
+// after the loop has ended).
+func (b *balancer) loop(ctx context.Context, hup, usr2 <-chan os.Signal) (handedOver bool, err error) {
+	upgraded := make(chan error, 1)
+	upgrading := false
+	for {
+		select {
+		case <-ctx.Done():
+			b.log.Info("shutting down", "grace", b.s.ShutdownGrace)
+			return false, nil
+		case <-hup:
+			b.reload(ctx)
+		case <-usr2:
+			upgrading = b.upgrade(ctx, upgrading, upgraded)
+		case err := <-upgraded:
+			upgrading = false
+			if err != nil {
+				b.log.Error("upgrade failed; this process keeps serving", "error", err)
+				continue
+			}
+			b.log.Info("handed over; draining", "grace", b.s.ShutdownGrace)
+			return true, nil
+		case err := <-b.serveErr:
+			return false, fmt.Errorf("serve: %w", err)
+		}
+	}
+}
+
+// upgrade starts a seamless upgrade unless one is under way (upgrading)
+// or serve may not (demo); it reports whether one is under way now.
+func (b *balancer) upgrade(ctx context.Context, upgrading bool, upgraded chan<- error) bool {
+	switch {
+	case b.o.noUpgrade:
+		b.log.Warn("upgrade ignored: demo cannot hand its backends over")
+	case upgrading:
+		b.log.Warn("upgrade ignored: one is under way")
+	default:
+		b.log.Info("upgrading: starting a new process")
+		b.wg.Go(func() {
+			_, err := b.proc.Upgrade(ctx)
+			upgraded <- err
+		})
+		return true
+	}
+	return upgrading
+}
+
+// drainConnections finishes this process's connections gently once the
+// new process accepts on the same sockets: every response from now on
+// closes its connection, and once the last one is closed the servers shut
+// down with nothing to cut.
+func (b *balancer) drainConnections(graceCtx context.Context) {
+	drained, err := b.drain.Drain(graceCtx)
+	if err != nil {
+		return
+	}
+	b.ln.Close()
+	if b.adminLn != nil {
+		b.adminLn.Close()
+	}
+	select {
+	case <-drained:
+		b.log.Info("drained")
+	case <-graceCtx.Done():
+	}
+}
+
+// stop shuts the servers down within the grace period, then stops the
+// actors and waits for every goroutine. The admin API goes after the
+// proxy has drained, so operators can watch the drain, and before the
+// actors it asks.
+func (b *balancer) stop(graceCtx context.Context) {
+	if err := b.front.Shutdown(graceCtx); err != nil {
+		b.log.Warn("grace period over, closing remaining connections", "error", err)
+	}
+	if b.adminSrv != nil {
+		if err := b.adminSrv.Shutdown(graceCtx); err != nil {
+			_ = b.adminSrv.Close()
+		}
+	}
+	b.stopActors()
+	b.wg.Wait()
+	b.log.Info("stopped", "pid", os.Getpid())
 }
 
 // newServer returns an http.Server with hardened defaults: slow clients

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/roundhouse/roundhouse/internal/defaults"
 )
 
 // ProbeFunc checks one backend once. A nil error is a pass. It must return
@@ -51,7 +53,7 @@ type HTTPCheck struct {
 
 func (c HTTPCheck) withDefaults() HTTPCheck {
 	if c.Path == "" {
-		c.Path = "/health"
+		c.Path = defaults.HealthPath
 	}
 	if len(c.Expect) == 0 {
 		c.Expect = DefaultExpect
@@ -194,10 +196,10 @@ type MonitorConfig struct {
 	// GET /health and passes on 2xx or 3xx. Ignored when Probe is set.
 	Check     HTTPCheck
 	Transport http.RoundTripper // carries the probes; nil: see HTTPProbe
-	Interval  time.Duration     // between probes; 0: 10s
-	Timeout   time.Duration     // per probe; 0: 2s
-	Rise      int               // consecutive passes that bring a DOWN backend UP; 0: 2
-	Fall      int               // consecutive failures that take an UP backend DOWN; 0: 3
+	Interval  time.Duration     // between probes; 0: defaults.HealthInterval
+	Timeout   time.Duration     // per probe; 0: defaults.HealthTimeout
+	Rise      int               // consecutive passes that bring a DOWN backend UP; 0: defaults.Rise
+	Fall      int               // consecutive failures that take an UP backend DOWN; 0: defaults.Fall
 }
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
@@ -206,16 +208,16 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 		c.Probe = HTTPProbe(c.Transport, c.Check)
 	}
 	if c.Interval <= 0 {
-		c.Interval = 10 * time.Second
+		c.Interval = defaults.HealthInterval
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 2 * time.Second
+		c.Timeout = defaults.HealthTimeout
 	}
 	if c.Rise <= 0 {
-		c.Rise = 2
+		c.Rise = defaults.Rise
 	}
 	if c.Fall <= 0 {
-		c.Fall = 3
+		c.Fall = defaults.Fall
 	}
 	return c
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/defaults"
 )
 
 // Limits protects backends from overload. The zero value means no limits.
@@ -25,13 +27,13 @@ type Limits struct {
 	// backend under its cap; more are refused at once. 0: none wait.
 	QueueSize int
 	// QueueTimeout is the longest a request waits in the queue before it is
-	// refused; 0: 5s.
+	// refused; 0: defaults.QueueTimeout.
 	QueueTimeout time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
 	if l.QueueTimeout <= 0 {
-		l.QueueTimeout = 5 * time.Second
+		l.QueueTimeout = defaults.QueueTimeout
 	}
 	return l
 }
@@ -48,24 +50,25 @@ type Ejection struct {
 	After int
 	// Time is how long the first ejection lasts; each further ejection
 	// lasts one Time longer, up to MaxTime. A backend that stays in for as
-	// long as its last ejection starts again from Time. 0: 30s.
+	// long as its last ejection starts again from Time. 0: defaults.EjectTime.
 	Time time.Duration
 	// MaxTime caps an ejection; 0: 300s or Time, whichever is longer.
 	MaxTime time.Duration
 	// MaxPercent is the most backends, as a percentage of those UP by
-	// their health checks, that may be ejected at once (rounded down); 0: 50.
+	// their health checks, that may be ejected at once (rounded down); 0:
+	// defaults.MaxEjectionPercent.
 	MaxPercent int
 }
 
 func (e Ejection) withDefaults() Ejection {
 	if e.Time <= 0 {
-		e.Time = 30 * time.Second
+		e.Time = defaults.EjectTime
 	}
 	if e.MaxTime <= 0 {
 		e.MaxTime = max(300*time.Second, e.Time)
 	}
 	if e.MaxPercent <= 0 {
-		e.MaxPercent = 50
+		e.MaxPercent = defaults.MaxEjectionPercent
 	}
 	return e
 }

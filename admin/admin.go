@@ -27,11 +27,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // DefaultAddr is the admin listener's usual address, and the address the
 // status command asks by default.
-const DefaultAddr = "127.0.0.1:9090"
+const DefaultAddr = parse.DefaultAdminAddr
 
 // maxBody bounds a request body; the largest the API takes is one backend.
 const maxBody = 64 << 10

@@ -3,6 +3,12 @@
 // pass. main asks it for a *Settings (Load) and builds the balancer from
 // that; a reload is the same call again.
 //
+// Settings are data: values, parsed URLs and the contents of the files
+// they name, read once by Load. This package builds nothing that runs; it
+// imports none of transport, admin, discovery or upgrade (imports_test.go
+// holds it to that), and checks values with the parsers in
+// internal/parse, which those packages share.
+//
 // Every setting is one row of the table in settings.go, which gives its
 // field in Settings, its default, its flag and its place in the file.
 // Adding a setting is a field here and a row there: the flag, the file
@@ -16,6 +22,7 @@ package config
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -28,28 +35,29 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roundhouse/roundhouse/admin"
-	"github.com/roundhouse/roundhouse/transport"
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // Settings is everything the serve command is told: one value per flag or
 // file attribute. Load returns it complete and checked; Defaults returns the
-// values used when neither the file nor a flag gives one.
+// values used when neither the file nor a flag gives one. The comments say
+// what a zero value means; the defaults themselves are written once, in
+// the settings table (settings.go), and listed in docs/configuration.md.
 type Settings struct {
 	// File is the configuration file that was read (--config), "" for none.
 	File string
 
-	Listen   string    // address clients connect to; default 127.0.0.1:8080
+	Listen   string    // address clients connect to
 	Backends []Backend // in policy order; none by default, and serve needs one (or Discover)
 	// Discover lists the discovery sources (--discover), each as
-	// discovery.Spec.String writes it; none by default.
+	// parse.Discovery.String (discovery.Spec) writes it; none by default.
 	Discover []string
 	// DNSServer is the resolver the DNS sources ask, host:port; "" (the
 	// default): the first nameserver in /etc/resolv.conf.
 	DNSServer     string
-	Policy        string        // a name actors.NewPolicy accepts; default round-robin
-	Retries       int           // other backends a failed request may try; default 2
-	ShutdownGrace time.Duration // time in-flight requests get on shutdown; default 15s
+	Policy        string        // a name actors.NewPolicy accepts
+	Retries       int           // other backends a failed request may try
+	ShutdownGrace time.Duration // time in-flight requests get on shutdown
 
 	// SlowStart ramps a returning backend's share of traffic up over this
 	// long; 0 (the default): off.
@@ -59,7 +67,7 @@ type Settings struct {
 	PIDFile string
 
 	// RetryBuffer is how many bytes of an idempotent request's body are
-	// kept so it can be resent to another backend; default 64 KiB.
+	// kept so it can be resent to another backend.
 	RetryBuffer int
 
 	Health   Health
@@ -90,12 +98,12 @@ type Backend struct {
 
 // Health says how backends are probed (file block health).
 type Health struct {
-	Path     string        // probed with GET; default /health
-	Interval time.Duration // between probes of one backend; default 10s
-	Timeout  time.Duration // of one probe; default 2s
-	Rise     int           // passes in a row that bring a DOWN backend UP; default 2
-	Fall     int           // failures in a row that take an UP backend DOWN; default 3
-	Expect   string        // statuses that pass, as actors.ParseStatusRanges reads them; default 200-399
+	Path     string        // probed with GET
+	Interval time.Duration // between probes of one backend
+	Timeout  time.Duration // of one probe
+	Rise     int           // passes in a row that bring a DOWN backend UP
+	Fall     int           // failures in a row that take an UP backend DOWN
+	Expect   string        // statuses that pass, as actors.ParseStatusRanges reads them
 	Body     string        // a regular expression the body must match; "" (the default): any body
 	Host     string        // the probes' Host header; "" (the default): the address probed
 	Headers  http.Header   // extra request headers; nil (the default): none
@@ -104,21 +112,21 @@ type Health struct {
 
 // Timeouts bound the balancer's exchanges with backends (file block timeouts).
 type Timeouts struct {
-	Dial           time.Duration // connecting to a backend; default 3s
-	TLSHandshake   time.Duration // TLS handshake with an https backend; default 5s
-	ResponseHeader time.Duration // waiting for a backend's response headers (then 504); default 30s
-	BackendIdle    time.Duration // an idle pooled backend connection is kept; default 90s
-	ClientHeader   time.Duration // a client has to send its request headers; default 10s
-	ClientIdle     time.Duration // an idle client keep-alive connection is kept; default 120s
-	ClientBody     time.Duration // wait for each read of a request body (408 beyond); default 60s; 0: none
+	Dial           time.Duration // connecting to a backend
+	TLSHandshake   time.Duration // TLS handshake with an https backend
+	ResponseHeader time.Duration // waiting for a backend's response headers (then 504)
+	BackendIdle    time.Duration // an idle pooled backend connection is kept
+	ClientHeader   time.Duration // a client has to send its request headers
+	ClientIdle     time.Duration // an idle client keep-alive connection is kept
+	ClientBody     time.Duration // wait for each read of a request body (408 beyond); 0: none
 	Request        time.Duration // a whole request, response included; 0 (the default): no limit
 }
 
 // Limits protects backends from overload (file block limits).
 type Limits struct {
 	MaxConnsPerBackend int           // in-flight requests per backend; 0 (the default): no cap
-	QueueSize          int           // requests that may wait for a backend under its cap; default 100
-	QueueTimeout       time.Duration // longest wait in that queue; default 5s
+	QueueSize          int           // requests that may wait for a backend under its cap
+	QueueTimeout       time.Duration // longest wait in that queue
 }
 
 // Edge hardens the client-facing side (file block edge).
@@ -127,15 +135,14 @@ type Edge struct {
 	// X-Forwarded-* and Forwarded headers are kept; none by default.
 	TrustedProxies []string
 	MaxBody        int64   // bytes of a request body; 0 (the default): no limit
-	MaxConns       int     // concurrent client connections; default 10000, 0: no limit
+	MaxConns       int     // concurrent client connections; 0: no limit
 	H2C            bool    // accept cleartext HTTP/2 (prior knowledge); default false
 	RateLimit      float64 // requests per second per client; 0 (the default): off
 	RateBurst      int     // requests at once under RateLimit; 0: one second's worth
 	// ProxyProtocol requires a PROXY protocol header (v1 or v2) on every
 	// client connection, accepted only from TrustedProxies; default false.
 	ProxyProtocol bool
-	// RequestIDHeader carries each request's ID; default X-Request-ID,
-	// "": request IDs off.
+	// RequestIDHeader carries each request's ID; "": request IDs off.
 	RequestIDHeader string
 }
 
@@ -145,24 +152,26 @@ type TLS struct {
 	Key       string // PEM private key for Cert
 	BackendCA string // PEM authorities for https backends; "": the system's roots
 
-	// Read by Load: Certs holds Cert and Key (nil for cleartext), and
-	// BackendCAs the authorities in BackendCA (nil: the system's roots).
-	Certs      *transport.CertStore
-	BackendCAs *x509.CertPool
+	// Read by Load: Certificate is Cert and Key, loaded, with its Leaf
+	// (nil for cleartext), and BackendCAs the authorities in BackendCA
+	// (nil: the system's roots). serve hands Certificate to the
+	// certificate store, which reads the files again only on SIGHUP.
+	Certificate *tls.Certificate
+	BackendCAs  *x509.CertPool
 }
 
 // Ejection is passive outlier detection (file block ejection).
 type Ejection struct {
-	After      int           // consecutive gateway failures that eject; default 5, 0 never ejects
-	Time       time.Duration // the first ejection's length; default 30s
-	MaxPercent int           // most backends, in percent of those UP, ejected at once; default 50
+	After      int           // consecutive gateway failures that eject; 0 never ejects
+	Time       time.Duration // the first ejection's length
+	MaxPercent int           // most backends, in percent of those UP, ejected at once
 }
 
 // Log says what is logged and how (file block log).
 type Log struct {
-	Level  string // trace, debug, info, warn or error; default info
-	Format string // text or json; default text
-	Access bool   // one line per request; default true
+	Level  string // trace, debug, info, warn or error
+	Format string // text or json
+	Access bool   // one line per request
 }
 
 // Admin is the admin API's listener (file block admin).
@@ -300,9 +309,9 @@ func (l *loader) check(opts Options) {
 	case s.Admin.TokenFile != "" && s.Admin.Listen == "":
 		l.problemFrom(rowByFlag["admin-token-file"], "needs --admin ADDR")
 	case s.Admin.Listen != "" && s.Admin.TokenFile == "":
-		if err := admin.CheckAddr(s.Admin.Listen, false); errors.Is(err, admin.ErrNotLoopback) {
+		if err := parse.AdminAddr(s.Admin.Listen, false); errors.Is(err, parse.ErrNotLoopback) {
 			l.problemFrom(rowByFlag["admin"], fmt.Sprintf("%s: %v: give --admin-token-file FILE, or a loopback address such as %s",
-				s.Admin.Listen, err, admin.DefaultAddr))
+				s.Admin.Listen, err, parse.DefaultAdminAddr))
 		}
 	}
 	switch {
@@ -328,26 +337,50 @@ func (l *loader) readFiles() {
 		s.Sticky.Secret = secret
 	}
 	if f := s.Admin.TokenFile; f != "" && s.Admin.Listen != "" {
-		token, err := admin.ReadTokenFile(f)
+		token, err := parse.TokenFile(f)
 		if err != nil {
 			l.problemFrom(rowByFlag["admin-token-file"], err.Error())
 		}
 		s.Admin.Token = token
 	}
 	if s.TLS.Cert != "" && s.TLS.Key != "" {
-		certs, err := transport.NewCertStore(s.TLS.Cert, s.TLS.Key)
+		cert, err := loadKeyPair(s.TLS.Cert, s.TLS.Key)
 		if err != nil {
 			l.problemFrom(rowByFlag["tls-cert"], err.Error())
 		}
-		s.TLS.Certs = certs
+		s.TLS.Certificate = cert
 	}
 	if f := s.TLS.BackendCA; f != "" {
-		pool, err := transport.LoadCAs(f)
+		pool, err := loadCAs(f)
 		if err != nil {
 			l.problemFrom(rowByFlag["backend-ca"], err.Error())
 		}
 		s.TLS.BackendCAs = pool
 	}
+}
+
+// loadKeyPair reads a PEM certificate chain and its key; the certificate's
+// Leaf is filled in.
+func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &cert, nil
+}
+
+// loadCAs reads PEM certificates from file into a pool, for verifying
+// https:// backends.
+func loadCAs(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificate found", file)
+	}
+	return pool, nil
 }
 
 // readSecret reads the sticky cookie's key from file.

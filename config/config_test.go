@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/roundhouse/roundhouse/actors"
 )
 
 // oneBackend ends the files of tests about something else, so that they do
@@ -684,7 +682,7 @@ func TestLoadAgainRereadsTheFileUnderTheSameFlags(t *testing.T) {
 	}
 }
 
-func TestWhatServeBuilds(t *testing.T) {
+func TestWhatServeIsGiven(t *testing.T) {
 	s, err := load(t, `
 policy = "weighted-round-robin"
 backend "http://127.0.0.1:8081" { weight = 3 }
@@ -704,25 +702,16 @@ admin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := s.ActorBackends()
-	want := []actors.BackendConfig{
-		{URL: mustURL(t, "http://127.0.0.1:8081"), Weight: 3},
-		{URL: mustURL(t, "http://127.0.0.1:8082"), Weight: 1, Disabled: true},
-		{URL: mustURL(t, "http://127.0.0.1:8083"), Weight: 0},
+	want := []Backend{
+		fileBackend(t, "http://127.0.0.1:8081", 3, false, "3:9"),
+		fileBackend(t, "http://127.0.0.1:8082", 1, true, "4:9"),
+		fileBackend(t, "http://127.0.0.1:8083", 0, false, "5:9"),
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ActorBackends() = %+v, want all, the disabled one marked: %+v", got, want)
+	if !reflect.DeepEqual(s.Backends, want) {
+		t.Errorf("Backends = %+v, want all, the disabled one marked: %+v", s.Backends, want)
 	}
-	m := s.Monitor(nil)
-	if m.Check.Path != "/ready" || m.Interval != 5*time.Second || m.Timeout != time.Second || m.Rise != 4 || m.Fall != 6 {
-		t.Errorf("Monitor() = %+v", m)
-	}
-	p, err := s.NewPolicy(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := p.(*actors.WeightedRoundRobin); !ok {
-		t.Errorf("NewPolicy() is a %T, want *actors.WeightedRoundRobin", p)
+	if h := s.Health; h.Path != "/ready" || h.Interval != 5*time.Second || h.Timeout != time.Second || h.Rise != 4 || h.Fall != 6 {
+		t.Errorf("Health = %+v", h)
 	}
 	if a, b := s.StickySecret(), s.StickySecret(); len(a) < 16 || string(a) != string(b) {
 		t.Errorf("random sticky secrets %q and %q: want one key of 16 bytes or more per process", a, b)
@@ -789,7 +778,7 @@ func TestBackendsTakeAPROXYProtocolVersion(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []int
-			for _, b := range s.ActorBackends() {
+			for _, b := range s.Backends {
 				got = append(got, b.ProxyProtocol)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
@@ -819,11 +808,6 @@ health {
 		if !reflect.DeepEqual(s.Health, want) {
 			t.Errorf("Health = %+v, want %+v", s.Health, want)
 		}
-		c := s.HealthCheck()
-		if c.Path != "/ready" || c.Expect.String() != "200,204,300-399" || c.Body.String() != "^ok$" ||
-			c.Host != "app.example:8080" || c.Port != 9000 || c.Header.Get("X-Probe-Token") != "s3cret" {
-			t.Errorf("HealthCheck() = %+v", c)
-		}
 	})
 	t.Run("flags set every part and --health-header replaces the file's headers", func(t *testing.T) {
 		s, err := load(t, "health {\n  headers = { \"X-From-File\" = \"1\" }\n}"+oneBackend,
@@ -839,13 +823,6 @@ health {
 			t.Errorf("Health = %+v", h)
 		}
 	})
-	t.Run("the default check is the documented one", func(t *testing.T) {
-		c := Defaults().HealthCheck()
-		if c.Path != "/health" || c.Expect.String() != "200-399" || c.Body != nil || c.Host != "" || c.Header != nil || c.Port != 0 {
-			t.Errorf("default HealthCheck() = %+v", c)
-		}
-	})
-
 	bad := []struct {
 		name string
 		src  string

@@ -253,14 +253,16 @@ func (l *loader) unknownBlock(b *hclsyntax.Block, block string) {
 
 // backendAttribute is one attribute of a backend block.
 type backendAttribute struct {
-	name   string
-	decode func(v cty.Value, b *Backend) error
+	name     string
+	fileType string // for the reference table: "number"
+	flag     string // the flag that sets it, for the reference table
+	decode   func(v cty.Value, b *Backend) error
 }
 
 // backendAttributes are the attributes of a backend block. Every backend
 // gets a problem of its own, so these checks run as each value is read.
 var backendAttributes = []backendAttribute{
-	{"weight", func(v cty.Value, b *Backend) error {
+	{"weight", "number", "`--backend URL,weight=N`", func(v cty.Value, b *Backend) error {
 		n, err := asInt(v)
 		if err == nil && (n < 0 || n > 1000) {
 			err = fmt.Errorf("want a whole number from 0 to 1000, got %d", n)
@@ -268,12 +270,12 @@ var backendAttributes = []backendAttribute{
 		b.Weight = n
 		return err
 	}},
-	{"enabled", func(v cty.Value, b *Backend) error {
+	{"enabled", "bool", "none", func(v cty.Value, b *Backend) error {
 		on, err := asBool(v)
 		b.Disabled = !on
 		return err
 	}},
-	{"proxy_protocol", func(v cty.Value, b *Backend) error {
+	{"proxy_protocol", "string", "`--backend URL,proxy-protocol=v1\\|v2`", func(v cty.Value, b *Backend) error {
 		str, err := asString(v)
 		if err != nil {
 			return err

@@ -17,15 +17,19 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/roundhouse/roundhouse/actors"
-	"github.com/roundhouse/roundhouse/discovery"
-	"github.com/roundhouse/roundhouse/transport"
+	"github.com/roundhouse/roundhouse/internal/defaults"
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // table is every setting, one row each. A row names the setting's field in
 // Settings, its default, its flag (with the flag's help) and its path in the
 // file ("retries" at the top level, "health.interval" in block health; a new
 // block name makes a new block). Register, the file parser, the precedence
-// rules and the checks all work from this table.
+// rules, the checks and the reference tables of docs/configuration.md
+// (reference.go) all work from this table.
+//
+// Each default is written once: here, or, for the settings that actors or
+// transport also fall back to when left zero, in internal/defaults.
 var table = []setting{
 	field[string]{flag: "config", usage: "`file` of settings in HCL (see README); flags given on the command line override it",
 		ptr: func(s *Settings) *string { return &s.File }},
@@ -38,17 +42,17 @@ var table = []setting{
 		usage: "`address` (host[:port], port 53 by default) of the resolver --discover dns+srv:// and dns+a:// ask (default: the first nameserver in /etc/resolv.conf)",
 		ptr:   func(s *Settings) *string { return &s.DNSServer }, parse: parseDNSServer},
 	field[string]{path: "policy", flag: "policy", def: "round-robin",
-		usage: "balancing `policy`: " + strings.Join(actors.PolicyNames, ", ") + " (default round-robin)",
+		usage: "balancing `policy`: " + strings.Join(actors.PolicyNames, ", "),
 		ptr:   func(s *Settings) *string { return &s.Policy }, parse: parsePolicy},
 	field[int]{path: "retries", flag: "retries", def: 2, usage: "other backends tried when a request fails in a way that is safe to retry",
 		ptr: func(s *Settings) *int { return &s.Retries }, check: atLeast(0)},
 	field[time.Duration]{path: "shutdown_grace", flag: "shutdown-grace", def: 15 * time.Second, usage: "time in-flight requests get to finish on shutdown",
 		ptr: func(s *Settings) *time.Duration { return &s.ShutdownGrace }, check: positive},
 
-	field[string]{path: "health.path", flag: "health-path", def: "/health", usage: "`path` probed with GET; a status in --health-expect passes",
+	field[string]{path: "health.path", flag: "health-path", def: defaults.HealthPath, usage: "`path` probed with GET; a status in --health-expect passes",
 		ptr: func(s *Settings) *string { return &s.Health.Path }, check: absPath},
-	field[string]{path: "health.expect", flag: "health-expect", def: "200-399",
-		usage: "`statuses` that pass a probe: codes and ranges such as 200,204,300-399 (default 200-399)",
+	field[string]{path: "health.expect", flag: "health-expect", def: actors.DefaultExpect.String(),
+		usage: "`statuses` that pass a probe: codes and ranges such as 200,204,300-399",
 		ptr:   func(s *Settings) *string { return &s.Health.Expect }, parse: parseExpect},
 	field[string]{path: "health.body", flag: "health-body",
 		usage: "`regexp` the first 64 KiB of a probe's response body must match (default: any body)",
@@ -58,31 +62,31 @@ var table = []setting{
 	healthHeaders{},
 	field[int]{path: "health.port", flag: "health-port", usage: "`port` probed instead of each backend's own; 0: the backend's",
 		ptr: func(s *Settings) *int { return &s.Health.Port }, check: between(0, 65535)},
-	field[time.Duration]{path: "health.interval", flag: "health-interval", def: 10 * time.Second, usage: "time between health probes",
+	field[time.Duration]{path: "health.interval", flag: "health-interval", def: defaults.HealthInterval, usage: "time between health probes",
 		ptr: func(s *Settings) *time.Duration { return &s.Health.Interval }, check: positive},
-	field[time.Duration]{path: "health.timeout", flag: "health-timeout", def: 2 * time.Second, usage: "timeout of one health probe",
+	field[time.Duration]{path: "health.timeout", flag: "health-timeout", def: defaults.HealthTimeout, usage: "timeout of one health probe",
 		ptr: func(s *Settings) *time.Duration { return &s.Health.Timeout }, check: positive},
-	field[int]{path: "health.rise", flag: "rise", def: 2, usage: "consecutive passing probes that mark a DOWN backend UP",
+	field[int]{path: "health.rise", flag: "rise", def: defaults.Rise, usage: "consecutive passing probes that mark a DOWN backend UP",
 		ptr: func(s *Settings) *int { return &s.Health.Rise }, check: atLeast(1)},
-	field[int]{path: "health.fall", flag: "fall", def: 3, usage: "consecutive failed probes that mark an UP backend DOWN",
+	field[int]{path: "health.fall", flag: "fall", def: defaults.Fall, usage: "consecutive failed probes that mark an UP backend DOWN",
 		ptr: func(s *Settings) *int { return &s.Health.Fall }, check: atLeast(1)},
 
-	field[time.Duration]{path: "timeouts.dial", flag: "dial-timeout", def: 3 * time.Second, usage: "timeout to connect to a backend",
+	field[time.Duration]{path: "timeouts.dial", flag: "dial-timeout", def: defaults.DialTimeout, usage: "timeout to connect to a backend",
 		ptr: func(s *Settings) *time.Duration { return &s.Timeouts.Dial }, check: positive},
-	field[time.Duration]{path: "timeouts.response_header", flag: "response-header-timeout", def: 30 * time.Second,
+	field[time.Duration]{path: "timeouts.response_header", flag: "response-header-timeout", def: defaults.ResponseHeaderTimeout,
 		usage: "wait for a backend's response headers (exceeded: 504)",
 		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.ResponseHeader }, check: positive},
 
-	field[time.Duration]{path: "timeouts.tls_handshake", flag: "tls-handshake-timeout", def: 5 * time.Second,
+	field[time.Duration]{path: "timeouts.tls_handshake", flag: "tls-handshake-timeout", def: defaults.TLSHandshakeTimeout,
 		usage: "TLS handshake with an https backend",
 		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.TLSHandshake }, check: positive},
-	field[time.Duration]{path: "timeouts.backend_idle", flag: "backend-idle-timeout", def: 90 * time.Second,
+	field[time.Duration]{path: "timeouts.backend_idle", flag: "backend-idle-timeout", def: defaults.BackendIdleTimeout,
 		usage: "how long an idle pooled backend connection is kept",
 		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.BackendIdle }, check: positive},
-	field[time.Duration]{path: "timeouts.client_header", flag: "client-header-timeout", def: 10 * time.Second,
+	field[time.Duration]{path: "timeouts.client_header", flag: "client-header-timeout", def: defaults.ClientHeaderTimeout,
 		usage: "time a client has to send its request headers",
 		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.ClientHeader }, check: positive},
-	field[time.Duration]{path: "timeouts.client_idle", flag: "client-idle-timeout", def: 120 * time.Second,
+	field[time.Duration]{path: "timeouts.client_idle", flag: "client-idle-timeout", def: defaults.ClientIdleTimeout,
 		usage: "how long an idle client keep-alive connection is kept",
 		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.ClientIdle }, check: positive},
 	field[time.Duration]{path: "timeouts.client_body", flag: "client-body-timeout", def: 60 * time.Second,
@@ -98,17 +102,17 @@ var table = []setting{
 	field[int]{path: "limits.queue_size", flag: "queue-size", def: 100,
 		usage: "requests that may wait for a backend under its cap",
 		ptr:   func(s *Settings) *int { return &s.Limits.QueueSize }, check: atLeast(0)},
-	field[time.Duration]{path: "limits.queue_timeout", flag: "queue-timeout", def: 5 * time.Second,
+	field[time.Duration]{path: "limits.queue_timeout", flag: "queue-timeout", def: defaults.QueueTimeout,
 		usage: "longest wait in that queue before a 503",
 		ptr:   func(s *Settings) *time.Duration { return &s.Limits.QueueTimeout }, check: positive},
 
 	field[int]{path: "ejection.after", flag: "eject-after", def: 5,
 		usage: "consecutive gateway failures (failed exchanges, 502/503/504) that eject a backend; 0 never ejects",
 		ptr:   func(s *Settings) *int { return &s.Ejection.After }, check: atLeast(0)},
-	field[time.Duration]{path: "ejection.time", flag: "eject-time", def: 30 * time.Second,
+	field[time.Duration]{path: "ejection.time", flag: "eject-time", def: defaults.EjectTime,
 		usage: "first ejection's length; each repeat adds as much, up to 300s",
 		ptr:   func(s *Settings) *time.Duration { return &s.Ejection.Time }, check: positive},
-	field[int]{path: "ejection.max_percent", flag: "max-ejection-percent", def: 50,
+	field[int]{path: "ejection.max_percent", flag: "max-ejection-percent", def: defaults.MaxEjectionPercent,
 		usage: "most backends, as a percentage of those UP, that may be ejected at once",
 		ptr:   func(s *Settings) *int { return &s.Ejection.MaxPercent }, check: between(1, 100)},
 
@@ -119,9 +123,9 @@ var table = []setting{
 		usage: "`bytes` of an idempotent request's body kept so it can be resent to another backend",
 		ptr:   func(s *Settings) *int { return &s.RetryBuffer }, check: atLeast(0)},
 
-	field[string]{path: "log.level", flag: "log-level", def: "info", usage: "`level`: trace|debug|info|warn|error (default info)",
+	field[string]{path: "log.level", flag: "log-level", def: "info", usage: "`level`: trace|debug|info|warn|error",
 		ptr: func(s *Settings) *string { return &s.Log.Level }, parse: parseLevel},
-	field[string]{path: "log.format", flag: "log-format", def: "text", usage: "`format`: text|json (default text)",
+	field[string]{path: "log.format", flag: "log-format", def: "text", usage: "`format`: text|json",
 		ptr: func(s *Settings) *string { return &s.Log.Format }, parse: parseFormat},
 	field[bool]{path: "log.access", flag: "access-log", def: true, usage: "log one line per request",
 		ptr: func(s *Settings) *bool { return &s.Log.Access }},
@@ -143,7 +147,7 @@ var table = []setting{
 		ptr:   func(s *Settings) *[]string { return &s.Edge.TrustedProxies }, check: checkTrustedProxy},
 	field[int64]{path: "edge.max_body", flag: "max-body",
 		usage: "largest request body, e.g. 10MiB; larger gets 413 (default 0: no limit)",
-		ptr:   func(s *Settings) *int64 { return &s.Edge.MaxBody }, parse: transport.ParseSize},
+		ptr:   func(s *Settings) *int64 { return &s.Edge.MaxBody }, parse: parse.Size},
 	field[int]{path: "edge.max_conns", flag: "max-conns", def: 10000,
 		usage: "concurrent client connections; more wait to be accepted (0: no limit)",
 		ptr:   func(s *Settings) *int { return &s.Edge.MaxConns }, check: atLeast(0)},
@@ -152,7 +156,7 @@ var table = []setting{
 		ptr:   func(s *Settings) *bool { return &s.Edge.H2C }},
 	field[float64]{path: "edge.rate_limit", flag: "rate-limit",
 		usage: "requests each client may make, e.g. 10/s or 600/m; more get 429 (default: no limit)",
-		ptr:   func(s *Settings) *float64 { return &s.Edge.RateLimit }, parse: transport.ParseRate},
+		ptr:   func(s *Settings) *float64 { return &s.Edge.RateLimit }, parse: parse.Rate},
 	field[int]{path: "edge.rate_burst", flag: "rate-burst",
 		usage: "requests a client may make at once under --rate-limit (default: one second's worth)",
 		ptr:   func(s *Settings) *int { return &s.Edge.RateBurst }, check: atLeast(0)},
@@ -173,7 +177,7 @@ var table = []setting{
 }
 
 func checkTrustedProxy(s string) error {
-	_, err := transport.ParseTrustedProxy(s)
+	_, err := parse.TrustedProxy(s)
 	return err
 }
 
@@ -188,6 +192,9 @@ type stringList struct {
 func (l stringList) names() (string, string) { return l.path, l.flag }
 func (l stringList) setDefault(s *Settings)  { *l.ptr(s) = nil }
 func (l stringList) copy(dst, src *Settings) { *l.ptr(dst) = *l.ptr(src) }
+
+func (l stringList) defaultValue() (any, bool) { return nil, true }
+func (l stringList) fileType() string          { return "list of strings" }
 
 func (l stringList) validate(s *Settings) error {
 	for _, v := range *l.ptr(s) {
@@ -266,6 +273,11 @@ type setting interface {
 	copy(dst, src *Settings)
 	// validate reports what is wrong with the setting's final value.
 	validate(s *Settings) error
+	// defaultValue returns the default, for the reference tables, and
+	// whether it is the zero value; nil for a list.
+	defaultValue() (v any, zero bool)
+	// fileType names the value's type in the file: "string", "number"...
+	fileType() string
 }
 
 // field is a setting held in one field of type T: string, int, bool or
@@ -278,7 +290,7 @@ type field[T any] struct {
 	ptr   func(*Settings) *T
 	// parse, if not nil, checks and normalises a value as it is read, from
 	// the flag or the file. Such a flag is registered with flag.Func, which
-	// prints no default: the usage states it.
+	// prints no default: register adds a non-zero one to the usage.
 	parse func(string) (T, error)
 	// check, if not nil, judges the final value, whoever gave it.
 	check func(T) error
@@ -290,6 +302,26 @@ type field[T any] struct {
 func (f field[T]) names() (string, string) { return f.path, f.flag }
 func (f field[T]) setDefault(s *Settings)  { *f.ptr(s) = f.def }
 func (f field[T]) copy(dst, src *Settings) { *f.ptr(dst) = *f.ptr(src) }
+
+func (f field[T]) defaultValue() (any, bool) {
+	var zero T
+	return f.def, any(f.def) == any(zero)
+}
+
+func (f field[T]) fileType() string {
+	if f.parse != nil {
+		return "string" // parsed from one
+	}
+	switch any(f.def).(type) {
+	case int:
+		return "number"
+	case bool:
+		return "bool"
+	case time.Duration:
+		return "duration"
+	}
+	return "string"
+}
 
 func (f field[T]) validate(s *Settings) error {
 	if f.check == nil {
@@ -304,7 +336,11 @@ func (f field[T]) register(fs *flag.FlagSet, s *Settings) {
 	}
 	if f.parse != nil {
 		p := f.ptr(s)
-		fs.Func(f.flag, f.usage, func(v string) error {
+		usage := f.usage
+		if def, zero := f.defaultValue(); !zero {
+			usage += fmt.Sprintf(" (default %v)", def)
+		}
+		fs.Func(f.flag, usage, func(v string) error {
 			x, err := f.parse(v)
 			if err == nil {
 				*p = x
@@ -379,9 +415,11 @@ func (f field[T]) decode(v cty.Value, s *Settings, dir string) error {
 // command line; backend "URL" { ... } blocks in the file (see file.go).
 type backends struct{}
 
-func (backends) names() (string, string) { return "backend", "backend" }
-func (backends) setDefault(s *Settings)  { s.Backends = nil }
-func (backends) copy(dst, src *Settings) { dst.Backends = src.Backends }
+func (backends) names() (string, string)   { return "backend", "backend" }
+func (backends) setDefault(s *Settings)    { s.Backends = nil }
+func (backends) copy(dst, src *Settings)   { dst.Backends = src.Backends }
+func (backends) defaultValue() (any, bool) { return nil, true }
+func (backends) fileType() string          { return "block, repeatable" }
 func (backends) decode(cty.Value, *Settings, string) error {
 	return errors.New(`backend is a block, one per backend: backend "http://127.0.0.1:8081" { weight = 1 }`)
 }
@@ -415,7 +453,7 @@ func (backends) validate(s *Settings) error {
 
 // discovers is the list of discovery sources: --discover URL, repeatable,
 // on the command line; discover = ["URL", ...] in the file. Each is kept
-// in the canonical form discovery.Spec.String gives, which is also the
+// in the canonical form parse.Discovery.String gives, which is also the
 // source its backends carry.
 type discovers struct{}
 
@@ -423,9 +461,12 @@ func (discovers) names() (string, string) { return "discover", "discover" }
 func (discovers) setDefault(s *Settings)  { s.Discover = nil }
 func (discovers) copy(dst, src *Settings) { dst.Discover = src.Discover }
 
+func (discovers) defaultValue() (any, bool) { return nil, true }
+func (discovers) fileType() string          { return "list of strings" }
+
 func (discovers) register(fs *flag.FlagSet, s *Settings) {
 	fs.Func("discover", "discover backends from `URL`: etcd://HOST:PORT[,HOST:PORT...]/PREFIX, dns+srv://NAME or dns+a://NAME:PORT (repeatable)", func(v string) error {
-		spec, err := discovery.ParseURL(v)
+		spec, err := parse.DiscoverURL(v)
 		if err == nil {
 			s.Discover = append(s.Discover, spec.String())
 		}
@@ -444,7 +485,7 @@ func (discovers) decode(v cty.Value, s *Settings, _ string) error {
 		if err != nil {
 			return fmt.Errorf("element %d: %w", i, err)
 		}
-		spec, err := discovery.ParseURL(raw)
+		spec, err := parse.DiscoverURL(raw)
 		if err != nil {
 			return fmt.Errorf("%q: %w", raw, err)
 		}
@@ -472,10 +513,12 @@ func (discovers) validate(s *Settings) error {
 // replace the file's as a whole.
 type healthHeaders struct{}
 
-func (healthHeaders) names() (string, string)  { return "health.headers", "health-header" }
-func (healthHeaders) setDefault(s *Settings)   { s.Health.Headers = nil }
-func (healthHeaders) copy(dst, src *Settings)  { dst.Health.Headers = src.Health.Headers }
-func (healthHeaders) validate(*Settings) error { return nil } // checked as read
+func (healthHeaders) names() (string, string)   { return "health.headers", "health-header" }
+func (healthHeaders) setDefault(s *Settings)    { s.Health.Headers = nil }
+func (healthHeaders) copy(dst, src *Settings)   { dst.Health.Headers = src.Health.Headers }
+func (healthHeaders) validate(*Settings) error  { return nil } // checked as read
+func (healthHeaders) defaultValue() (any, bool) { return nil, true }
+func (healthHeaders) fileType() string          { return "map of strings" }
 
 func (healthHeaders) register(fs *flag.FlagSet, s *Settings) {
 	fs.Func("health-header", "`\"Name: value\"` header sent with every probe (repeatable)", func(v string) error {

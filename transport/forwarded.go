@@ -1,12 +1,12 @@
 package transport
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // Forwarded headers. The balancer tells its backends who the client is, the
@@ -25,26 +25,10 @@ import (
 // believed. The zero value trusts nobody.
 type TrustedProxies []netip.Prefix
 
-// ParseTrustedProxy parses one --trusted-proxy value: a CIDR such as
-// 10.0.0.0/8 or 2001:db8::/32, or a single address (a /32 or /128).
-func ParseTrustedProxy(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("want a CIDR such as 10.0.0.0/8: %w", err)
-		}
-		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, errors.New("a CIDR must not have a zone")
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("want an address or a CIDR such as 10.0.0.0/8: %w", err)
-	}
-	a = a.WithZone("").Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// ParseTrustedProxy parses one --trusted-proxy value, a CIDR or a single
+// address; see parse.TrustedProxy, where it is defined so that package
+// config can check --trusted-proxy without importing this package.
+func ParseTrustedProxy(s string) (netip.Prefix, error) { return parse.TrustedProxy(s) }
 
 // Contains reports whether a is in one of the ranges. IPv4-mapped IPv6
 // addresses match IPv4 ranges.

@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/roundhouse/roundhouse/internal/defaults"
 )
 
 // FrontendOptions configures the client-facing side. Every zero field
 // takes the default named in its comment.
 type FrontendOptions struct {
 	// ReadHeaderTimeout bounds the time to read a request head, so a client
-	// trickling headers (slowloris) is cut off; 0: 10s.
+	// trickling headers (slowloris) is cut off; 0: defaults.ClientHeaderTimeout.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection that sends no new request;
-	// 0: 120s.
+	// 0: defaults.ClientIdleTimeout.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's headers (431 beyond); 0: 64 KiB.
 	MaxHeaderBytes int
@@ -49,10 +51,10 @@ type FrontendOptions struct {
 
 func (o FrontendOptions) withDefaults() FrontendOptions {
 	if o.ReadHeaderTimeout <= 0 {
-		o.ReadHeaderTimeout = 10 * time.Second
+		o.ReadHeaderTimeout = defaults.ClientHeaderTimeout
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 120 * time.Second
+		o.IdleTimeout = defaults.ClientIdleTimeout
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10

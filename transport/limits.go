@@ -2,47 +2,18 @@ package transport
 
 import (
 	"errors"
-	"fmt"
-	"math"
 	"net"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
-// ParseSize parses a byte count such as "10MiB": a non-negative integer and
-// an optional unit, B, kB (or KB), MB, GB, TB (powers of 1000) or KiB,
-// MiB, GiB, TiB (powers of 1024), in any letter case. A bare number is
-// bytes. Single-letter units ("10m") are refused as ambiguous.
-func ParseSize(s string) (int64, error) {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("%q: want a size such as 1048576, 512KiB, 10MiB or 10MB", s)
-	}
-	n, err := strconv.ParseInt(s[:i], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q: too large", s)
-	}
-	unit, ok := sizeUnits[strings.ToLower(s[i:])]
-	if !ok {
-		return 0, fmt.Errorf("%q: unknown unit %q (want B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", s, s[i:])
-	}
-	if n > math.MaxInt64/unit {
-		return 0, fmt.Errorf("%q: too large", s)
-	}
-	return n * unit, nil
-}
-
-var sizeUnits = map[string]int64{
-	"": 1, "b": 1,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-}
+// ParseSize parses a byte count such as "10MiB"; see parse.Size, where it
+// is defined so that package config can check --max-body without
+// importing this package.
+func ParseSize(s string) (int64, error) { return parse.Size(s) }
 
 // errBodyTooLarge is the request body's read error once it passes the
 // proxy's MaxBody.

@@ -3,33 +3,18 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
-// ParseRate parses a --rate-limit value: requests per second ("10/s", or
-// just "10") or per minute ("600/m"); fractions are allowed ("0.5/s").
-// It returns requests per second.
-func ParseRate(s string) (float64, error) {
-	num, unit, _ := strings.Cut(s, "/")
-	per := 1.0
-	switch unit {
-	case "", "s":
-	case "m":
-		per = 60
-	default:
-		return 0, fmt.Errorf("%q: want a rate such as 10/s or 600/m", s)
-	}
-	n, err := strconv.ParseFloat(num, 64)
-	if err != nil || !(n > 0) || math.IsInf(n, 0) || strings.ContainsAny(num, "xXpPeEnN_") {
-		return 0, fmt.Errorf("%q: want a positive rate such as 10/s or 600/m", s)
-	}
-	return n / per, nil
-}
+// ParseRate parses a --rate-limit value and returns requests per second;
+// see parse.Rate, where it is defined so that package config can check
+// --rate-limit without importing this package.
+func ParseRate(s string) (float64, error) { return parse.Rate(s) }
 
 // RateLimitOptions configures a RateLimiter. Every zero field but Rate
 // takes the default named in its comment.

@@ -6,10 +6,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -51,20 +49,6 @@ func ServerTLSConfig(getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate
 	}
 }
 
-// LoadCAs reads PEM certificates from file into a pool, for verifying
-// https:// backends.
-func LoadCAs(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s: no PEM certificate found", file)
-	}
-	return pool, nil
-}
-
 // CertStore is the goroutine that owns the serving certificate. Create it
 // with NewCertStore, start exactly one Run, and stop it by cancelling Run's
 // context. GetCertificate and Reload are safe from any goroutine.
@@ -87,14 +71,21 @@ func NewCertStore(certFile, keyFile string) (*CertStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewCertStoreWith(cert, certFile, keyFile), nil
+}
+
+// NewCertStoreWith returns a store serving cert, which the caller has
+// loaded from certFile and keyFile (as package config does); Reload reads
+// those files again.
+func NewCertStoreWith(cert *tls.Certificate, certFile, keyFile string) *CertStore {
 	return &CertStore{
 		certFile: certFile, keyFile: keyFile, cert: cert,
 		gets: make(chan chan *tls.Certificate), swaps: make(chan *tls.Certificate),
 		stopped: make(chan struct{}),
-	}, nil
+	}
 }
 
-// Leaf is the certificate loaded by NewCertStore, for a startup log line.
+// Leaf is the certificate the store was made with, for a startup log line.
 // Call it before Run.
 func (s *CertStore) Leaf() *x509.Certificate { return s.cert.Leaf }
 

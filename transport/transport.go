@@ -6,15 +6,17 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/defaults"
 )
 
 // Options tunes the shared transport. Every zero field takes the default
 // named in its comment.
 type Options struct {
-	DialTimeout           time.Duration // connect timeout; 0: 3s
-	TLSHandshakeTimeout   time.Duration // TLS handshake with an https backend; 0: 5s
-	ResponseHeaderTimeout time.Duration // wait for response headers; 0: 30s
-	IdleConnTimeout       time.Duration // idle pooled connection lifetime; 0: 90s
+	DialTimeout           time.Duration // connect timeout; 0: defaults.DialTimeout
+	TLSHandshakeTimeout   time.Duration // TLS handshake with an https backend; 0: defaults.TLSHandshakeTimeout
+	ResponseHeaderTimeout time.Duration // wait for response headers; 0: defaults.ResponseHeaderTimeout
+	IdleConnTimeout       time.Duration // idle pooled connection lifetime; 0: defaults.BackendIdleTimeout
 	// MaxIdleConnsPerHost bounds the keep-alive pool per backend; 0: 1024.
 	// It must exceed the concurrency one backend sees, or every response
 	// beyond it closes a connection and the next request dials a new one.
@@ -33,16 +35,16 @@ type Options struct {
 // use HTTP/1.1). http:// backends get HTTP/1.1.
 func New(o Options) *http.Transport {
 	if o.DialTimeout <= 0 {
-		o.DialTimeout = 3 * time.Second
+		o.DialTimeout = defaults.DialTimeout
 	}
 	if o.TLSHandshakeTimeout <= 0 {
-		o.TLSHandshakeTimeout = 5 * time.Second
+		o.TLSHandshakeTimeout = defaults.TLSHandshakeTimeout
 	}
 	if o.ResponseHeaderTimeout <= 0 {
-		o.ResponseHeaderTimeout = 30 * time.Second
+		o.ResponseHeaderTimeout = defaults.ResponseHeaderTimeout
 	}
 	if o.IdleConnTimeout <= 0 {
-		o.IdleConnTimeout = 90 * time.Second
+		o.IdleConnTimeout = defaults.BackendIdleTimeout
 	}
 	if o.MaxIdleConnsPerHost <= 0 {
 		o.MaxIdleConnsPerHost = 1024

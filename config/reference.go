@@ -1,0 +1,230 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The reference tables of docs/configuration.md, rendered from table so
+// that they cannot drift from the flags and the file schema:
+// TestReferenceTablesAreCurrent compares them with the file, and
+// "go test ./config -run TestReferenceTablesAreCurrent -update" rewrites
+// them there.
+//
+// A default is never written here: the default column shows the row's
+// default, and reference gives words only for a default that is the zero
+// value ("none", "the system's roots").
+
+// flagDoc is what the flags table says about one flag beyond its row.
+type flagDoc struct {
+	value   string // the value's name after the flag, "ADDR"; "" for a bool
+	def     string // the words for a zero default; "" shows the zero value itself
+	meaning string
+	// keyFlag is the flag column of the config-keys table when it is more
+	// than the flag's name.
+	keyFlag string
+}
+
+// reference is the flags table's words, by flag name.
+var reference = map[string]flagDoc{
+	"config": {value: "FILE", def: "none",
+		meaning: "a [configuration file](#configuration-file); flags given on the command line override it"},
+	"listen": {value: "ADDR",
+		meaning: "address clients connect to"},
+	"backend": {value: "URL[,weight=N][,proxy-protocol=v1\\|v2]", keyFlag: "`--backend URL`", def: "(required, unless the file has backends or `--discover` is given)",
+		meaning: "a backend, `http://host:port` (or `https://`, optionally with a path prefix); repeat for each backend. `weight=N` (0 to 1000, default 1) is its share for the weighted policies; 0 makes it a standby. See [Balancing policies](balancing.md#balancing-policies). `proxy-protocol=v1` or `v2` sends it the client's address in a PROXY header on every connection (one connection per request; see [Behind another load balancer](behind-a-load-balancer.md))"},
+	"discover": {value: "URL", def: "none",
+		meaning: "find backends at run time, alongside the static ones: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`, `dns+srv://NAME` or `dns+a://NAME:PORT`; repeatable. See [Running several instances](scale-out.md)"},
+	"dns-server": {value: "ADDR", def: "the first `nameserver` in `/etc/resolv.conf`",
+		meaning: "the resolver the `dns+srv://` and `dns+a://` sources ask, `host[:port]` (port 53 by default), e.g. Consul's `127.0.0.1:8600`"},
+	"policy": {value: "NAME",
+		meaning: "balancing policy: `round-robin`, `weighted-round-robin`, `least-conn`, `p2c`, `random`, `first`, `ip-hash`, `header-hash:NAME` or `cookie[:NAME]`; see [Balancing policies](balancing.md#balancing-policies)"},
+	"cookie-secret-file": {value: "FILE", def: "a random key per process",
+		meaning: "the key of the sticky cookie's values (at least 16 bytes; surrounding white space is ignored). Give every instance the same file to keep cookies valid across restarts and instances"},
+	"health-path": {value: "PATH",
+		meaning: "probed with `GET`; a status in `--health-expect` passes (redirects are not followed)"},
+	"health-expect": {value: "STATUSES",
+		meaning: "statuses that pass a probe: codes and ranges, comma-separated, such as `200,204,300-399`"},
+	"health-body": {value: "REGEXP", def: "any body",
+		meaning: "a regular expression (Go's RE2 syntax) the first 64 KiB of the probe's response body must match, e.g. `^ok$`"},
+	"health-host": {value: "HOST", def: "the address probed",
+		meaning: "the probe's `Host` header, e.g. `app.example`, for backends that route by name"},
+	"health-header": {value: "\"Name: value\"", keyFlag: "`--health-header \"Name: value\"`", def: "none",
+		meaning: "a header sent with every probe (repeatable), e.g. a token; `Host` is refused (use `--health-host`), and so is a value with a control character other than tab"},
+	"health-port": {value: "N", def: "the backend's port",
+		meaning: "the port probed instead of each backend's own (a separate health listener); `0`: the backend's"},
+	"health-interval": {value: "DUR",
+		meaning: "time between probes of one backend"},
+	"health-timeout": {value: "DUR",
+		meaning: "timeout of one probe"},
+	"rise": {value: "N",
+		meaning: "consecutive passing probes that bring a DOWN backend UP"},
+	"fall": {value: "N",
+		meaning: "consecutive failed probes that take an UP backend DOWN"},
+	"dial-timeout": {value: "DUR",
+		meaning: "timeout to connect to a backend"},
+	"response-header-timeout": {value: "DUR",
+		meaning: "wait for a backend's response headers; exceeded → 504"},
+	"retries": {value: "N",
+		meaning: "other backends a request may try after a failure that is safe to retry"},
+	"shutdown-grace": {value: "DUR",
+		meaning: "time in-flight requests get to finish on SIGINT/SIGTERM"},
+	"access-log": {
+		meaning: "one log line per request; `--access-log=false` turns it off"},
+	"log-level": {value: "LEVEL",
+		meaning: "`trace`, `debug`, `info`, `warn` or `error`"},
+	"log-format": {value: "FORMAT",
+		meaning: "`text` or `json`"},
+	"eject-after": {value: "N",
+		meaning: "consecutive gateway failures (failed exchanges, and 502/503/504 the backend sent) that eject a backend; `0` never ejects"},
+	"eject-time": {value: "DUR",
+		meaning: "first ejection's length; each repeat lasts one more `--eject-time`, up to 300s"},
+	"max-ejection-percent": {value: "N",
+		meaning: "most backends, as a percentage of those UP by their health checks, ejected at once"},
+	"max-conns-per-backend": {value: "N",
+		meaning: "cap on each backend's in-flight requests; `0`: no cap"},
+	"queue-size": {value: "N",
+		meaning: "requests that may wait, in arrival order, for a backend under its cap"},
+	"queue-timeout": {value: "DUR",
+		meaning: "longest wait in that queue; then 503 with `Retry-After`"},
+	"slow-start": {value: "DUR",
+		meaning: "a backend that comes back gets a share of traffic ramping up linearly over DUR; `0`: off"},
+	"retry-buffer": {value: "BYTES",
+		meaning: "bytes of an idempotent request's body kept so it can be resent to another backend"},
+	"request-timeout": {value: "DUR",
+		meaning: "limit on a whole request, response included; `0`: none (streams may be long)"},
+	"tls-handshake-timeout": {value: "DUR",
+		meaning: "TLS handshake with an `https://` backend; exceeded, it counts as a connection that could not be made (the request moves to another backend, this one is marked DOWN)"},
+	"backend-ca": {value: "FILE", def: "the system's roots",
+		meaning: "a PEM bundle of the authorities that `https://` backends are verified against, for requests and health probes alike"},
+	"pid-file": {value: "FILE", def: "none",
+		meaning: "the process ID is written here once the balancer serves; after an [upgrade](operations.md#upgrading-without-dropping-a-connection) the new process rewrites it, and a process that stops removes it if it still names it"},
+	"backend-idle-timeout": {value: "DUR",
+		meaning: "how long an idle pooled backend connection is kept"},
+	"client-header-timeout": {value: "DUR",
+		meaning: "time a client has to send its request headers, and to finish a TLS handshake (slowloris)"},
+	"client-idle-timeout": {value: "DUR",
+		meaning: "how long an idle client keep-alive connection is kept"},
+	"client-body-timeout": {value: "DUR",
+		meaning: "longest wait for the next bytes of a request body; then 408 and the connection closes; `0`: none"},
+	"tls-cert": {value: "FILE", def: "(none: cleartext)",
+		meaning: "PEM certificate (chain) to terminate TLS with, with `--tls-key`: TLS 1.2+, HTTP/2 and HTTP/1.1 by ALPN; reloaded on `SIGHUP`"},
+	"tls-key": {value: "FILE", def: "(none)",
+		meaning: "the PEM private key of `--tls-cert`; reloaded with it on `SIGHUP`"},
+	"h2c": {
+		meaning: "also accept cleartext HTTP/2 by prior knowledge (for a trusted proxy in front); not with `--tls-cert`"},
+	"trusted-proxy": {value: "CIDR", def: "(none)",
+		meaning: "a proxy in front (`10.0.0.0/8`, or one address) whose `X-Forwarded-*` and `Forwarded` headers are kept and appended to; repeatable"},
+	"proxy-protocol": {
+		meaning: "require a PROXY protocol header (v1 or v2) on every client connection, only from a `--trusted-proxy` (required with it); its address becomes the client's. See [Behind another load balancer](behind-a-load-balancer.md)"},
+	"request-id-header": {value: "NAME",
+		meaning: "the header that carries each request's ID to the backend and back to the client (kept from a `--trusted-proxy`, made otherwise); `\"\"` turns request IDs off"},
+	"max-body": {value: "SIZE", def: "`0` (no limit)",
+		meaning: "largest request body, e.g. `10MiB` or `10MB`; beyond it 413"},
+	"max-conns": {value: "N",
+		meaning: "concurrent client connections; more wait in the accept queue (`0`: no limit)"},
+	"rate-limit": {value: "RATE", def: "(off)",
+		meaning: "requests per client, `10/s` or `600/m`; beyond it 429 with `Retry-After`"},
+	"rate-burst": {value: "N", def: "one second's worth of `--rate-limit`",
+		meaning: "requests a client may make at once"},
+	"admin": {value: "ADDR", def: "(off)",
+		meaning: "serve the [admin API](operations.md#admin-api), [metrics](operations.md#metrics) and [dashboard](operations.md#dashboard) on their own listener, typically `127.0.0.1:9090`"},
+	"admin-token-file": {value: "FILE", def: "(none)",
+		meaning: "a file holding the admin API's bearer token (at least 16 bytes, surrounding white space trimmed); required when `--admin` is not a loopback address"},
+}
+
+// FlagsTable renders the reference table of the serve command's flags, in
+// the order of the settings table: flag, default, meaning.
+func FlagsTable() (string, error) {
+	var b strings.Builder
+	b.WriteString("| flag | default | meaning |\n|---|---|---|\n")
+	for _, row := range table {
+		_, fl := row.names()
+		if fl == "" {
+			continue
+		}
+		doc, ok := reference[fl]
+		if !ok {
+			return "", fmt.Errorf("--%s: no words in reference", fl)
+		}
+		def, err := defaultText(row, doc)
+		if err != nil {
+			return "", fmt.Errorf("--%s: %w", fl, err)
+		}
+		name := "--" + fl
+		if doc.value != "" {
+			name += " " + doc.value
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, def, doc.meaning)
+	}
+	for fl := range reference {
+		if _, ok := rowByFlag[fl]; !ok {
+			return "", fmt.Errorf("reference has words for --%s, which is not a flag", fl)
+		}
+	}
+	return b.String(), nil
+}
+
+// defaultText is the default column for row: its default, or doc's words
+// when that is the zero value.
+func defaultText(row setting, doc flagDoc) (string, error) {
+	v, zero := row.defaultValue()
+	switch {
+	case !zero && doc.def != "":
+		return "", fmt.Errorf("the default is %v: reference must not restate it", v)
+	case zero && doc.def != "":
+		return doc.def, nil
+	case v == nil:
+		return "", fmt.Errorf("no default to show: give reference words for it")
+	}
+	switch v := v.(type) {
+	case time.Duration:
+		if v == 0 {
+			return "`0`", nil
+		}
+		if v%time.Second == 0 {
+			return fmt.Sprintf("`%ds`", v/time.Second), nil
+		}
+		return "`" + v.String() + "`", nil
+	case string:
+		if v == "" {
+			return "", fmt.Errorf("an empty default: give reference words for it")
+		}
+	}
+	return fmt.Sprintf("`%v`", v), nil
+}
+
+// ConfigKeysTable renders the reference table of the file's keys, in the
+// order of the settings table: block, key, value type, flag.
+func ConfigKeysTable() string {
+	var b strings.Builder
+	b.WriteString("| block | key | value | flag |\n|---|---|---|---|\n")
+	for _, row := range table {
+		path, fl := row.names()
+		if path == "" {
+			continue
+		}
+		block, key, nested := strings.Cut(path, ".")
+		if !nested {
+			block, key = "", path
+		}
+		if block != "" {
+			block = "`" + block + "`"
+		}
+		if path == "backend" {
+			key = `backend "URL" { ... }`
+		}
+		flagCol := "`--" + fl + "`"
+		if k := reference[fl].keyFlag; k != "" {
+			flagCol = k
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", block, key, row.fileType(), flagCol)
+		if path == "backend" {
+			for _, a := range backendAttributes {
+				fmt.Fprintf(&b, "| `backend` | `%s` | %s | %s |\n", a.name, a.fileType, a.flag)
+			}
+		}
+	}
+	return b.String()
+}
