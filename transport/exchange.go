@@ -24,6 +24,12 @@ type exchange struct {
 	secure bool               // the client connection is TLS
 	http1  bool               // the client speaks HTTP/1.x
 	rec    recorder           // the client's ResponseWriter, as ReverseProxy gets it
+	// pool is the pool the request's route sends it to, and route that
+	// route's name ("" with no routes); set by the route stage. pool is
+	// nil until then, and stays nil for a request refused before it.
+	pool   *Pool
+	route  string
+	prefix string // what strip_prefix removed from the path, for X-Forwarded-Prefix
 	body   *replayableBody    // nil when the request has no body
 	// backend is the current attempt's; tried is every backend attempted
 	// so far (its first ones in triedBuf, without an allocation).
@@ -58,8 +64,8 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 
 // begin is the first stage: it makes r's exchange, and returns it with r
 // as the later stages see it: carrying its request ID, its body wrapped
-// for replay (wrapBody), and its context holding the exchange and, with a
-// RequestTimeout, ending after it.
+// for replay (wrapBody), and its context holding the exchange. (The route
+// stage adds the pool's request timeout.)
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
 	ex := &exchange{start: time.Now(), client: r.Context(), secure: r.TLS != nil, http1: r.ProtoMajor == 1}
 	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels}
@@ -77,11 +83,7 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 	if r.Body != nil && r.Body != http.NoBody {
 		p.wrapBody(ex, w, r)
 	}
-	ctx := context.WithValue(ex.client, exchangeKey{}, ex)
-	if p.timeout > 0 {
-		ctx, ex.cancel = context.WithTimeout(ctx, p.timeout)
-	}
-	return ex, r.WithContext(ctx)
+	return ex, r.WithContext(context.WithValue(ex.client, exchangeKey{}, ex))
 }
 
 // wrapBody puts a replayableBody in place of r's body, for the whole
@@ -125,6 +127,15 @@ func (ex *exchange) release(aborting bool) {
 		_ = ex.body.src.Close()
 	}
 	ex.rec.endTunnel()
+}
+
+// retryAfter is the Retry-After of a 503 for this request: its pool's, or
+// one second when it has none (the routing table was not to be had).
+func (ex *exchange) retryAfter() string {
+	if ex.pool == nil {
+		return "1"
+	}
+	return ex.pool.retryAfter
 }
 
 // failure classifies why an attempt failed.

@@ -27,6 +27,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
 	setForwarded(pr, p.trusted)
+	if ex.prefix != "" { // the route stripped it
+		pr.Out.Header.Set("X-Forwarded-Prefix", ex.prefix)
+	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)
 	if ex.body != nil {
@@ -131,15 +134,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if p.idHeader != "" {
 		resp.Header.Del(p.idHeader)
 	}
-	if p.key.Kind != actors.KeyCookie {
+	if ex.pool.Key.Kind != actors.KeyCookie {
 		return nil
 	}
-	token := actors.StickyToken(p.secret, ex.backend)
+	token := actors.StickyToken(ex.pool.StickySecret, ex.backend)
 	if token == ex.key {
 		return nil
 	}
 	c := &http.Cookie{
-		Name: p.key.Name, Value: token, Path: "/",
+		Name: ex.pool.Key.Name, Value: token, Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: ex.secure,
 	}
 	resp.Header.Add("Set-Cookie", c.String())

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,8 +14,14 @@ import (
 )
 
 // Config describes a Proxy. Every zero field takes the default named in its
-// comment; Selector and Transport are required.
+// comment. Either Router is set, or Selector and Transport are.
 type Config struct {
+	// Router, if not nil, gives each request the current routing table:
+	// its pools and the routes to them. nil: one pool, "default", made of
+	// Selector, Transport, Retries, RetryAfter, Key, StickySecret and
+	// RequestTimeout, whose meaning Pool documents.
+	Router *Router
+
 	Selector  *actors.Selector
 	Transport http.RoundTripper // the one shared transport (see New)
 	// Retries is how many other backends a request may try after a failure
@@ -89,14 +94,10 @@ type Config struct {
 // sent no headers in time. A client that goes away cancels the backend
 // request and is logged as 499.
 type Proxy struct {
-	sel         *actors.Selector
+	router      *Router // nil: every request goes to table's one pool
+	table       *Table  // without a router
 	retryBuffer int
-	timeout     time.Duration
-	key         actors.KeySpec
-	secret      []byte
 	rp          *httputil.ReverseProxy
-	retries     int
-	retryAfter  string
 	log         hclog.Logger
 	access      *accesslog.Logger
 	trusted     TrustedProxies
@@ -110,9 +111,8 @@ type Proxy struct {
 // NewProxy returns the balancing handler.
 func NewProxy(cfg Config) *Proxy {
 	p := &Proxy{
-		sel: cfg.Selector, key: cfg.Key, secret: cfg.StickySecret,
-		retries: max(cfg.Retries, 0), log: cfg.Logger, access: cfg.AccessLog,
-		retryBuffer: max(cfg.RetryBuffer, 0), timeout: cfg.RequestTimeout,
+		router: cfg.Router, log: cfg.Logger, access: cfg.AccessLog,
+		retryBuffer: max(cfg.RetryBuffer, 0),
 		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0), bodyTimeout: max(cfg.BodyTimeout, 0),
 		tunnels: cfg.Tunnels, limiter: cfg.Limiter,
 	}
@@ -122,11 +122,16 @@ func NewProxy(cfg Config) *Proxy {
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
-	secs := int64((max(cfg.RetryAfter, time.Second) + time.Second - 1) / time.Second)
-	p.retryAfter = strconv.FormatInt(secs, 10)
+	if p.router == nil {
+		p.table, _ = NewTable(nil, []*Pool{NewPool(Pool{
+			Name: "default", Selector: cfg.Selector, Transport: cfg.Transport,
+			Key: cfg.Key, StickySecret: cfg.StickySecret, Retries: cfg.Retries,
+			RetryAfter: cfg.RetryAfter, RequestTimeout: cfg.RequestTimeout,
+		})})
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      cfg.Transport,
+		Transport:      poolTransport{},
 		ErrorHandler:   recordError,
 		ModifyResponse: p.modifyResponse,
 		ErrorLog:       p.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
@@ -145,23 +150,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.admit(&ex.rec, r) {
 		return
 	}
-	// route: the pools issue chooses r's pool here; pick, retry and end
-	// then speak to that pool's selector instead of p.sel.
-	b, err := p.pick(ex, r)
+	r, b, err := p.route(ex, r)
+	if r == nil {
+		return
+	}
 	for p.forward(ex, r, b, err) {
 		b, err = p.retry(ex, r)
 	}
 	p.answer(ex)
 }
 
-// pick takes the first pick for r: the selector's ready offer, or, when the
-// policy chooses by a request key, a pick made for that key.
+// pick takes the first pick for r from its pool: the selector's ready
+// offer, or, when the policy chooses by a request key, a pick made for
+// that key.
 func (p *Proxy) pick(ex *exchange, r *http.Request) (*actors.Backend, error) {
-	if p.key.Kind == actors.KeyNone {
-		return p.sel.Pick(r.Context())
+	pool := ex.pool
+	if pool.Key.Kind == actors.KeyNone {
+		return pool.Selector.Pick(r.Context())
 	}
-	ex.key = requestKey(r, p.key)
-	return p.sel.PickFor(r.Context(), ex.key, nil)
+	ex.key = requestKey(r, pool.Key)
+	return pool.Selector.PickFor(r.Context(), ex.key, nil)
 }
 
 // requestKey extracts the policy's key from r; "" when r has none.
@@ -218,7 +226,7 @@ func (p *Proxy) forward(ex *exchange, r *http.Request, b *actors.Backend, err er
 // retryable reports whether another backend may take the request, and if
 // so starts its body again.
 func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
-	if len(ex.tried) > p.retries {
+	if len(ex.tried) > ex.pool.Retries {
 		return false
 	}
 	switch {
@@ -242,13 +250,13 @@ func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
 // it cannot land on the failed one again.
 func (p *Proxy) retry(ex *exchange, r *http.Request) (*actors.Backend, error) {
 	b := ex.backend
-	p.sel.Report(actors.Report{
+	ex.pool.Selector.Report(actors.Report{
 		Backend: b, Outcome: ex.fail.outcome(), Method: r.Method,
 		Duration: time.Since(ex.attemptStart), Err: ex.err, Attempt: len(ex.tried) - 1,
 	})
 	ex.reported = true
 	p.log.Debug("retrying on another backend", p.logArgs(ex, "backend", b.Name, "error", ex.err)...)
-	return p.sel.PickFor(r.Context(), ex.key, ex.tried)
+	return ex.pool.Selector.PickFor(r.Context(), ex.key, ex.tried)
 }
 
 // answer tells the client of a failure that nothing could save, unless it
@@ -280,7 +288,7 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 			w.Header().Set("Retry-After", "1")
 			code, msg = http.StatusServiceUnavailable, "every backend is busy"
 		case len(ex.tried) == 0:
-			w.Header().Set("Retry-After", p.retryAfter)
+			w.Header().Set("Retry-After", ex.retryAfter())
 			code, msg = http.StatusServiceUnavailable, "no healthy backend"
 		default:
 			code, msg = http.StatusBadGateway, "backend failed and no other backend could take the request"
@@ -333,7 +341,9 @@ func (p *Proxy) report(ex *exchange, r *http.Request, status int, d time.Duratio
 	case ex.backend != nil: // its failure was reported, and no other attempt followed
 		rep.Last = ex.backend
 	}
-	p.sel.Report(rep)
+	if ex.pool != nil { // nil: the request never reached a pool
+		ex.pool.Selector.Report(rep)
+	}
 }
 
 // logAccess writes the request's access log line: the line hclog would
@@ -353,6 +363,9 @@ func (p *Proxy) logAccess(ex *exchange, r *http.Request, status int, d time.Dura
 	}
 	if ex.backend != nil {
 		rec.Backend = ex.backend.Name
+	}
+	if ex.route != "" {
+		rec.Pool, rec.Route = ex.pool.Name, ex.route
 	}
 	p.access.Log(&rec)
 }

@@ -86,6 +86,10 @@ type Record struct {
 	Path     string // as escaped on the wire
 	Client   string
 	Backend  string // "-": none was picked
+	// Pool and Route are the pool and route a request was routed by; both
+	// are logged when Route is not "" (there are routes), so that a
+	// configuration without routes keeps its lines as they were.
+	Pool, Route string
 	Status   int
 	Duration time.Duration
 	Bytes    int64
@@ -131,6 +135,10 @@ func (l *Logger) appendText(buf []byte, t time.Time, r *Record) []byte {
 	buf = appendTextField(buf, "path", r.Path)
 	buf = appendTextField(buf, "client", r.Client)
 	buf = appendTextField(buf, "backend", r.Backend)
+	if r.Route != "" {
+		buf = appendTextField(buf, "pool", r.Pool)
+		buf = appendTextField(buf, "route", r.Route)
+	}
 	buf = appendTextInt(buf, "status", int64(r.Status))
 	buf = appendTextValue(buf, "duration", r.Duration.String(), false)
 	buf = appendTextInt(buf, "bytes", r.Bytes)
@@ -305,9 +313,17 @@ func (l *Logger) appendJSON(buf []byte, t time.Time, r *Record) []byte {
 	buf = appendJSONString(buf, r.Method)
 	buf = append(buf, `,"path":`...)
 	buf = appendJSONString(buf, r.Path)
+	if r.Route != "" {
+		buf = append(buf, `,"pool":`...)
+		buf = appendJSONString(buf, r.Pool)
+	}
 	if r.RequestID != "" {
 		buf = append(buf, `,"request_id":`...)
 		buf = appendJSONString(buf, r.RequestID)
+	}
+	if r.Route != "" {
+		buf = append(buf, `,"route":`...)
+		buf = appendJSONString(buf, r.Route)
 	}
 	buf = append(buf, `,"status":`...)
 	buf = strconv.AppendInt(buf, int64(r.Status), 10)

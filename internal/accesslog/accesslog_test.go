@@ -68,6 +68,8 @@ func records() []Record {
 	add(func(r *Record) { r.Path = "/<script>&amp;" })
 	add(func(r *Record) { r.Client = "[::1]:40000" })
 	add(func(r *Record) { r.RequestID = "id with spaces" })
+	add(func(r *Record) { r.Pool, r.Route = "api", "api-v1" })
+	add(func(r *Record) { r.Pool, r.Route, r.RequestID, r.Attempts = "web", "site \"all\"", "id", 2 })
 	add(func(r *Record) { r.Err = errors.New("line one\nline two\n\nline \"four\"\x1b") })
 	add(func(r *Record) { r.Err = errors.New("trailing newline\n") })
 	add(func(r *Record) { r.Err = errors.New("\n") })
@@ -90,8 +92,11 @@ func hclogLine(name string, json bool, at time.Time, r *Record) string {
 	} else {
 		log = hclog.New(&hclog.LoggerOptions{Name: "roundhouse", Output: &buf, JSONFormat: json, TimeFn: func() time.Time { return at }}).Named(name)
 	}
-	args := []any{"method", r.Method, "path", r.Path, "client", r.Client,
-		"backend", r.Backend, "status", r.Status, "duration", r.Duration, "bytes", r.Bytes}
+	args := []any{"method", r.Method, "path", r.Path, "client", r.Client, "backend", r.Backend}
+	if r.Route != "" {
+		args = append(args, "pool", r.Pool, "route", r.Route)
+	}
+	args = append(args, "status", r.Status, "duration", r.Duration, "bytes", r.Bytes)
 	if r.RequestID != "" {
 		args = append(args, "request_id", r.RequestID)
 	}
