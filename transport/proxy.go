@@ -78,10 +78,13 @@ type Config struct {
 // cannot duplicate work: when no connection could be made (any method, since
 // nothing was sent, and no byte of the body was read), or when the exchange
 // broke before response headers for an idempotent method whose body was kept
-// whole (RetryBuffer) or never read. Either way the next backend receives
-// the body whole. Otherwise the client gets 502, or 504 when the backend
-// sent no headers in time. A client that goes away cancels the backend
-// request and is logged as 499.
+// whole (RetryBuffer) or never read, or when the backend sent no response
+// headers within the transport's ResponseHeaderTimeout (a per-try timeout,
+// as nginx's proxy_next_upstream timeout and Envoy's per_try_timeout), on
+// the same conditions. Either way the next backend receives the body whole.
+// Otherwise the client gets 502, or 504 when the backend sent no headers in
+// time. The whole-request timeout (RequestTimeout) is never retried. A
+// client that goes away cancels the backend request and is logged as 499.
 type Proxy struct {
 	sel         *actors.Selector
 	retryBuffer int
@@ -135,15 +138,16 @@ func NewProxy(cfg Config) *Proxy {
 type failure int
 
 const (
-	noFailure     failure = iota
-	connectFailed         // no connection: nothing was sent
-	broken                // the exchange broke after sending began
-	timedOut              // no response headers in time
-	clientGone            // the client cancelled
-	noBackend             // nothing eligible to try
-	badBody               // the client's request body was malformed
-	bodyTooLarge          // the client's request body passed MaxBody
-	bodyTimedOut          // the client sent nothing of its body for BodyTimeout
+	noFailure      failure = iota
+	connectFailed          // no connection: nothing was sent
+	broken                 // the exchange broke after sending began
+	timedOut               // the whole-request timeout (RequestTimeout) ran out
+	headerTimedOut         // this attempt's backend sent no response headers in time
+	clientGone             // the client cancelled
+	noBackend              // nothing eligible to try
+	badBody                // the client's request body was malformed
+	bodyTooLarge           // the client's request body passed MaxBody
+	bodyTimedOut           // the client sent nothing of its body for BodyTimeout
 )
 
 // exchange is one client request's state across attempts. It lives in the
@@ -477,7 +481,10 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err), ex.noConnection():
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
-		ex.fail = timedOut
+		// The request's context is live, so this timeout is the attempt's
+		// own: the transport's ResponseHeaderTimeout (dial and TLS
+		// handshake timeouts are connection failures, above).
+		ex.fail = headerTimedOut
 	default:
 		ex.fail = broken
 	}
@@ -491,7 +498,7 @@ func (p *Proxy) retryable(r *http.Request, ex *exchange) bool {
 	}
 	switch {
 	case ex.fail == connectFailed && ex.body.untouched(): // nothing was sent
-	case ex.fail == connectFailed, ex.fail == broken:
+	case ex.fail == connectFailed, ex.fail == broken, ex.fail == headerTimedOut:
 		if !idempotent(r) || !ex.body.replayable() {
 			return false
 		}
@@ -518,7 +525,7 @@ func (f failure) outcome() actors.Outcome {
 	switch f {
 	case connectFailed:
 		return actors.ConnectFailed
-	case broken, timedOut:
+	case broken, timedOut, headerTimedOut:
 		return actors.Failed
 	case clientGone, badBody, bodyTooLarge, bodyTimedOut:
 		return actors.ClientGone
@@ -546,7 +553,7 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 		default:
 			code, msg = http.StatusBadGateway, "backend failed and no other backend could take the request"
 		}
-	case timedOut:
+	case timedOut, headerTimedOut:
 		code, msg = http.StatusGatewayTimeout, "backend did not answer in time"
 	case badBody:
 		w.closeConn = w.closeConn || ex.http1 // the body's framing is broken
