@@ -201,13 +201,6 @@ func (s *Selector) Run(ctx context.Context) error {
 			if s.trace {
 				s.traceMsg("received", "pick request", "key", req.key, "tried", len(req.exclude))
 			}
-			// A retry's handler reported its failed attempt (a buffered
-			// send) before asking: take in the reports already sent, so
-			// that the pick sees that failure (a backend DOWN may end
-			// another's ejection).
-			if s.drainReports() {
-				s.serveQueue()
-			}
 			s.pick(req)
 			fresh = false
 		case w := <-s.withdraws:
@@ -329,25 +322,6 @@ func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 	case <-s.stopped:
 		return nil, ErrStopped
 	}
-}
-
-// drainReports records the reports waiting in the channel, at most its
-// capacity (so that a steady stream of them cannot hold a pick up), and
-// says whether the set of eligible backends changed. Run's goroutine only.
-func (s *Selector) drainReports() bool {
-	changed := false
-	for range cap(s.reports) {
-		select {
-		case r := <-s.reports:
-			if s.trace {
-				s.traceReport(r)
-			}
-			changed = s.record(r) || changed
-		default:
-			return changed
-		}
-	}
-	return changed
 }
 
 // PickFor is Pick for a request with a key (for the policies that implement
