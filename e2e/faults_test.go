@@ -34,16 +34,19 @@ type faultToxic struct {
 	// allowSavable lets the toxic cause client errors that a retry could
 	// have saved; none does today: the balancer retries those itself.
 	allowSavable bool
+	// avoidBy, if set, is how the balancer must take b0 out of rotation
+	// during the phase ("ejected": well before its probes would fail).
+	avoidBy string
 }
 
 var faultToxics = []faultToxic{
 	{name: "none (baseline)"},
 	{name: "latency 300ms ±200ms", kind: "latency", stream: "downstream", attrs: toxiproxy.Attributes{"latency": 300, "jitter": 200}},
-	{name: "timeout (black hole)", kind: "timeout", stream: "downstream", attrs: toxiproxy.Attributes{"timeout": 0}},
+	{name: "timeout (black hole)", kind: "timeout", stream: "downstream", attrs: toxiproxy.Attributes{"timeout": 0}, avoidBy: "ejected"},
 	{name: "bandwidth 4 KB/s", kind: "bandwidth", stream: "downstream", attrs: toxiproxy.Attributes{"rate": 4}},
 	{name: "slow_close 2s", kind: "slow_close", stream: "downstream", attrs: toxiproxy.Attributes{"delay": 2000}},
-	{name: "reset_peer upstream", kind: "reset_peer", stream: "upstream", attrs: toxiproxy.Attributes{"timeout": 0}},
-	{name: "reset_peer downstream", kind: "reset_peer", stream: "downstream", attrs: toxiproxy.Attributes{"timeout": 0}},
+	{name: "reset_peer upstream", kind: "reset_peer", stream: "upstream", attrs: toxiproxy.Attributes{"timeout": 0}, avoidBy: "ejected"},
+	{name: "reset_peer downstream", kind: "reset_peer", stream: "downstream", attrs: toxiproxy.Attributes{"timeout": 0}, avoidBy: "ejected"},
 	{name: "limit_data 2 KiB down", kind: "limit_data", stream: "downstream", attrs: toxiproxy.Attributes{"bytes": 2048}},
 	{name: "slicer 16±8 B, 100µs", kind: "slicer", stream: "downstream", attrs: toxiproxy.Attributes{"average_size": 16, "size_variation": 8, "delay": 100}},
 }
@@ -197,6 +200,9 @@ func TestFaultMatrix(t *testing.T) {
 		}
 		if row.othersP99 >= time.Second {
 			t.Errorf("%s: the other backends' p99 is %v, want below the 1s response-header timeout: the fault slowed them", tx.name, row.othersP99)
+		}
+		if tx.avoidBy != "" && !strings.Contains(row.avoided, tx.avoidBy) {
+			t.Errorf("%s: b0 avoided after %q, want %s", tx.name, row.avoided, tx.avoidBy)
 		}
 		if tx.kind == "" && row.errs > 0 {
 			t.Errorf("baseline: %d client errors, want none: %q", row.errs, row.examples)
