@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
-	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,7 +15,7 @@ import (
 // parse.Rate accepts is a rate NewRateLimiter takes. (parse's
 // FuzzParseRate checks that what Rate accepts is positive and finite.)
 func TestNewRateLimiterTakesEveryParsedRate(t *testing.T) {
-	for _, s := range []string{"10/s", "10", "600/m", "0.5/s", "0.5", "1/m", "0.000001/m", "99999999/s", "1" + strings.Repeat("0", 300) + "/s"} {
+	for _, s := range []string{"10/s", "10", "600/m", "0.5/s", "0.5", "1/m", "0.000001/m", "99999999/s", "1000000000/s"} {
 		r, err := parse.Rate(s)
 		if err != nil {
 			t.Errorf("parse.Rate(%q): %v", s, err)
