@@ -18,6 +18,7 @@ import (
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/discovery"
 	"github.com/roundhouse/roundhouse/internal/accesslog"
+	"github.com/roundhouse/roundhouse/internal/parse"
 	"github.com/roundhouse/roundhouse/transport"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
@@ -139,7 +140,7 @@ func (b *balancer) sockets() error {
 		return fmt.Errorf("--admin %s: %w", s.Admin.Listen, err)
 	}
 	// A socket from systemd replaces --admin: check the one we got.
-	if err := admin.CheckAddr(b.adminLn.Addr().String(), s.Admin.TokenFile != ""); err != nil {
+	if err := parse.AdminAddr(b.adminLn.Addr().String(), s.Admin.TokenFile != ""); err != nil {
 		return usageError{fmt.Errorf("admin API socket %s: %w: give --admin-token-file FILE", b.adminLn.Addr(), err)}
 	}
 	return nil

@@ -179,8 +179,9 @@ func (s *Selector) forget(st *backendState) {
 // choose asks the policy for an eligible backend not in exclude. Eligible
 // means UP, in rotation, not ejected, and under the connection limit;
 // backends with weight 0 are standbys, eligible only when no weighted
-// backend is. It returns nil when none is eligible, and full when that is
-// only because of the connection limit (the request may queue).
+// backend is, and ejected backends that are UP are eligible only when no
+// other backend is. It returns nil when none is eligible, and full when
+// that is only because of the connection limit (the request may queue).
 func (s *Selector) choose(key string, exclude []*Backend) (b *Backend, full bool) {
 	var now time.Time
 	if s.slowStart > 0 {
@@ -202,6 +203,19 @@ func (s *Selector) choose(key string, exclude []*Backend) (b *Backend, full bool
 		for i, st := range s.backends {
 			if st.weight == 0 && st.usable() && !contains(exclude, st.Backend) && s.hasRoom(st) {
 				s.cands[i].Eligible, s.cands[i].Weight = true, 1
+			}
+		}
+	}
+	if !active && !standby && !full {
+		// Ejection steers requests away from a backend; it never turns
+		// one away. When nothing else can take a request, now or after
+		// a wait in the queue (a retry has tried the others), an ejected
+		// backend that is UP does, as limitEjections returns ejected
+		// backends when too few are UP.
+		for i, st := range s.backends {
+			if st.ejected && st.up && !st.disabled && !st.draining && !st.removing &&
+				!contains(exclude, st.Backend) && s.hasRoom(st) {
+				s.cands[i].Eligible, s.cands[i].Weight = true, max(s.cands[i].Weight, 1)
 			}
 		}
 	}

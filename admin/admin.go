@@ -27,12 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roundhouse/roundhouse/actors"
-	"github.com/roundhouse/roundhouse/internal/parse"
 )
-
-// DefaultAddr is the admin listener's usual address, and the address the
-// status command asks by default.
-const DefaultAddr = parse.DefaultAdminAddr
 
 // maxBody bounds a request body; the largest the API takes is one backend.
 const maxBody = 64 << 10
@@ -52,7 +47,7 @@ type Config struct {
 	// Token, if not nil, is the bearer token every request must carry
 	// except the dashboard page itself (GET /), which is static and holds
 	// no data. nil: no authentication, and then the handler answers only
-	// requests addressed to a loopback host name (see CheckAddr for the
+	// requests addressed to a loopback host name (see parse.AdminAddr for the
 	// listener). A non-nil Token must not be empty.
 	Token []byte
 	// ScrapeTimeout bounds how long GET /metrics waits for the selector's
@@ -183,7 +178,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the request itself when it fails.
 func (h *Handler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if h.token == nil {
-		// Without a token the listener is on loopback (CheckAddr). A Host
+		// Without a token the listener is on loopback (parse.AdminAddr). A Host
 		// that is not loopback means a browser was led here by a name that
 		// resolves to this machine (DNS rebinding): refuse it.
 		if !loopbackHost(r.Host) {

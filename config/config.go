@@ -50,7 +50,7 @@ type Settings struct {
 	Listen   string    // address clients connect to
 	Backends []Backend // in policy order; none by default, and serve needs one (or Discover)
 	// Discover lists the discovery sources (--discover), each as
-	// parse.Discovery.String (discovery.Spec) writes it; none by default.
+	// parse.Discovery.String writes it; none by default.
 	Discover []string
 	// DNSServer is the resolver the DNS sources ask, host:port; "" (the
 	// default): the first nameserver in /etc/resolv.conf.

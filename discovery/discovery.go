@@ -31,6 +31,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // Sink is where a provider sends its changes: *actors.Feed. The methods
@@ -47,7 +48,7 @@ var _ Sink = (*actors.Feed)(nil)
 
 // Provider is one --discover source.
 type Provider interface {
-	// Source is the provider's URL as Spec.String writes it. Its backends
+	// Source is the provider's URL as parse.Discovery.String writes it. Its backends
 	// carry it as their actors.BackendConfig.Source.
 	Source() string
 	// Ready is closed by Run once the provider has applied its first
@@ -110,14 +111,14 @@ func (o Options) withDefaults() Options {
 // /etc/resolv.conf, for a DNS provider without Options.DNSServer; nothing
 // is contacted before Run.
 func New(raw string, opts Options) (Provider, error) {
-	spec, err := ParseURL(raw)
+	spec, err := parse.DiscoverURL(raw)
 	if err != nil {
 		return nil, fmt.Errorf("--discover %s: %w", raw, err)
 	}
 	opts = opts.withDefaults()
 	log := opts.Logger.Named("discovery").With("source", spec.String())
 	switch spec.Kind {
-	case KindEtcd:
+	case parse.KindEtcd:
 		return newEtcd(spec, opts, log), nil
 	default:
 		p, err := newDNS(spec, opts, log)

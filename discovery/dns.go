@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/miekg/dns"
+
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // dnsProvider resolves a name again and again, each time after the
@@ -36,7 +38,7 @@ import (
 // the last set stays, the outage is logged once, and the name is asked
 // again after a doubling wait.
 type dnsProvider struct {
-	spec   Spec
+	spec   parse.Discovery
 	opts   Options
 	log    hclog.Logger
 	server string        // host:port of the resolver
@@ -47,7 +49,7 @@ type dnsProvider struct {
 	applier *applier
 }
 
-func newDNS(spec Spec, opts Options, log hclog.Logger) (*dnsProvider, error) {
+func newDNS(spec parse.Discovery, opts Options, log hclog.Logger) (*dnsProvider, error) {
 	server := opts.DNSServer
 	if server == "" {
 		cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
@@ -107,7 +109,7 @@ func (p *dnsProvider) Run(ctx context.Context, sink Sink) error {
 // resolve asks for the provider's records and returns the backends they
 // give and the smallest TTL among them.
 func (p *dnsProvider) resolve(ctx context.Context) (Set, time.Duration, error) {
-	if p.spec.Kind == KindDNSA {
+	if p.spec.Kind == parse.KindDNSA {
 		addrs, ttl, err := p.addresses(ctx, p.spec.Name)
 		if err != nil {
 			return nil, 0, err

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // etcdProvider watches the keys under a prefix: every key is a backend,
@@ -37,7 +38,7 @@ import (
 // its revision went back (a restored or new cluster), it syncs again and
 // diffs.
 type etcdProvider struct {
-	spec  Spec
+	spec  parse.Discovery
 	opts  Options
 	log   hclog.Logger
 	ready chan struct{} // closed by Run after the first sync
@@ -50,7 +51,7 @@ type etcdProvider struct {
 	applier *applier
 }
 
-func newEtcd(spec Spec, opts Options, log hclog.Logger) *etcdProvider {
+func newEtcd(spec parse.Discovery, opts Options, log hclog.Logger) *etcdProvider {
 	return &etcdProvider{
 		spec: spec, opts: opts, log: log, ready: make(chan struct{}),
 		keys: map[string]Backend{}, outage: outage{log: log, what: "etcd"},

@@ -19,7 +19,7 @@
 //
 //	frontend.go       Frontend: the listener stack and the http.Server; Serve, Shutdown
 //	proxyproto.go     PROXY protocol in: the client's address from an L4 balancer
-//	limits.go         the connection cap (limitListener); ParseSize
+//	limits.go         the connection cap (limitListener)
 //	tls.go            TLS termination: CertStore, the handshaking tlsListener
 //	guard.go          the framing guard: request smuggling defence for HTTP/1.x
 //

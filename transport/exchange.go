@@ -142,22 +142,23 @@ func (ex *exchange) retryAfter() string {
 type failure int
 
 const (
-	noFailure     failure = iota
-	connectFailed         // no connection: nothing was sent
-	broken                // the exchange broke after sending began
-	timedOut              // no response headers in time
-	clientGone            // the client cancelled
-	noBackend             // nothing eligible to try
-	badBody               // the client's request body was malformed
-	bodyTooLarge          // the client's request body passed MaxBody
-	bodyTimedOut          // the client sent nothing of its body for BodyTimeout
+	noFailure      failure = iota
+	connectFailed          // no connection: nothing was sent
+	broken                 // the exchange broke after sending began
+	timedOut               // the whole-request timeout (RequestTimeout) ran out
+	headerTimedOut         // this attempt's backend sent no response headers in time
+	clientGone             // the client cancelled
+	noBackend              // nothing eligible to try
+	badBody                // the client's request body was malformed
+	bodyTooLarge           // the client's request body passed MaxBody
+	bodyTimedOut           // the client sent nothing of its body for BodyTimeout
 )
 
 func (f failure) outcome() actors.Outcome {
 	switch f {
 	case connectFailed:
 		return actors.ConnectFailed
-	case broken, timedOut:
+	case broken, timedOut, headerTimedOut:
 		return actors.Failed
 	case clientGone, badBody, bodyTooLarge, bodyTimedOut:
 		return actors.ClientGone

@@ -5,8 +5,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strings"
-
-	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
 // Forwarded headers. The balancer tells its backends who the client is, the
@@ -24,11 +22,6 @@ import (
 // TrustedProxies is a set of address ranges whose forwarded headers are
 // believed. The zero value trusts nobody.
 type TrustedProxies []netip.Prefix
-
-// ParseTrustedProxy parses one --trusted-proxy value, a CIDR or a single
-// address; see parse.TrustedProxy, where it is defined so that package
-// config can check --trusted-proxy without importing this package.
-func ParseTrustedProxy(s string) (netip.Prefix, error) { return parse.TrustedProxy(s) }
 
 // Contains reports whether a is in one of the ranges. IPv4-mapped IPv6
 // addresses match IPv4 ranges.

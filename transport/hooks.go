@@ -111,7 +111,10 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err), ex.noConnection():
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
-		ex.fail = timedOut
+		// The request's context is live, so this timeout is the attempt's
+		// own: the transport's ResponseHeaderTimeout (dial and TLS
+		// handshake timeouts are connection failures, above).
+		ex.fail = headerTimedOut
 	default:
 		ex.fail = broken
 	}

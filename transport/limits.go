@@ -6,14 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/roundhouse/roundhouse/internal/parse"
 )
-
-// ParseSize parses a byte count such as "10MiB"; see parse.Size, where it
-// is defined so that package config can check --max-body without
-// importing this package.
-func ParseSize(s string) (int64, error) { return parse.Size(s) }
 
 // errBodyTooLarge is the request body's read error once it passes the
 // proxy's MaxBody.

@@ -14,44 +14,6 @@ import (
 	"time"
 )
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"a bare number is bytes", "1048576", 1 << 20, true},
-		{"zero is zero", "0", 0, true},
-		{"B is bytes", "512B", 512, true},
-		{"KiB is 1024 bytes", "512KiB", 512 << 10, true},
-		{"MiB is 1024 KiB", "10MiB", 10 << 20, true},
-		{"GiB is 1024 MiB", "2GiB", 2 << 30, true},
-		{"TiB is 1024 GiB", "1TiB", 1 << 40, true},
-		{"kB is 1000 bytes", "3kB", 3000, true},
-		{"KB is also 1000 bytes", "3KB", 3000, true},
-		{"MB is a million bytes", "10MB", 10e6, true},
-		{"units ignore letter case", "10mib", 10 << 20, true},
-		{"a single-letter unit is ambiguous", "10m", 0, false},
-		{"an unknown unit is refused", "10 parsecs", 0, false},
-		{"a space before the unit is refused", "10 MiB", 0, false},
-		{"a negative size is refused", "-1", 0, false},
-		{"a fraction is refused", "1.5MiB", 0, false},
-		{"a unit alone is refused", "MiB", 0, false},
-		{"an empty value is refused", "", 0, false},
-		{"an overflowing number is refused", "99999999999999999999", 0, false},
-		{"an overflowing product is refused", "9000000TiB", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseSize(tt.in)
-			if (err == nil) != tt.ok || got != tt.want {
-				t.Errorf("ParseSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 func TestOversizedRequestHeadersGet431(t *testing.T) {
 	backend, got := recordingBackend(t)
 	lb := newBalancer(t, balancerOptions{}, backend.URL)

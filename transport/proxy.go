@@ -89,10 +89,13 @@ type Config struct {
 // cannot duplicate work: when no connection could be made (any method, since
 // nothing was sent, and no byte of the body was read), or when the exchange
 // broke before response headers for an idempotent method whose body was kept
-// whole (RetryBuffer) or never read. Either way the next backend receives
-// the body whole. Otherwise the client gets 502, or 504 when the backend
-// sent no headers in time. A client that goes away cancels the backend
-// request and is logged as 499.
+// whole (RetryBuffer) or never read, or when the backend sent no response
+// headers within the transport's ResponseHeaderTimeout (a per-try timeout,
+// as nginx's proxy_next_upstream timeout and Envoy's per_try_timeout), on
+// the same conditions. Either way the next backend receives the body whole.
+// Otherwise the client gets 502, or 504 when the backend sent no headers in
+// time. The whole-request timeout (RequestTimeout) is never retried. A
+// client that goes away cancels the backend request and is logged as 499.
 type Proxy struct {
 	router      *Router // nil: every request goes to table's one pool
 	table       *Table  // without a router
@@ -231,7 +234,7 @@ func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
 	}
 	switch {
 	case ex.fail == connectFailed && ex.body.untouched(): // nothing was sent
-	case ex.fail == connectFailed, ex.fail == broken:
+	case ex.fail == connectFailed, ex.fail == broken, ex.fail == headerTimedOut:
 		if !idempotent(r) || !ex.body.replayable() {
 			return false
 		}
@@ -293,7 +296,7 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 		default:
 			code, msg = http.StatusBadGateway, "backend failed and no other backend could take the request"
 		}
-	case timedOut:
+	case timedOut, headerTimedOut:
 		code, msg = http.StatusGatewayTimeout, "backend did not answer in time"
 	case badBody:
 		w.closeConn = w.closeConn || ex.http1 // the body's framing is broken

@@ -7,14 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
-
-	"github.com/roundhouse/roundhouse/internal/parse"
 )
-
-// ParseRate parses a --rate-limit value and returns requests per second;
-// see parse.Rate, where it is defined so that package config can check
-// --rate-limit without importing this package.
-func ParseRate(s string) (float64, error) { return parse.Rate(s) }
 
 // RateLimitOptions configures a RateLimiter. Every zero field but Rate
 // takes the default named in its comment.

@@ -7,35 +7,23 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/parse"
 )
 
-func TestParseRate(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want float64
-		ok   bool
-	}{
-		{"per second", "10/s", 10, true},
-		{"a bare number is per second", "10", 10, true},
-		{"per minute", "600/m", 10, true},
-		{"a fraction", "0.5/s", 0.5, true},
-		{"zero is refused", "0/s", 0, false},
-		{"a negative rate is refused", "-1/s", 0, false},
-		{"per hour is not a unit", "10/h", 0, false},
-		{"infinity is refused", "Inf/s", 0, false},
-		{"not a number is refused", "NaN", 0, false},
-		{"hexadecimal is refused", "0x10/s", 0, false},
-		{"an exponent is refused", "1e3/s", 0, false},
-		{"an empty value is refused", "", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseRate(tt.in)
-			if (err == nil) != tt.ok || got != tt.want {
-				t.Errorf("ParseRate(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
-			}
-		})
+// TestNewRateLimiterTakesEveryParsedRate: every --rate-limit value
+// parse.Rate accepts is a rate NewRateLimiter takes. (parse's
+// FuzzParseRate checks that what Rate accepts is positive and finite.)
+func TestNewRateLimiterTakesEveryParsedRate(t *testing.T) {
+	for _, s := range []string{"10/s", "10", "600/m", "0.5/s", "0.5", "1/m", "0.000001/m", "99999999/s", "1000000000/s"} {
+		r, err := parse.Rate(s)
+		if err != nil {
+			t.Errorf("parse.Rate(%q): %v", s, err)
+			continue
+		}
+		if _, err := NewRateLimiter(RateLimitOptions{Rate: r}); err != nil {
+			t.Errorf("parse.Rate(%q) = %v, which NewRateLimiter refuses: %v", s, r, err)
+		}
 	}
 }
 

@@ -18,6 +18,11 @@ func TrustedProxy(s string) (netip.Prefix, error) {
 		if p.Addr().Zone() != "" {
 			return netip.Prefix{}, errors.New("a CIDR must not have a zone")
 		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			// Clients' IPv4-mapped addresses are compared as IPv4 (see
+			// TrustedProxies.Contains): so is a mapped range.
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)

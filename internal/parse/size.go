@@ -42,6 +42,10 @@ var sizeUnits = map[string]int64{
 // Rate parses a --rate-limit value: requests per second ("10/s", or just
 // "10") or per minute ("600/m"); fractions are allowed ("0.5/s"). It
 // returns requests per second.
+// maxRate is the largest rate Rate accepts: a billion requests a second
+// per client limits nothing.
+const maxRate = 1e9
+
 func Rate(s string) (float64, error) {
 	num, unit, _ := strings.Cut(s, "/")
 	per := 1.0
@@ -55,6 +59,9 @@ func Rate(s string) (float64, error) {
 	n, err := strconv.ParseFloat(num, 64)
 	if err != nil || !(n > 0) || math.IsInf(n, 0) || strings.ContainsAny(num, "xXpPeEnN_") {
 		return 0, fmt.Errorf("%q: want a positive rate such as 10/s or 600/m", s)
+	}
+	if n > maxRate {
+		return 0, fmt.Errorf("%q: more than %g requests a second is no limit; leave --rate-limit off", s, float64(maxRate))
 	}
 	return n / per, nil
 }

@@ -1,0 +1,11 @@
+package parse
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them; the
+// parsers start none.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
