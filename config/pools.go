@@ -103,9 +103,18 @@ func (l *loader) pool(b *hclsyntax.Block) {
 	}
 	pb.sub = &loader{s: &Settings{}, file: l.file, dir: l.dir, from: make([]origin, len(table)), inPool: true}
 	pb.sub.body(b.Body)
-	l.problems = append(l.problems, pb.sub.problems...)
-	pb.sub.problems = nil
+	l.takeProblems(pb)
 	l.poolBlocks = append(l.poolBlocks, pb)
+}
+
+// takeProblems moves the problems pb's loader found to l, each said to be
+// the pool's.
+func (l *loader) takeProblems(pb *poolBlock) {
+	for _, p := range pb.sub.problems {
+		p.Msg = fmt.Sprintf("pool %q: %s", pb.name, p.Msg)
+		l.problems = append(l.problems, p)
+	}
+	pb.sub.problems = nil
 }
 
 // checkName reports a pool or route name that is empty or holds characters
@@ -219,8 +228,7 @@ func (l *loader) poolFrom(pb *poolBlock) (Pool, bool) {
 	if err := (backends{}).validate(&ps); err != nil {
 		l.problems = append(l.problems, problemAt(pb.label, "pool "+pb.name+": backend "+err.Error()))
 	}
-	l.problems = append(l.problems, pb.sub.problems...)
-	pb.sub.problems = nil
+	l.takeProblems(pb)
 	if len(ps.Backends) == 0 && len(ps.Discover) == 0 && pb.sub.rejected == 0 {
 		l.problems = append(l.problems, problemAt(pb.label, fmt.Sprintf(
 			`pool %q: no backend: add a block such as backend "http://127.0.0.1:8081" {} or a discover list`, pb.name)))
