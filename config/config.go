@@ -341,8 +341,11 @@ func (l *loader) check(opts Options) {
 			l.problems = append(l.problems, problemAt(rb.label, "route: demo starts its own backends, in one pool; remove this block"))
 		}
 	}
-	declared := l.resolvePools(opts)
-	l.resolveRoutes(declared)
+	if opts.OwnBackends {
+		s.Pools = []Pool{s.defaultPool()}
+	} else {
+		l.resolveRoutes(l.resolvePools())
+	}
 	switch {
 	case len(l.poolBlocks) > 0 || len(l.routeBlocks) > 0:
 		// Each pool has said whether it has backends (resolvePools).

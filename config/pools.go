@@ -159,9 +159,9 @@ func poolKeyNames() []string {
 //
 // It returns the name of every pool declared, good or not, for the routes'
 // checks.
-func (l *loader) resolvePools(opts Options) []string {
+func (l *loader) resolvePools() []string {
 	s := l.s
-	topLevel := len(s.Backends) > 0 || len(s.Discover) > 0 || len(l.backendRanges) > 0 || l.rejected > 0 || opts.OwnBackends
+	topLevel := len(s.Backends) > 0 || len(s.Discover) > 0 || len(l.backendRanges) > 0 || l.rejected > 0
 	var pools []Pool
 	var declared []string
 	if topLevel {
