@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/roundhouse/roundhouse/internal/parse"
+	"github.com/roundhouse/roundhouse/routing"
 )
 
 // Settings is everything the serve command is told: one value per flag or
@@ -79,6 +80,24 @@ type Settings struct {
 	Log      Log
 	Admin    Admin
 	Sticky   Sticky
+
+	// Pools is every pool, each with its balancing settings resolved:
+	// first the pool named DefaultPool when there is one (made of Backends
+	// and Discover above, or declared by a pool "default" block), then the
+	// file's pool blocks in file order. The fields above (Backends,
+	// Discover, Policy, Retries, SlowStart, Health, Limits, Ejection and
+	// Timeouts) are the top level: the defaults every pool inherits, and
+	// the default pool's own settings unless a pool "default" block gives
+	// them (then Backends and Discover are empty). Empty only when there
+	// is no pool at all, which Load refuses, except with
+	// Options.OwnBackends, where it holds the default pool without
+	// backends.
+	Pools []Pool
+	// Routes are the file's route blocks in file order: tried in this
+	// order, the first match wins, and a request no route matches gets
+	// 404. Nil (no route blocks): every request goes to the default pool.
+	// Every Pool names a pool of Pools; Name is the block's label.
+	Routes []routing.Route
 }
 
 // Backend is one configured backend.
@@ -314,7 +333,22 @@ func (l *loader) check(opts Options) {
 				s.Admin.Listen, err, parse.DefaultAdminAddr))
 		}
 	}
+	if opts.OwnBackends {
+		for _, pb := range l.poolBlocks {
+			l.problems = append(l.problems, problemAt(pb.label, "pool: demo starts its own backends, in one pool; remove this block"))
+		}
+		for _, rb := range l.routeBlocks {
+			l.problems = append(l.problems, problemAt(rb.label, "route: demo starts its own backends, in one pool; remove this block"))
+		}
+	}
+	if opts.OwnBackends {
+		s.Pools = []Pool{s.defaultPool()}
+	} else {
+		l.resolveRoutes(l.resolvePools())
+	}
 	switch {
+	case len(l.poolBlocks) > 0 || len(l.routeBlocks) > 0:
+		// Each pool has said whether it has backends (resolvePools).
 	case !opts.OwnBackends && len(s.Backends) == 0 && len(s.Discover) == 0 && !l.unread && l.rejected == 0:
 		msg := "no backend: give at least one --backend http://host:port or --discover URL"
 		if s.File != "" {

@@ -219,6 +219,7 @@ admin {
 			want := Defaults()
 			want.File = "roundhouse.hcl"
 			tt.want(t, want)
+			want.Pools = []Pool{want.defaultPool()} // no pool blocks: the top level is the one pool
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got\n%+v\nwant\n%+v", got, want)
 			}
@@ -278,7 +279,7 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 		{"an unknown attribute in a block lists the block's", "health {\n  intervall = \"5s\"\n}" + oneBackend,
 			[]string{`roundhouse.hcl:2:3: unknown attribute "intervall" in the health block (known: path, expect, body, host, headers, port, interval, timeout, rise, fall)`}},
 		{"an unknown block lists the known ones", "acme {\n}" + oneBackend,
-			[]string{`roundhouse.hcl:1:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls)`}},
+			[]string{`roundhouse.hcl:1:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls, pool, route)`}},
 		{"a block written as an attribute says so", "health = 3" + oneBackend,
 			[]string{`roundhouse.hcl:1:1: health is a block, not an attribute: write health { ... }`}},
 		{"an attribute written as a block says so", "listen {}" + oneBackend,
@@ -543,6 +544,7 @@ log {
 				fileBackend(t, "http://127.0.0.1:8082", 1, false, "5:9"),
 			}
 			tt.want(t, want)
+			want.Pools = []Pool{want.defaultPool()} // no pool blocks: the top level is the one pool
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got\n%+v\nwant\n%+v", got, want)
 			}
@@ -597,6 +599,7 @@ func TestFlagsAloneWorkAsBefore(t *testing.T) {
 	want := Defaults()
 	want.Backends = []Backend{{URL: mustURL(t, "http://127.0.0.1:8081"), Weight: 0, Source: "--backend"}}
 	want.Policy, want.Log.Level = "cookie:sid", "debug"
+	want.Pools = []Pool{want.defaultPool()}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", s, want)
 	}

@@ -43,6 +43,14 @@ type loader struct {
 	// "no backend" would only repeat a problem already reported.
 	unread   bool
 	rejected int
+
+	// inPool is set on the loader that reads one pool block's body (see
+	// pool): it refuses what a pool cannot set.
+	inPool bool
+	// poolBlocks and routeBlocks are the file's pool and route blocks, in
+	// file order, as read; check makes Settings.Pools and Routes of them.
+	poolBlocks  []*poolBlock
+	routeBlocks []*routeBlock
 }
 
 // origin is who gave a setting its value: a flag, a file position, or
@@ -106,7 +114,12 @@ func (l *loader) parse(file string, src []byte) {
 		l.unread = true
 		return
 	}
-	body := f.Body.(*hclsyntax.Body)
+	l.body(f.Body.(*hclsyntax.Body))
+}
+
+// body reads the attributes and blocks of body: the file's top level, or,
+// when l.inPool, a pool block's.
+func (l *loader) body(body *hclsyntax.Body) {
 	l.attributes(body, "")
 	first := map[string]*hclsyntax.Block{}
 	for _, b := range body.Blocks {
@@ -114,8 +127,21 @@ func (l *loader) parse(file string, src []byte) {
 		case b.Type == "backend":
 			l.backend(b)
 			continue
+		case b.Type == "pool" || b.Type == "route":
+			if l.inPool {
+				l.problems = append(l.problems, problemAt(b.TypeRange,
+					fmt.Sprintf("a %s block cannot be inside a pool block: write it at the top level", b.Type)))
+			} else if b.Type == "pool" {
+				l.pool(b)
+			} else {
+				l.route(b)
+			}
+			continue
 		case !slices.Contains(blocks, b.Type):
 			l.unknownBlock(b, "")
+			continue
+		case l.inPool && !slices.Contains(poolBlocks, b.Type):
+			l.problems = append(l.problems, problemAt(b.TypeRange, notInPool("the "+b.Type+" block")))
 			continue
 		case len(b.Labels) > 0:
 			l.problems = append(l.problems, problemAt(b.LabelRanges[0], fmt.Sprintf("%s: the %s block takes no label", b.Type, b.Type)))
@@ -160,8 +186,16 @@ func (l *loader) attributes(body *hclsyntax.Body, block string) {
 			path = block + "." + a.Name
 		}
 		i, ok := rowByPath[path]
-		if !ok {
+		switch {
+		case !ok && l.inPool && block == "":
+			l.problems = append(l.problems, problemAt(a.NameRange,
+				fmt.Sprintf("unknown attribute %q in a pool block (a pool may set %s)", a.Name, strings.Join(poolKeyNames(), ", "))))
+			continue
+		case !ok:
 			l.problems = append(l.problems, problemAt(a.NameRange, unknownAttribute(a.Name, block)))
+			continue
+		case l.inPool && !slices.Contains(poolKeys, path):
+			l.problems = append(l.problems, problemAt(a.NameRange, notInPool(path)))
 			continue
 		}
 		v, ok := l.value(a, path)
@@ -246,7 +280,7 @@ func (l *loader) unknownBlock(b *hclsyntax.Block, block string) {
 	case isAttribute(b.Type):
 		msg = fmt.Sprintf("%s is an attribute, not a block: write %s = ...", b.Type, b.Type)
 	default:
-		msg = fmt.Sprintf("unknown block %q (known: %s)", b.Type, strings.Join(append([]string{"backend"}, blocks...), ", "))
+		msg = fmt.Sprintf("unknown block %q (known: %s)", b.Type, strings.Join(append([]string{"backend"}, append(slices.Clone(blocks), "pool", "route")...), ", "))
 	}
 	l.problems = append(l.problems, problemAt(b.TypeRange, msg))
 }

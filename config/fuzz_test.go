@@ -23,6 +23,11 @@ func FuzzConfig(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
+	routes, err := os.ReadFile("../examples/routes.hcl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(routes)
 	for _, seed := range []string{
 		"",
 		`backend "http://127.0.0.1:8081" { weight = 3 }`,
@@ -32,6 +37,9 @@ func FuzzConfig(f *testing.F) {
 		"log { level = \"${x}\" }\nadmin \"x\" { inner {} }\nhealth = 3\nlisten {}\n",
 		"listen = \nretries = -1\n",
 		"retries = 1 + \"x\"\nlisten = upper(\"x\")\nshutdown_grace = <<EOT\n10s\nEOT\n",
+		"pool \"api\" {\n  retries = 1\n  backend \"http://127.0.0.1:9001\" {}\n  health { path = \"/healthz\" }\n  listen = \"x\"\n}\n" +
+			"pool \"default\" {}\npool \"api\" { route \"x\" {} }\n" +
+			"route \"r\" {\n  hosts = [\"*.\", 1]\n  path_prefix = \"/a\"\n  headers = { \"X-A\" = \"1\" }\n  pool = \"api\"\n  strip_prefix = true\n}\nroute \"r\" { pool = \"nope\" }\nroute {}\n",
 	} {
 		f.Add([]byte(seed))
 	}
