@@ -16,20 +16,21 @@ import (
 // (values, parsed URLs, file contents). Nothing here starts a goroutine:
 // serve starts and owns each part's Run (see the table in serve.go).
 
-// transportOptions is how the backend transport dials, verifies and
+// transportOptions is how a pool's backend transport dials, verifies and
 // times out.
-func transportOptions(s *config.Settings) transport.Options {
+func transportOptions(s *config.Settings, p config.Pool) transport.Options {
 	return transport.Options{
-		DialTimeout: s.Timeouts.Dial, TLSHandshakeTimeout: s.Timeouts.TLSHandshake,
-		ResponseHeaderTimeout: s.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
+		DialTimeout: p.Timeouts.Dial, TLSHandshakeTimeout: p.Timeouts.TLSHandshake,
+		ResponseHeaderTimeout: p.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
 		BackendCAs: s.TLS.BackendCAs,
 	}
 }
 
-// selectorConfig is what the selector needs from the settings; its health
-// probes go through tr. Its policy is seeded at random.
-func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, error) {
-	policy, err := newPolicy(s, mathrand.Uint64())
+// selectorConfig is what a pool's selector needs from its settings; its
+// health probes go through tr, and its sticky cookies are keyed with
+// secret. Its policy is seeded at random.
+func selectorConfig(s config.Pool, secret []byte, tr http.RoundTripper) (actors.Config, error) {
+	policy, err := newPolicy(s, secret, mathrand.Uint64())
 	if err != nil {
 		return actors.Config{}, err
 	}
@@ -41,7 +42,7 @@ func selectorConfig(s *config.Settings, tr http.RoundTripper) (actors.Config, er
 
 // actorBackends returns the backends for actors.Config, disabled ones
 // included (with their mark), so that the admin API can enable them.
-func actorBackends(s *config.Settings) []actors.BackendConfig {
+func actorBackends(s config.Pool) []actors.BackendConfig {
 	out := make([]actors.BackendConfig, 0, len(s.Backends))
 	for _, b := range s.Backends {
 		out = append(out, actors.BackendConfig{URL: b.URL, Weight: b.Weight, Disabled: b.Disabled, ProxyProtocol: b.ProxyProtocol})
@@ -51,7 +52,7 @@ func actorBackends(s *config.Settings) []actors.BackendConfig {
 
 // monitorConfig returns how the health monitors probe: healthCheck
 // through rt every Health.Interval.
-func monitorConfig(s *config.Settings, rt http.RoundTripper) actors.MonitorConfig {
+func monitorConfig(s config.Pool, rt http.RoundTripper) actors.MonitorConfig {
 	h := s.Health
 	return actors.MonitorConfig{
 		Check: healthCheck(s), Transport: rt,
@@ -62,7 +63,7 @@ func monitorConfig(s *config.Settings, rt http.RoundTripper) actors.MonitorConfi
 // healthCheck returns what a probe asks for and what passes. config.Load
 // has checked the status list and the regular expression; in settings
 // made by hand a bad one is left out (the default applies).
-func healthCheck(s *config.Settings) actors.HTTPCheck {
+func healthCheck(s config.Pool) actors.HTTPCheck {
 	h := s.Health
 	expect, _ := actors.ParseStatusRanges(h.Expect)
 	var body *regexp.Regexp
@@ -73,7 +74,7 @@ func healthCheck(s *config.Settings) actors.HTTPCheck {
 }
 
 // actorLimits returns the connection caps and queue for actors.Config.
-func actorLimits(s *config.Settings) actors.Limits {
+func actorLimits(s config.Pool) actors.Limits {
 	return actors.Limits{
 		MaxConnsPerBackend: s.Limits.MaxConnsPerBackend,
 		QueueSize:          s.Limits.QueueSize, QueueTimeout: s.Limits.QueueTimeout,
@@ -81,20 +82,20 @@ func actorLimits(s *config.Settings) actors.Limits {
 }
 
 // actorEjection returns the outlier detection settings for actors.Config.
-func actorEjection(s *config.Settings) actors.Ejection {
+func actorEjection(s config.Pool) actors.Ejection {
 	return actors.Ejection{After: s.Ejection.After, Time: s.Ejection.Time, MaxPercent: s.Ejection.MaxPercent}
 }
 
 // newPolicy returns a fresh policy as s.Policy names it, keyed with
-// s.StickySecret and seeded with seed.
-func newPolicy(s *config.Settings, seed uint64) (actors.Policy, error) {
+// secret and seeded with seed.
+func newPolicy(s config.Pool, secret []byte, seed uint64) (actors.Policy, error) {
 	name := s.Policy
 	if s.SlowStart > 0 && name == "round-robin" {
 		// Slow start ramps weights, which round-robin ignores; smooth
 		// weighted round-robin with equal weights picks in the same order.
 		name = "weighted-round-robin"
 	}
-	p, err := actors.NewPolicy(name, s.StickySecret(), seed)
+	p, err := actors.NewPolicy(name, secret, seed)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}

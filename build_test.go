@@ -22,16 +22,17 @@ func TestWhatServeBuildsFromTheSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Backends = append(s.Backends, config.Backend{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:8082"}, Weight: 1, Disabled: true})
+	dp := s.EveryPool()[0]
+	dp.Backends = append(dp.Backends, config.Backend{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:8082"}, Weight: 1, Disabled: true})
 	want := []actors.BackendConfig{
 		{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:8081"}, Weight: 3},
 		{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:8083"}, Weight: 0, ProxyProtocol: 2},
 		{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:8082"}, Weight: 1, Disabled: true},
 	}
-	if got := actorBackends(s); !reflect.DeepEqual(got, want) {
+	if got := actorBackends(dp); !reflect.DeepEqual(got, want) {
 		t.Errorf("actorBackends = %+v, want all, the disabled one marked: %+v", got, want)
 	}
-	m := monitorConfig(s, nil)
+	m := monitorConfig(dp, nil)
 	if m.Check.Path != "/ready" || m.Interval != 5*time.Second || m.Timeout != time.Second || m.Rise != 4 || m.Fall != 6 {
 		t.Errorf("monitorConfig = %+v", m)
 	}
@@ -39,17 +40,17 @@ func TestWhatServeBuildsFromTheSettings(t *testing.T) {
 		c.Host != "app.example:8080" || c.Port != 9000 || c.Header.Get("X-Probe-Token") != "s3cret" {
 		t.Errorf("healthCheck = %+v", c)
 	}
-	p, err := newPolicy(s, 1)
+	p, err := newPolicy(dp, s.StickySecret(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := p.(*actors.WeightedRoundRobin); !ok {
 		t.Errorf("newPolicy is a %T, want *actors.WeightedRoundRobin", p)
 	}
-	if l := actorLimits(s); l.MaxConnsPerBackend != 7 || l.QueueSize != 100 || l.QueueTimeout != 5*time.Second {
+	if l := actorLimits(dp); l.MaxConnsPerBackend != 7 || l.QueueSize != 100 || l.QueueTimeout != 5*time.Second {
 		t.Errorf("actorLimits = %+v", l)
 	}
-	if e := actorEjection(s); e.After != 9 || e.Time != 30*time.Second || e.MaxPercent != 50 {
+	if e := actorEjection(dp); e.After != 9 || e.Time != 30*time.Second || e.MaxPercent != 50 {
 		t.Errorf("actorEjection = %+v", e)
 	}
 	if tp := trustedProxies(s); len(tp) != 1 || tp[0].String() != "10.0.0.0/8" {
@@ -61,7 +62,7 @@ func TestWhatServeBuildsFromTheSettings(t *testing.T) {
 }
 
 func TestTheDefaultHealthCheckIsTheDocumentedOne(t *testing.T) {
-	c := healthCheck(config.Defaults())
+	c := healthCheck(config.Defaults().EveryPool()[0])
 	if c.Path != "/health" || c.Expect.String() != "200-399" || c.Body != nil || c.Host != "" || c.Header != nil || c.Port != 0 {
 		t.Errorf("default healthCheck = %+v", c)
 	}

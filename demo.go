@@ -48,6 +48,9 @@ func runDemo(ctx context.Context, s *config.Settings, log hclog.Logger, access *
 		wg.Go(func() { _ = serveBackend(backendCtx, ln, name, log.Named("backend")) })
 		s.Backends = append(s.Backends, config.Backend{URL: &url.URL{Scheme: "http", Host: name}, Weight: 1, Source: "demo"})
 	}
+	// The demo has one pool (config refuses pool blocks for it), made of
+	// its backends: EveryPool makes it from the top-level fields.
+	s.Pools = nil
 	// No reload: the demo's backends are its own, not the file's.
 	return serve(ctx, s, log, serveOptions{noUpgrade: true, access: access, ready: func(addr net.Addr) {
 		scheme := "http"

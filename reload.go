@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/config"
@@ -16,12 +13,12 @@ import (
 // reload is SIGHUP: the TLS certificate is read again (transport.CertStore
 // keeps the current one if the new one does not load), and with --config
 // the settings too (applyReload). Without either there is nothing to
-// reload.
+// reload. It runs on the loop goroutine.
 func (b *balancer) reload(ctx context.Context) {
 	b.ed.reloadCertificate(ctx)
 	switch {
 	case b.apply != nil:
-		if err := b.apply(ctx); err != nil {
+		if err := b.applyReload(ctx); err != nil {
 			b.log.Error("reload failed; the running configuration stays", "error", err)
 		}
 	case b.s.TLS.Certificate == nil:
@@ -29,35 +26,122 @@ func (b *balancer) reload(ctx context.Context) {
 	}
 }
 
-// applyReload reads the settings again and hands the selector what it can
-// change while running: backends, policy, health checks, limits, ejection
-// and slow start. An invalid file changes nothing. Listeners, timeouts of
-// the servers and the transport, logging and the discovery sources
-// (running, the ones serve started with) need a restart; backends the
-// sources found are not the file's, and stay.
+// reloadRequest is POST /reload's request to the loop goroutine, which
+// owns the pools and so runs every reload; reply (capacity 1) carries
+// applyReload's answer.
+type reloadRequest struct{ reply chan error }
+
+// askReload is the admin API's reload: the loop runs it (applyReload)
+// and answers.
+func (b *balancer) askReload(ctx context.Context) error {
+	req := reloadRequest{reply: make(chan error, 1)}
+	select {
+	case b.reloads <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// applyReload reads the settings again and applies what can change while
+// running: pools and routes; in each pool that stays, its backends,
+// policy, health checks, limits, ejection and slow start, and in the
+// proxy its retries and timeouts. An invalid file changes nothing.
+// Listeners, the servers' timeouts, logging and the discovery sources of
+// a pool that stays (running, the ones it started with) need a restart;
+// backends the sources found are not the file's, and stay.
 //
-// key is the request key the running proxy extracts (see actors.KeyOf),
-// which a reload cannot change.
-func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*config.Settings, error), tr http.RoundTripper, log hclog.Logger, running *config.Settings, key actors.KeySpec) error {
-	s, err := reload()
+// A pool that stays keeps its selector, and so its state: health,
+// counters, round-robin position, ejections, sticky pins. A new pool
+// starts probing at once. A removed pool drains (drainPool): requests and
+// WebSockets in flight finish, then its selector and monitors stop.
+//
+// It runs on the loop goroutine, the pools' owner. Everything is prepared
+// before anything changes, so that a refused reload changes nothing.
+func (b *balancer) applyReload(ctx context.Context) error {
+	b.proc.Reloading() // tell systemd a reload runs
+	defer b.proc.Reloaded()
+	s, err := b.o.reload()
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	cfg, err := selectorConfig(s, tr)
+	old := make(map[string]*pool, len(b.running))
+	for _, p := range b.running {
+		old[p.s.Name] = p
+	}
+	type change struct {
+		p   *pool
+		cfg actors.Config
+	}
+	var changes []change
+	var next, added []*pool
+	for _, ps := range s.EveryPool() {
+		p, ok := old[ps.Name]
+		if !ok {
+			if p, err = b.buildPool(ps); err != nil {
+				return fmt.Errorf("reload: %w", err)
+			}
+			added = append(added, p)
+			next = append(next, p)
+			continue
+		}
+		delete(old, ps.Name)
+		secret := poolSecret(s.StickySecret(), ps.Name)
+		cfg, err := selectorConfig(ps, secret, b.transportFor(ps))
+		if err != nil {
+			return fmt.Errorf("reload: pool %s: %w", ps.Name, err)
+		}
+		// The pool's selector keeps the request key's kind its proxy pool
+		// extracts (ip-hash, header-hash, cookie) and its sticky cookies'
+		// key: changing either would strand the pins it holds.
+		if actors.KeyOf(cfg.Policy) != p.tp.Key || !bytes.Equal(secret, p.tp.StickySecret) {
+			return fmt.Errorf("reload: policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", ps.Policy, p.s.Policy)
+		}
+		if !slices.Equal(ps.Discover, p.s.Discover) {
+			b.log.Warn("discover changes of a running pool take effect at the next start", "pool", ps.Name, "running", p.s.Discover)
+		}
+		changes = append(changes, change{p, cfg})
+		next = append(next, &pool{s: ps, sel: p.sel, tp: b.proxyPool(ps, p.sel, p.tp.Key, secret), feeds: p.feeds, ctx: p.ctx, stop: p.stop})
+	}
+	t, err := table(s, next)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	// The proxy reads the request key (ip-hash, header-hash, cookie) and
-	// signs sticky cookies with what it was started with.
-	if actors.KeyOf(cfg.Policy) != key || !bytes.Equal(s.StickySecret(), running.StickySecret()) {
-		return fmt.Errorf("reload: policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", s.Policy, running.Policy)
+	if s.DNSServer != b.s.DNSServer {
+		b.log.Warn("dns_server changes take effect at the next start", "running", b.s.DNSServer)
 	}
-	if err := sel.Reconfigure(ctx, cfg); err != nil {
+
+	for _, c := range changes {
+		if err := c.p.sel.Reconfigure(ctx, c.cfg); err != nil {
+			return fmt.Errorf("reload: pool %s: %w", c.p.s.Name, err)
+		}
+	}
+	for _, p := range added {
+		b.startPool(p)
+	}
+	if err := b.router.Set(ctx, t); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	if !slices.Equal(s.Discover, running.Discover) || s.DNSServer != running.DNSServer {
-		log.Warn("discover and dns_server changes take effect at the next start", "running", running.Discover)
+	for _, p := range old { // removed
+		b.log.Info("pool removed; draining", "pool", p.s.Name)
+		b.wg.Go(func() { b.drainPool(p) })
 	}
-	log.Info("reloaded", "file", s.File, "backends", len(s.Backends), "policy", s.Policy)
+	b.running = next
+	b.log.Info("reloaded", reloadedArgs(s)...)
 	return nil
+}
+
+// reloadedArgs are the "reloaded" line's: as before pools, and the
+// pools and routes when there are more than the default pool.
+func reloadedArgs(s *config.Settings) []any {
+	args := []any{"file", s.File, "backends", len(s.Backends), "policy", s.Policy}
+	if len(s.Pools) > 1 || len(s.Pools) == 1 && s.Pools[0].Name != config.DefaultPool {
+		args = append(args, "pools", len(s.Pools), "routes", len(s.Routes))
+	}
+	return args
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
 
-	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/discovery"
@@ -26,9 +25,8 @@ import (
 // serve is the balancer's lifetime, one named step each:
 //
 //	sockets    the process's sockets (inherited or new) and the listeners
-//	transport  the one shared *http.Transport to the backends
-//	selector   the selector actor, built from the settings
-//	discovery  the discovery providers
+//	pools      each pool's selector actor, transport and discovery
+//	           providers, and the router that offers the routes to them
 //	admin      the admin API's handler and server
 //	frontend   the edge actors, the proxy and the client-facing server
 //	run        start the goroutines below, wait until ready, log "listening",
@@ -45,11 +43,15 @@ import (
 //	front.Serve (client connections)  run              stop: front.Shutdown (grace period)
 //	admin server Serve                run (--admin)    stop: adminSrv.Shutdown, after the proxy drained
 //	upgrade (proc.Upgrade), one       loop on SIGUSR2  the new process is ready, fails, or ctx ends
-//	selector Run, and its monitors    run              actorCtx is cancelled (stop)
+//	router Run                        run              actorCtx is cancelled (stop)
+//	selector Run, and its monitors,   run; a reload    actorCtx is cancelled (stop), or its
+//	  one per pool                      adds pools       pool's, once a reload removed it and
+//	                                                     drainPool found nothing in flight
+//	drainPool, one per removed pool   a reload         the pool has stopped, or actorCtx ends
 //	edge: tunnels, rate limiter,      run (edge.run)   actorCtx is cancelled (stop)
 //	  certificate store, PROXY peers
 //	upgrade.Drainer Run               run              actorCtx is cancelled (stop)
-//	discovery providers, one each     run              actorCtx is cancelled (stop)
+//	discovery providers, one each     run; a reload    as their pool's selector
 //	log batcher (logbatch)            runServe         after serve returns (main.go)
 //	signal handling (NotifyContext)   main             process exit
 //
@@ -85,7 +87,7 @@ type serveOptions struct {
 func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOptions) error {
 	b := &balancer{s: s, log: log, o: o}
 	defer b.release()
-	for _, step := range []func() error{b.sockets, b.transport, b.selector, b.discovery, b.admin, b.frontend} {
+	for _, step := range []func() error{b.sockets, b.pools, b.admin, b.frontend} {
 		if err := step(); err != nil {
 			return err
 		}
@@ -105,12 +107,16 @@ type balancer struct {
 	ln, adminLn net.Listener     // sockets; adminLn nil without --admin
 	drain       *upgrade.Drainer // sockets: every server's connections
 
-	shared   *http.Transport             // transport: closed idle last
-	tr       http.RoundTripper           // transport: shared, or per backend with a PROXY header
-	sel      *actors.Selector            // selector
-	key      actors.KeySpec              // selector: the request key the policy reads
-	feeds    []discovery.Provider        // discovery
-	apply    func(context.Context) error // admin: a reload; nil without --config
+	// pools: the transports, one per distinct set of options (shared by
+	// the pools that have it), closed idle last; the pools in order, and
+	// the router that offers the routes to them. After start-up, pools
+	// and transports belong to the loop goroutine, which runs reloads.
+	transports map[transport.Options]http.RoundTripper
+	shared     []*http.Transport
+	running    []*pool
+	router     *transport.Router
+	apply      func(context.Context) error // admin: a reload; nil without --config
+	reloads    chan reloadRequest          // admin: POST /reload, to the loop
 	adminSrv *http.Server                // admin; nil without --admin
 	ed       *edge                       // frontend
 	front    *transport.Frontend         // frontend
@@ -146,54 +152,38 @@ func (b *balancer) sockets() error {
 	return nil
 }
 
-// transport builds the backend transport. Backends with proxy-protocol
-// get transports of their own (see transport/proxyproto_out.go); the rest
-// share one pool.
-func (b *balancer) transport() error {
-	opts := transportOptions(b.s)
-	b.shared = transport.New(opts)
-	b.tr = transport.WithProxyProtocol(b.shared, opts)
-	return nil
-}
-
-// selector builds the selector; its health probes go through the transport.
-func (b *balancer) selector() error {
-	cfg, err := selectorConfig(b.s, b.tr)
+// pools builds each pool (buildPool: its transport, selector and
+// discovery providers; the selector's health probes go through the
+// pool's transport) and the router with the table of routes to them.
+func (b *balancer) pools() error {
+	b.transports = map[transport.Options]http.RoundTripper{}
+	for _, ps := range b.s.EveryPool() {
+		p, err := b.buildPool(ps)
+		if err != nil {
+			return usageError{err}
+		}
+		b.running = append(b.running, p)
+	}
+	t, err := table(b.s, b.running)
 	if err != nil {
 		return usageError{err}
 	}
-	cfg.Logger = b.log.Named("selector")
-	cfg.TraceMessages = true // shown at --log-level trace
-	if b.sel, err = actors.New(cfg); err != nil {
-		return usageError{err}
-	}
-	b.key = actors.KeyOf(cfg.Policy)
+	b.router = transport.NewRouter(t)
 	return nil
-}
-
-// discovery builds a provider for each --discover source.
-func (b *balancer) discovery() error {
-	var err error
-	b.feeds, err = discovery.NewAll(b.s.Discover, discovery.Options{Logger: b.log, DNSServer: b.s.DNSServer})
-	return err
 }
 
 // admin builds the reload (with --config) and, with --admin, the admin
 // API's server. config.Load has checked the address and the token rules
 // and read the token.
 func (b *balancer) admin() error {
+	b.reloads = make(chan reloadRequest)
 	if b.o.reload != nil {
-		// SIGHUP and POST /reload alike tell systemd a reload runs.
-		b.apply = func(ctx context.Context) error {
-			b.proc.Reloading()
-			defer b.proc.Reloaded()
-			return applyReload(ctx, b.sel, b.o.reload, b.tr, b.log, b.s, b.key)
-		}
+		b.apply = b.askReload
 	}
 	if b.adminLn == nil {
 		return nil
 	}
-	h, err := admin.New(admin.Config{Selector: b.sel, Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token})
+	h, err := admin.New(admin.Config{Selector: b.running[0].sel, Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token})
 	if err != nil {
 		return err
 	}
@@ -210,9 +200,8 @@ func (b *balancer) frontend() error {
 	fo := b.ed.frontend()
 	fo.ConnState = b.drain.ConnState
 	proxy := transport.NewProxy(b.ed.proxy(transport.Config{
-		Selector: b.sel, Transport: b.tr, Retries: s.Retries, RetryAfter: s.Health.Interval,
-		Logger: b.log.Named("proxy"), AccessLog: b.o.access, Key: b.key, StickySecret: s.StickySecret(),
-		RetryBuffer: s.RetryBuffer, RequestTimeout: s.Timeouts.Request, BodyTimeout: s.Timeouts.ClientBody,
+		Router: b.router, Logger: b.log.Named("proxy"), AccessLog: b.o.access,
+		RetryBuffer: s.RetryBuffer, BodyTimeout: s.Timeouts.ClientBody,
 	}))
 	b.front = transport.NewFrontend(b.ln, b.drain.Handler(proxy), fo)
 	return nil
@@ -227,8 +216,8 @@ func (b *balancer) release() {
 	if b.ln != nil {
 		b.ln.Close()
 	}
-	if b.shared != nil {
-		b.shared.CloseIdleConnections()
+	for _, tr := range b.shared {
+		tr.CloseIdleConnections()
 	}
 	if b.proc != nil {
 		b.proc.Close()
@@ -276,17 +265,15 @@ func (b *balancer) run(ctx context.Context) error {
 // until the actors stop. The balancer waits a little for their first
 // answers, so that it does not start with an empty set when a source is up.
 func (b *balancer) startActors(ctx context.Context) {
-	b.wg.Go(func() { _ = b.sel.Run(b.actorCtx) })
+	b.wg.Go(func() { _ = b.router.Run(b.actorCtx) })
+	var feeds []discovery.Provider
+	for _, p := range b.running {
+		b.startPool(p)
+		feeds = append(feeds, p.feeds...)
+	}
 	b.wg.Go(func() { b.ed.run(b.actorCtx) })
 	b.wg.Go(func() { b.drain.Run(b.actorCtx) })
-	for _, p := range b.feeds {
-		b.wg.Go(func() {
-			if err := p.Run(b.actorCtx, b.sel.Feed(p.Source())); err != nil {
-				b.log.Error("discovery stopped", "source", p.Source(), "error", err)
-			}
-		})
-	}
-	if late := discovery.WaitReady(ctx, b.feeds, discoveryWait); len(late) > 0 {
+	if late := discovery.WaitReady(ctx, feeds, discoveryWait); len(late) > 0 {
 		b.log.Warn("discovery sources not answering yet; serving the backends known so far", "sources", late)
 	}
 }
@@ -309,15 +296,24 @@ func (b *balancer) startServers() {
 // ready waits for the selector to answer, tells the parent or systemd that
 // this process serves, and logs "listening".
 func (b *balancer) ready() error {
-	if _, err := b.sel.Status(b.actorCtx); err != nil {
-		return fmt.Errorf("selector: %w", err)
+	for _, p := range b.running {
+		if _, err := p.sel.Status(b.actorCtx); err != nil {
+			return fmt.Errorf("selector of pool %s: %w", p.s.Name, err)
+		}
 	}
 	if err := b.proc.Ready(); err != nil {
 		return err
 	}
-	listening := []any{"addr", b.ln.Addr().String(), "backends", len(b.s.Backends)}
-	if len(b.feeds) > 0 {
-		listening = append(listening, "discover", len(b.feeds))
+	backends := 0
+	for _, p := range b.running {
+		backends += len(p.s.Backends)
+	}
+	listening := []any{"addr", b.ln.Addr().String(), "backends", backends}
+	if len(b.s.Discover) > 0 {
+		listening = append(listening, "discover", len(b.s.Discover))
+	}
+	if len(b.running) > 1 || b.running[0].s.Name != config.DefaultPool {
+		listening = append(listening, "pools", len(b.running), "routes", len(b.s.Routes))
 	}
 	if b.adminSrv != nil {
 		listening = append(listening, "admin", b.adminLn.Addr().String())
@@ -356,6 +352,8 @@ func (b *balancer) loop(ctx context.Context, hup, usr2 <-chan os.Signal) (handed
 			return false, nil
 		case <-hup:
 			b.reload(ctx)
+		case req := <-b.reloads:
+			req.reply <- b.applyReload(ctx)
 		case <-usr2:
 			upgrading = b.upgrade(ctx, upgrading, upgraded)
 		case err := <-upgraded:
