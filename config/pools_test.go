@@ -195,6 +195,12 @@ route "web" {
 }
 route "rest" { pool = "default" }
 `, nil, []string{"default", "web", "api"}},
+		{"a pool default block alone takes every request", `
+pool "default" {
+  retries = 0
+  backend "http://127.0.0.1:9000" {}
+}
+`, nil, []string{"default"}},
 		{"routes may leave out the default pool when there is none", `
 pool "api" {
   backend "http://127.0.0.1:9001" {}
@@ -408,5 +414,55 @@ func TestTheSummaryListsPoolsAndRoutes(t *testing.T) {
 	}
 	if api := s.Pools[0]; api.Health.Path != "/health" || api.Health.Interval != 2*time.Second || api.Retries != 1 {
 		t.Errorf("pool api inherits badly: %+v", api)
+	}
+}
+
+func TestTheIssuesExampleIsValid(t *testing.T) {
+	s, err := load(t, `
+policy = "round-robin"
+health { path = "/health" }
+
+pool "api" {
+  policy  = "least-conn"
+  retries = 1
+  backend "http://127.0.0.1:9001" {}
+  backend "http://127.0.0.1:9002" { weight = 2 }
+  health   { path = "/healthz" }                 # overrides the default
+  limits   { max_conns_per_backend = 100 }
+  timeouts { response_header = "10s" }
+  discover = ["etcd://127.0.0.1:2379/roundhouse/api"]   # optional, as --discover
+}
+
+pool "web" {
+  backend "http://127.0.0.1:9003" {}
+}
+
+route "api-v1" {
+  hosts        = ["api.example.com", "*.api.example.com"]
+  path_prefix  = "/v1/"
+  methods      = ["GET", "POST"]
+  headers      = { "X-Canary" = "1" }
+  pool         = "api"
+  strip_prefix = true
+}
+
+route "site" {
+  pool = "web"      # no conditions: matches everything
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, web := s.Pools[0], s.Pools[1]
+	if api.Name != "api" || api.Policy != "least-conn" || api.Retries != 1 || len(api.Backends) != 2 || api.Backends[1].Weight != 2 ||
+		api.Health.Path != "/healthz" || api.Limits.MaxConnsPerBackend != 100 || api.Timeouts.ResponseHeader != 10*time.Second ||
+		!reflect.DeepEqual(api.Discover, []string{"etcd://127.0.0.1:2379/roundhouse/api/"}) {
+		t.Errorf("pool api: %+v", api)
+	}
+	if web.Name != "web" || web.Policy != "round-robin" || web.Retries != 2 || web.Health.Path != "/health" || web.Timeouts.ResponseHeader != 30*time.Second {
+		t.Errorf("pool web: %+v", web)
+	}
+	if len(s.Pools) != 2 || len(s.Routes) != 2 {
+		t.Errorf("%d pools and %d routes, want 2 and 2", len(s.Pools), len(s.Routes))
 	}
 }
