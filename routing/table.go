@@ -12,6 +12,10 @@ import (
 // nothing changes it, so any number of goroutines may call its methods at
 // once and it can be handed from one owner to another by pointer. A nil
 // *Table matches nothing.
+//
+// Match looks at only the routes that can match the request's host: the
+// routes without hosts, plus those that byHost or byWild give for it, in
+// order. So first match wins exactly as if every route were tried in turn.
 type Table struct {
 	routes []compiled
 
@@ -19,10 +23,16 @@ type Table struct {
 	// indices (in order) of every route that can match that host: those
 	// naming it, those with a wildcard covering it and those with no hosts.
 	byHost map[string][]int32
-	// others holds, in order, the routes that can match a host no route
-	// names exactly: those with no hosts or with a wildcard.
-	others []int32
+	// byWild holds, for each wildcard suffix ("example.com" for
+	// "*.example.com"), the indices of the routes listing that wildcard.
+	byWild map[string][]int32
+	// anyHost holds the indices of the routes without hosts.
+	anyHost []int32
 }
+
+// maxLists bounds the candidate lists Match merges without allocating: the
+// routes without hosts and one list per wildcard suffix the host ends in.
+const maxLists = 8
 
 // compiled is one route in the form Match uses.
 type compiled struct {
@@ -42,7 +52,7 @@ type header struct{ name, value string }
 // Name or Pool, nor at shadowing (see Shadowed). No routes give a Table
 // that matches nothing. Compile keeps no reference to routes.
 func Compile(routes []Route) (*Table, error) {
-	t := &Table{byHost: map[string][]int32{}}
+	t := &Table{byHost: map[string][]int32{}, byWild: map[string][]int32{}}
 	for i, r := range routes {
 		c, err := compile(r)
 		if err != nil {
@@ -56,8 +66,11 @@ func Compile(routes []Route) (*Table, error) {
 		}
 	}
 	for i, c := range t.routes {
-		if len(c.exact) == 0 || len(c.wild) > 0 {
-			t.others = append(t.others, int32(i))
+		if len(c.exact) == 0 && len(c.wild) == 0 {
+			t.anyHost = append(t.anyHost, int32(i))
+		}
+		for _, w := range c.wild {
+			t.byWild[w[1:]] = append(t.byWild[w[1:]], int32(i))
 		}
 		for name := range t.byHost {
 			if c.matchesHost([]byte(name), kindOf(name)) {
@@ -150,17 +163,71 @@ func (t *Table) Match(host, method, path string, h http.Header) (int, bool) {
 	}
 	var buf [128]byte
 	key, kind := requestHost(buf[:0], host)
-	cands, exact := t.byHost[string(key)]
-	if !exact {
-		cands = t.others
+	if cands, ok := t.byHost[string(key)]; ok {
+		return t.first(cands, method, path, h)
 	}
-	for _, i := range cands {
-		c := &t.routes[i]
-		if !exact && !c.matchesHost(key, kind) {
+	if kind != hostName || len(t.byWild) == 0 {
+		return t.first(t.anyHost, method, path, h)
+	}
+	var lists [maxLists][]int32
+	lists[0] = t.anyHost
+	n := 1
+	for j := 1; j < len(key); j++ { // a wildcard covers at least one byte before its dot
+		if key[j] != '.' {
 			continue
 		}
-		if c.matchesRest(method, path, h) {
+		if l, ok := t.byWild[string(key[j+1:])]; ok {
+			if n == maxLists {
+				return t.slowMatch(key, kind, method, path, h)
+			}
+			lists[n] = l
+			n++
+		}
+	}
+	if n == 1 {
+		return t.first(t.anyHost, method, path, h)
+	}
+	return t.firstOfMerged(lists[:n], method, path, h)
+}
+
+// first returns the first route of cands, a list of indices in order whose
+// host condition holds, whose other conditions hold.
+func (t *Table) first(cands []int32, method, path string, h http.Header) (int, bool) {
+	for _, i := range cands {
+		if t.routes[i].matchesRest(method, path, h) {
 			return int(i), true
+		}
+	}
+	return 0, false
+}
+
+// firstOfMerged is first over the merge of several lists in order.
+func (t *Table) firstOfMerged(lists [][]int32, method, path string, h http.Header) (int, bool) {
+	for {
+		best := -1
+		for k, l := range lists {
+			if len(l) > 0 && (best < 0 || l[0] < lists[best][0]) {
+				best = k
+			}
+		}
+		if best < 0 {
+			return 0, false
+		}
+		i := lists[best][0]
+		lists[best] = lists[best][1:]
+		if t.routes[i].matchesRest(method, path, h) {
+			return int(i), true
+		}
+	}
+}
+
+// slowMatch tries every route in turn. Match falls back to it for a host
+// under more nested wildcards than it merges without allocating.
+func (t *Table) slowMatch(key []byte, kind hostKind, method, path string, h http.Header) (int, bool) {
+	for i := range t.routes {
+		c := &t.routes[i]
+		if c.matchesHost(key, kind) && c.matchesRest(method, path, h) {
+			return i, true
 		}
 	}
 	return 0, false
