@@ -306,6 +306,17 @@ route "api" { pool = "api" }`, nil,
   hosts = ["ok.example", "*."]
   pool  = "api"
 }`, nil, []string{`roundhouse.hcl:5:26: route "api": hosts: "*.": a wildcard needs a suffix`}},
+		{"a bad header, at its name", api + `route "api" {
+  headers = {
+    "X-Canary" = "1"
+    "Host"     = "x"
+  }
+  pool = "api"
+}`, nil, []string{`roundhouse.hcl:7:5: route "api": headers: "Host": match the host with hosts, not headers`}},
+		{"a bad method, at its place in the list", api + `route "api" {
+  methods = ["GET", "get"]
+  pool    = "api"
+}`, nil, []string{`roundhouse.hcl:5:21: route "api": methods: "get": methods are case-sensitive: write "GET"`}},
 		{"a bad path prefix", api + `route "api" {
   path_prefix = "v1"
   pool        = "api"

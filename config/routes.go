@@ -145,13 +145,31 @@ func (l *loader) routeProblems(rb *routeBlock, errs []error) {
 		if errors.As(err, &fe) {
 			if a := rb.attrs[fe.Field]; a != nil {
 				at = a.Expr.Range()
-				if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok && fe.Index >= 0 && fe.Index < len(t.Exprs) {
-					at = t.Exprs[fe.Index].Range()
-				}
+				at = elementRange(a.Expr, fe)
 			}
 		}
 		l.problems = append(l.problems, problemAt(at, fmt.Sprintf("route %q: %s", rb.route.Name, msg)))
 	}
+}
+
+// elementRange returns the position of the list element or header name
+// fe is about in expr, the value of fe.Field; expr's own when it is
+// written otherwise.
+func elementRange(expr hclsyntax.Expression, fe *routing.FieldError) hcl.Range {
+	switch e := expr.(type) {
+	case *hclsyntax.TupleConsExpr:
+		if fe.Index >= 0 && fe.Index < len(e.Exprs) {
+			return e.Exprs[fe.Index].Range()
+		}
+	case *hclsyntax.ObjectConsExpr:
+		for _, item := range e.Items {
+			k, diags := item.KeyExpr.Value(nil)
+			if !diags.HasErrors() && k.Type() == cty.String && k.IsKnown() && !k.IsNull() && k.AsString() == fe.Value {
+				return item.KeyExpr.Range()
+			}
+		}
+	}
+	return expr.Range()
 }
 
 // unreachablePools refuses each pool no request can reach: without routes,
