@@ -477,3 +477,69 @@ route "site" {
 		t.Errorf("%d pools and %d routes, want 2 and 2", len(s.Pools), len(s.Routes))
 	}
 }
+
+// balancing returns p without what is not a balancing setting (name,
+// source, backends), for comparing pools made by different files.
+func balancing(p Pool) Pool {
+	p.Name, p.Source, p.Backends = "", "", nil
+	return p
+}
+
+func TestEveryPoolKeyIsInheritedAndOverriddenByItself(t *testing.T) {
+	// Two values of each key a pool may set (discover aside: never
+	// inherited), neither its default.
+	values := map[string][2]string{
+		"policy": {`"least-conn"`, `"p2c"`}, "retries": {"0", "5"}, "slow_start": {`"10s"`, `"20s"`},
+		"health.path": {`"/a"`, `"/b"`}, "health.expect": {`"200"`, `"204"`}, "health.body": {`"a"`, `"b"`},
+		"health.host": {`"a.example"`, `"b.example"`}, "health.headers": {`{ "X-A" = "1" }`, `{ "X-B" = "2" }`},
+		"health.port": {"8001", "8002"}, "health.interval": {`"1s"`, `"2s"`}, "health.timeout": {`"100ms"`, `"200ms"`},
+		"health.rise": {"4", "5"}, "health.fall": {"6", "7"},
+		"timeouts.dial": {`"1s"`, `"2s"`}, "timeouts.tls_handshake": {`"1s"`, `"2s"`},
+		"timeouts.response_header": {`"1s"`, `"2s"`}, "timeouts.request": {`"1s"`, `"2s"`},
+		"limits.max_conns_per_backend": {"1", "2"}, "limits.queue_size": {"1", "2"}, "limits.queue_timeout": {`"1s"`, `"2s"`},
+		"ejection.after": {"1", "2"}, "ejection.time": {`"1s"`, `"2s"`}, "ejection.max_percent": {"10", "20"},
+	}
+	set := func(path, v string) string {
+		if block, key, nested := strings.Cut(path, "."); nested {
+			return block + " {\n  " + key + " = " + v + "\n}"
+		}
+		return path + " = " + v
+	}
+	for _, path := range poolKeys {
+		if path == "discover" {
+			continue
+		}
+		v, ok := values[path]
+		if !ok {
+			t.Errorf("%s: no test values", path)
+			continue
+		}
+		t.Run(path, func(t *testing.T) {
+			api := func(top, pool string, args ...string) Pool {
+				t.Helper()
+				s, err := load(t, twoPools(top, pool), args...)
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return balancing(apiPool(t, s))
+			}
+			a, b := api(set(path, v[0]), ""), api(set(path, v[1]), "")
+			if reflect.DeepEqual(a, b) {
+				t.Fatalf("%s = %s and = %s make the same pool", path, v[0], v[1])
+			}
+			if got := api(set(path, v[0]), set(path, v[1])); !reflect.DeepEqual(got, b) {
+				t.Errorf("the pool's value does not win over the top level's:\n%+v\nwant\n%+v", got, b)
+			}
+			if fl := table[rowByPath[path]]; path != "health.headers" {
+				_, name := fl.names()
+				flagValue := strings.Trim(v[1], `"`)
+				if got := api(set(path, v[0]), "", "--"+name, flagValue); !reflect.DeepEqual(got, b) {
+					t.Errorf("--%s %s is not inherited over the file's top level:\n%+v\nwant\n%+v", name, flagValue, got, b)
+				}
+				if got := api("", set(path, v[0]), "--"+name, flagValue); !reflect.DeepEqual(got, a) {
+					t.Errorf("the pool's value does not win over --%s:\n%+v\nwant\n%+v", name, got, a)
+				}
+			}
+		})
+	}
+}
