@@ -189,7 +189,8 @@ func (t *Table) Len() int {
 	return len(t.routes)
 }
 
-// Route returns route i of t as Compile normalized it: hosts in lower case
+// Route returns route i of t (an index Match returned, or below Len) as
+// Compile normalized it: hosts in lower case
 // (IPv6 addresses canonical, without brackets), PathPrefix with its
 // escapes normalized as CleanPath does them ("" for none, also when "/"
 // was given), header names canonical. Give its PathPrefix to Strip. The
