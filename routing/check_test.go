@@ -38,6 +38,8 @@ func TestCheckHosts(t *testing.T) {
 			`hosts: "a/b": a host name has only letters, digits, '-', '_' and dots`}},
 		{"a label longer than 63 is an error", []string{strings.Repeat("a", 64) + ".com"}, []string{
 			`hosts: "` + strings.Repeat("a", 64) + `.com": a label of a host name has at most 63 characters`}},
+		{"a name longer than 253 is an error", []string{strings.Repeat("a.", 127) + "com"}, []string{
+			`hosts: "` + strings.Repeat("a.", 127) + `com": a host name has at most 253 characters`}},
 		{"a host given twice in any case is an error", []string{"a.com", "A.com", "*.a.com", "*.A.COM", "::1", "[0::1]"}, []string{
 			`hosts: "A.com": given twice`, `hosts: "*.A.COM": given twice`, `hosts: "[0::1]": given twice`}},
 	}
@@ -111,6 +113,7 @@ func TestCheckHeaders(t *testing.T) {
 		want    []string
 	}{
 		{"names in any case are fine", map[string]string{"x-canary": "1", "X-Tenant": "a b", "Accept": ""}, nil},
+		{"an empty name is an error", map[string]string{"": "1"}, []string{`headers: "": a header name cannot be empty`}},
 		{"Host is an error", map[string]string{"host": "a"}, []string{`headers: "host": match the host with hosts, not headers`}},
 		{"a name with a space is an error", map[string]string{"X Canary": "1"}, []string{
 			"headers: \"X Canary\": a header name is a token: letters, digits and !#$%&'*+-.^_`|~, no spaces"}},

@@ -65,6 +65,7 @@ func TestMatchHosts(t *testing.T) {
 		{"an IPv6 loopback matches", "[::1]:8080", "v6"},
 		{"an IPv6 literal without brackets matches nothing", "::1", ""},
 		{"an IPv6 literal with an unclosed bracket matches nothing", "[::1", ""},
+		{"an IPv6 literal with junk after its bracket matches nothing", "[::1]x", ""},
 		{"an IPv4 address in brackets matches nothing", "[127.0.0.1]", ""},
 		{"an IPv4 address matches with a port", "127.0.0.1:9000", "v4"},
 		{"an unknown host matches nothing", "other.org", ""},
@@ -252,5 +253,32 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("Match for host %q: %v allocations, want 0", host, allocs)
 		}
+	}
+}
+
+func TestMatchNestedWildcardsKeepTheirOrder(t *testing.T) {
+	routes := []Route{
+		{Name: "deep-x", Hosts: []string{"*.b.a.com"}, PathPrefix: "/x"},
+		{Name: "shallow-y", Hosts: []string{"*.a.com"}, PathPrefix: "/y"},
+		{Name: "deep", Hosts: []string{"*.b.a.com"}},
+		{Name: "exact", Hosts: []string{"c.b.a.com"}},
+		{Name: "shallow", Hosts: []string{"*.a.com"}},
+	}
+	tests := []struct {
+		name, host, path, want string
+	}{
+		{"the deeper wildcard's first route matches its path", "q.b.a.com", "/x", "deep-x"},
+		{"the shallower wildcard's earlier route wins over the deeper's later one", "q.b.a.com", "/y", "shallow-y"},
+		{"the deeper wildcard's catch-all comes next", "q.b.a.com", "/z", "deep"},
+		{"a name both cover and one names exactly still goes in order", "c.b.a.com", "/z", "deep"},
+		{"the shallower wildcard alone covers its other names", "b.a.com", "/z", "shallow"},
+		{"neither covers the bare suffix", "a.com", "/z", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := matchName(t, routes, get(tt.host, tt.path)); got != tt.want {
+				t.Errorf("%s%s matches %q, want %q", tt.host, tt.path, got, tt.want)
+			}
+		})
 	}
 }
