@@ -195,6 +195,12 @@ route "web" {
 }
 route "rest" { pool = "default" }
 `, nil, []string{"default", "web", "api"}},
+		{"a pool default block alone takes every request", `
+pool "default" {
+  retries = 0
+  backend "http://127.0.0.1:9000" {}
+}
+`, nil, []string{"default"}},
 		{"routes may leave out the default pool when there is none", `
 pool "api" {
   backend "http://127.0.0.1:9001" {}
@@ -300,6 +306,17 @@ route "api" { pool = "api" }`, nil,
   hosts = ["ok.example", "*."]
   pool  = "api"
 }`, nil, []string{`roundhouse.hcl:5:26: route "api": hosts: "*.": a wildcard needs a suffix`}},
+		{"a bad header, at its name", api + `route "api" {
+  headers = {
+    "X-Canary" = "1"
+    "Host"     = "x"
+  }
+  pool = "api"
+}`, nil, []string{`roundhouse.hcl:7:5: route "api": headers: "Host": match the host with hosts, not headers`}},
+		{"a bad method, at its place in the list", api + `route "api" {
+  methods = ["GET", "get"]
+  pool    = "api"
+}`, nil, []string{`roundhouse.hcl:5:21: route "api": methods: "get": methods are case-sensitive: write "GET"`}},
 		{"a bad path prefix", api + `route "api" {
   path_prefix = "v1"
   pool        = "api"
@@ -408,5 +425,121 @@ func TestTheSummaryListsPoolsAndRoutes(t *testing.T) {
 	}
 	if api := s.Pools[0]; api.Health.Path != "/health" || api.Health.Interval != 2*time.Second || api.Retries != 1 {
 		t.Errorf("pool api inherits badly: %+v", api)
+	}
+}
+
+func TestTheIssuesExampleIsValid(t *testing.T) {
+	s, err := load(t, `
+policy = "round-robin"
+health { path = "/health" }
+
+pool "api" {
+  policy  = "least-conn"
+  retries = 1
+  backend "http://127.0.0.1:9001" {}
+  backend "http://127.0.0.1:9002" { weight = 2 }
+  health   { path = "/healthz" }                 # overrides the default
+  limits   { max_conns_per_backend = 100 }
+  timeouts { response_header = "10s" }
+  discover = ["etcd://127.0.0.1:2379/roundhouse/api"]   # optional, as --discover
+}
+
+pool "web" {
+  backend "http://127.0.0.1:9003" {}
+}
+
+route "api-v1" {
+  hosts        = ["api.example.com", "*.api.example.com"]
+  path_prefix  = "/v1/"
+  methods      = ["GET", "POST"]
+  headers      = { "X-Canary" = "1" }
+  pool         = "api"
+  strip_prefix = true
+}
+
+route "site" {
+  pool = "web"      # no conditions: matches everything
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, web := s.Pools[0], s.Pools[1]
+	if api.Name != "api" || api.Policy != "least-conn" || api.Retries != 1 || len(api.Backends) != 2 || api.Backends[1].Weight != 2 ||
+		api.Health.Path != "/healthz" || api.Limits.MaxConnsPerBackend != 100 || api.Timeouts.ResponseHeader != 10*time.Second ||
+		!reflect.DeepEqual(api.Discover, []string{"etcd://127.0.0.1:2379/roundhouse/api/"}) {
+		t.Errorf("pool api: %+v", api)
+	}
+	if web.Name != "web" || web.Policy != "round-robin" || web.Retries != 2 || web.Health.Path != "/health" || web.Timeouts.ResponseHeader != 30*time.Second {
+		t.Errorf("pool web: %+v", web)
+	}
+	if len(s.Pools) != 2 || len(s.Routes) != 2 {
+		t.Errorf("%d pools and %d routes, want 2 and 2", len(s.Pools), len(s.Routes))
+	}
+}
+
+// balancing returns p without what is not a balancing setting (name,
+// source, backends), for comparing pools made by different files.
+func balancing(p Pool) Pool {
+	p.Name, p.Source, p.Backends = "", "", nil
+	return p
+}
+
+func TestEveryPoolKeyIsInheritedAndOverriddenByItself(t *testing.T) {
+	// Two values of each key a pool may set (discover aside: never
+	// inherited), neither its default.
+	values := map[string][2]string{
+		"policy": {`"least-conn"`, `"p2c"`}, "retries": {"0", "5"}, "slow_start": {`"10s"`, `"20s"`},
+		"health.path": {`"/a"`, `"/b"`}, "health.expect": {`"200"`, `"204"`}, "health.body": {`"a"`, `"b"`},
+		"health.host": {`"a.example"`, `"b.example"`}, "health.headers": {`{ "X-A" = "1" }`, `{ "X-B" = "2" }`},
+		"health.port": {"8001", "8002"}, "health.interval": {`"1s"`, `"2s"`}, "health.timeout": {`"100ms"`, `"200ms"`},
+		"health.rise": {"4", "5"}, "health.fall": {"6", "7"},
+		"timeouts.dial": {`"1s"`, `"2s"`}, "timeouts.tls_handshake": {`"1s"`, `"2s"`},
+		"timeouts.response_header": {`"1s"`, `"2s"`}, "timeouts.request": {`"1s"`, `"2s"`},
+		"limits.max_conns_per_backend": {"1", "2"}, "limits.queue_size": {"1", "2"}, "limits.queue_timeout": {`"1s"`, `"2s"`},
+		"ejection.after": {"1", "2"}, "ejection.time": {`"1s"`, `"2s"`}, "ejection.max_percent": {"10", "20"},
+	}
+	set := func(path, v string) string {
+		if block, key, nested := strings.Cut(path, "."); nested {
+			return block + " {\n  " + key + " = " + v + "\n}"
+		}
+		return path + " = " + v
+	}
+	for _, path := range poolKeys {
+		if path == "discover" {
+			continue
+		}
+		v, ok := values[path]
+		if !ok {
+			t.Errorf("%s: no test values", path)
+			continue
+		}
+		t.Run(path, func(t *testing.T) {
+			api := func(top, pool string, args ...string) Pool {
+				t.Helper()
+				s, err := load(t, twoPools(top, pool), args...)
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return balancing(apiPool(t, s))
+			}
+			a, b := api(set(path, v[0]), ""), api(set(path, v[1]), "")
+			if reflect.DeepEqual(a, b) {
+				t.Fatalf("%s = %s and = %s make the same pool", path, v[0], v[1])
+			}
+			if got := api(set(path, v[0]), set(path, v[1])); !reflect.DeepEqual(got, b) {
+				t.Errorf("the pool's value does not win over the top level's:\n%+v\nwant\n%+v", got, b)
+			}
+			if fl := table[rowByPath[path]]; path != "health.headers" {
+				_, name := fl.names()
+				flagValue := strings.Trim(v[1], `"`)
+				if got := api(set(path, v[0]), "", "--"+name, flagValue); !reflect.DeepEqual(got, b) {
+					t.Errorf("--%s %s is not inherited over the file's top level:\n%+v\nwant\n%+v", name, flagValue, got, b)
+				}
+				if got := api("", set(path, v[0]), "--"+name, flagValue); !reflect.DeepEqual(got, a) {
+					t.Errorf("the pool's value does not win over --%s:\n%+v\nwant\n%+v", name, got, a)
+				}
+			}
+		})
 	}
 }

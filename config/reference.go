@@ -32,7 +32,7 @@ var reference = map[string]flagDoc{
 		meaning: "a [configuration file](#configuration-file); flags given on the command line override it"},
 	"listen": {value: "ADDR",
 		meaning: "address clients connect to"},
-	"backend": {value: "URL[,weight=N][,proxy-protocol=v1\\|v2]", keyFlag: "`--backend URL`", def: "(required, unless the file has backends or `--discover` is given)",
+	"backend": {value: "URL[,weight=N][,proxy-protocol=v1\\|v2]", keyFlag: "`--backend URL`", def: "(required, unless the file has backends or pools, or `--discover` is given)",
 		meaning: "a backend, `http://host:port` (or `https://`, optionally with a path prefix); repeat for each backend. `weight=N` (0 to 1000, default 1) is its share for the weighted policies; 0 makes it a standby. See [Balancing policies](balancing.md#balancing-policies). `proxy-protocol=v1` or `v2` sends it the client's address in a PROXY header on every connection (one connection per request; see [Behind another load balancer](behind-a-load-balancer.md))"},
 	"discover": {value: "URL", def: "none",
 		meaning: "find backends at run time, alongside the static ones: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`, `dns+srv://NAME` or `dns+a://NAME:PORT`; repeatable. See [Running several instances](scale-out.md)"},

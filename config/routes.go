@@ -32,25 +32,19 @@ type routeBlock struct {
 
 // routeAttribute is one attribute of a route block.
 type routeAttribute struct {
-	name, fileType, meaning string
-	decode                  func(v cty.Value, r *routing.Route) error
+	name   string
+	decode func(v cty.Value, r *routing.Route) error
 }
 
-// routeAttributes are the attributes of a route block, in the order the
-// reference lists them.
+// routeAttributes are the attributes of a route block; unknown-attribute
+// messages list them in this order.
 var routeAttributes = []routeAttribute{
-	{"hosts", "list of strings", "host names the route serves: exact (`api.example.com`) or `*.` and a suffix (`*.example.com`, one or more labels, never the bare suffix); compared without the port, ignoring case. Default: any host",
-		func(v cty.Value, r *routing.Route) (err error) { r.Hosts, err = asStrings(v); return err }},
-	{"path_prefix", "string", "start of the path, segment-aware: `/api` matches `/api`, `/api/` and `/api/x`, never `/apix`; a prefix ending in `/` matches by bytes. Default: any path",
-		func(v cty.Value, r *routing.Route) (err error) { r.PathPrefix, err = asString(v); return err }},
-	{"methods", "list of strings", "methods the route accepts, such as `[\"GET\", \"HEAD\"]` (case-sensitive). Default: any method",
-		func(v cty.Value, r *routing.Route) (err error) { r.Methods, err = asStrings(v); return err }},
-	{"headers", "map of strings", "headers that must each have exactly that value, such as `{ \"X-Canary\" = \"1\" }`. Default: none",
-		func(v cty.Value, r *routing.Route) (err error) { r.Headers, err = asStringMap(v); return err }},
-	{"pool", "string", "the pool that serves the requests the route matches: a pool block's name, or `default` (required)",
-		func(v cty.Value, r *routing.Route) (err error) { r.Pool, err = asString(v); return err }},
-	{"strip_prefix", "bool", "remove `path_prefix` from the path before forwarding; the path forwarded always starts with `/`, and `X-Forwarded-Prefix` carries what was removed (needs `path_prefix`). Default: false",
-		func(v cty.Value, r *routing.Route) (err error) { r.StripPrefix, err = asBool(v); return err }},
+	{"hosts", func(v cty.Value, r *routing.Route) (err error) { r.Hosts, err = asStrings(v); return err }},
+	{"path_prefix", func(v cty.Value, r *routing.Route) (err error) { r.PathPrefix, err = asString(v); return err }},
+	{"methods", func(v cty.Value, r *routing.Route) (err error) { r.Methods, err = asStrings(v); return err }},
+	{"headers", func(v cty.Value, r *routing.Route) (err error) { r.Headers, err = asStringMap(v); return err }},
+	{"pool", func(v cty.Value, r *routing.Route) (err error) { r.Pool, err = asString(v); return err }},
+	{"strip_prefix", func(v cty.Value, r *routing.Route) (err error) { r.StripPrefix, err = asBool(v); return err }},
 }
 
 // route reads a route "NAME" { ... } block.
@@ -151,13 +145,31 @@ func (l *loader) routeProblems(rb *routeBlock, errs []error) {
 		if errors.As(err, &fe) {
 			if a := rb.attrs[fe.Field]; a != nil {
 				at = a.Expr.Range()
-				if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok && fe.Index >= 0 && fe.Index < len(t.Exprs) {
-					at = t.Exprs[fe.Index].Range()
-				}
+				at = elementRange(a.Expr, fe)
 			}
 		}
 		l.problems = append(l.problems, problemAt(at, fmt.Sprintf("route %q: %s", rb.route.Name, msg)))
 	}
+}
+
+// elementRange returns the position of the list element or header name
+// fe is about in expr, the value of fe.Field; expr's own when it is
+// written otherwise.
+func elementRange(expr hclsyntax.Expression, fe *routing.FieldError) hcl.Range {
+	switch e := expr.(type) {
+	case *hclsyntax.TupleConsExpr:
+		if fe.Index >= 0 && fe.Index < len(e.Exprs) {
+			return e.Exprs[fe.Index].Range()
+		}
+	case *hclsyntax.ObjectConsExpr:
+		for _, item := range e.Items {
+			k, diags := item.KeyExpr.Value(nil)
+			if !diags.HasErrors() && k.Type() == cty.String && k.IsKnown() && !k.IsNull() && k.AsString() == fe.Value {
+				return item.KeyExpr.Range()
+			}
+		}
+	}
+	return expr.Range()
 }
 
 // unreachablePools refuses each pool no request can reach: without routes,

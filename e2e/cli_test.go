@@ -123,6 +123,17 @@ func TestValidateAcceptsTheExampleWithASummary(t *testing.T) {
 	}
 }
 
+func TestValidateAcceptsTheRoutesExampleWithASummary(t *testing.T) {
+	p := start(t, "validate", "../examples/routes.hcl")
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit status %d, want 0; output:\n%s", code, p.output())
+	}
+	want := "../examples/routes.hcl: ok: 3 backends in 2 pools: api (2 backends, policy least-conn), web (1 backend, policy round-robin); 2 routes: api -> api, site -> web; listen 127.0.0.1:8080\n"
+	if got := p.output(); got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}
+
 func TestValidateListsEveryProblemWithItsPosition(t *testing.T) {
 	file := writeConfig(t, `listen = "8080"
 retries = "two"

@@ -22,8 +22,8 @@ func (p hostPattern) key() string {
 	return p.name
 }
 
-// covers reports whether every host p matches is also matched by q's
-// pattern e: the shadowing test for one pair of entries.
+// covers reports whether the entry e matches every host that the entry p
+// matches: the shadowing test for one pair of entries.
 func (e hostPattern) covers(p hostPattern) bool {
 	switch {
 	case !e.wild:

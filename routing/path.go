@@ -76,6 +76,9 @@ func CleanPath(escaped string) (string, error) {
 // unchanged: no "//", no "." or ".." segment, and no escape that
 // normalizeEscapes would rewrite. A malformed escape is an error.
 func isClean(p string) (bool, error) {
+	if strings.IndexByte(p, '%') < 0 && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return true, nil // the common case, found with fast searches
+	}
 	clean := true
 	for i := 0; i < len(p); i++ {
 		switch p[i] {

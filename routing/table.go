@@ -12,16 +12,54 @@ import (
 // nothing changes it, so any number of goroutines may call its methods at
 // once and it can be handed from one owner to another by pointer. A nil
 // *Table matches nothing.
+//
+// Match looks at only the routes that can match the request's host, in
+// order, from one precomputed list: byHost's for a name some route lists
+// exactly, else byWild's for the longest wildcard suffix the host ends in,
+// else anyHost. So first match wins exactly as if every route were tried
+// in turn.
 type Table struct {
 	routes []compiled
+	// heads holds, for each route, the first bytes of its prefix, so
+	// that Match can pass over most routes whose prefix the path lacks
+	// without leaving this small array.
+	heads []head
 
 	// byHost holds, for each exact name or address some route lists, the
 	// indices (in order) of every route that can match that host: those
 	// naming it, those with a wildcard covering it and those with no hosts.
 	byHost map[string][]int32
-	// others holds, in order, the routes that can match a host no route
-	// names exactly: those with no hosts or with a wildcard.
-	others []int32
+	// byWild holds, for each wildcard suffix s ("example.com" for
+	// "*.example.com"), the indices of every route that can match a host
+	// ending in "."+s that no route lists exactly: those with no hosts and
+	// those with a wildcard whose suffix is s or ends s ("*.com" for
+	// "b.example.com"). For a host under several, the longest suffix has
+	// them all.
+	byWild map[string][]int32
+	// wildLens has bit n set when some wildcard suffix is n bytes long,
+	// so that Match looks up only suffixes of those lengths.
+	wildLens [4]uint64
+	// anyHost holds the indices of the routes without hosts.
+	anyHost []int32
+}
+
+// head is the first 8 bytes of a route's prefix, and a mask with a 0xff
+// byte for each byte the prefix has there (all zero for no prefix), packed
+// as head8 packs a path: a path can match the route only if
+// head8(path)&mask == bytes.
+type head struct{ bytes, mask uint64 }
+
+// head8 packs the first 8 bytes of s, big-endian, padding with zeros. A
+// path and a prefix have no zero byte ("%00" is escaped).
+func head8(s string) uint64 {
+	var v uint64
+	for i := range 8 {
+		v <<= 8
+		if i < len(s) {
+			v |= uint64(s[i])
+		}
+	}
+	return v
 }
 
 // compiled is one route in the form Match uses.
@@ -34,6 +72,7 @@ type compiled struct {
 	headers []header // sorted by name
 }
 
+// header is one condition of Route.Headers, its name canonical.
 type header struct{ name, value string }
 
 // Compile checks routes (see Check) and builds the Table that matches them
@@ -42,13 +81,18 @@ type header struct{ name, value string }
 // Name or Pool, nor at shadowing (see Shadowed). No routes give a Table
 // that matches nothing. Compile keeps no reference to routes.
 func Compile(routes []Route) (*Table, error) {
-	t := &Table{byHost: map[string][]int32{}}
+	t := &Table{byHost: map[string][]int32{}, byWild: map[string][]int32{}}
 	for i, r := range routes {
 		c, err := compile(r)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", describe(r, i), err)
 		}
 		t.routes = append(t.routes, c)
+		mask := ^uint64(0) << (8 * max(0, 8-len(c.prefix)))
+		if c.prefix == "" {
+			mask = 0
+		}
+		t.heads = append(t.heads, head{bytes: head8(c.prefix) & mask, mask: mask})
 	}
 	for _, c := range t.routes {
 		for _, name := range c.exact {
@@ -56,12 +100,28 @@ func Compile(routes []Route) (*Table, error) {
 		}
 	}
 	for i, c := range t.routes {
-		if len(c.exact) == 0 || len(c.wild) > 0 {
-			t.others = append(t.others, int32(i))
+		if len(c.exact) == 0 && len(c.wild) == 0 {
+			t.anyHost = append(t.anyHost, int32(i))
+		}
+		for _, w := range c.wild {
+			t.byWild[w[1:]] = nil
 		}
 		for name := range t.byHost {
 			if c.matchesHost([]byte(name), kindOf(name)) {
 				t.byHost[name] = append(t.byHost[name], int32(i))
+			}
+		}
+	}
+	for suffix := range t.byWild {
+		if len(suffix) < 256 {
+			t.wildLens[len(suffix)/64] |= 1 << (len(suffix) % 64)
+		}
+		// Any host ending in "."+suffix stands for them all; "x" is the
+		// shortest such name.
+		x := []byte("x." + suffix)
+		for i, c := range t.routes {
+			if len(c.exact)+len(c.wild) == 0 || len(c.wild) > 0 && c.matchesHost(x, hostName) {
+				t.byWild[suffix] = append(t.byWild[suffix], int32(i))
 			}
 		}
 	}
@@ -129,7 +189,8 @@ func (t *Table) Len() int {
 	return len(t.routes)
 }
 
-// Route returns route i of t as Compile normalized it: hosts in lower case
+// Route returns route i of t (an index Match returned, or below Len) as
+// Compile normalized it: hosts in lower case
 // (IPv6 addresses canonical, without brackets), PathPrefix with its
 // escapes normalized as CleanPath does them ("" for none, also when "/"
 // was given), header names canonical. Give its PathPrefix to Strip. The
@@ -150,16 +211,32 @@ func (t *Table) Match(host, method, path string, h http.Header) (int, bool) {
 	}
 	var buf [128]byte
 	key, kind := requestHost(buf[:0], host)
-	cands, exact := t.byHost[string(key)]
-	if !exact {
-		cands = t.others
+	if cands, ok := t.byHost[string(key)]; ok {
+		return t.first(cands, method, path, h)
 	}
-	for _, i := range cands {
-		c := &t.routes[i]
-		if !exact && !c.matchesHost(key, kind) {
+	if kind != hostName {
+		return t.first(t.anyHost, method, path, h)
+	}
+	for j := 1; j < len(key); j++ { // a wildcard covers at least one byte before its dot
+		if key[j] != '.' {
 			continue
 		}
-		if c.matchesRest(method, path, h) {
+		if n := len(key) - j - 1; n >= 256 || t.wildLens[n/64]&(1<<(n%64)) == 0 {
+			continue
+		}
+		if cands, ok := t.byWild[string(key[j+1:])]; ok {
+			return t.first(cands, method, path, h)
+		}
+	}
+	return t.first(t.anyHost, method, path, h)
+}
+
+// first returns the first route of cands, a list of indices in order whose
+// host condition holds, whose other conditions hold.
+func (t *Table) first(cands []int32, method, path string, h http.Header) (int, bool) {
+	ph := head8(path)
+	for _, i := range cands {
+		if hd := t.heads[i]; ph&hd.mask == hd.bytes && t.routes[i].matchesRest(method, path, h) {
 			return int(i), true
 		}
 	}
