@@ -2,6 +2,7 @@ package routing
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 )
 
@@ -281,4 +282,26 @@ func TestMatchNestedWildcardsKeepTheirOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTableIsSafeToShare matches from several goroutines at once on one
+// Table; under -race this shows that Match only reads it.
+func TestTableIsSafeToShare(t *testing.T) {
+	tab, err := Compile(benchRoutes(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"X-Canary": {"1"}}
+	var wg sync.WaitGroup
+	for _, host := range []string{"svc0.example.com", "x.wild1.example.com", "unknown.org", "[::1]"} {
+		wg.Go(func() {
+			for range 1000 {
+				if i, ok := tab.Match(host, "GET", "/v1/users/42", h); !ok || i != 99 {
+					t.Errorf("host %q matched %d, %v; want 99", host, i, ok)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
