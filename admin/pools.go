@@ -56,6 +56,9 @@ func (h *Handler) poolOf(r *http.Request) (Pool, error) {
 		}
 		names[i] = p.Name
 	}
+	if len(names) == 0 {
+		return Pool{}, fmt.Errorf("%w %q: the balancer has no pools", ErrUnknownPool, name)
+	}
 	return Pool{}, fmt.Errorf("%w %q; the pools are: %s", ErrUnknownPool, name, strings.Join(names, ", "))
 }
 
