@@ -26,7 +26,9 @@ func (e *APIError) Error() string {
 }
 
 // FetchStatus asks the admin API at addr (host:port) for GET /status,
-// sending token as a bearer token unless it is nil. An answer other than
+// sending token as a bearer token unless it is nil. In its answer the
+// default pool's entry in Pools, if any, shares its Backends slice with
+// the top level. An answer other than
 // 200 is an *APIError; any other error means the API could not be asked
 // or its answer not read. client nil: a client
 // that ignores proxy environment variables.
@@ -63,6 +65,13 @@ func FetchStatus(ctx context.Context, client *http.Client, addr string, token []
 	var st StatusResponse
 	if err := json.Unmarshal(body, &st); err != nil {
 		return nil, fmt.Errorf("not a status answer: %w", err)
+	}
+	// The default pool's backends are the top level's, one slice, as the
+	// server sent them.
+	for i := range st.Pools {
+		if st.Pools[i].Name == DefaultPool {
+			st.Pools[i].Backends = st.Backends
+		}
 	}
 	return &st, nil
 }
