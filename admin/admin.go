@@ -101,7 +101,8 @@ type Config struct {
 //	POST   /pools/{pool}/backends/{id}/drain    no new requests; in-flight ones finish
 //	POST   /pools/{pool}/backends/{id}/enable   back in rotation (ends a drain too)
 //	POST   /pools/{pool}/backends/{id}/disable  out of rotation; still probed
-//	POST   /backends...            the same five for the pool DefaultPool
+//	POST   /backends, DELETE /backends/{id}, POST /backends/{id}/drain, /enable, /disable:
+//	                               the same five in the pool DefaultPool
 //	POST   /reload                 re-read the configuration
 //	GET    /metrics                Prometheus metrics (text exposition)
 //
