@@ -155,32 +155,32 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
+// endpoint is one method and path pattern of the API and its handler.
+type endpoint struct {
+	method, path string
+	handler      http.HandlerFunc
+}
+
 // routes registers every endpoint, plus a 405 for each path's other
 // methods and a JSON 404 for every other path.
 func (h *Handler) routes() {
-	routes := []struct {
-		method, path string
-		handler      http.HandlerFunc
-	}{
+	routes := []endpoint{
 		{"GET", "/{$}", h.dashboard},
 		{"GET", "/status", h.status},
 		{"GET", "/routes", h.listRoutes},
 		{"GET", "/metrics", h.metrics.ServeHTTP},
 		{"POST", "/reload", h.reloadConfig},
 	}
-	// The backend operations, once for the default pool at the old paths
-	// and once for any pool under /pools/{pool}.
+	// The backend operations, once for the default pool at the paths it
+	// had before there were pools, and once for any pool under /pools/.
 	for _, prefix := range []string{"", "/pools/{pool}"} {
-		routes = append(routes, []struct {
-			method, path string
-			handler      http.HandlerFunc
-		}{
-			{"POST", prefix + "/backends", h.add},
-			{"DELETE", prefix + "/backends/{id}", h.remove},
-			{"POST", prefix + "/backends/{id}/drain", h.change(opDrain)},
-			{"POST", prefix + "/backends/{id}/enable", h.change(opEnable)},
-			{"POST", prefix + "/backends/{id}/disable", h.change(opDisable)},
-		}...)
+		routes = append(routes,
+			endpoint{"POST", prefix + "/backends", h.add},
+			endpoint{"DELETE", prefix + "/backends/{id}", h.remove},
+			endpoint{"POST", prefix + "/backends/{id}/drain", h.change(opDrain)},
+			endpoint{"POST", prefix + "/backends/{id}/enable", h.change(opEnable)},
+			endpoint{"POST", prefix + "/backends/{id}/disable", h.change(opDisable)},
+		)
 	}
 	var paths []string
 	allow := map[string][]string{}
