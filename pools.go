@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/discovery"
+	"github.com/roundhouse/roundhouse/routing"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -149,4 +151,27 @@ func table(s *config.Settings, pools []*pool) (*transport.Table, error) {
 		tps[i] = p.tp
 	}
 	return transport.NewTable(s.Routes, tps)
+}
+
+// adminPools lists the current pools for the admin API, from the router's
+// current table (a reload changes it).
+func (b *balancer) adminPools(ctx context.Context) ([]admin.Pool, error) {
+	t, err := b.router.Table(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.Pool, len(t.Pools()))
+	for i, p := range t.Pools() {
+		out[i] = admin.Pool{Name: p.Name, Selector: p.Selector}
+	}
+	return out, nil
+}
+
+// adminRoutes lists the current routes for the admin API.
+func (b *balancer) adminRoutes(ctx context.Context) ([]routing.Route, error) {
+	t, err := b.router.Table(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return t.Routes(), nil
 }

@@ -183,7 +183,10 @@ func (b *balancer) admin() error {
 	if b.adminLn == nil {
 		return nil
 	}
-	h, err := admin.New(admin.Config{Selector: b.running[0].sel, Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token})
+	h, err := admin.New(admin.Config{
+		Pools: b.adminPools, Routes: b.adminRoutes, Unrouted: b.router.Unrouted,
+		Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token,
+	})
 	if err != nil {
 		return err
 	}

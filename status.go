@@ -14,7 +14,8 @@ import (
 )
 
 // runStatus is the "status" command: it asks a running balancer's admin API
-// for GET /status and prints the backends as a table.
+// for GET /status and prints the backends as a table, with a POOL column
+// when the balancer has pools other than "default" (see admin.WriteTable).
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("roundhouse status", flag.ContinueOnError)
 	fs.SetOutput(stderr)

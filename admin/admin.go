@@ -1,12 +1,14 @@
 // Package admin serves Roundhouse's admin listener: a JSON API to see and
 // steer the backends at runtime, Prometheus metrics, and a live dashboard.
 //
-// The package keeps no state that two requests share. Every handler asks
-// the selector by its methods (Status, Add, Drain, Metrics, ...), which
-// are messages to the selector goroutine (see package actors), so nothing
-// here needs a lock, and a change made here is applied in order with the
-// picks, reports and health transitions around it. Changes last until the
-// next reload, which replaces the backend set with the configuration's.
+// The balancer has one or more pools, each with its own selector (see
+// Config.Pools). The package keeps no state that two requests share. Every
+// handler asks for the current pools, then asks a pool's selector by its
+// methods (Status, Add, Drain, Metrics, ...), which are messages to that
+// selector's goroutine (see package actors), so nothing here needs a lock,
+// and a change made here is applied in order with the picks, reports and
+// health transitions around it. Changes last until the next reload, which
+// replaces each pool's backend set with the configuration's.
 //
 // net/http runs each request on its own goroutine and ends it; the package
 // starts no goroutine of its own (a scrape's Prometheus registry gathers on
@@ -27,16 +29,45 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/routing"
 )
 
 // maxBody bounds a request body; the largest the API takes is one backend.
 const maxBody = 64 << 10
 
-// Config describes the admin handler. Selector is required; every other
-// zero field takes the default named in its comment.
+// DefaultPool is the name of the pool that top-level backends, --backend
+// and --discover form, and that the paths without a pool (/backends/...)
+// and the top level of GET /status speak of.
+const DefaultPool = "default"
+
+// Pool is one pool as the admin API sees it.
+type Pool struct {
+	Name     string           // unique among the pools; DefaultPool for the default one
+	Selector *actors.Selector // the pool's selector; never nil
+}
+
+// Config describes the admin handler. Pools or Selector is required; every
+// other zero field takes the default named in its comment.
 type Config struct {
-	// Selector is the balancer's selector, which every endpoint asks.
+	// Selector is the default pool's selector, used only when Pools is
+	// nil: then the balancer has one pool, DefaultPool, and every endpoint
+	// asks this selector. nil: Pools must be set.
 	Selector *actors.Selector
+	// Pools lists the current pools, in order (DefaultPool first when it
+	// exists); it changes on reload, and every request and scrape calls it
+	// afresh. Names must be unique and selectors non-nil; an error (or a
+	// list that breaks those rules) is answered as a 500, or fails the
+	// scrape. A pool whose selector has stopped by the time it is asked
+	// (a reload removed it meanwhile) is left out of /status and /metrics.
+	// nil: one pool, DefaultPool, whose selector is Selector.
+	Pools func(ctx context.Context) ([]Pool, error)
+	// Routes lists the current routes in order, for GET /routes; an error
+	// is answered as a 500. nil: none (every request goes to DefaultPool).
+	Routes func(ctx context.Context) ([]routing.Route, error)
+	// Unrouted counts the requests no route matched (answered 404), for
+	// the roundhouse_unrouted_requests_total metric. nil: the metric is
+	// not exported.
+	Unrouted func(ctx context.Context) (uint64, error)
 	// Reload re-reads the configuration and applies it, for POST /reload;
 	// its error is answered as a 500 with the error's text. nil: the
 	// balancer has nothing to reload from, and POST /reload answers 501.
@@ -58,23 +89,28 @@ type Config struct {
 // Handler is the admin listener's http.Handler. Its routes:
 //
 //	GET    /                       the dashboard (HTML)
-//	GET    /status                 every backend's state and counters (JSON)
-//	POST   /backends               add a backend: {"url": ..., "weight": N, "enabled": bool}
-//	DELETE /backends/{id}          remove a backend once its in-flight requests finish
-//	POST   /backends/{id}/drain    no new requests; in-flight ones finish
-//	POST   /backends/{id}/enable   back in rotation (ends a drain too)
-//	POST   /backends/{id}/disable  out of rotation; still probed
+//	GET    /status                 every pool's backends, their state and counters (JSON)
+//	GET    /routes                 the routes, in the order they are tried (JSON)
+//	POST   /pools/{pool}/backends               add a backend to a pool: {"url": ..., "weight": N, "enabled": bool}
+//	DELETE /pools/{pool}/backends/{id}          remove a backend once its in-flight requests finish
+//	POST   /pools/{pool}/backends/{id}/drain    no new requests; in-flight ones finish
+//	POST   /pools/{pool}/backends/{id}/enable   back in rotation (ends a drain too)
+//	POST   /pools/{pool}/backends/{id}/disable  out of rotation; still probed
+//	POST   /backends, DELETE /backends/{id}, POST /backends/{id}/drain, /enable, /disable:
+//	                               the same five in the pool DefaultPool
 //	POST   /reload                 re-read the configuration
 //	GET    /metrics                Prometheus metrics (text exposition)
 //
 // Errors are JSON objects {"error": "..."}: 400 bad input, 401 missing or
 // wrong token, 403 a cross-origin browser request or (without a token) a
-// non-loopback Host, 404 unknown backend or path, 405 wrong method, 409 a
-// backend already configured, 413 a body over 64 KiB, 415 a body that is
-// not JSON, 501 reload without a configuration, 503 the selector has
-// stopped.
+// non-loopback Host, 404 unknown pool, backend or path, 405 wrong method,
+// 409 a backend already configured, 413 a body over 64 KiB, 415 a body
+// that is not JSON, 501 reload without a configuration, 503 the selector
+// has stopped.
 type Handler struct {
-	sel     *actors.Selector
+	sel     *actors.Selector                               // used when pools is nil
+	pools   func(context.Context) ([]Pool, error)          // nil: one pool, sel
+	routeFn func(context.Context) ([]routing.Route, error) // nil: no routes
 	reload  func(context.Context) error
 	log     hclog.Logger
 	token   *[sha256.Size]byte // nil: no authentication
@@ -86,11 +122,11 @@ type Handler struct {
 // New returns the admin handler, with its metrics registered on a private
 // Prometheus registry.
 func New(cfg Config) (*Handler, error) {
-	if cfg.Selector == nil {
-		return nil, errors.New("admin: no selector")
+	if cfg.Selector == nil && cfg.Pools == nil {
+		return nil, errors.New("admin: no selector and no pools")
 	}
 	h := &Handler{
-		sel: cfg.Selector, reload: cfg.Reload, log: cfg.Logger,
+		sel: cfg.Selector, pools: cfg.Pools, routeFn: cfg.Routes, reload: cfg.Reload, log: cfg.Logger,
 		mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
 	}
 	if h.log == nil {
@@ -108,28 +144,38 @@ func New(cfg Config) (*Handler, error) {
 		timeout = 10 * time.Second
 	}
 	reg := prometheus.NewRegistry()
-	registerMetrics(reg, cfg.Selector, timeout)
+	registerMetrics(reg, h, cfg.Unrouted, timeout)
 	h.metrics = metricsHandler(reg, h.log)
 	h.routes()
 	return h, nil
 }
 
+// endpoint is one method and path pattern of the API and its handler.
+type endpoint struct {
+	method, path string
+	handler      http.HandlerFunc
+}
+
 // routes registers every endpoint, plus a 405 for each path's other
 // methods and a JSON 404 for every other path.
 func (h *Handler) routes() {
-	routes := []struct {
-		method, path string
-		handler      http.HandlerFunc
-	}{
+	routes := []endpoint{
 		{"GET", "/{$}", h.dashboard},
 		{"GET", "/status", h.status},
+		{"GET", "/routes", h.listRoutes},
 		{"GET", "/metrics", h.metrics.ServeHTTP},
-		{"POST", "/backends", h.add},
-		{"DELETE", "/backends/{id}", h.remove},
-		{"POST", "/backends/{id}/drain", h.change(opDrain)},
-		{"POST", "/backends/{id}/enable", h.change(opEnable)},
-		{"POST", "/backends/{id}/disable", h.change(opDisable)},
 		{"POST", "/reload", h.reloadConfig},
+	}
+	// The backend operations, once for the default pool at the paths it
+	// had before there were pools, and once for any pool under /pools/.
+	for _, prefix := range []string{"", "/pools/{pool}"} {
+		routes = append(routes,
+			endpoint{"POST", prefix + "/backends", h.add},
+			endpoint{"DELETE", prefix + "/backends/{id}", h.remove},
+			endpoint{"POST", prefix + "/backends/{id}/drain", h.change(opDrain)},
+			endpoint{"POST", prefix + "/backends/{id}/enable", h.change(opEnable)},
+			endpoint{"POST", prefix + "/backends/{id}/disable", h.change(opDisable)},
+		)
 	}
 	var paths []string
 	allow := map[string][]string{}
@@ -230,7 +276,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // statusFor maps a selector error to its HTTP status.
 func statusFor(err error) int {
 	switch {
-	case errors.Is(err, actors.ErrUnknownBackend):
+	case errors.Is(err, actors.ErrUnknownBackend), errors.Is(err, ErrUnknownPool):
 		return http.StatusNotFound
 	case errors.Is(err, actors.ErrDuplicateBackend):
 		return http.StatusConflict

@@ -12,20 +12,63 @@ import (
 	"github.com/roundhouse/roundhouse/actors"
 )
 
-// StatusResponse is GET /status's answer.
+// StatusResponse is GET /status's answer. Its top level is the pool
+// DefaultPool, as it was before there were pools, so that clients that
+// know only one pool keep working; Pools has every pool, that one too.
 type StatusResponse struct {
-	Time     time.Time              `json:"time"`     // when the snapshot was taken
+	Time time.Time `json:"time"` // when the snapshot was taken
+	// Backends are the default pool's backends, in configuration order;
+	// empty ([]) when no pool is named DefaultPool.
+	Backends []actors.BackendStatus `json:"backends"`
+	// Pools are every pool's backends, in the pools' order (DefaultPool
+	// first when it exists). nil in an answer from a balancer that
+	// predates pools: then Backends are the default pool's (see
+	// StatusResponse.PoolList).
+	Pools []PoolStatus `json:"pools,omitempty"`
+}
+
+// PoolStatus is one pool in GET /status's answer.
+type PoolStatus struct {
+	Name     string                 `json:"name"`
 	Backends []actors.BackendStatus `json:"backends"` // in configuration order
 }
 
-// status answers GET /status.
+// PoolList returns st's pools: Pools, or for an answer without them (an
+// older balancer) the one pool DefaultPool with Backends.
+func (st *StatusResponse) PoolList() []PoolStatus {
+	if st.Pools != nil {
+		return st.Pools
+	}
+	return []PoolStatus{{Name: DefaultPool, Backends: st.Backends}}
+}
+
+// status answers GET /status: each pool's selector is asked in turn.
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
-	st, err := h.sel.Status(r.Context())
+	pools, err := h.listPools(r.Context())
 	if err != nil {
 		h.fail(w, r, "status", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, StatusResponse{Time: time.Now(), Backends: st})
+	resp := StatusResponse{Backends: []actors.BackendStatus{}, Pools: make([]PoolStatus, 0, len(pools))}
+	for _, p := range pools {
+		st, err := p.Selector.Status(r.Context())
+		switch {
+		case h.skipStopped(err):
+			continue
+		case err != nil:
+			h.fail(w, r, "status", err)
+			return
+		}
+		if st == nil {
+			st = []actors.BackendStatus{}
+		}
+		if p.Name == DefaultPool {
+			resp.Backends = st
+		}
+		resp.Pools = append(resp.Pools, PoolStatus{Name: p.Name, Backends: st})
+	}
+	resp.Time = time.Now()
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // AddRequest is POST /backends's body.
@@ -35,8 +78,14 @@ type AddRequest struct {
 	Enabled *bool  `json:"enabled,omitempty"` // nil: true
 }
 
-// add answers POST /backends: 201 and the new backend's status.
+// add answers POST /backends and /pools/{pool}/backends: 201 and the new
+// backend's status.
 func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
+	pool, err := h.poolOf(r)
+	if err != nil {
+		h.fail(w, r, "add", err)
+		return
+	}
 	var req AddRequest
 	if status, err := decodeJSON(w, r, &req); err != nil {
 		h.refuse(w, r, "add", status, err)
@@ -61,34 +110,39 @@ func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 		bc.Weight = *req.Weight
 	}
 	bc.Disabled = req.Enabled != nil && !*req.Enabled
-	id, err := h.sel.Add(r.Context(), bc)
+	id, err := pool.Selector.Add(r.Context(), bc)
 	if err != nil {
 		h.fail(w, r, "add", err)
 		return
 	}
-	h.answerBackend(w, r, http.StatusCreated, id, "", "backend added", "weight", bc.Weight, "enabled", !bc.Disabled)
+	h.answerBackend(w, r, pool, http.StatusCreated, id, "", "backend added", "weight", bc.Weight, "enabled", !bc.Disabled)
 }
 
-// remove answers DELETE /backends/{id}. The backend takes no new requests
-// at once and is forgotten when its in-flight requests have finished;
-// until then it shows as draining.
+// remove answers DELETE /backends/{id} and /pools/{pool}/backends/{id}.
+// The backend takes no new requests at once and is forgotten when its
+// in-flight requests have finished; until then it shows as draining.
 func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
+	pool, err := h.poolOf(r)
+	if err != nil {
+		h.fail(w, r, "remove", err)
+		return
+	}
 	id := r.PathValue("id")
 	// The backend's URL, for the log: a backend with nothing in flight
 	// is gone from the status once removed.
 	var name string
-	if st, err := h.sel.Status(r.Context()); err == nil {
+	if st, err := pool.Selector.Status(r.Context()); err == nil {
 		for _, b := range st {
 			if b.ID == id {
 				name = b.Name
 			}
 		}
 	}
-	if err := h.sel.Remove(r.Context(), id); err != nil {
+	if err := pool.Selector.Remove(r.Context(), id); err != nil {
 		h.fail(w, r, "remove", err)
 		return
 	}
-	h.answerBackend(w, r, http.StatusOK, id, name, "backend removing")
+	h.answerBackend(w, r, pool, http.StatusOK, id, name, "backend removing")
 }
 
 // An op is one of the changes POST /backends/{id}/... makes.
@@ -104,24 +158,28 @@ var opNames = [...]struct{ verb, done string }{
 	{"drain", "backend drained"}, {"enable", "backend enabled"}, {"disable", "backend disabled"},
 }
 
-// change returns the handler for POST /backends/{id}/drain, /enable or
-// /disable: 200 and the backend's status after the change.
+// change returns the handler for POST [/pools/{pool}]/backends/{id}/drain,
+// /enable or /disable: 200 and the backend's status after the change.
 func (h *Handler) change(o op) http.HandlerFunc {
 	name, done := opNames[o].verb, opNames[o].done
 	return func(w http.ResponseWriter, r *http.Request) {
+		pool, err := h.poolOf(r)
+		if err != nil {
+			h.fail(w, r, name, err)
+			return
+		}
 		id := r.PathValue("id")
-		var err error
 		switch o {
 		case opDrain:
-			err = h.sel.Drain(r.Context(), id)
+			err = pool.Selector.Drain(r.Context(), id)
 		case opEnable, opDisable:
-			err = h.sel.SetEnabled(r.Context(), id, o == opEnable)
+			err = pool.Selector.SetEnabled(r.Context(), id, o == opEnable)
 		}
 		if err != nil {
 			h.fail(w, r, name, err)
 			return
 		}
-		h.answerBackend(w, r, http.StatusOK, id, "", done)
+		h.answerBackend(w, r, pool, http.StatusOK, id, "", done)
 	}
 }
 
@@ -146,19 +204,19 @@ type Removed struct {
 	State string `json:"state"` // always "removed"
 }
 
-// answerBackend logs a change that has been made, msg with keyvals, and
-// answers with the backend's status as the selector has it now, or with
-// Removed when it is gone. name is the backend's URL for the log when the
-// caller knows it ("": the status gives it).
-func (h *Handler) answerBackend(w http.ResponseWriter, r *http.Request, code int, id, name, msg string, keyvals ...any) {
-	st, err := h.sel.Status(r.Context())
+// answerBackend logs a change that has been made in pool, msg with
+// keyvals, and answers with the backend's status as the pool's selector
+// has it now, or with Removed when it is gone. name is the backend's URL
+// for the log when the caller knows it ("": the status gives it).
+func (h *Handler) answerBackend(w http.ResponseWriter, r *http.Request, pool Pool, code int, id, name, msg string, keyvals ...any) {
+	st, err := pool.Selector.Status(r.Context())
 	var answer any = Removed{ID: id, State: "removed"}
 	for _, b := range st {
 		if b.ID == id {
 			answer, name = b, b.Name
 		}
 	}
-	h.log.Info(msg, append([]any{"backend", name, "id", id, "client", r.RemoteAddr}, keyvals...)...)
+	h.log.Info(msg, append([]any{"backend", name, "id", id, "client", r.RemoteAddr}, append(keyvals, "pool", pool.Name)...)...)
 	if err != nil {
 		h.fail(w, r, "status", err) // the change was made; only its answer failed
 		return
@@ -178,7 +236,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err 
 	switch {
 	case status == http.StatusInternalServerError:
 		h.log.Error("request failed", "op", what, "error", err, "client", r.RemoteAddr)
-	case what != "status":
+	case what != "status" && what != "routes": // reads change nothing
 		h.log.Info("change refused", "op", what, "error", err, "status", status, "client", r.RemoteAddr)
 	}
 	writeError(w, status, err.Error())

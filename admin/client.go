@@ -26,7 +26,9 @@ func (e *APIError) Error() string {
 }
 
 // FetchStatus asks the admin API at addr (host:port) for GET /status,
-// sending token as a bearer token unless it is nil. An answer other than
+// sending token as a bearer token unless it is nil. In its answer the
+// default pool's entry in Pools, if any, shares its Backends slice with
+// the top level. An answer other than
 // 200 is an *APIError; any other error means the API could not be asked
 // or its answer not read. client nil: a client
 // that ignores proxy environment variables.
@@ -64,34 +66,63 @@ func FetchStatus(ctx context.Context, client *http.Client, addr string, token []
 	if err := json.Unmarshal(body, &st); err != nil {
 		return nil, fmt.Errorf("not a status answer: %w", err)
 	}
+	// The default pool's backends are the top level's, one slice, as the
+	// server sent them.
+	for i := range st.Pools {
+		if st.Pools[i].Name == DefaultPool {
+			st.Pools[i].Backends = st.Backends
+		}
+	}
 	return &st, nil
 }
 
 // WriteTable writes st as an aligned table for a terminal, one backend a
-// line, with probe times as ages relative to the snapshot's time.
+// line, with probe times as ages relative to the snapshot's time. With
+// the default pool alone the table is as it was before pools; otherwise
+// its first column, POOL, names each backend's pool, the pools in st's
+// order, and a pool without backends has a line saying so.
 func WriteTable(w io.Writer, st *StatusResponse) error {
-	if len(st.Backends) == 0 {
+	pools := st.PoolList()
+	total := 0
+	for _, p := range pools {
+		total += len(p.Backends)
+	}
+	onlyDefault := len(pools) == 1 && pools[0].Name == DefaultPool
+	if total == 0 && (onlyDefault || len(pools) == 0) {
 		_, err := fmt.Fprintln(w, "no backends")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tURL\tSTATE\tWEIGHT\tIN-FLIGHT\tREQUESTS\tFAILURES\tLAST PROBE\tPROBE ERROR")
-	for _, b := range st.Backends {
-		probe := age(b.LastProbe, st.Time)
-		if !b.LastProbe.IsZero() {
-			if b.LastProbeError != "" {
-				probe = "failed " + probe
-			} else {
-				probe = "passed " + probe
+	header := "ID\tURL\tSTATE\tWEIGHT\tIN-FLIGHT\tREQUESTS\tFAILURES\tLAST PROBE\tPROBE ERROR"
+	if !onlyDefault {
+		header = "POOL\t" + header
+	}
+	fmt.Fprintln(tw, header)
+	for _, p := range pools {
+		pool := ""
+		if !onlyDefault {
+			pool = oneLine(p.Name, 30) + "\t"
+		}
+		if len(p.Backends) == 0 {
+			fmt.Fprintf(tw, "%s-\t(no backends)\t-\t-\t-\t-\t-\t-\t-\n", pool)
+		}
+		for _, b := range p.Backends {
+			probe := age(b.LastProbe, st.Time)
+			if !b.LastProbe.IsZero() {
+				if b.LastProbeError != "" {
+					probe = "failed " + probe
+				} else {
+					probe = "passed " + probe
+				}
 			}
+			probeErr := "-"
+			if b.LastProbeError != "" {
+				probeErr = oneLine(b.LastProbeError, 80)
+			}
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", pool,
+				oneLine(b.ID, 20), oneLine(b.Name, 60), oneLine(b.State, 12), b.Weight,
+				b.InFlight, b.Requests, b.Failures, probe, probeErr)
 		}
-		probeErr := "-"
-		if b.LastProbeError != "" {
-			probeErr = oneLine(b.LastProbeError, 80)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n",
-			oneLine(b.ID, 20), oneLine(b.Name, 60), oneLine(b.State, 12), b.Weight,
-			b.InFlight, b.Requests, b.Failures, probe, probeErr)
 	}
 	return tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,74 @@ func mustStatus(t *testing.T, f *fixture, token string) []actors.BackendStatus {
 		t.Fatalf("no backends: %s", a.body)
 	}
 	return st.Backends
+}
+
+// poolRow is the CSS selector of backend id's row in pool's group.
+func poolRow(pool, id string) string {
+	return `tbody[data-pool="` + pool + `"] tr[data-id="` + id + `"]`
+}
+
+// With two pools the dashboard has a heading per pool, each backend's row
+// under its pool, and its buttons act in that pool alone, even for a URL
+// (and so an id) that both pools list.
+func TestDashboardGroupsBackendsByPool(t *testing.T) {
+	ctx := newBrowser(t)
+	f := newPoolFixture(t, poolFixtureOptions{},
+		poolSpec{name: DefaultPool, origins: []string{"a", "b"}},
+		poolSpec{name: "api", origins: []string{"c"}, shared: []string{"default/0"}})
+	shared := f.pool(t, DefaultPool).origins[0].srv.URL
+	id := byURL(t, f.poolStatus(t, "api"), shared).ID
+	idC := f.poolStatus(t, "api")[0].ID
+
+	step(t, ctx, "opening the dashboard", 20*time.Second,
+		chromedp.Navigate(f.admin+"/"),
+		chromedp.WaitVisible(chromedp.CSS(poolRow("api", idC)+`[data-state="up"]`)),
+		chromedp.WaitVisible(chromedp.CSS(poolRow(DefaultPool, id)+`[data-state="up"]`)))
+	headings := value(t, ctx, "reading the pool headings", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("tr.pool-head")).filter(e => e.offsetParent !== null).map(e => e.querySelector(".pool-name").textContent)`))
+	if !slices.Equal(headings, []string{"Pool default", "Pool api"}) {
+		t.Errorf("visible pool headings %q, want Pool default then Pool api", headings)
+	}
+	// Rows in pool order: default's two, then api's two.
+	order := value(t, ctx, "reading the rows' order", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("tr[data-id]")).map(e => e.dataset.pool + " " + e.querySelector(".url").textContent)`))
+	want := []string{
+		DefaultPool + " " + shared, DefaultPool + " " + f.pool(t, DefaultPool).origins[1].srv.URL,
+		"api " + f.pool(t, "api").origins[0].srv.URL, "api " + shared,
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("rows %q, want %q", order, want)
+	}
+	if got := value(t, ctx, "reading the summary", chromedp.Text(chromedp.ID("summary"))); got != "4 backends in 2 pools: 4 up" {
+		t.Errorf("summary %q, want 4 backends in 2 pools: 4 up", got)
+	}
+	if got := value(t, ctx, "reading api's summary", chromedp.Text(chromedp.CSS(`tbody[data-pool="api"] .pool-summary`))); got != "2 backends: 2 up" {
+		t.Errorf("api's heading says %q, want 2 backends: 2 up", got)
+	}
+
+	// Drain the shared URL in api with its button: default's stays up.
+	step(t, ctx, "draining the shared backend in api", 10*time.Second,
+		chromedp.Click(chromedp.CSS(poolRow("api", id)+` button[data-action="drain"]`)),
+		chromedp.WaitVisible(chromedp.CSS(poolRow("api", id)+`[data-state="draining"]`)))
+	if got := byURL(t, f.poolStatus(t, "api"), shared).State; got != "draining" {
+		t.Errorf("api's shared backend is %s, want draining", got)
+	}
+	if got := byURL(t, f.poolStatus(t, DefaultPool), shared).State; got != "up" {
+		t.Errorf("the drain in api left default's copy %s, want up", got)
+	}
+	if got := value(t, ctx, "reading default's row", chromedp.Evaluate[string](
+		`document.querySelector('`+poolRow(DefaultPool, id)+`').dataset.state`)); got != "up" {
+		t.Errorf("default's row shows %s, want up", got)
+	}
+	if got := value(t, ctx, "reading the message", chromedp.Text(chromedp.ID("message"))); !strings.Contains(got, "in pool api") || !strings.Contains(got, "now draining") {
+		t.Errorf("the message says %q, want it to name the pool and confirm the drain", got)
+	}
+	if *screenshot != "" {
+		path := strings.TrimSuffix(*screenshot, ".png") + "-pools.png"
+		png := value(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot saved to %s", path)
+	}
 }

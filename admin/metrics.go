@@ -23,18 +23,20 @@ const noBackend = "none"
 // takes, in the order it is reported.
 var states = []string{"up", "down", "ejected", "draining", "disabled"}
 
-// registerMetrics registers the selector's collector and the standard Go
-// and process collectors on reg.
-func registerMetrics(reg *prometheus.Registry, sel *actors.Selector, timeout time.Duration) {
+// registerMetrics registers the pools' collector and the standard Go and
+// process collectors on reg. h lists the current pools at each scrape;
+// unrouted, if not nil, counts the requests no route matched.
+func registerMetrics(reg *prometheus.Registry, h *Handler, unrouted func(context.Context) (uint64, error), timeout time.Duration) {
 	reg.MustRegister(
-		newCollector(sel, timeout),
+		&collector{pools: h.listPools, skipStopped: h.skipStopped, unrouted: unrouted, timeout: timeout, descs: newDescs()},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 }
 
 // metricsHandler serves reg's metrics in the Prometheus text format. A
-// scrape fails as a whole (500) if the selector cannot be asked.
+// scrape fails as a whole (500) if the pools or a running selector cannot
+// be asked.
 func metricsHandler(reg *prometheus.Registry, log hclog.Logger) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{log},
@@ -49,15 +51,22 @@ func (l promLogger) Println(v ...any) {
 	l.log.Error("metrics scrape failed", "error", fmt.Sprint(v...))
 }
 
-// collector turns the selector's counters into Prometheus metrics at scrape
-// time. It keeps nothing between scrapes: each Collect asks the selector
-// for a snapshot (a message, like every other question to it) and emits
-// constant metrics from it. Collect may run on several scrape goroutines
-// at once; each works on its own snapshot.
+// collector turns the pools' counters into Prometheus metrics at scrape
+// time. It keeps nothing between scrapes: each Collect lists the current
+// pools, asks each pool's selector for a snapshot (a message, like every
+// other question to it) and emits constant metrics from it, each labelled
+// with its pool. Collect may run on several scrape goroutines at once;
+// each works on its own snapshots.
 type collector struct {
-	sel     *actors.Selector
-	timeout time.Duration
+	pools       func(context.Context) ([]Pool, error)
+	skipStopped func(error) bool                      // whether a pool answering this error is left out
+	unrouted    func(context.Context) (uint64, error) // nil: no unrouted metric
+	timeout     time.Duration
+	descs
+}
 
+// descs are the metrics' descriptions.
+type descs struct {
 	requests      *prometheus.Desc
 	duration      *prometheus.Desc
 	inFlight      *prometheus.Desc
@@ -74,17 +83,18 @@ type collector struct {
 	queued        *prometheus.Desc
 	queueTimeouts *prometheus.Desc
 	queueFull     *prometheus.Desc
+	unroutedReqs  *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
 
-func newCollector(sel *actors.Selector, timeout time.Duration) *collector {
-	backend := []string{"backend"}
-	return &collector{
-		sel: sel, timeout: timeout,
+func newDescs() descs {
+	backend := []string{"pool", "backend"}
+	pool := []string{"pool"}
+	return descs{
 		requests: prometheus.NewDesc("roundhouse_requests_total",
 			`Client requests, by the backend that answered last ("none": no backend was left to send it to, so the balancer answered 503, or 502 after failed attempts), method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or OTHER) and status class (2xx ... 5xx; 4xx includes 499, the client left).`,
-			[]string{"backend", "method", "code"}, nil),
+			[]string{"pool", "backend", "method", "code"}, nil),
 		duration: prometheus.NewDesc("roundhouse_request_duration_seconds",
 			"Time from a client request's arrival to the end of its response, for requests a backend answered, by that backend; retries included.",
 			backend, nil),
@@ -94,7 +104,7 @@ func newCollector(sel *actors.Selector, timeout time.Duration) *collector {
 			"1 if the backend's health is UP (whatever an operator chose), 0 if DOWN.", backend, nil),
 		state: prometheus.NewDesc("roundhouse_backend_state",
 			"1 for the backend's current state (up, down, ejected, draining or disabled), 0 for the others.",
-			[]string{"backend", "state"}, nil),
+			[]string{"pool", "backend", "state"}, nil),
 		weight: prometheus.NewDesc("roundhouse_backend_weight",
 			"The backend's weight; 0 is a standby.", backend, nil),
 		attempts: prometheus.NewDesc("roundhouse_backend_attempts_total",
@@ -108,15 +118,17 @@ func newCollector(sel *actors.Selector, timeout time.Duration) *collector {
 		probeFailures: prometheus.NewDesc("roundhouse_health_probe_failures_total",
 			"Health probes of a backend that failed.", backend, nil),
 		reloads: prometheus.NewDesc("roundhouse_config_reloads_total",
-			"Configuration reloads applied.", nil, nil),
+			"Configuration reloads applied to the pool (a pool a reload created counts from 0).", pool, nil),
 		ejections: prometheus.NewDesc("roundhouse_backend_ejections_total",
 			"Times outlier detection ejected a backend.", backend, nil),
 		queued: prometheus.NewDesc("roundhouse_queued_requests",
-			"Requests waiting for a backend under its connection cap.", nil, nil),
+			"Requests waiting for a backend under its connection cap.", pool, nil),
 		queueTimeouts: prometheus.NewDesc("roundhouse_queue_timeouts_total",
-			"Requests refused (503) after waiting --queue-timeout for a backend.", nil, nil),
+			"Requests refused (503) after waiting --queue-timeout for a backend.", pool, nil),
 		queueFull: prometheus.NewDesc("roundhouse_queue_full_total",
-			"Requests refused (503) at once because every backend was at its connection cap and the queue was full.", nil, nil),
+			"Requests refused (503) at once because every backend was at its connection cap and the queue was full.", pool, nil),
+		unroutedReqs: prometheus.NewDesc("roundhouse_unrouted_requests_total",
+			"Client requests that matched no route, answered 404.", nil, nil),
 	}
 }
 
@@ -125,52 +137,78 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.duration, c.inFlight, c.up, c.state, c.weight,
 		c.attempts, c.failures, c.retries, c.probes, c.probeFailures, c.reloads,
-		c.ejections, c.queued, c.queueTimeouts, c.queueFull,
+		c.ejections, c.queued, c.queueTimeouts, c.queueFull, c.unroutedReqs,
 	} {
 		ch <- d
 	}
 }
 
-// Collect asks the selector for its counters and sends them as metrics.
+// Collect lists the pools, asks each one's selector for its counters and
+// sends them as metrics, then the unrouted count. A pool whose selector
+// has stopped (a reload removed it) is left out; any other failure to ask
+// fails the scrape.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	m, err := c.sel.Metrics(ctx)
+	pools, err := c.pools(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.reloads, fmt.Errorf("asking the selector: %w", err))
+		ch <- prometheus.NewInvalidMetric(c.reloads, err)
 		return
 	}
+	for _, p := range pools {
+		m, err := p.Selector.Metrics(ctx)
+		switch {
+		case c.skipStopped(err):
+			continue // removed by a reload since the list was made
+		case err != nil:
+			ch <- prometheus.NewInvalidMetric(c.reloads, fmt.Errorf("asking pool %s's selector: %w", p.Name, err))
+			return
+		}
+		c.collectPool(ch, p.Name, m)
+	}
+	if c.unrouted != nil {
+		n, err := c.unrouted(ctx)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.unroutedReqs, fmt.Errorf("counting unrouted requests: %w", err))
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(c.unroutedReqs, prometheus.CounterValue, float64(n))
+	}
+}
+
+// collectPool sends one pool's metrics, each labelled pool=pool.
+func (c *collector) collectPool(ch chan<- prometheus.Metric, pool string, m actors.Metrics) {
 	counter, gauge := prometheus.CounterValue, prometheus.GaugeValue
 	for _, b := range m.Backends {
 		name := b.Name
-		c.sendRequests(ch, name, b.Requests)
-		ch <- prometheus.MustNewConstHistogram(c.duration, b.Duration.Count, b.Duration.Sum, cumulative(b.Duration), name)
-		ch <- prometheus.MustNewConstMetric(c.inFlight, gauge, float64(b.InFlight), name)
-		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(b.Up), name)
+		c.sendRequests(ch, pool, name, b.Requests)
+		ch <- prometheus.MustNewConstHistogram(c.duration, b.Duration.Count, b.Duration.Sum, cumulative(b.Duration), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, gauge, float64(b.InFlight), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(b.Up), pool, name)
 		for _, s := range states {
-			ch <- prometheus.MustNewConstMetric(c.state, gauge, boolValue(b.State == s), name, s)
+			ch <- prometheus.MustNewConstMetric(c.state, gauge, boolValue(b.State == s), pool, name, s)
 		}
 		if !slices.Contains(states, b.State) { // a state this list does not know yet
-			ch <- prometheus.MustNewConstMetric(c.state, gauge, 1, name, b.State)
+			ch <- prometheus.MustNewConstMetric(c.state, gauge, 1, pool, name, b.State)
 		}
-		ch <- prometheus.MustNewConstMetric(c.weight, gauge, float64(b.Weight), name)
-		ch <- prometheus.MustNewConstMetric(c.attempts, counter, float64(b.BackendStatus.Requests), name)
-		ch <- prometheus.MustNewConstMetric(c.failures, counter, float64(b.Failures), name)
-		ch <- prometheus.MustNewConstMetric(c.retries, counter, float64(b.Retries), name)
-		ch <- prometheus.MustNewConstMetric(c.probes, counter, float64(b.Probes), name)
-		ch <- prometheus.MustNewConstMetric(c.probeFailures, counter, float64(b.ProbeFailures), name)
-		ch <- prometheus.MustNewConstMetric(c.ejections, counter, float64(b.Ejections), name)
+		ch <- prometheus.MustNewConstMetric(c.weight, gauge, float64(b.Weight), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.attempts, counter, float64(b.BackendStatus.Requests), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.failures, counter, float64(b.Failures), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.retries, counter, float64(b.Retries), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.probes, counter, float64(b.Probes), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.probeFailures, counter, float64(b.ProbeFailures), pool, name)
+		ch <- prometheus.MustNewConstMetric(c.ejections, counter, float64(b.Ejections), pool, name)
 	}
-	c.sendRequests(ch, noBackend, m.NoBackend)
-	ch <- prometheus.MustNewConstMetric(c.reloads, counter, float64(m.Reloads))
-	ch <- prometheus.MustNewConstMetric(c.queued, gauge, float64(m.Queued))
-	ch <- prometheus.MustNewConstMetric(c.queueTimeouts, counter, float64(m.QueueTimeouts))
-	ch <- prometheus.MustNewConstMetric(c.queueFull, counter, float64(m.QueueFull))
+	c.sendRequests(ch, pool, noBackend, m.NoBackend)
+	ch <- prometheus.MustNewConstMetric(c.reloads, counter, float64(m.Reloads), pool)
+	ch <- prometheus.MustNewConstMetric(c.queued, gauge, float64(m.Queued), pool)
+	ch <- prometheus.MustNewConstMetric(c.queueTimeouts, counter, float64(m.QueueTimeouts), pool)
+	ch <- prometheus.MustNewConstMetric(c.queueFull, counter, float64(m.QueueFull), pool)
 }
 
-func (c *collector) sendRequests(ch chan<- prometheus.Metric, backend string, byClass map[actors.RequestClass]uint64) {
+func (c *collector) sendRequests(ch chan<- prometheus.Metric, pool, backend string, byClass map[actors.RequestClass]uint64) {
 	for class, n := range byClass {
-		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n), backend, class.Method, class.Code)
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n), pool, backend, class.Method, class.Code)
 	}
 }
 
