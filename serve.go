@@ -117,9 +117,9 @@ type balancer struct {
 	router     *transport.Router
 	apply      func(context.Context) error // admin: a reload; nil without --config
 	reloads    chan reloadRequest          // admin: POST /reload, to the loop
-	adminSrv *http.Server                // admin; nil without --admin
-	ed       *edge                       // frontend
-	front    *transport.Frontend         // frontend
+	adminSrv   *http.Server                // admin; nil without --admin
+	ed         *edge                       // frontend
+	front      *transport.Frontend         // frontend
 
 	actorCtx   context.Context    // run: the actors' context, outlives ctx
 	stopActors context.CancelFunc // run: cancels actorCtx

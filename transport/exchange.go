@@ -29,8 +29,8 @@ type exchange struct {
 	// nil until then, and stays nil for a request refused before it.
 	pool   *Pool
 	route  string
-	prefix string // what strip_prefix removed from the path, for X-Forwarded-Prefix
-	body   *replayableBody    // nil when the request has no body
+	prefix string          // what strip_prefix removed from the path, for X-Forwarded-Prefix
+	body   *replayableBody // nil when the request has no body
 	// backend is the current attempt's; tried is every backend attempted
 	// so far (its first ones in triedBuf, without an allocation).
 	backend  *actors.Backend

@@ -116,7 +116,7 @@ func NewProxy(cfg Config) *Proxy {
 	p := &Proxy{
 		router: cfg.Router, log: cfg.Logger, access: cfg.AccessLog,
 		retryBuffer: max(cfg.RetryBuffer, 0),
-		trusted: cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0), bodyTimeout: max(cfg.BodyTimeout, 0),
+		trusted:     cfg.TrustedProxies, maxBody: max(cfg.MaxBody, 0), bodyTimeout: max(cfg.BodyTimeout, 0),
 		tunnels: cfg.Tunnels, limiter: cfg.Limiter,
 	}
 	if cfg.RequestIDHeader != "" {

@@ -82,17 +82,17 @@ func New(o Options) *Logger {
 
 // Record is one request's access log entry.
 type Record struct {
-	Method   string
-	Path     string // as escaped on the wire
-	Client   string
-	Backend  string // "-": none was picked
+	Method  string
+	Path    string // as escaped on the wire
+	Client  string
+	Backend string // "-": none was picked
 	// Pool and Route are the pool and route a request was routed by; both
 	// are logged when Route is not "" (there are routes), so that a
 	// configuration without routes keeps its lines as they were.
 	Pool, Route string
-	Status   int
-	Duration time.Duration
-	Bytes    int64
+	Status      int
+	Duration    time.Duration
+	Bytes       int64
 	// RequestID is logged when it is not "".
 	RequestID string
 	// Attempts is logged when it is more than 1.
