@@ -145,6 +145,7 @@ const (
 	badBody               // the client's request body was malformed
 	bodyTooLarge          // the client's request body passed MaxBody
 	bodyTimedOut          // the client sent nothing of its body for BodyTimeout
+	overloaded            // the balancer ran out of file descriptors
 )
 
 // exchange is one client request's state across attempts. It lives in the
@@ -503,6 +504,10 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 		ex.fail = clientGone
 	case out.Context().Err() != nil: // the request timeout
 		ex.fail = timedOut
+	case outOfDescriptors(err):
+		// The balancer's own fault, not the backend's (see fdlimit.go):
+		// no passive health mark, no retry.
+		ex.fail = overloaded
 	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err), ex.noConnection():
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
@@ -549,8 +554,8 @@ func (f failure) outcome() actors.Outcome {
 		return actors.ConnectFailed
 	case broken, timedOut:
 		return actors.Failed
-	case clientGone, badBody, bodyTooLarge, bodyTimedOut:
-		return actors.ClientGone
+	case clientGone, badBody, bodyTooLarge, bodyTimedOut, overloaded:
+		return actors.ClientGone // not the backend's fault
 	}
 	return actors.Success
 }
@@ -577,6 +582,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 		}
 	case timedOut:
 		code, msg = http.StatusGatewayTimeout, "backend did not answer in time"
+	case overloaded:
+		w.Header().Set("Retry-After", "1")
+		code, msg = http.StatusServiceUnavailable, "balancer overloaded"
 	case badBody:
 		w.closeConn = w.closeConn || ex.http1 // the body's framing is broken
 		code, msg = http.StatusBadRequest, "malformed request body"
