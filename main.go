@@ -182,7 +182,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 			return config.Load(args, config.Options{Name: "roundhouse " + name})
 		}
 	}
-	return serve(ctx, s, log, serveOptions{reload: reload, access: access})
+	return serve(ctx, s, log, serveOptions{reload: reload, access: access, logDropped: out.Dropped})
 }
 
 // runValidate is the "validate" command: it loads FILE as serve --config

@@ -36,6 +36,9 @@ type serveOptions struct {
 	noUpgrade bool
 	// access is the access log (see newAccessLog); nil: none.
 	access *accesslog.Logger
+	// logDropped counts log lines lost to a failing output, for the
+	// admin API's metrics; nil: not counted.
+	logDropped func(context.Context) (uint64, error)
 }
 
 // serve runs the balancer (and the admin API, with --admin) until ctx ends,
@@ -87,7 +90,7 @@ func serve(ctx context.Context, s *config.Settings, log hclog.Logger, o serveOpt
 			return applyReload(ctx, sel, o.reload, tr, log, s, actors.KeyOf(cfg.Policy))
 		}
 	}
-	adminHandler, err := newAdmin(s, sel, apply, log)
+	adminHandler, err := newAdmin(s, sel, apply, log, o.logDropped)
 	if err != nil {
 		return err
 	}
@@ -318,14 +321,14 @@ func applyReload(ctx context.Context, sel *actors.Selector, reload func() (*conf
 // newAdmin checks the admin settings and returns the admin API's handler,
 // or nil when --admin is not given. Without a token the admin API must
 // listen on loopback.
-func newAdmin(s *config.Settings, sel *actors.Selector, reload func(context.Context) error, log hclog.Logger) (http.Handler, error) {
+func newAdmin(s *config.Settings, sel *actors.Selector, reload func(context.Context) error, log hclog.Logger, logDropped func(context.Context) (uint64, error)) (http.Handler, error) {
 	// config.Load has checked the address and the token rules (a token
 	// file needs an address; a non-loopback address needs a token) and
 	// read the token.
 	if s.Admin.Listen == "" {
 		return nil, nil
 	}
-	return admin.New(admin.Config{Selector: sel, Reload: reload, Logger: log.Named("admin"), Token: s.Admin.Token})
+	return admin.New(admin.Config{Selector: sel, Reload: reload, Logger: log.Named("admin"), Token: s.Admin.Token, LogDropped: logDropped})
 }
 
 // newServer returns an http.Server with hardened defaults: slow clients
