@@ -37,6 +37,7 @@ func (c *fdTally) add(status int, err error) {
 	case errors.As(err, &ne) && ne.Timeout():
 		c.timeouts++
 	case strings.Contains(err.Error(), "connection reset"), strings.Contains(err.Error(), "EOF"),
+		strings.Contains(err.Error(), "server closed idle connection"),
 		strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "broken pipe"):
 		c.refused++
 	default:
@@ -101,6 +102,9 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 	t.Logf("%d clients for %v under ulimit -n %d: %d served, %d shed with 503, %d connections closed or reset, %d timeouts, %d other statuses, %d other errors (first: %s); peak fds %d; CPU %v over %v",
 		clients, load, nofile, tally.ok, tally.shed, tally.refused, tally.timeouts, tally.otherStatus, tally.otherErrors, tally.firstOther,
 		peakFDs, busyCPU.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	out := lb.output()
+	t.Logf("during the load the log had %d lines from net/http's accept loop, %d \"backend down\" lines",
+		strings.Count(out, "Accept error"), strings.Count(out, "backend down"))
 	if tally.ok == 0 {
 		t.Errorf("nothing was served")
 	}
@@ -133,7 +137,7 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 		t.Errorf("after the load, 100 concurrent requests: %d served, %d shed, %d closed, %d timeouts, %d other (%s)",
 			after.ok, after.shed, after.refused, after.timeouts, after.otherErrors+after.otherStatus, after.firstOther)
 	}
-	out := lb.output()
+	out = lb.output()
 	began, ended := strings.Count(out, "out of file descriptors"), strings.Count(out, "file descriptors available again")
 	perAccept := strings.Count(out, "Accept error")
 	t.Logf("log: %d episode lines, %d recovery lines, %d lines from net/http's accept loop", began, ended, perAccept)

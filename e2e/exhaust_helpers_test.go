@@ -34,9 +34,13 @@ var (
 
 // exBinary builds the roundhouse command once, without the race detector:
 // these tests measure its memory and CPU, which the detector inflates
-// several times over.
+// several times over. ROUNDHOUSE_EXHAUST_BINARY names a binary to test
+// instead (an older build, to compare).
 func exBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("ROUNDHOUSE_EXHAUST_BINARY"); bin != "" {
+		return bin
+	}
 	exBuilt.Do(func() {
 		exDir, exErr = os.MkdirTemp("", "roundhouse-exhaust")
 		if exErr != nil {

@@ -23,7 +23,8 @@ import (
 //
 // After its script, a connection is read until the proxy closes it (EOF)
 // or the test ends; ended counts the connections the proxy closed, so that
-// the test can check none of them leaked.
+// the test can check none of them leaked. It takes up to 1,024
+// connections.
 type rawBackend struct {
 	url      string
 	accepted chan struct{} // one value per connection accepted
