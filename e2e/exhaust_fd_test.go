@@ -120,7 +120,7 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 
 	// Idle now: no spin.
 	cpu0 := exCPU(t, pid)
-	time.Sleep(time.Second) // a measurement window, not synchronisation
+	time.Sleep(time.Second)                                        // a measurement window, not synchronisation
 	if idle := exCPU(t, pid) - cpu0; idle > 500*time.Millisecond { // a spin takes a whole core
 		t.Errorf("used %v of CPU in 1s with no load: spinning", idle)
 	}
