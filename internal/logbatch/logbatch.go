@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -151,13 +153,14 @@ func (w *Writer) Dropped(ctx context.Context) (uint64, error) {
 // write writes batch, counting the lines of a failed write as lost and
 // noting when an episode of failures begins and ends (see Writer).
 func (w *Writer) write(batch []byte) {
+	json := len(batch) > 0 && batch[0] == '{' // the notes follow the lines' format
 	if !w.failing.IsZero() {
 		var note []byte
 		if w.torn {
 			note = append(note, '\n') // end the line a failed write cut
 		}
-		note = fmt.Appendf(note, "%s [WARN]  log output failed; lines dropped: dropped=%d after=%s\n",
-			time.Now().Format(timeFormat), w.lost, time.Since(w.failing).Round(time.Millisecond))
+		note = appendNote(note, json, "warn", "log output failed; lines dropped",
+			"dropped", strconv.FormatUint(w.lost, 10), "after", time.Since(w.failing).Round(time.Millisecond).String())
 		if _, err := w.out.Write(note); err == nil {
 			w.failing, w.lost = time.Time{}, 0
 		}
@@ -175,13 +178,39 @@ func (w *Writer) write(batch []byte) {
 	w.lost += lost
 	if w.failing.IsZero() {
 		w.failing = time.Now()
-		_, _ = fmt.Fprintf(w.out, "%s [ERROR] log output failed; dropping lines: error=%q\n", w.failing.Format(timeFormat), err.Error())
+		_, _ = w.out.Write(appendNote(nil, json, "error", "log output failed; dropping lines", "error", err.Error()))
 	}
 }
 
-// timeFormat is hclog's (hclog.TimeFormat), so that the notes read like
-// the lines around them.
-const timeFormat = "2006-01-02T15:04:05.000Z0700"
+// appendNote appends a note line about the output itself, in hclog's text
+// or JSON format (without a logger name: the Writer has none), with kv as
+// string pairs.
+func appendNote(buf []byte, json bool, level, msg string, kv ...string) []byte {
+	now := time.Now()
+	if json {
+		buf = fmt.Appendf(buf, `{"@level":%q,"@message":%q,"@timestamp":%q`, level, msg, now.Format(jsonTime))
+		for i := 0; i+1 < len(kv); i += 2 {
+			buf = fmt.Appendf(buf, `,%q:%q`, kv[i], kv[i+1])
+		}
+		return append(buf, "}\n"...)
+	}
+	buf = fmt.Appendf(buf, "%s %-7s %s:", now.Format(timeFormat), "["+strings.ToUpper(level)+"]", msg)
+	for i := 0; i+1 < len(kv); i += 2 {
+		v := kv[i+1]
+		if strings.ContainsAny(v, " \"=") {
+			v = strconv.Quote(v)
+		}
+		buf = fmt.Appendf(buf, " %s=%s", kv[i], v)
+	}
+	return append(buf, '\n')
+}
+
+// hclog's time layouts (hclog.TimeFormat and hclog.TimeFormatJSON), so that
+// the notes read like the lines around them.
+const (
+	timeFormat = "2006-01-02T15:04:05.000Z0700"
+	jsonTime   = "2006-01-02T15:04:05.000000Z07:00"
+)
 
 // gather appends the lines already waiting to batch, up to maxBatch bytes.
 func (w *Writer) gather(batch []byte) []byte {
