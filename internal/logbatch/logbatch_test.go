@@ -161,3 +161,30 @@ func TestLinesAFullDiskRefusesAreDroppedCountedAndNotedOnce(t *testing.T) {
 		t.Errorf("output:\n%s\nwant one note of 100 lines dropped, then the lines after", got)
 	}
 }
+
+// With JSON lines, the note is a JSON line too.
+func TestTheNoteFollowsTheLinesFormat(t *testing.T) {
+	out := &fullDisk{full: true}
+	w := New(out, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	var run conc.WaitGroup
+	run.Go(func() { _ = w.Run(ctx) })
+	fmt.Fprintf(w, "{\"@message\":\"lost\"}\n")
+	deadline := time.After(10 * time.Second)
+	for n, _ := w.Dropped(ctx); n != 1; n, _ = w.Dropped(ctx) {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d lines dropped, want 1", n)
+		}
+	}
+	out.setFull(false)
+	fmt.Fprintf(w, "{\"@message\":\"kept\"}\n")
+	cancel()
+	run.Wait()
+	lines := strings.Split(strings.TrimSuffix(out.buf.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], `{"@level":"warn","@message":"log output failed; lines dropped",`) ||
+		!strings.Contains(lines[0], `"dropped":"1"`) || lines[1] != `{"@message":"kept"}` {
+		t.Errorf("output:\n%s\nwant a JSON note, then the line kept", out.buf.String())
+	}
+}
