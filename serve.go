@@ -70,6 +70,9 @@ type serveOptions struct {
 	noUpgrade bool
 	// access is the access log (see newAccessLog); nil: none.
 	access *accesslog.Logger
+	// logDropped counts log lines lost to a failing output, for the
+	// admin API's metrics; nil: not counted.
+	logDropped func(context.Context) (uint64, error)
 }
 
 // serve runs the balancer (and the admin API, with --admin) until ctx ends,
@@ -193,7 +196,7 @@ func (b *balancer) admin() error {
 	if b.adminLn == nil {
 		return nil
 	}
-	h, err := admin.New(admin.Config{Selector: b.sel, Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token})
+	h, err := admin.New(admin.Config{Selector: b.sel, Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token, LogDropped: b.o.logDropped})
 	if err != nil {
 		return err
 	}
