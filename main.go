@@ -185,7 +185,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, withDemo boo
 			return config.Load(args, config.Options{Name: "roundhouse " + name})
 		}
 	}
-	return serve(ctx, s, log, serveOptions{reload: reload, access: access})
+	return serve(ctx, s, log, serveOptions{reload: reload, access: access, logDropped: out.Dropped})
 }
 
 // parseCommand parses a command's flags: an unknown flag, a bad value or a

@@ -72,6 +72,9 @@ type serveOptions struct {
 	noUpgrade bool
 	// access is the access log (see newAccessLog); nil: none.
 	access *accesslog.Logger
+	// logDropped counts log lines lost to a failing output, for the
+	// admin API's metrics; nil: not counted.
+	logDropped func(context.Context) (uint64, error)
 }
 
 // serve runs the balancer (and the admin API, with --admin) until ctx ends,
@@ -185,7 +188,7 @@ func (b *balancer) admin() error {
 	}
 	h, err := admin.New(admin.Config{
 		Pools: b.adminPools, Routes: b.adminRoutes, Unrouted: b.router.Unrouted,
-		Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token,
+		Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token, LogDropped: b.o.logDropped,
 	})
 	if err != nil {
 		return err

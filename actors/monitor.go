@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -271,7 +272,12 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 			h.markDown()
 		default:
 		}
-		if h.observe(err == nil) {
+		switch {
+		case outOfDescriptors(err):
+			// The balancer's own lack of file descriptors says nothing
+			// about the backend: no verdict.
+			log.Debug("probe skipped: out of file descriptors", "error", err)
+		case h.observe(err == nil):
 			msg := Health{Backend: m.Backend, Up: h.up, Reason: h.reason(err), from: m}
 			select {
 			case out <- msg:
@@ -293,6 +299,12 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 			}
 		}
 	}
+}
+
+// outOfDescriptors reports whether err is this process (or the system)
+// running out of file descriptors.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // publish adds a probe result to stats and leaves a copy in the Stats

@@ -84,6 +84,10 @@ type Config struct {
 	// ScrapeTimeout bounds how long GET /metrics waits for the selector's
 	// counters; 0: 10s.
 	ScrapeTimeout time.Duration
+	// LogDropped, if not nil, counts the log lines lost to a failing log
+	// output (logbatch.Writer.Dropped), for
+	// roundhouse_log_lines_dropped_total; nil: no such metric.
+	LogDropped func(context.Context) (uint64, error)
 }
 
 // Handler is the admin listener's http.Handler. Its routes:
@@ -145,6 +149,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	reg := prometheus.NewRegistry()
 	registerMetrics(reg, h, cfg.Unrouted, timeout)
+	if cfg.LogDropped != nil {
+		reg.MustRegister(&logDropped{count: cfg.LogDropped, timeout: timeout, desc: logDroppedDesc})
+	}
 	h.metrics = metricsHandler(reg, h.log)
 	h.routes()
 	return h, nil

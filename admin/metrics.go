@@ -234,3 +234,27 @@ func boolValue(b bool) float64 {
 	}
 	return 0
 }
+
+var logDroppedDesc = prometheus.NewDesc("roundhouse_log_lines_dropped_total",
+	"Log lines (the access log's and the others) lost because writing them failed, as on a full disk.", nil, nil)
+
+// logDropped reports the log writer's count of lost lines, asking it (a
+// message to its goroutine) at each scrape.
+type logDropped struct {
+	count   func(context.Context) (uint64, error)
+	timeout time.Duration
+	desc    *prometheus.Desc
+}
+
+func (c *logDropped) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *logDropped) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	n, err := c.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, fmt.Errorf("asking the log writer: %w", err))
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n))
+}

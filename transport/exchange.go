@@ -152,6 +152,7 @@ const (
 	badBody                // the client's request body was malformed
 	bodyTooLarge           // the client's request body passed MaxBody
 	bodyTimedOut           // the client sent nothing of its body for BodyTimeout
+	overloaded             // the balancer ran out of file descriptors
 )
 
 func (f failure) outcome() actors.Outcome {
@@ -160,8 +161,8 @@ func (f failure) outcome() actors.Outcome {
 		return actors.ConnectFailed
 	case broken, timedOut, headerTimedOut:
 		return actors.Failed
-	case clientGone, badBody, bodyTooLarge, bodyTimedOut:
-		return actors.ClientGone
+	case clientGone, badBody, bodyTooLarge, bodyTimedOut, overloaded:
+		return actors.ClientGone // not the backend's fault
 	}
 	return actors.Success
 }

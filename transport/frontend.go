@@ -102,6 +102,7 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	// the request line) plus the 4 KiB it may already hold buffered, so the
 	// guard never refuses a head that net/http would read.
 	headLimit := o.MaxHeaderBytes + 8<<10
+	ln = newFDListener(ln, o.TLS == nil, o.Logger.Named("accept"))
 	if o.ProxyProtocol != nil {
 		ln = o.ProxyProtocol.listener(ln, o.ReadHeaderTimeout)
 	}

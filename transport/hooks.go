@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"strings"
 
 	"github.com/roundhouse/roundhouse/actors"
 )
@@ -108,6 +109,10 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 		ex.fail = clientGone
 	case out.Context().Err() != nil: // the request timeout
 		ex.fail = timedOut
+	case outOfDescriptors(err):
+		// The balancer's own fault, not the backend's (see fdlimit.go):
+		// no passive health mark, no retry.
+		ex.fail = overloaded
 	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err), ex.noConnection():
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
@@ -133,6 +138,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		ex.respBody = responseBody{ReadCloser: resp.Body, ex: ex}
 		resp.Body = &ex.respBody
+	} else if !switchAsked(resp) {
+		// ReverseProxy refuses it too, but then never closes the backend
+		// connection, which is the caller's after a 101; refused here,
+		// ReverseProxy closes it. The client gets 502.
+		return errSwitchNotAsked
 	}
 	if p.idHeader != "" {
 		resp.Header.Del(p.idHeader)
@@ -150,6 +160,29 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	resp.Header.Add("Set-Cookie", c.String())
 	return nil
+}
+
+var errSwitchNotAsked = errors.New("backend switched protocols, which the request did not ask for")
+
+// switchAsked reports whether a 101 switches to the protocol its request
+// asked for, by ReverseProxy's rule: an Upgrade header, with "upgrade" in
+// Connection, naming the same protocol on both sides.
+func switchAsked(resp *http.Response) bool {
+	asked := upgradeOf(resp.Request.Header)
+	return asked != "" && strings.EqualFold(asked, upgradeOf(resp.Header))
+}
+
+// upgradeOf is h's Upgrade header when its Connection header lists
+// "upgrade"; "" otherwise.
+func upgradeOf(h http.Header) string {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
 }
 
 // responseBody is a backend's response body on its way to the client. A

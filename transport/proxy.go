@@ -296,6 +296,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 		default:
 			code, msg = http.StatusBadGateway, "backend failed and no other backend could take the request"
 		}
+	case overloaded:
+		w.Header().Set("Retry-After", "1")
+		code, msg = http.StatusServiceUnavailable, "balancer overloaded"
 	case timedOut, headerTimedOut:
 		code, msg = http.StatusGatewayTimeout, "backend did not answer in time"
 	case badBody:

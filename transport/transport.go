@@ -23,6 +23,10 @@ type Options struct {
 	MaxIdleConnsPerHost int
 	// BackendCAs verifies https:// backends; nil: the system's roots.
 	BackendCAs *x509.CertPool
+	// MaxResponseHeaderBytes bounds a backend's response head (status
+	// line and headers); a larger one fails the attempt (502). 0: 64 KiB,
+	// the same as a client's request head (FrontendOptions.MaxHeaderBytes).
+	MaxResponseHeaderBytes int64
 }
 
 // New returns the *http.Transport that every request and health probe
@@ -49,21 +53,25 @@ func New(o Options) *http.Transport {
 	if o.MaxIdleConnsPerHost <= 0 {
 		o.MaxIdleConnsPerHost = 1024
 	}
+	if o.MaxResponseHeaderBytes <= 0 {
+		o.MaxResponseHeaderBytes = 64 << 10 // net/http's own default is 10 MiB per request
+	}
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true) // by ALPN, on TLS only
 	return &http.Transport{
-		Protocols:             &protocols,
-		TLSClientConfig:       &tls.Config{RootCAs: o.BackendCAs, MinVersion: tls.VersionTLS12},
-		Proxy:                 nil, // never honour HTTP_PROXY and friends
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          0, // no global cap; the per-host cap rules
-		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
-		IdleConnTimeout:       o.IdleConnTimeout,
-		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
-		TLSHandshakeTimeout:   o.TLSHandshakeTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // the client's Accept-Encoding is the backend's business
+		Protocols:              &protocols,
+		TLSClientConfig:        &tls.Config{RootCAs: o.BackendCAs, MinVersion: tls.VersionTLS12},
+		Proxy:                  nil, // never honour HTTP_PROXY and friends
+		DialContext:            dialer.DialContext,
+		MaxIdleConns:           0, // no global cap; the per-host cap rules
+		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
+		IdleConnTimeout:        o.IdleConnTimeout,
+		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: o.MaxResponseHeaderBytes,
+		TLSHandshakeTimeout:    o.TLSHandshakeTimeout,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true, // the client's Accept-Encoding is the backend's business
 	}
 }

@@ -4,8 +4,13 @@
 package logbatch
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // maxBatch bounds the bytes written in one call.
@@ -28,11 +33,25 @@ const (
 // A caller that formats its own lines (the access log) can skip the copy:
 // it appends a line to a buffer from Line and hands the buffer over with
 // WriteLine. Lines keep the order of their Write and WriteLine calls.
+//
+// A write to out that fails (a full disk: ENOSPC) drops its lines: they
+// are counted (Dropped) and never retried, so that a broken output never
+// holds up the goroutines that log. The first failure of an episode is
+// noted once, in a line written straight to out (which will likely fail
+// too), and the episode's end, when a write works again, in a line before
+// the batch that worked, saying how many lines were lost.
 type Writer struct {
 	out     io.Writer
-	lines   chan []byte   // to Run, which owns what it receives; never closed
-	free    chan []byte   // from Run: line buffers nobody uses, for Line; never closed
-	stopped chan struct{} // closed by Run as it returns
+	lines   chan []byte      // to Run, which owns what it receives; never closed
+	free    chan []byte      // from Run: line buffers nobody uses, for Line; never closed
+	asks    chan chan uint64 // Dropped's questions to Run; never closed
+	stopped chan struct{}    // closed by Run as it returns
+
+	// Owned by Run.
+	dropped uint64    // lines lost to failed writes, ever
+	failing time.Time // when the current episode of failed writes began; zero: none
+	lost    uint64    // lines lost in the current episode
+	torn    bool      // a failed write left a line cut short in out
 }
 
 // New returns a Writer to out that holds up to queue lines waiting to be
@@ -43,7 +62,7 @@ func New(out io.Writer, queue int) *Writer {
 		queue = 4096
 	}
 	return &Writer{
-		out: out, lines: make(chan []byte, queue),
+		out: out, lines: make(chan []byte, queue), asks: make(chan chan uint64),
 		free: make(chan []byte, freeLines), stopped: make(chan struct{}),
 	}
 }
@@ -104,15 +123,94 @@ func (w *Writer) Run(ctx context.Context) error {
 		select {
 		case line := <-w.lines:
 			batch = w.gather(w.take(batch[:0], line))
-			_, _ = w.out.Write(batch)
+			w.write(batch)
+		case reply := <-w.asks:
+			reply <- w.dropped // capacity 1
 		case <-ctx.Done():
 			if batch = w.gather(batch[:0]); len(batch) > 0 {
-				_, _ = w.out.Write(batch)
+				w.write(batch)
 			}
 			return nil
 		}
 	}
 }
+
+// Dropped returns how many lines have been lost to failed writes. It asks
+// Run; it returns ctx's error if ctx ends first, and 0 once Run has
+// returned.
+func (w *Writer) Dropped(ctx context.Context) (uint64, error) {
+	reply := make(chan uint64, 1)
+	select {
+	case w.asks <- reply:
+		return <-reply, nil
+	case <-w.stopped:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// write writes batch, counting the lines of a failed write as lost and
+// noting when an episode of failures begins and ends (see Writer).
+func (w *Writer) write(batch []byte) {
+	json := len(batch) > 0 && batch[0] == '{' // the notes follow the lines' format
+	if !w.failing.IsZero() {
+		var note []byte
+		if w.torn {
+			note = append(note, '\n') // end the line a failed write cut
+		}
+		note = appendNote(note, json, "warn", "log output failed; lines dropped",
+			"dropped", strconv.FormatUint(w.lost, 10), "after", time.Since(w.failing).Round(time.Millisecond).String())
+		if _, err := w.out.Write(note); err == nil {
+			w.failing, w.lost = time.Time{}, 0
+		}
+	}
+	n, err := w.out.Write(batch)
+	if err == nil {
+		return
+	}
+	n = min(max(n, 0), len(batch))
+	if n > 0 {
+		w.torn = batch[n-1] != '\n'
+	}
+	lost := uint64(bytes.Count(batch[n:], []byte("\n")))
+	w.dropped += lost
+	w.lost += lost
+	if w.failing.IsZero() {
+		w.failing = time.Now()
+		_, _ = w.out.Write(appendNote(nil, json, "error", "log output failed; dropping lines", "error", err.Error()))
+	}
+}
+
+// appendNote appends a note line about the output itself, in hclog's text
+// or JSON format (without a logger name: the Writer has none), with kv as
+// string pairs.
+func appendNote(buf []byte, json bool, level, msg string, kv ...string) []byte {
+	now := time.Now()
+	if json {
+		buf = fmt.Appendf(buf, `{"@level":%q,"@message":%q,"@timestamp":%q`, level, msg, now.Format(jsonTime))
+		for i := 0; i+1 < len(kv); i += 2 {
+			buf = fmt.Appendf(buf, `,%q:%q`, kv[i], kv[i+1])
+		}
+		return append(buf, "}\n"...)
+	}
+	buf = fmt.Appendf(buf, "%s %-7s %s:", now.Format(timeFormat), "["+strings.ToUpper(level)+"]", msg)
+	for i := 0; i+1 < len(kv); i += 2 {
+		v := kv[i+1]
+		if strings.ContainsAny(v, " \"=") {
+			v = strconv.Quote(v)
+		}
+		buf = fmt.Appendf(buf, " %s=%s", kv[i], v)
+	}
+	return append(buf, '\n')
+}
+
+// hclog's time layouts (hclog.TimeFormat and hclog.TimeFormatJSON), so that
+// the notes read like the lines around them.
+const (
+	timeFormat = "2006-01-02T15:04:05.000Z0700"
+	jsonTime   = "2006-01-02T15:04:05.000000Z07:00"
+)
 
 // gather appends the lines already waiting to batch, up to maxBatch bytes.
 func (w *Writer) gather(batch []byte) []byte {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sourcegraph/conc"
 	"go.uber.org/goleak"
@@ -87,5 +89,102 @@ func TestAfterRunReturnsWritesGoStraightOut(t *testing.T) {
 	w.WriteLine(append(w.Line(), "later\n"...))
 	if out.buf.String() != "late\nlater\n" {
 		t.Errorf("WriteLine after Run: %q", out.buf.String())
+	}
+}
+
+// fullDisk is an output that fails with ENOSPC while full is set, as a
+// file on a full filesystem does, and records what it took otherwise.
+type fullDisk struct {
+	lockedBuffer
+	full bool // guarded by mu
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	full := d.full
+	d.mu.Unlock()
+	if full {
+		return 0, syscall.ENOSPC
+	}
+	return d.lockedBuffer.Write(p)
+}
+
+func (d *fullDisk) setFull(full bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.full = full
+}
+
+// Lines that a full disk refuses are dropped and counted, never waited
+// for; the episode is noted once when writing works again.
+func TestLinesAFullDiskRefusesAreDroppedCountedAndNotedOnce(t *testing.T) {
+	out := &fullDisk{full: true}
+	w := New(out, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	var run conc.WaitGroup
+	run.Go(func() { _ = w.Run(ctx) })
+	defer run.Wait()
+	defer cancel()
+	for i := range 100 { // far more than the queue holds: nothing blocks
+		fmt.Fprintf(w, "line %d\n", i)
+	}
+	waitDropped := func(n uint64) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			got, err := w.Dropped(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == n {
+				return
+			}
+			if got > n {
+				t.Fatalf("%d lines dropped, want %d", got, n)
+			}
+			select {
+			case <-time.After(time.Millisecond):
+			case <-deadline:
+				t.Fatalf("still %d lines dropped, want %d", got, n)
+			}
+		}
+	}
+	waitDropped(100)
+	out.setFull(false)
+	fmt.Fprintf(w, "after\n")
+	fmt.Fprintf(w, "after again\n")
+	waitDropped(100)
+	cancel()
+	run.Wait()
+	got := out.buf.String()
+	if strings.Count(got, "log output failed; lines dropped: dropped=100 ") != 1 || !strings.HasSuffix(got, "after\nafter again\n") {
+		t.Errorf("output:\n%s\nwant one note of 100 lines dropped, then the lines after", got)
+	}
+}
+
+// With JSON lines, the note is a JSON line too.
+func TestTheNoteFollowsTheLinesFormat(t *testing.T) {
+	out := &fullDisk{full: true}
+	w := New(out, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	var run conc.WaitGroup
+	run.Go(func() { _ = w.Run(ctx) })
+	fmt.Fprintf(w, "{\"@message\":\"lost\"}\n")
+	deadline := time.After(10 * time.Second)
+	for n, _ := w.Dropped(ctx); n != 1; n, _ = w.Dropped(ctx) {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d lines dropped, want 1", n)
+		}
+	}
+	out.setFull(false)
+	fmt.Fprintf(w, "{\"@message\":\"kept\"}\n")
+	cancel()
+	run.Wait()
+	lines := strings.Split(strings.TrimSuffix(out.buf.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], `{"@level":"warn","@message":"log output failed; lines dropped",`) ||
+		!strings.Contains(lines[0], `"dropped":"1"`) || lines[1] != `{"@message":"kept"}` {
+		t.Errorf("output:\n%s\nwant a JSON note, then the line kept", out.buf.String())
 	}
 }

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// 10,000 idle keep-alive clients, and load on top of them: Roundhouse's
+// RSS, CPU and p99 stay within generous bounds (2 cores in CI).
+func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
+	idle := 10000
+	load := 3 * time.Second
+	if exLong {
+		load = 30 * time.Second
+	}
+	exRaiseNoFile(t, uint64(idle)+2000)
+	backend := exBackend(t, "A")
+	// --max-conns above its default (10,000), which the idle clients
+	// alone would fill: new clients would then wait in the accept backlog
+	// until idle ones left (see docs/exhaustion.md).
+	lb := exStart(t, exOptions{nofile: idle + 2000}, "--listen", "127.0.0.1:0", "--backend", backend.URL,
+		"--access-log=false", "--max-conns", strconv.Itoa(2*idle))
+	addr := lb.waitFor(t, exListening)
+	pid := lb.cmd.Process.Pid
+	rssBefore := exStatus(t, pid, "VmRSS")
+
+	// Each idle client sends one request and keeps its connection open.
+	// They connect 50 at a time.
+	conns := make([]net.Conn, idle)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	req := []byte("GET / HTTP/1.1\r\nHost: lb\r\n\r\n")
+	var dialing sync.WaitGroup
+	var dialErr error
+	var dialMu sync.Mutex // guards dialErr; test helpers may lock
+	for g := range 50 {
+		dialing.Go(func() {
+			buf := make([]byte, 4096)
+			for i := g; i < idle; i += 50 {
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					conns[i] = c
+					_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+					_, err = c.Write(req)
+				}
+				var n int
+				if err == nil {
+					n, err = c.Read(buf)
+				}
+				if err == nil && !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200")) {
+					err = fmt.Errorf("answer %q", buf[:n])
+				}
+				if err != nil {
+					dialMu.Lock()
+					dialErr = fmt.Errorf("idle client %d: %w", i, err)
+					dialMu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	dialing.Wait()
+	if dialErr != nil {
+		t.Fatal(dialErr)
+	}
+	buf := make([]byte, 4096)
+	rssIdle := exStatus(t, pid, "VmRSS")
+
+	var mu sync.Mutex // guards durations, failed; test helpers may lock
+	var durations []time.Duration
+	failed := 0
+	const workers = 32
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	t.Cleanup(client.CloseIdleConnections)
+	cpu0, start := exCPU(t, pid), time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for time.Since(start) < load {
+				t0 := time.Now()
+				status, err := exGet(client, "http://"+addr+"/")
+				d := time.Since(t0)
+				mu.Lock()
+				durations = append(durations, d)
+				if status != http.StatusOK || err != nil {
+					failed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	cpu, elapsed := exCPU(t, pid)-cpu0, time.Since(start)
+	rssPeak := exStatus(t, pid, "VmHWM")
+	p99 := exP99(durations)
+	lb.alive(t)
+	t.Logf("%d idle keep-alive clients: RSS %d MiB before, %d MiB with them (%.1f KiB each); then %d requests by %d workers in %v: %.0f req/s, p99 %v, CPU %v (%.0f%% of a core), peak RSS %d MiB, %d failed",
+		idle, rssBefore>>20, rssIdle>>20, float64(rssIdle-rssBefore)/1024/float64(idle), len(durations), workers, elapsed.Round(time.Millisecond),
+		float64(len(durations))/elapsed.Seconds(), p99, cpu, 100*cpu.Seconds()/elapsed.Seconds(), rssPeak>>20, failed)
+	// The bounds: generous, for 2 shared cores in CI.
+	if failed > 0 {
+		t.Errorf("%d requests failed", failed)
+	}
+	if perClient := (rssIdle - rssBefore) / int64(idle); perClient > 64<<10 {
+		t.Errorf("%d bytes of RSS per idle client, want under 64 KiB", perClient)
+	}
+	if rssPeak > 1<<30 {
+		t.Errorf("peak RSS %d MiB, want under 1 GiB", rssPeak>>20)
+	}
+	if p99 > 250*time.Millisecond {
+		t.Errorf("p99 %v with the idle clients, want under 250ms", p99)
+	}
+	// Every idle client is still served on its own connection.
+	for i, c := range conns[:100] {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(req); err != nil {
+			t.Fatalf("idle client %d, afterwards: %v", i, err)
+		}
+		if n, err := c.Read(buf); err != nil || !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200")) {
+			t.Fatalf("idle client %d, afterwards: %q, %v", i, buf[:n], err)
+		}
+	}
+	lb.stop(t)
+}
+
+// Under GOMEMLIMIT=64MiB, 32 uploads and 32 downloads of 20 MiB at once
+// all arrive whole and the process lives; the test reports its peak RSS.
+func TestLargeTransfersUnderALowMemoryLimit(t *testing.T) {
+	const size, each = 20 << 20, 32
+	rounds := 1
+	if exLong {
+		rounds = 5
+	}
+	backend := exBackend(t, "A")
+	lb := exStart(t, exOptions{env: []string{"GOMEMLIMIT=64MiB"}}, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--access-log=false")
+	addr := lb.waitFor(t, exListening)
+	pid := lb.cmd.Process.Pid
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * each}}
+	t.Cleanup(client.CloseIdleConnections)
+	upload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	want := fmt.Sprintf("%x", sha256.Sum256(upload))
+	var mu sync.Mutex // guards errs; test helpers may lock
+	var errs []string
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, fmt.Sprintf(format, args...))
+	}
+	start := time.Now()
+	for range rounds {
+		var wg sync.WaitGroup
+		for range each {
+			wg.Go(func() { // an upload, whose digest the backend sends back
+				resp, err := client.Post("http://"+addr+"/sha256", "application/octet-stream", bytes.NewReader(upload))
+				if err != nil {
+					fail("upload: %v", err)
+					return
+				}
+				defer resp.Body.Close()
+				got, err := io.ReadAll(resp.Body)
+				if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(got), want) {
+					fail("upload: %d %.80q %v", resp.StatusCode, got, err)
+				}
+			})
+			wg.Go(func() { // a download
+				resp, err := client.Get(fmt.Sprintf("http://%s/bytes?n=%d", addr, size))
+				if err != nil {
+					fail("download: %v", err)
+					return
+				}
+				defer resp.Body.Close()
+				n, err := io.Copy(io.Discard, resp.Body)
+				if err != nil || resp.StatusCode != http.StatusOK || n != size {
+					fail("download: %d, %d bytes, %v", resp.StatusCode, n, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	elapsed := time.Since(start)
+	lb.alive(t)
+	peak := exStatus(t, pid, "VmHWM")
+	t.Logf("GOMEMLIMIT=64MiB: %d rounds of %d uploads and %d downloads of %d MiB in %v; peak RSS (VmHWM) %d MiB; %d failed",
+		rounds, each, each, size>>20, elapsed.Round(time.Millisecond), peak>>20, len(errs))
+	for _, e := range errs[:min(len(errs), 5)] {
+		t.Error(e)
+	}
+	if peak > 256<<20 {
+		t.Errorf("peak RSS %d MiB under GOMEMLIMIT=64MiB, want under 256 MiB", peak>>20)
+	}
+	lb.stop(t)
+}
