@@ -144,7 +144,6 @@ func (l *loader) routeProblems(rb *routeBlock, errs []error) {
 		var fe *routing.FieldError
 		if errors.As(err, &fe) {
 			if a := rb.attrs[fe.Field]; a != nil {
-				at = a.Expr.Range()
 				at = elementRange(a.Expr, fe)
 			}
 		}
