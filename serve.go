@@ -35,9 +35,11 @@ import (
 //	stop       shut the servers down, stop the actors, wait for them
 //
 // Every long-lived goroutine, in the order it ends at shutdown. All but the
-// first two are started by run and owned by balancer.wg, which stop waits
-// for; the servers end first, so that in-flight requests still find the
-// selector, then actorCtx is cancelled and the actors end together.
+// last two are started by run, or by a reload on its loop goroutine, and
+// owned by balancer.wg, which stop waits for; the monitors are their
+// selector's, which waits for them. The servers end first, so that
+// in-flight requests still find the router and their pool's selector,
+// then actorCtx is cancelled and the actors end together.
 //
 //	goroutine                         started by       ends when
 //	front.Serve (client connections)  run              stop: front.Shutdown (grace period)
@@ -45,13 +47,14 @@ import (
 //	upgrade (proc.Upgrade), one       loop on SIGUSR2  the new process is ready, fails, or ctx ends
 //	router Run                        run              actorCtx is cancelled (stop)
 //	selector Run, and its monitors,   run; a reload    actorCtx is cancelled (stop), or its
-//	  one per pool                      adds pools       pool's, once a reload removed it and
+//	  one per pool (startPool)          adds pools       pool's, once a reload removed it and
 //	                                                     drainPool found nothing in flight
 //	drainPool, one per removed pool   a reload         the pool has stopped, or actorCtx ends
 //	edge: tunnels, rate limiter,      run (edge.run)   actorCtx is cancelled (stop)
 //	  certificate store, PROXY peers
 //	upgrade.Drainer Run               run              actorCtx is cancelled (stop)
-//	discovery providers, one each     run; a reload    as their pool's selector
+//	discovery providers, one per      run; a reload    as their pool's selector
+//	  source of a pool (startPool)      adds pools
 //	log batcher (logbatch)            runServe         after serve returns (main.go)
 //	signal handling (NotifyContext)   main             process exit
 //
@@ -64,7 +67,8 @@ import (
 // serveOptions are serve's optional parts.
 type serveOptions struct {
 	// reload, if not nil, reads the settings again; SIGHUP and the admin
-	// API's POST /reload apply what it returns to the selector.
+	// API's POST /reload apply what it returns to the pools and routes
+	// (applyReload, on the loop goroutine).
 	reload func() (*config.Settings, error)
 	// ready, if not nil, is called with the listening address.
 	ready func(net.Addr)
@@ -266,9 +270,9 @@ func (b *balancer) run(ctx context.Context) error {
 	return nil
 }
 
-// startActors starts the selector, the edge's actors, the drainer and the
-// discovery providers under actorCtx. Each provider feeds the selector
-// until the actors stop. The balancer waits a little for their first
+// startActors starts the router, each pool's selector and discovery
+// providers (startPool), the edge's actors and the drainer under
+// actorCtx. Each provider feeds its pool's selector until the pool stops. The balancer waits a little for their first
 // answers, so that it does not start with an empty set when a source is up.
 func (b *balancer) startActors(ctx context.Context) {
 	b.wg.Go(func() { _ = b.router.Run(b.actorCtx) })
@@ -299,8 +303,8 @@ func (b *balancer) startServers() {
 	}
 }
 
-// ready waits for the selector to answer, tells the parent or systemd that
-// this process serves, and logs "listening".
+// ready waits for each pool's selector to answer, tells the parent or
+// systemd that this process serves, and logs "listening".
 func (b *balancer) ready() error {
 	for _, p := range b.running {
 		if _, err := p.sel.Status(b.actorCtx); err != nil {

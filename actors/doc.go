@@ -6,7 +6,10 @@
 // All balancing state (the backend set, each backend's health, the policy's
 // position, in-flight counts, the queue, statistics) belongs to one
 // goroutine, the Selector's Run loop. No other goroutine reads or writes
-// it, so it needs no lock. Everyone else sends the selector a message
+// it, so it needs no lock. With pools there is one selector per pool, each
+// this same actor with state of its own; nothing in this package knows
+// about pools (the routes to them are package transport's, and package
+// main starts and stops each pool's selector). Everyone else sends the selector a message
 // (messages.go holds them all) and, when they need an answer, receives one
 // on a channel they sent along:
 //

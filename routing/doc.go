@@ -2,8 +2,10 @@
 // request. It is data and functions only: it starts no goroutine, holds no
 // lock and imports nothing of Roundhouse's. The configuration fills in
 // Routes, Compile turns them into an immutable Table, and the proxy asks
-// the Table about each request; validate uses Check and Shadowed to report
-// mistakes before they go live.
+// the Table about each request. The configuration checks each route with
+// the Check functions (CheckHosts, CheckPathPrefix, CheckMethods,
+// CheckHeaders; Check does them all) and the order with Shadowed, so that
+// validate reports mistakes before they go live.
 //
 // # Order
 //

@@ -1,7 +1,9 @@
 // Package transport is the balancer's data path: the client-facing server
-// (Frontend) and the handler that forwards each request (Proxy). Handler
-// goroutines ask the selector (package actors) for a backend and send the
-// request through one shared, tuned *http.Transport with
+// (Frontend), the routes to the pools (Table, offered by the Router) and
+// the handler that forwards each request (Proxy). Handler goroutines take
+// the current routing table (from the Router), match the request to a pool,
+// ask that pool's selector (package actors) for a backend and send the
+// request through the pool's shared, tuned *http.Transport with
 // httputil.ReverseProxy.
 //
 // # One request
@@ -9,15 +11,18 @@
 // Frontend's listener stack accepts the connection, and net/http calls
 // Proxy.ServeHTTP on the connection's goroutine, the handler goroutine.
 // ServeHTTP runs the request's stages in order, each a method: begin,
-// admit, pick, forward (with retry after a failure that is safe to
-// repeat), answer, end. The exchange (exchange.go) carries the request's
-// state from stage to stage.
+// admit, route (the request's pool, then pick from its selector), forward
+// (with retry after a failure that is safe to repeat), answer, end. The
+// exchange (exchange.go) carries the request's state from stage to stage,
+// its pool among it.
 //
 // # Files
 //
 // The client side, in the order a connection meets it:
 //
 //	frontend.go       Frontend: the listener stack and the http.Server; Serve, Shutdown
+//	fdlimit.go        fdListener: a spare descriptor, to shed connections with 503
+//	                  when the process is out of file descriptors
 //	proxyproto.go     PROXY protocol in: the client's address from an L4 balancer
 //	limits.go         the connection cap (limitListener)
 //	tls.go            TLS termination: CertStore, the handshaking tlsListener
@@ -26,26 +31,36 @@
 // One request, in the order of its stages:
 //
 //	proxy.go          Config, Proxy, ServeHTTP and its stages pick, forward,
-//	                  retry, answer, end
+//	                  retry, answer, end; retryable (a response-header
+//	                  timeout is retried like a broken exchange)
 //	exchange.go       the exchange, the request's state; begin and release
 //	admit.go          admit: the requests the balancer refuses itself; linger
+//	route.go          route: clean the path, match the routes, take the first
+//	                  pick from the pool's selector; route again if that pool
+//	                  stopped after a reload
+//	routes.go         Table: the routes and their pools, immutable; Router:
+//	                  the actor that offers the current Table
+//	pool.go           Pool: one pool as the proxy sees it (its selector,
+//	                  transport, retries, timeouts); poolTransport
 //	ratelimit.go      RateLimiter: per-client token buckets (admit's 429)
 //	requestid.go      request IDs
 //	body.go           replayableBody: the request body, resendable and capped
 //	recorder.go       recorder: the client's ResponseWriter, status and bytes
 //	hooks.go          ReverseProxy's hooks: rewrite, modifyResponse, recordError
+//	                  (which classifies a failed attempt: headerTimedOut, ...)
 //	forwarded.go      X-Forwarded-* and Forwarded; TrustedProxies
 //	tunnels.go        Tunnels: the count of upgraded connections (WebSockets)
 //	buffers.go        the response copy's buffer pool
 //
 // The backend side:
 //
-//	transport.go      New: the one shared *http.Transport
+//	transport.go      New: a shared *http.Transport (one per distinct Options;
+//	                  pools with the same settings share one)
 //	proxyproto_out.go PROXY protocol out: a header per connection to a backend
 //
 // # Goroutines
 //
-// Five parts of the package own goroutines. Four are actors with a Run
+// Six parts of the package own goroutines. Five are actors with a Run
 // method: the owner (serve, in package main, under a conc.WaitGroup)
 // starts each on a goroutine of its own and ends it by cancelling Run's
 // context, then waits for it. Each owns its state alone and is reached
@@ -53,6 +68,14 @@
 // returned: its methods also select on its end (ProxyProtocol's never
 // wait at all).
 //
+//   - Router.Run (routes.go) owns the current routing Table and the count
+//     of requests no route matched. It offers the Table on an unbuffered
+//     channel, as the selector offers picks: Router.Table is one receive.
+//     A reload (serve's loop goroutine) replaces the Table whole with Set;
+//     a handler that took the old one finishes with it. serve starts Run
+//     with the actors (startActors) and ends it with them, by cancelling
+//     their context; from then on Table, Set and Unrouted return
+//     ErrRouterStopped.
 //   - Tunnels.Run (tunnels.go) owns the count of open tunnels. Handlers
 //     send Enter and Leave; Frontend.Shutdown waits on it for the tunnels
 //     to close.
@@ -65,11 +88,20 @@
 //     refusals were logged when. Connection goroutines hand it refusals on
 //     a buffered channel without waiting (a full one drops the line).
 //
-// The fifth starts its own goroutines: the tlsListener (tls.go), which
+// The sixth starts its own goroutines: the tlsListener (tls.go), which
 // Frontend builds when it terminates TLS, runs one accept loop and one
 // goroutine per handshake in progress, all under its own conc.WaitGroup.
 // Its Close (Frontend.Shutdown closes the listener) stops the loop,
 // aborts the handshakes and waits for them.
+//
+// The fdListener (fdlimit.go) starts none: its Accept runs on the
+// goroutine that accepts (Frontend.Serve's, or the tlsListener's accept
+// loop), which owns its spare descriptor and closes it once the listener
+// has closed.
+//
+// Pools own no goroutine here: a Pool names its selector, which package
+// main starts and stops (one per pool). Table and Pool are immutable, so
+// handlers read them without asking anyone.
 //
 // Frontend.Serve runs on a goroutine its owner starts; it returns after
 // Shutdown. The rest runs on goroutines net/http owns: the handler
