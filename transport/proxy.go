@@ -71,17 +71,23 @@ type Config struct {
 // ServeHTTP calls them in this order, and each is a method below:
 //
 //  1. begin makes the exchange, the request's state across attempts: its
-//     recorder, request ID, replayable body and timeout (exchange.go);
+//     recorder, request ID and replayable body (exchange.go);
 //  2. admit answers the requests the balancer refuses itself (admit.go);
-//  3. pick takes a backend from the selector (none UP: 503 with
-//     Retry-After);
-//  4. forward sends the request through httputil.ReverseProxy and the
-//     shared transport, streaming the response and flushing event streams
+//  3. route takes the current routing table from the Router and finds the
+//     request's pool (route.go): with routes, a path that climbs above
+//     the root gets 400 and a request no route matches 404; from here on
+//     the request speaks to its pool's selector alone, and is sent through
+//     its pool's transport;
+//  4. pick takes a backend from the pool's selector (none UP: 503 with
+//     Retry-After); route calls it, so that a pool a reload stopped
+//     meanwhile can be routed around;
+//  5. forward sends the request through httputil.ReverseProxy and the
+//     pool's transport, streaming the response and flushing event streams
 //     as they arrive (its hooks are in hooks.go);
-//  5. retry, after a failure that is safe to retry, reports it and picks
+//  6. retry, after a failure that is safe to retry, reports it and picks
 //     another backend, for forward to try;
-//  6. answer tells the client of a failure nothing could save;
-//  7. end reports the outcome to the selector, which ends the in-flight
+//  7. answer tells the client of a failure nothing could save;
+//  8. end reports the outcome to the selector, which ends the in-flight
 //     count and, for a connection that could not be made, marks the
 //     backend DOWN; logs the request; and releases what begin took.
 //
