@@ -8,6 +8,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/config"
+	"github.com/roundhouse/roundhouse/transport"
 )
 
 // reload is SIGHUP: the TLS certificate is read again (transport.CertStore
@@ -62,7 +63,8 @@ func (b *balancer) askReload(ctx context.Context) error {
 // WebSockets in flight finish, then its selector and monitors stop.
 //
 // It runs on the loop goroutine, the pools' owner. Everything is prepared
-// before anything changes, so that a refused reload changes nothing.
+// (planReload) before anything changes, so that a refused reload changes
+// nothing.
 func (b *balancer) applyReload(ctx context.Context) error {
 	b.proc.Reloading() // tell systemd a reload runs
 	defer b.proc.Reloaded()
@@ -70,70 +72,92 @@ func (b *balancer) applyReload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
+	plan, err := b.planReload(s)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	for _, c := range plan.changed {
+		if err := c.p.sel.Reconfigure(ctx, c.cfg); err != nil {
+			return fmt.Errorf("reload: pool %s: %w", c.p.s.Name, err)
+		}
+	}
+	for _, p := range plan.added {
+		b.startPool(p)
+	}
+	if err := b.router.Set(ctx, plan.table); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	for _, p := range plan.removed {
+		b.log.Info("pool removed; draining", "pool", p.s.Name)
+		b.wg.Go(func() { b.drainPool(p) })
+	}
+	b.running = plan.next
+	b.log.Info("reloaded", reloadedArgs(s)...)
+	return nil
+}
+
+// reloadPlan is what a reload will do, prepared without changing anything.
+type reloadPlan struct {
+	next    []*pool // the pools after the reload, in order
+	added   []*pool // built, not yet started
+	removed []*pool // running, to drain
+	changed []poolChange
+	table   *transport.Table // the routes to next
+}
+
+// poolChange is a running pool's new selector configuration.
+type poolChange struct {
+	p   *pool
+	cfg actors.Config // for p's selector's Reconfigure
+}
+
+// planReload prepares the reload to settings s: it builds the new pools,
+// the new selector configurations of the pools that stay, and the table.
+func (b *balancer) planReload(s *config.Settings) (reloadPlan, error) {
+	var plan reloadPlan
 	old := make(map[string]*pool, len(b.running))
 	for _, p := range b.running {
 		old[p.s.Name] = p
 	}
-	type change struct {
-		p   *pool
-		cfg actors.Config
-	}
-	var changes []change
-	var next, added []*pool
 	for _, ps := range s.EveryPool() {
 		p, ok := old[ps.Name]
 		if !ok {
-			if p, err = b.buildPool(ps); err != nil {
-				return fmt.Errorf("reload: %w", err)
+			p, err := b.buildPool(ps)
+			if err != nil {
+				return plan, err
 			}
-			added = append(added, p)
-			next = append(next, p)
+			plan.added, plan.next = append(plan.added, p), append(plan.next, p)
 			continue
 		}
 		delete(old, ps.Name)
 		secret := poolSecret(s.StickySecret(), ps.Name)
 		cfg, err := selectorConfig(ps, secret, b.transportFor(ps))
 		if err != nil {
-			return fmt.Errorf("reload: pool %s: %w", ps.Name, err)
+			return plan, fmt.Errorf("pool %s: %w", ps.Name, err)
 		}
 		// The pool's selector keeps the request key's kind its proxy pool
 		// extracts (ip-hash, header-hash, cookie) and its sticky cookies'
 		// key: changing either would strand the pins it holds.
 		if actors.KeyOf(cfg.Policy) != p.tp.Key || !bytes.Equal(secret, p.tp.StickySecret) {
-			return fmt.Errorf("reload: policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", ps.Policy, p.s.Policy)
+			return plan, fmt.Errorf("policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", ps.Policy, p.s.Policy)
 		}
 		if !slices.Equal(ps.Discover, p.s.Discover) {
 			b.log.Warn("discover changes of a running pool take effect at the next start", "pool", ps.Name, "running", p.s.Discover)
 		}
-		changes = append(changes, change{p, cfg})
-		next = append(next, &pool{s: ps, sel: p.sel, tp: b.proxyPool(ps, p.sel, p.tp.Key, secret), feeds: p.feeds, ctx: p.ctx, stop: p.stop})
+		plan.changed = append(plan.changed, poolChange{p, cfg})
+		plan.next = append(plan.next, &pool{s: ps, sel: p.sel, tp: b.proxyPool(ps, p.sel, p.tp.Key, secret), feeds: p.feeds, ctx: p.ctx, stop: p.stop})
 	}
-	t, err := table(s, next)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
+	for _, p := range b.running {
+		if _, gone := old[p.s.Name]; gone {
+			plan.removed = append(plan.removed, p)
+		}
 	}
 	if s.DNSServer != b.s.DNSServer {
 		b.log.Warn("dns_server changes take effect at the next start", "running", b.s.DNSServer)
 	}
-
-	for _, c := range changes {
-		if err := c.p.sel.Reconfigure(ctx, c.cfg); err != nil {
-			return fmt.Errorf("reload: pool %s: %w", c.p.s.Name, err)
-		}
-	}
-	for _, p := range added {
-		b.startPool(p)
-	}
-	if err := b.router.Set(ctx, t); err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	for _, p := range old { // removed
-		b.log.Info("pool removed; draining", "pool", p.s.Name)
-		b.wg.Go(func() { b.drainPool(p) })
-	}
-	b.running = next
-	b.log.Info("reloaded", reloadedArgs(s)...)
-	return nil
+	var err error
+	plan.table, err = table(s, plan.next)
+	return plan, err
 }
 
 // reloadedArgs are the "reloaded" line's: as before pools, and the
