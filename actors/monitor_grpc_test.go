@@ -3,9 +3,11 @@ package actors
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,7 +69,8 @@ func startGRPCBackend(t *testing.T, creds credentials.TransportCredentials, gate
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		srv.Stop()
-		if err := <-served; err != nil {
+		// ErrServerStopped: Stop came before Serve began.
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
@@ -327,4 +330,52 @@ func TestGRPCCheckEqual(t *testing.T) {
 			t.Errorf("%s: the same as %+v", name, a.GRPC)
 		}
 	}
+}
+
+// TestGRPCCheckFollowsARestartedBackend: the monitor's one connection
+// breaks when its backend stops, the backend goes DOWN, and once a new
+// server listens on the same address the monitor reconnects and brings it
+// back UP.
+func TestGRPCCheckFollowsARestartedBackend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) (stop func()) {
+		srv := grpc.NewServer()
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		return sync.OnceFunc(func() {
+			srv.Stop()
+			if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	stopFirst := serve(ln)
+	t.Cleanup(stopFirst)
+	cfg := grpcMonitorConfig(GRPCCheck{})
+	cfg.Timeout = 200 * time.Millisecond
+	out, _ := startGRPCMonitor(t, "http://"+addr, cfg)
+	expect := func(up bool) {
+		t.Helper()
+		select {
+		case h := <-out:
+			if h.Up != up {
+				t.Fatalf("got %+v, want up=%v", h, up)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no transition to up=%v", up)
+		}
+	}
+	stopFirst()
+	expect(false)
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	t.Cleanup(serve(again))
+	expect(true)
 }
