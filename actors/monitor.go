@@ -248,6 +248,11 @@ type probeFunc struct {
 func (p probeFunc) Probe(ctx context.Context) error { return p.f(ctx, p.b) }
 func (probeFunc) Close() error                      { return nil }
 
+var (
+	_ prober = probeFunc{}
+	_ prober = failing{}
+)
+
 // failing is the prober of a check that could not be set up: every probe
 // fails with err.
 type failing struct{ err error }

@@ -72,6 +72,8 @@ type grpcProber struct {
 	md      metadata.MD
 }
 
+var _ prober = (*grpcProber)(nil)
+
 // newGRPCProber returns the prober of b that c describes. The connection
 // is made lazily, on the first probe; afterwards grpc-go keeps it up, and
 // after a failure reconnects (backing off, at most interval apart, each
