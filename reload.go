@@ -131,7 +131,7 @@ func (b *balancer) planReload(s *config.Settings) (reloadPlan, error) {
 		}
 		delete(old, ps.Name)
 		secret := poolSecret(s.StickySecret(), ps.Name)
-		cfg, err := selectorConfig(ps, secret, b.transportFor(ps))
+		cfg, err := selectorConfig(ps, secret, b.transportFor(ps), b.s.TLS.BackendCAs)
 		if err != nil {
 			return plan, fmt.Errorf("pool %s: %w", ps.Name, err)
 		}
