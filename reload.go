@@ -137,9 +137,14 @@ func (b *balancer) applyReload(ctx context.Context) error {
 }
 
 // reloadedArgs are the "reloaded" line's: as before pools, and the
-// pools and routes when there are more than the default pool.
+// pools and routes when there are more than the default pool. backends
+// counts every pool's, as the "listening" line does.
 func reloadedArgs(s *config.Settings) []any {
-	args := []any{"file", s.File, "backends", len(s.Backends), "policy", s.Policy}
+	backends := 0
+	for _, p := range s.EveryPool() {
+		backends += len(p.Backends)
+	}
+	args := []any{"file", s.File, "backends", backends, "policy", s.Policy}
 	if len(s.Pools) > 1 || len(s.Pools) == 1 && s.Pools[0].Name != config.DefaultPool {
 		args = append(args, "pools", len(s.Pools), "routes", len(s.Routes))
 	}
