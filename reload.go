@@ -102,6 +102,9 @@ func (b *balancer) applyReload(ctx context.Context) error {
 		if actors.KeyOf(cfg.Policy) != p.tp.Key || !bytes.Equal(secret, p.tp.StickySecret) {
 			return fmt.Errorf("reload: policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", ps.Policy, p.s.Policy)
 		}
+		if policyName(ps) == policyName(p.s) {
+			cfg.Policy = nil // the running one, with its state: round-robin position, pins
+		}
 		if !slices.Equal(ps.Discover, p.s.Discover) {
 			b.log.Warn("discover changes of a running pool take effect at the next start", "pool", ps.Name, "running", p.s.Discover)
 		}

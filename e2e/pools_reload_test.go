@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/demo"
 )
 
@@ -339,5 +341,61 @@ func TestAReloadThatRemovesAPoolLetsItsOpenWebSocketAndStreamFinish(t *testing.T
 		streamed.Round(time.Millisecond), got, time.Since(wsClosed).Round(time.Millisecond))
 	if t.Failed() {
 		t.Logf("balancer output:\n%s", lb.output())
+	}
+}
+
+// TestAReloadKeepsAnUnchangedPoolsRoundRobinPosition: pool a answers
+// three requests in turn; a reload adds a backend to pool b and a route
+// before the others. Pool a's next answer is the one after its last, as
+// if nothing happened, pool b's three next answers come from its three
+// backends, and /routes lists the new routes in order.
+func TestAReloadKeepsAnUnchangedPoolsRoundRobinPosition(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	o := map[string]*origin{}
+	for _, n := range []string{"a1", "a2", "b1", "b2", "b3"} {
+		o[n] = startOrigin(t, n)
+	}
+	pa := poolSpec{"a", []string{o["a1"].url, o["a2"].url}, ""}
+	file := writeConfig(t, routesConfig([]poolSpec{pa, {"b", []string{o["b1"].url, o["b2"].url}, ""}},
+		[2]string{"a", "a"}, [2]string{"b", "b"}))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false")
+	addr := lb.waitFor(t, listening)
+	adminURL := "http://" + lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
+	var turns []string
+	for range 3 {
+		turns = append(turns, ask(t, addr, "GET", "", "/a/x").name)
+	}
+	alternates(t, "a", turns[:2], "a1", "a2")
+
+	if err := os.WriteFile(file, []byte(routesConfig([]poolSpec{pa, {"b", []string{o["b1"].url, o["b2"].url, o["b3"].url}, ""}},
+		[2]string{"x", "a"}, [2]string{"a", "a"}, [2]string{"b", "b"})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb.signal(t, syscall.SIGHUP)
+	lb.waitFor(t, "roundhouse: reloaded:")
+	if next := ask(t, addr, "GET", "", "/a/x").name; next != turns[1] {
+		t.Errorf("pool a answered %v before the reload, then %s: want %s, its round-robin position kept", turns, next, turns[1])
+	}
+	b := map[string]bool{}
+	for range 3 {
+		b[ask(t, addr, "GET", "", "/b/x").name] = true
+	}
+	if len(b) != 3 {
+		t.Errorf("pool b after the reload that added b3: answers %v, want its three backends", b)
+	}
+	if got := ask(t, addr, "GET", "", "/x/y"); got.name == "" || got.name[0] != 'a' || got.uri != "/y" {
+		t.Errorf("the new route x: %d %q, want pool a with /y", got.code, got.body)
+	}
+	code, body := get(t, adminURL+"/routes")
+	var rr admin.RoutesResponse
+	if err := json.Unmarshal([]byte(body), &rr); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /routes: %d %s %v", code, body, err)
+	}
+	var got []string
+	for _, r := range rr.Routes {
+		got = append(got, r.Name+"->"+r.Pool+" "+r.PathPrefix)
+	}
+	if want := []string{"x->a /x/", "a->a /a/", "b->b /b/"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("GET /routes after the reload: %v, want %v", got, want)
 	}
 }

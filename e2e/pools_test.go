@@ -19,6 +19,7 @@ import (
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/internal/dnstest"
+	"github.com/roundhouse/roundhouse/internal/etcdtest"
 	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
@@ -592,6 +593,130 @@ route "rest" {
 	d.Set(t, true, records[:2]...) // b goes
 	answering(t, addr+"/found/", "a")
 	answering(t, addr+"/", "c")
+	if t.Failed() {
+		t.Logf("output:\n%s", lb.output())
+	}
+}
+
+// TestAStickyCookieOfOnePoolNeverMovesARequestInAnother: two pools with
+// the cookie policy list the same two backends, and their cookies share
+// a name and path. A cookie pinned in pool one keeps pool one's requests
+// on its backend, but pool two does not follow it: its requests still go
+// to both backends.
+func TestAStickyCookieOfOnePoolNeverMovesARequestInAnother(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	x, y := startOrigin(t, "x"), startOrigin(t, "y")
+	file := writeConfig(t, fmt.Sprintf(`
+policy = "cookie"
+pool "one" {
+  backend %[1]q {}
+  backend %[2]q {}
+}
+pool "two" {
+  backend %[1]q {}
+  backend %[2]q {}
+}
+route "one" {
+  path_prefix = "/one"
+  pool        = "one"
+}
+route "two" {
+  pool = "two"
+}
+`, x.url, y.url))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--access-log=false")
+	addr := lb.waitFor(t, listening)
+	send := func(target string, cookie *http.Cookie) (string, *http.Cookie) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		a := parseAnswer(resp.StatusCode, string(body))
+		if a.code != http.StatusOK {
+			t.Fatalf("GET %s: %d %q", target, a.code, a.body)
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == "roundhouse_sticky" {
+				return a.name, c
+			}
+		}
+		return a.name, nil
+	}
+	pinned, cookie := send("/one/x", nil)
+	if cookie == nil {
+		t.Fatal("pool one set no roundhouse_sticky cookie")
+	}
+	one, two := map[string]int{}, map[string]int{}
+	for range 6 {
+		n, _ := send("/one/x", cookie)
+		one[n]++
+		n, _ = send("/two/x", cookie)
+		two[n]++
+	}
+	if one[pinned] != 6 {
+		t.Errorf("pool one with its cookie for %s: answers %v, want %s alone", pinned, one, pinned)
+	}
+	if two["x"] == 0 || two["y"] == 0 {
+		t.Errorf("pool two with pool one's cookie for %s: answers %v, want both backends", pinned, two)
+	}
+	t.Logf("pinned to %s in pool one: pool one answered %v, pool two %v", pinned, one, two)
+}
+
+// TestPoolsDiscoverTheirOwnBackendsFromEtcd: two pools follow two etcd
+// prefixes; each prefix's backends serve its pool alone, and a key put
+// under one prefix changes that pool only.
+func TestPoolsDiscoverTheirOwnBackendsFromEtcd(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	etcd := etcdtest.Start(t)
+	cli := etcd.NewClient()
+	t.Cleanup(func() { cli.Close() })
+	b := demoBackends(t, "a", "b", "c")
+	put := func(key, backend string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if _, err := cli.Put(ctx, key, `{"url": "`+backend+`"}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("/roundhouse/one/a", b["a"])
+	put("/roundhouse/two/b", b["b"])
+	file := writeConfig(t, fmt.Sprintf(`
+policy = "round-robin"
+pool "one" {
+  discover = [%q]
+}
+pool "two" {
+  discover = [%q]
+}
+route "one" {
+  path_prefix  = "/one/"
+  pool         = "one"
+  strip_prefix = true
+}
+route "two" {
+  pool = "two"
+}
+`, etcd.URL("/roundhouse/one/"), etcd.URL("/roundhouse/two/")))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--access-log=false")
+	addr := "http://" + lb.waitFor(t, listening)
+	answering(t, addr+"/one/", "a")
+	answering(t, addr+"/", "b")
+	put("/roundhouse/one/c", b["c"])
+	answering(t, addr+"/one/", "a", "c")
+	answering(t, addr+"/", "b")
 	if t.Failed() {
 		t.Logf("output:\n%s", lb.output())
 	}
