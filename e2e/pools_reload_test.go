@@ -194,6 +194,9 @@ func TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError(t 
 	if _, ok := after["c"]; ok {
 		t.Errorf("/status still lists pool c after it drained: %+v", after["c"])
 	}
+	if code, body := adminPost(t, adminURL+"/pools/c/backends/x/disable"); code != http.StatusNotFound {
+		t.Errorf("POST /pools/c/backends/x/disable after pool c went: %d %s, want 404", code, body)
+	}
 	if len(after["a"]) != len(before) {
 		t.Fatalf("pool a: %d backends after the reload, %d before", len(after["a"]), len(before))
 	}

@@ -346,6 +346,12 @@ func TestThreePoolsAndSixBackendsBehindHostPrefixMethodAndHeaderRoutes(t *testin
 	if line := lb.waitFor(t, `access: request: method=PUT path=/anything .*`); !strings.Contains(line, "pool=ops") || !strings.Contains(line, "route=writes") {
 		t.Errorf("the access log line does not name the pool and route: %s", line)
 	}
+	_, metrics := get(t, adminURL+"/metrics")
+	for _, p := range []string{"api", "web", "ops"} {
+		if !regexp.MustCompile(`(?m)^roundhouse_backend_attempts_total\{.*pool="` + p + `".*\} [1-9]`).MatchString(metrics) {
+			t.Errorf("/metrics: no roundhouse_backend_attempts_total with pool=%q:\n%s", p, metrics)
+		}
+	}
 	st := poolStatus(t, adminURL)
 	for _, p := range []string{"api", "web", "ops"} {
 		if len(st[p]) != 2 {
