@@ -20,6 +20,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/demo"
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 // Reloads of pools and routes on the binary: a reload under load moves a
@@ -167,11 +168,12 @@ func TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError(t 
 			slow.Add(1)
 		}
 	})
-	flow := func(n int64) { // lets n more requests through
+	flow := func(n int64) { // lets n more requests through (fewer once a client has failed)
 		t.Helper()
-		for start := requests.Load(); requests.Load() < start+n && errs.Load() == 0; {
-			time.Sleep(time.Millisecond) // polling a counter, not synchronising
-		}
+		start := requests.Load()
+		testenv.WaitUntil(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool {
+			return requests.Load() >= start+n || errs.Load() != 0
+		})
 	}
 	flow(200)
 
@@ -208,9 +210,8 @@ func TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError(t 
 	// Pool c's backends are probed no more: pool a's are probed five times
 	// more meanwhile.
 	c1, c2 := be["c1"].probes.Load(), be["c2"].probes.Load()
-	for a1 := be["a1"].probes.Load(); be["a1"].probes.Load() < a1+5; {
-		time.Sleep(10 * time.Millisecond) // polling a counter
-	}
+	a1 := be["a1"].probes.Load()
+	testenv.WaitUntil(t, 10*time.Second, "5 more probes of a1", func() bool { return be["a1"].probes.Load() >= a1+5 })
 	if n1, n2 := be["c1"].probes.Load(), be["c2"].probes.Load(); n1 != c1 || n2 != c2 {
 		t.Errorf("pool c's backends still probed after it drained: %d and %d more probes", n1-c1, n2-c2)
 	}
@@ -224,12 +225,9 @@ func TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError(t 
 	if code, body := adminPost(t, adminURL+"/reload"); code != http.StatusOK || !strings.Contains(body, `"reloaded": true`) {
 		t.Fatalf("POST /reload: %d %s", code, body)
 	}
-	for be["d1"].probes.Load() == 0 || be["d2"].probes.Load() == 0 {
-		if time.Since(reloaded) > 5*time.Second {
-			t.Fatalf("pool d's backends not probed 5 s after the reload that added it")
-		}
-		time.Sleep(time.Millisecond) // polling a counter
-	}
+	testenv.WaitUntil(t, 5*time.Second, "pool d's backends are probed (interval 30 s)", func() bool {
+		return be["d1"].probes.Load() > 0 && be["d2"].probes.Load() > 0
+	})
 	firstProbe := time.Since(reloaded)
 	active.Store(4)
 	flow(300)
