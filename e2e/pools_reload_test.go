@@ -400,3 +400,63 @@ func TestAReloadKeepsAnUnchangedPoolsRoundRobinPosition(t *testing.T) {
 		t.Errorf("GET /routes after the reload: %v, want %v", got, want)
 	}
 }
+
+// TestAPoolAddedBackWhileItDrainsRunsBesideTheOldOne: a reload removes
+// pool ws while a WebSocket is open through it, and the next adds pool ws
+// back. The new pool serves a second WebSocket; the old one drains and
+// stops when the first closes, and the new one runs on.
+func TestAPoolAddedBackWhileItDrainsRunsBesideTheOldOne(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	wsBackend := echoWebSocketBackend(t)
+	rest := demoBackend(t, "rest")
+	src := func(withWS bool) string {
+		var b strings.Builder
+		b.WriteString("policy = \"round-robin\"\n")
+		if withWS {
+			fmt.Fprintf(&b, "pool \"ws\" {\n  backend %q {}\n}\nroute \"ws\" {\n  path_prefix = \"/ws\"\n  pool        = \"ws\"\n}\n", wsBackend.URL)
+		}
+		fmt.Fprintf(&b, "pool \"rest\" {\n  backend %q {}\n}\nroute \"rest\" {\n  pool = \"rest\"\n}\n", rest)
+		return b.String()
+	}
+	file := writeConfig(t, src(true))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false")
+	addr := lb.waitFor(t, listening)
+	adminURL := "http://" + lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
+	first := dialWebSocket(t, addr)
+	first.echo("through the first pool ws")
+
+	reload := func(withWS bool, n int) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(src(withWS)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lb.signal(t, syscall.SIGHUP)
+		lb.waitForCount(t, n, "roundhouse: reloaded:")
+	}
+	reload(false, 1)
+	lb.waitFor(t, `pool removed; draining: pool=ws`)
+	reload(true, 2)
+	second := dialWebSocket(t, addr)
+	second.echo("through the second pool ws")
+	first.echo("still through the first")
+	st := poolStatus(t, adminURL)
+	if len(st["ws"]) != 1 || st["ws"][0].InFlight != 1 {
+		t.Errorf("/status pool ws: %+v; want the new pool, with the second WebSocket alone in flight", st["ws"])
+	}
+	first.c.Close()
+	lb.waitFor(t, `pool drained and stopped: pool=ws`)
+	second.echo("after the old pool stopped")
+	if code, body, err := fetch("http://" + addr + "/"); err != nil || code != http.StatusOK {
+		t.Errorf("GET / beside: %d %q %v", code, body, err)
+	}
+	st = poolStatus(t, adminURL)
+	if len(st["ws"]) != 1 || st["ws"][0].State != "up" {
+		t.Errorf("/status pool ws after the old one stopped: %+v", st["ws"])
+	}
+	if n := strings.Count(lb.output(), "pool drained and stopped"); n != 1 {
+		t.Errorf("%d pools stopped, want the old ws alone:\n%s", n, lb.output())
+	}
+	if t.Failed() {
+		t.Logf("balancer output:\n%s", lb.output())
+	}
+}
