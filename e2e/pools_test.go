@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -393,30 +395,20 @@ func TestAPoolWhoseBackendsAreAllDownAnswers503WhileTheOtherPoolsServe(t *testin
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	l1, l2 := startOrigin(t, "live1"), startOrigin(t, "live2")
 	d1, d2 := "http://"+testenv.DeadAddr(t), "http://"+testenv.DeadAddr(t)
-	file := writeConfig(t, fmt.Sprintf(`
-policy = "round-robin"
-health {
-  path     = "/health"
-  interval = "100ms"
-}
-pool "live" {
-  backend %q {}
-  backend %q {}
-}
-pool "dead" {
-  backend %q {}
-  backend %q {}
-}
-route "dead" {
-  path_prefix = "/dead"
-  pool        = "dead"
-}
-route "rest" {
-  pool = "live"
-}
-`, l1.url, l2.url, d1, d2))
-	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--access-log=false")
+	src := func(live ...string) string {
+		var b strings.Builder
+		b.WriteString("policy = \"round-robin\"\nhealth {\n  path     = \"/health\"\n  interval = \"100ms\"\n}\npool \"live\" {\n")
+		for _, u := range live {
+			fmt.Fprintf(&b, "  backend %q {}\n", u)
+		}
+		fmt.Fprintf(&b, "}\npool \"dead\" {\n  backend %q {}\n  backend %q {}\n}\n", d1, d2)
+		b.WriteString("route \"dead\" {\n  path_prefix = \"/dead\"\n  pool        = \"dead\"\n}\nroute \"rest\" {\n  pool = \"live\"\n}\n")
+		return b.String()
+	}
+	file := writeConfig(t, src(l1.url, l2.url))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false")
 	addr := lb.waitFor(t, listening)
+	adminURL := "http://" + lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
 	began := time.Now()
 	for _, d := range []string{d1, d2} {
 		lb.waitFor(t, `backend down: .*`+regexp.QuoteMeta(d))
@@ -444,7 +436,31 @@ route "rest" {
 		}
 	}
 	alternates(t, "live", names, "live1", "live2")
-	t.Logf("both dead backends DOWN %v after start; 3 requests to the dead pool got 503, the live pool answered %v", down.Round(time.Millisecond), names)
+
+	// A reload that changes the live pool leaves the dead pool's health
+	// as it is: DOWN at once, not UP again until probed.
+	l3 := startOrigin(t, "live3")
+	if err := os.WriteFile(file, []byte(src(l1.url, l2.url, l3.url)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb.signal(t, syscall.SIGHUP)
+	lb.waitFor(t, "roundhouse: reloaded:")
+	for _, b := range poolStatus(t, adminURL)["dead"] {
+		if b.State != "down" {
+			t.Errorf("after the reload, pool dead's %s is %s, want down", b.Name, b.State)
+		}
+	}
+	if got := ask(t, addr, "GET", "", "/dead/x"); got.code != http.StatusServiceUnavailable {
+		t.Errorf("GET /dead/x after the reload: %d %q, want 503", got.code, got.body)
+	}
+	seen := map[string]bool{}
+	for range 3 {
+		seen[ask(t, addr, "GET", "", "/x").name] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("pool live after the reload that added live3: answers %v, want its three backends", seen)
+	}
+	t.Logf("both dead backends DOWN %v after start; 3 requests to the dead pool got 503, the live pool answered %v; still down after a reload", down.Round(time.Millisecond), names)
 	if t.Failed() {
 		t.Logf("balancer output:\n%s", lb.output())
 	}
