@@ -747,3 +747,56 @@ route "two" {
 		t.Logf("output:\n%s", lb.output())
 	}
 }
+
+// TestEachPoolHasItsOwnRequestTimeout: pool quick sets a 300 ms request
+// timeout, pool patient inherits none. A slow answer in pool quick gets
+// 504 at its timeout, while a slower one in pool patient arrives. A
+// reload that raises pool quick's timeout lets the slower one through
+// there too.
+func TestEachPoolHasItsOwnRequestTimeout(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	b := demoBackends(t, "q", "p")
+	const src = `
+pool "quick" {
+  backend %q {}
+  timeouts {
+    request = "300ms"
+  }
+}
+pool "patient" {
+  backend %q {}
+}
+route "quick" {
+  path_prefix  = "/quick/"
+  pool         = "quick"
+  strip_prefix = true
+}
+route "rest" {
+  pool = "patient"
+}
+`
+	file := writeConfig(t, fmt.Sprintf(src, b["q"], b["p"]))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--access-log=false")
+	url := "http://" + lb.waitFor(t, listening)
+	t0 := time.Now()
+	code, body, err := fetch(url + "/quick/slow?d=5s")
+	quick := time.Since(t0)
+	if err != nil || code != http.StatusGatewayTimeout || quick > 3*time.Second {
+		t.Errorf("GET /quick/slow?d=5s: %d %q %v after %v, want 504 at about 300ms", code, body, err, quick)
+	}
+	t0 = time.Now()
+	code, body, err = fetch(url + "/slow?d=700ms")
+	patient := time.Since(t0)
+	if err != nil || code != http.StatusOK || !strings.HasPrefix(body, "slept 700ms") {
+		t.Errorf("GET /slow?d=700ms in pool patient: %d %q %v after %v, want 200", code, body, err, patient)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(fmt.Sprintf(src, b["q"], b["p"]), `"300ms"`, `"3s"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb.signal(t, syscall.SIGHUP)
+	lb.waitFor(t, "roundhouse: reloaded:")
+	if code, body, err := fetch(url + "/quick/slow?d=700ms"); err != nil || code != http.StatusOK {
+		t.Errorf("GET /quick/slow?d=700ms after the reload to 3s: %d %q %v, want 200", code, body, err)
+	}
+	t.Logf("pool quick answered 504 after %v; pool patient answered 200 after %v", quick.Round(time.Millisecond), patient.Round(time.Millisecond))
+}
