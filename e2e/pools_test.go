@@ -800,3 +800,89 @@ route "rest" {
 	}
 	t.Logf("pool quick answered 504 after %v; pool patient answered 200 after %v", quick.Round(time.Millisecond), patient.Round(time.Millisecond))
 }
+
+// badPools is a file with a problem of every kind validate reports about
+// pools and routes.
+const badPools = `pool "api" {
+  backend "http://127.0.0.1:9001" {}
+}
+pool "api" {
+  backend "http://127.0.0.1:9002" {}
+}
+pool "empty" {
+}
+route "all" {
+  pool = "api"
+}
+route "v1" {
+  path_prefix = "/v1/"
+  pool        = "api"
+}
+route "ghost" {
+  hosts = ["bad host!"]
+  pool  = "nowhere"
+}
+route "rel" {
+  path_prefix = "v1"
+  pool        = "api"
+}
+`
+
+// TestValidateAndServeReportPoolAndRouteProblemsWithTheirPositions:
+// validate lists every pool and route problem at its file:line:column
+// and exits 1; serve reports the same and exits 2. A running balancer
+// given such a file by POST /reload answers 500 with the problem and
+// keeps its pools and routes.
+func TestValidateAndServeReportPoolAndRouteProblemsWithTheirPositions(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	file := writeConfig(t, badPools)
+	want := []string{
+		file + `:4:6: pool "api": given twice; the first is at line 1`,
+		file + `:7:6: pool "empty": no backend: add a block such as backend "http://127.0.0.1:8081" {} or a discover list`,
+		file + `:12:7: route "v1" can never match: route "all" (line 9) is tried first and matches every request it would`,
+		file + `:17:12: route "ghost": hosts: "bad host!": a host name has only letters, digits, '-', '_' and dots`,
+		file + `:18:11: route "ghost": no pool "nowhere" (pools: api, empty)`,
+		file + `:21:17: route "rel": path_prefix: "v1": must start with "/"`,
+	}
+	p := start(t, "validate", file)
+	if code := p.wait(t); code != exitRuntime {
+		t.Fatalf("validate: exit status %d, want 1; output:\n%s", code, p.output())
+	}
+	if got := strings.Split(strings.TrimSpace(p.output()), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("validate output:\n%s\nwant:\n%s", p.output(), strings.Join(want, "\n"))
+	}
+	s := start(t, "--config", file, "--listen", "127.0.0.1:0")
+	if code := s.wait(t); code != exitUsage {
+		t.Fatalf("serve: exit status %d, want 2; output:\n%s", code, s.output())
+	}
+	for _, w := range want {
+		if !strings.Contains(s.output(), w) {
+			t.Errorf("serve does not report %q:\n%s", w, s.output())
+		}
+	}
+
+	a, b := startOrigin(t, "a"), startOrigin(t, "b")
+	good := routesConfig([]poolSpec{{"one", []string{a.url}, ""}, {"two", []string{b.url}, ""}},
+		[2]string{"one", "one"}, [2]string{"two", "two"})
+	if err := os.WriteFile(file, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false")
+	addr := lb.waitFor(t, listening)
+	adminURL := "http://" + lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
+	// pool two goes, but route two still names it.
+	bad := routesConfig([]poolSpec{{"one", []string{a.url}, ""}}, [2]string{"one", "one"}, [2]string{"two", "two"})
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, body := adminPost(t, adminURL+"/reload")
+	if wantErr := file + `:16:18: route "two": no pool "two" (pools: one)`; code != http.StatusInternalServerError || !strings.Contains(body, wantErr) {
+		t.Errorf("POST /reload of a route to a pool that went: %d %s, want 500 and %q", code, body, wantErr)
+	}
+	if got := ask(t, addr, "GET", "", "/two/x"); got.name != "b" || got.uri != "/x" {
+		t.Errorf("after the refused reload, GET /two/x: %d %q, want b with /x", got.code, got.body)
+	}
+	if n := strings.Count(lb.output(), "pool removed"); n != 0 {
+		t.Errorf("the refused reload removed a pool:\n%s", lb.output())
+	}
+}
