@@ -876,7 +876,9 @@ func TestValidateAndServeReportPoolAndRouteProblemsWithTheirPositions(t *testing
 		t.Fatal(err)
 	}
 	code, body := adminPost(t, adminURL+"/reload")
-	if wantErr := file + `:16:18: route "two": no pool "two" (pools: one)`; code != http.StatusInternalServerError || !strings.Contains(body, wantErr) {
+	var e struct{ Error string }
+	_ = json.Unmarshal([]byte(body), &e)
+	if wantErr := file + `:16:18: route "two": no pool "two" (pools: one)`; code != http.StatusInternalServerError || !strings.Contains(e.Error, wantErr) {
 		t.Errorf("POST /reload of a route to a pool that went: %d %s, want 500 and %q", code, body, wantErr)
 	}
 	if got := ask(t, addr, "GET", "", "/two/x"); got.name != "b" || got.uri != "/x" {
