@@ -888,3 +888,76 @@ func TestValidateAndServeReportPoolAndRouteProblemsWithTheirPositions(t *testing
 		t.Errorf("the refused reload removed a pool:\n%s", lb.output())
 	}
 }
+
+// TestAnEjectionInOnePoolLeavesTheSameBackendInAnother: backend s, in
+// pools one and two, answers 503 to /boom. Pool one (eject after 2)
+// ejects it after two such answers; pool two keeps sending it requests.
+func TestAnEjectionInOnePoolLeavesTheSameBackendInAnother(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/boom") {
+			http.Error(w, "boom", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "s\n%s\n\n", r.RequestURI)
+	}))
+	t.Cleanup(s.Close)
+	a, b := startOrigin(t, "a"), startOrigin(t, "b")
+	file := writeConfig(t, fmt.Sprintf(`
+policy  = "round-robin"
+retries = 0
+pool "one" {
+  backend %[1]q {}
+  backend %[2]q {}
+  ejection {
+    after = 2
+    time  = "1m"
+  }
+}
+pool "two" {
+  backend %[1]q {}
+  backend %[3]q {}
+}
+route "one" {
+  path_prefix  = "/one/"
+  pool         = "one"
+  strip_prefix = true
+}
+route "two" {
+  pool = "two"
+}
+`, s.URL, a.url, b.url))
+	lb := start(t, "--config", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log=false", "--health-interval", "1h")
+	addr := lb.waitFor(t, listening)
+	adminURL := "http://" + lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
+	for range 4 { // s, a, s, a: two 503s from s in a row
+		ask(t, addr, "GET", "", "/one/boom")
+	}
+	line := lb.waitFor(t, `backend ejected: .*backend=`+regexp.QuoteMeta(s.URL)+`.*`)
+	if !strings.Contains(line, "pool=one") {
+		t.Errorf("the ejection is not pool one's: %s", line)
+	}
+	one, two := map[string]int{}, []string{}
+	for range 4 {
+		one[ask(t, addr, "GET", "", "/one/x").name]++
+		two = append(two, ask(t, addr, "GET", "", "/x").name)
+	}
+	if one["a"] != 4 {
+		t.Errorf("pool one after ejecting s: answers %v, want a alone", one)
+	}
+	alternates(t, "two", two, "s", "b")
+	st := poolStatus(t, adminURL)
+	states := map[string]string{}
+	for _, p := range []string{"one", "two"} {
+		for _, bs := range st[p] {
+			states[p+" "+bs.Name] = bs.State
+		}
+	}
+	if states["one "+s.URL] != "ejected" || states["two "+s.URL] != "up" {
+		t.Errorf("/status states %v: want s ejected in pool one only", states)
+	}
+	if n := strings.Count(lb.output(), "backend ejected"); n != 1 {
+		t.Errorf("%d ejections logged, want 1:\n%s", n, lb.output())
+	}
+	t.Logf("%s; then pool one answered %v, pool two %v", line, one, two)
+}
