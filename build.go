@@ -106,17 +106,22 @@ func actorEjection(s config.Pool) actors.Ejection {
 // newPolicy returns a fresh policy as s.Policy names it, keyed with
 // secret and seeded with seed.
 func newPolicy(s config.Pool, secret []byte, seed uint64) (actors.Policy, error) {
-	name := s.Policy
-	if s.SlowStart > 0 && name == "round-robin" {
-		// Slow start ramps weights, which round-robin ignores; smooth
-		// weighted round-robin with equal weights picks in the same order.
-		name = "weighted-round-robin"
-	}
-	p, err := actors.NewPolicy(name, secret, seed)
+	p, err := actors.NewPolicy(policyName(s), secret, seed)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	return p, nil
+}
+
+// policyName is the policy newPolicy makes for s: s.Policy, except that
+// slow start turns round-robin into weighted-round-robin.
+func policyName(s config.Pool) string {
+	if s.SlowStart > 0 && s.Policy == "round-robin" {
+		// Slow start ramps weights, which round-robin ignores; smooth
+		// weighted round-robin with equal weights picks in the same order.
+		return "weighted-round-robin"
+	}
+	return s.Policy
 }
 
 // trustedProxies returns Edge.TrustedProxies parsed (config.Load has

@@ -141,6 +141,9 @@ func (b *balancer) planReload(s *config.Settings) (reloadPlan, error) {
 		if actors.KeyOf(cfg.Policy) != p.tp.Key || !bytes.Equal(secret, p.tp.StickySecret) {
 			return plan, fmt.Errorf("policy %q keys requests differently from %q, or the sticky secret changed: that needs a restart", ps.Policy, p.s.Policy)
 		}
+		if policyName(ps) == policyName(p.s) {
+			cfg.Policy = nil // the running one, with its state: round-robin position, pins
+		}
 		if !slices.Equal(ps.Discover, p.s.Discover) {
 			b.log.Warn("discover changes of a running pool take effect at the next start", "pool", ps.Name, "running", p.s.Discover)
 		}
@@ -161,9 +164,14 @@ func (b *balancer) planReload(s *config.Settings) (reloadPlan, error) {
 }
 
 // reloadedArgs are the "reloaded" line's: as before pools, and the
-// pools and routes when there are more than the default pool.
+// pools and routes when there are more than the default pool. backends
+// counts every pool's, as the "listening" line does.
 func reloadedArgs(s *config.Settings) []any {
-	args := []any{"file", s.File, "backends", len(s.Backends), "policy", s.Policy}
+	backends := 0
+	for _, p := range s.EveryPool() {
+		backends += len(p.Backends)
+	}
+	args := []any{"file", s.File, "backends", backends, "policy", s.Policy}
 	if len(s.Pools) > 1 || len(s.Pools) == 1 && s.Pools[0].Name != config.DefaultPool {
 		args = append(args, "pools", len(s.Pools), "routes", len(s.Routes))
 	}

@@ -24,6 +24,9 @@
 //	systemd_test.go      sd_notify, socket activation, the example units
 //	memory_test.go       backpressure: the balancer's RSS with a slow client
 //	chaos_test.go        backends killed and restarted under load
+//	pools_test.go        pools and routes: matching, round-robin per pool,
+//	                     a DOWN pool, admin and status per pool, discovery
+//	pools_reload_test.go reloads that move routes and add and remove pools
 //
 // The helpers live once: helpers_test.go has TestMain and the small ones
 // (config and token files, requests, demo backends); process_test.go runs
@@ -36,6 +39,8 @@
 //
 //	go test -race ./e2e/
 //
-// TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing
-// and TestSlowClientDoesNotMakeTheBalancerBuffer are skipped with -short.
+// TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing,
+// TestSlowClientDoesNotMakeTheBalancerBuffer and
+// TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError
+// are skipped with -short.
 package e2e
