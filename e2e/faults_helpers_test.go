@@ -1,21 +1,12 @@
 package e2e
 
 import (
-	"fmt"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
 
-// toxiproxyServer is Toxiproxy's server, built once by faultToxiproxy
-// into TestMain's directory.
-var toxiproxyServer struct {
-	once sync.Once
-	path string
-	err  error
-}
+// toxiproxyServer is Toxiproxy's server, built once by faultToxiproxy.
+var toxiproxyServer built
 
 // faultToxiproxy returns Toxiproxy's server, built once from the module
 // cache (go.mod names it as a tool, so go mod download fetches it). The
@@ -23,17 +14,11 @@ var toxiproxyServer struct {
 // builds it first so that CI never skips.
 func faultToxiproxy(t *testing.T) string {
 	t.Helper()
-	tx := &toxiproxyServer
-	tx.once.Do(func() {
-		tx.path = filepath.Join(filepath.Dir(binary), "toxiproxy-server")
-		if out, err := exec.Command("go", "build", "-o", tx.path, "github.com/Shopify/toxiproxy/v2/cmd/server").CombinedOutput(); err != nil {
-			tx.err = fmt.Errorf("go build toxiproxy: %w\n%s", err, out)
-		}
-	})
-	if tx.err != nil {
-		t.Skipf("skipped: Toxiproxy's server cannot be built (go mod download fetches it; .ci/run builds it): %v", tx.err)
+	path, err := toxiproxyServer.build("toxiproxy-server", "github.com/Shopify/toxiproxy/v2/cmd/server")
+	if err != nil {
+		t.Skipf("skipped: Toxiproxy's server cannot be built (go mod download fetches it; .ci/run builds it): %v", err)
 	}
-	return tx.path
+	return path
 }
 
 // faultListening matches roundhouse's listening line: its address and the

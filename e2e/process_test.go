@@ -196,24 +196,36 @@ func noRaceBinary(t *testing.T) string {
 	if bin := os.Getenv("ROUNDHOUSE_EXHAUST_BINARY"); bin != "" {
 		return bin
 	}
-	nr := &noRace
-	nr.once.Do(func() {
-		nr.path = filepath.Join(filepath.Dir(binary), "roundhouse-norace")
-		if out, err := exec.Command("go", "build", "-o", nr.path, "github.com/roundhouse/roundhouse").CombinedOutput(); err != nil {
-			nr.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if nr.err != nil {
-		t.Fatal(nr.err)
+	path, err := noRace.build("roundhouse-norace", "github.com/roundhouse/roundhouse")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nr.path
+	return path
 }
 
-// noRace is the binary noRaceBinary builds, once.
-var noRace struct {
+// noRace is the binary noRaceBinary builds.
+var noRace built
+
+// built is a program that build makes once, for every test that asks. The
+// zero value has not been built yet.
+type built struct {
 	once sync.Once
 	path string
 	err  error
+}
+
+// build runs go build -o name pkg the first time it is called, into
+// TestMain's directory (removed with the binary), and returns the
+// program's path, or why it could not be built; later calls return the
+// same.
+func (b *built) build(name, pkg string) (string, error) {
+	b.once.Do(func() {
+		b.path = filepath.Join(filepath.Dir(binary), name)
+		if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		}
+	})
+	return b.path, b.err
 }
 
 // output returns everything the process has written so far.
