@@ -32,8 +32,11 @@
 // (config and token files, requests, demo backends); process_test.go runs
 // the binary: start returns a proc, which the test waits on (waitFor a
 // line such as listening, wait for the exit status) and stops (SIGTERM,
-// expecting exit 0); startFamily runs a balancer together with the
-// processes its upgrades start.
+// expecting exit 0); startWith does the same for the binary built without
+// the race detector, or another program, with extra environment, stderr
+// to a file or a lower ulimit -n; startFamily runs a balancer together
+// with the processes its upgrades start. measure_test.go reads a running
+// process's memory, CPU and file descriptors, and its metrics.
 //
 // Run them with
 //

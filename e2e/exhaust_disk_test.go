@@ -2,14 +2,11 @@ package e2e
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,9 +74,9 @@ func TestAFullDiskUnderTheAccessLogNeverBlocksRequests(t *testing.T) {
 		data, _ := os.ReadFile(logPath)
 		return string(data)
 	}
-	backend := exBackend(t, "A")
+	backend := demoBackend(t, "A")
 	addr, adminAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	lb := exStart(t, exOptions{stderr: logFile}, "--listen", addr, "--admin", adminAddr, "--backend", backend.URL)
+	lb := startWith(t, procOptions{bin: noRaceBinary(t), stderr: logFile}, "--listen", addr, "--admin", adminAddr, "--backend", backend)
 	testenv.WaitUntil(t, 20*time.Second, "the balancer answers", func() bool {
 		status, err := exGet(http.DefaultClient, "http://"+addr+"/")
 		return err == nil && status == http.StatusOK
@@ -101,32 +98,15 @@ func TestAFullDiskUnderTheAccessLogNeverBlocksRequests(t *testing.T) {
 		requests = 50000
 	}
 	const workers = 16
-	var mu sync.Mutex // guards durations, failed; test helpers may lock
-	var durations []time.Duration
-	failed := 0
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	t.Cleanup(client.CloseIdleConnections)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < requests; i += workers {
-				t0 := time.Now()
-				status, err := exGet(client, "http://"+addr+"/")
-				d := time.Since(t0)
-				mu.Lock()
-				durations = append(durations, d)
-				if status != http.StatusOK || err != nil {
-					failed++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	durations, failed := exHammer(client, "http://"+addr+"/", workers, func(w, n int) bool {
+		return w+n*workers < requests // requests in all, shared out in turn
+	})
 	elapsed := time.Since(start)
 	lb.alive(t)
-	p99 := exP99(durations)
+	p99 := percentile99(durations)
 	dropped := metric(t, "http://"+adminAddr+"/metrics", "roundhouse_log_lines_dropped_total")
 	t.Logf("log on %s: %d requests in %v (%d failed), p99 %v; %.0f log lines dropped", logPath, requests, elapsed.Round(time.Millisecond), failed, p99, dropped)
 	if failed > 0 {
@@ -156,24 +136,4 @@ func TestAFullDiskUnderTheAccessLogNeverBlocksRequests(t *testing.T) {
 		t.Errorf("the episode was noted %d times, want once; log:\n%s", n, out)
 	}
 	t.Logf("the note: %s", regexp.MustCompile(`\S.*lines dropped.*`).FindString(out))
-}
-
-// metric reads one unlabelled metric from a Prometheus text endpoint.
-func metric(t *testing.T, url, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
-	if m == nil {
-		t.Fatalf("%s: no %s in:\n%s", url, name, body)
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

@@ -65,9 +65,8 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 		_, _ = w.Write([]byte("ok\n"))
 	}))
 	t.Cleanup(backend.Close)
-	lb := exStart(t, exOptions{nofile: nofile}, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--access-log=false")
-	url := "http://" + lb.waitFor(t, exListening) + "/"
-	pid := lb.cmd.Process.Pid
+	lb := startWith(t, procOptions{bin: noRaceBinary(t), nofile: nofile}, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--access-log=false")
+	url := "http://" + lb.waitFor(t, listening) + "/"
 
 	// Each client keeps its own connection open between requests, as
 	// browsers and keep-alive clients do.
@@ -76,7 +75,7 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	var peakFDs int
-	cpuBefore, start := exCPU(t, pid), time.Now()
+	cpuBefore, start := lb.cpu(t), time.Now()
 	for range clients {
 		wg.Go(func() {
 			tr := &http.Transport{MaxIdleConnsPerHost: 1}
@@ -88,7 +87,7 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 		})
 	}
 	for ctx.Err() == nil {
-		peakFDs = max(peakFDs, exOpenFDs(t, pid))
+		peakFDs = max(peakFDs, lb.openFDs(t))
 		lb.alive(t)
 		select {
 		case <-ctx.Done():
@@ -96,7 +95,7 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	busyCPU := exCPU(t, pid) - cpuBefore
+	busyCPU := lb.cpu(t) - cpuBefore
 	elapsed := time.Since(start)
 	lb.alive(t)
 	t.Logf("%d clients for %v under ulimit -n %d: %d served, %d shed with 503, %d connections closed or reset, %d timeouts, %d other statuses, %d other errors (first: %s); peak fds %d; CPU %v over %v",
@@ -119,9 +118,9 @@ func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 	}
 
 	// Idle now: no spin.
-	cpu0 := exCPU(t, pid)
-	time.Sleep(time.Second)                                        // a measurement window, not synchronisation
-	if idle := exCPU(t, pid) - cpu0; idle > 500*time.Millisecond { // a spin takes a whole core
+	cpu0 := lb.cpu(t)
+	time.Sleep(time.Second)                                    // a measurement window, not synchronisation
+	if idle := lb.cpu(t) - cpu0; idle > 500*time.Millisecond { // a spin takes a whole core
 		t.Errorf("used %v of CPU in 1s with no load: spinning", idle)
 	}
 	// Recovered: every request succeeds, one at a time and 100 at once.

@@ -23,15 +23,14 @@ func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
 		load = 30 * time.Second
 	}
 	exRaiseNoFile(t, uint64(idle)+2000)
-	backend := exBackend(t, "A")
+	backend := demoBackend(t, "A")
 	// --max-conns above its default (10,000), which the idle clients
 	// alone would fill: new clients would then wait in the accept backlog
 	// until idle ones left (see docs/exhaustion.md).
-	lb := exStart(t, exOptions{nofile: idle + 2000}, "--listen", "127.0.0.1:0", "--backend", backend.URL,
+	lb := startWith(t, procOptions{bin: noRaceBinary(t), nofile: idle + 2000}, "--listen", "127.0.0.1:0", "--backend", backend,
 		"--access-log=false", "--max-conns", strconv.Itoa(2*idle))
-	addr := lb.waitFor(t, exListening)
-	pid := lb.cmd.Process.Pid
-	rssBefore := exStatus(t, pid, "VmRSS")
+	addr := lb.waitFor(t, listening)
+	rssBefore := lb.memory(t, "VmRSS")
 
 	// Each idle client sends one request and keeps its connection open.
 	// They connect 50 at a time.
@@ -78,35 +77,18 @@ func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
 		t.Fatal(dialErr)
 	}
 	buf := make([]byte, 4096)
-	rssIdle := exStatus(t, pid, "VmRSS")
+	rssIdle := lb.memory(t, "VmRSS")
 
-	var mu sync.Mutex // guards durations, failed; test helpers may lock
-	var durations []time.Duration
-	failed := 0
 	const workers = 32
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	t.Cleanup(client.CloseIdleConnections)
-	cpu0, start := exCPU(t, pid), time.Now()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for time.Since(start) < load {
-				t0 := time.Now()
-				status, err := exGet(client, "http://"+addr+"/")
-				d := time.Since(t0)
-				mu.Lock()
-				durations = append(durations, d)
-				if status != http.StatusOK || err != nil {
-					failed++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	cpu, elapsed := exCPU(t, pid)-cpu0, time.Since(start)
-	rssPeak := exStatus(t, pid, "VmHWM")
-	p99 := exP99(durations)
+	cpu0, start := lb.cpu(t), time.Now()
+	durations, failed := exHammer(client, "http://"+addr+"/", workers, func(int, int) bool {
+		return time.Since(start) < load
+	})
+	cpu, elapsed := lb.cpu(t)-cpu0, time.Since(start)
+	rssPeak := lb.memory(t, "VmHWM")
+	p99 := percentile99(durations)
 	lb.alive(t)
 	t.Logf("%d idle keep-alive clients: RSS %d MiB before, %d MiB with them (%.1f KiB each); then %d requests by %d workers in %v: %.0f req/s, p99 %v, CPU %v (%.0f%% of a core), peak RSS %d MiB, %d failed",
 		idle, rssBefore>>20, rssIdle>>20, float64(rssIdle-rssBefore)/1024/float64(idle), len(durations), workers, elapsed.Round(time.Millisecond),
@@ -145,10 +127,9 @@ func TestLargeTransfersUnderALowMemoryLimit(t *testing.T) {
 	if exLong {
 		rounds = 5
 	}
-	backend := exBackend(t, "A")
-	lb := exStart(t, exOptions{env: []string{"GOMEMLIMIT=64MiB"}}, "--listen", "127.0.0.1:0", "--backend", backend.URL, "--access-log=false")
-	addr := lb.waitFor(t, exListening)
-	pid := lb.cmd.Process.Pid
+	backend := demoBackend(t, "A")
+	lb := startWith(t, procOptions{bin: noRaceBinary(t), env: []string{"GOMEMLIMIT=64MiB"}}, "--listen", "127.0.0.1:0", "--backend", backend, "--access-log=false")
+	addr := lb.waitFor(t, listening)
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * each}}
 	t.Cleanup(client.CloseIdleConnections)
 	upload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
@@ -193,7 +174,7 @@ func TestLargeTransfersUnderALowMemoryLimit(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	lb.alive(t)
-	peak := exStatus(t, pid, "VmHWM")
+	peak := lb.memory(t, "VmHWM")
 	t.Logf("GOMEMLIMIT=64MiB: %d rounds of %d uploads and %d downloads of %d MiB in %v; peak RSS (VmHWM) %d MiB; %d failed",
 		rounds, each, each, size>>20, elapsed.Round(time.Millisecond), peak>>20, len(errs))
 	for _, e := range errs[:min(len(errs), 5)] {

@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,14 +77,14 @@ func TestFaultMatrix(t *testing.T) {
 	if *faultsLong || os.Getenv("ROUNDHOUSE_FAULTS_LONG") == "1" {
 		phase = 15 * time.Second
 	}
-	toxiBin, rhBin := faultToxiproxy(t), binary
+	toxiBin := faultToxiproxy(t)
 
 	apiAddr := testenv.FreeAddr(t)
 	host, port, _ := strings.Cut(apiAddr, ":")
-	tp := faultStart(t, "toxiproxy", toxiBin, "-host", host, "-port", port)
+	tp := startWith(t, procOptions{name: "toxiproxy", bin: toxiBin}, "-host", host, "-port", port)
 	tox := toxiproxy.NewClient(apiAddr)
 	if !faultPoll(20*time.Second, func() bool { _, err := tox.Proxies(); return err == nil }) {
-		t.Fatalf("toxiproxy's API did not answer within 20s:\n%s", tp.text())
+		t.Fatalf("toxiproxy's API did not answer within 20s:\n%s", tp.output())
 	}
 
 	var backends []*faultBackend
@@ -107,8 +104,8 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	faulty := "http://" + proxies[0].Listen
 
-	rh := faultStart(t, "roundhouse", rhBin, args...)
-	m := rh.waitFor(t, faultListening)
+	rh := startWith(t, procOptions{name: "roundhouse"}, args...)
+	m := rh.waitForMatch(t, faultListening)
 	addr, admin := m[1], m[2]
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -129,7 +126,7 @@ func TestFaultMatrix(t *testing.T) {
 	for _, tx := range faultToxics {
 		row := faultRow{toxic: tx.name}
 		load.phase = strings.Fields(tx.name)[0] + "-" + tx.stream
-		from := len(rh.output(0))
+		from := len(rh.lines(0))
 		t0 := time.Now()
 		if tx.kind != "" {
 			if _, err := proxies[0].AddToxic("fault", tx.kind, tx.stream, 1, tx.attrs); err != nil {
@@ -148,8 +145,8 @@ func TestFaultMatrix(t *testing.T) {
 		// Every access log line of the phase has been written once the
 		// balancer has nothing in flight; then the backends are back.
 		faultAllUp(t, admin)
-		access := faultAccess(rh.output(from))
-		row.avoided = faultAvoided(rh.output(from), faulty, t0)
+		access := faultAccess(rh.lines(from))
+		row.avoided = faultAvoided(rh.lines(from), faulty, t0)
 
 		posts := map[string]int{}
 		for _, b := range backends {
@@ -185,7 +182,7 @@ func TestFaultMatrix(t *testing.T) {
 				others = append(others, r.dur)
 			}
 		}
-		row.othersP99 = faultP99(others)
+		row.othersP99 = percentile99(others)
 		if tx.kind == "" {
 			baseP99 = row.othersP99
 		}
@@ -224,7 +221,7 @@ type faultLogged struct {
 var faultAccessLine = regexp.MustCompile(`request: .*backend=(\S+) status=\d+ .*request_id=(\S+)(?: attempts=(\d+))?`)
 
 // faultAccess reads the access log lines among lines, by request ID.
-func faultAccess(lines []faultLine) map[string]faultLogged {
+func faultAccess(lines []outputLine) map[string]faultLogged {
 	m := map[string]faultLogged{}
 	for _, l := range lines {
 		if s := faultAccessLine.FindStringSubmatch(l.text); s != nil {
@@ -241,7 +238,7 @@ func faultAccess(lines []faultLine) map[string]faultLogged {
 // faultAvoided says how long after t0 the balancer first took the faulty
 // backend out of rotation (by ejection, passive health or probes), from its
 // log; "-" when it never did.
-func faultAvoided(lines []faultLine, faulty string, t0 time.Time) string {
+func faultAvoided(lines []outputLine, faulty string, t0 time.Time) string {
 	for _, l := range lines {
 		if !strings.Contains(l.text, "backend="+faulty) {
 			continue
@@ -257,14 +254,6 @@ func faultAvoided(lines []faultLine, faulty string, t0 time.Time) string {
 		}
 	}
 	return "-"
-}
-
-func faultP99(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	return ds[(len(ds)*99)/100]
 }
 
 // faultStatus is the admin API's GET /status.
@@ -316,15 +305,11 @@ func faultAllUp(t *testing.T, admin string) {
 // than before plus a margin (pooled connections closing, the GC), and
 // returns the counts. With before 0 it takes the first reading after a
 // moment's quiet.
-func faultRest(t *testing.T, admin string, rh *faultProc, goroutinesBefore, fdsBefore int) (goroutines, fds int) {
+func faultRest(t *testing.T, admin string, rh *proc, goroutinesBefore, fdsBefore int) (goroutines, fds int) {
 	t.Helper()
 	read := func() {
-		goroutines = faultMetric(t, admin, "go_goroutines")
-		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", rh.cmd.Process.Pid))
-		if err != nil {
-			t.Fatalf("counting the balancer's fds: %v", err)
-		}
-		fds = len(ents)
+		goroutines = int(metric(t, "http://"+admin+"/metrics", "go_goroutines"))
+		fds = rh.openFDs(t)
 	}
 	if goroutinesBefore == 0 {
 		read()
@@ -339,29 +324,6 @@ func faultRest(t *testing.T, admin string, rh *faultProc, goroutinesBefore, fdsB
 			goroutines, fds, goroutinesBefore, fdsBefore)
 	}
 	return goroutines, fds
-}
-
-// faultMetric reads a gauge from the admin API's /metrics.
-func faultMetric(t *testing.T, admin, name string) int {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metrics: %s: %v", name, err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			return int(f)
-		}
-	}
-	t.Fatalf("metrics: no %s", name)
-	return 0
 }
 
 // faultPrint logs the matrix as a Markdown table.

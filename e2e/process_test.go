@@ -3,10 +3,13 @@ package e2e
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,17 +21,27 @@ import (
 )
 
 // The binary as running processes: proc is one process the test starts
-// and waits for (most tests); family is a balancer with every process its
-// upgrades start (the upgrade, WebSocket and systemd tests). Both read the
-// processes' stdout and stderr, together, into an output.
+// and waits for (most tests; startWith also runs the binary built without
+// the race detector, or another program such as Toxiproxy); family is a
+// balancer with every process its upgrades start (the upgrade, WebSocket
+// and systemd tests). Both read the processes' stdout and stderr, together,
+// into an output.
 
 // output is what one or more processes write to one pipe, line by line,
 // for the test to read and wait on.
 type output struct {
-	mu   sync.Mutex      // guards b and grew; test helpers may lock
-	b    strings.Builder // every complete line so far, each with its "\n"
-	grew chan struct{}   // closed and replaced whenever b grows
-	eof  chan struct{}   // closed once every writer has closed the pipe and b holds all they wrote
+	mu    sync.Mutex      // guards b, lines and grew; test helpers may lock
+	b     strings.Builder // every complete line so far, each with its "\n"
+	lines []outputLine    // the same lines, each with when it was read
+	grew  chan struct{}   // closed and replaced whenever b grows
+	eof   chan struct{}   // closed once every writer has closed the pipe and b holds all they wrote
+}
+
+// outputLine is one line of output (without its "\n") and when the test
+// read it.
+type outputLine struct {
+	at   time.Time
+	text string
 }
 
 // readOutput reads r to its end into a new output, then closes r. The
@@ -45,6 +58,7 @@ func readOutput(r io.ReadCloser) *output {
 		for sc.Scan() {
 			o.mu.Lock()
 			o.b.WriteString(sc.Text() + "\n")
+			o.lines = append(o.lines, outputLine{at: time.Now(), text: sc.Text()})
 			close(o.grew)
 			o.grew = make(chan struct{})
 			o.mu.Unlock()
@@ -58,6 +72,13 @@ func (o *output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.b.String()
+}
+
+// linesFrom returns the lines so far from line from (counting from 0) on.
+func (o *output) linesFrom(from int) []outputLine {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.lines[min(from, len(o.lines)):])
 }
 
 // errOutputEnded and errOutputTimeout say why await gave up.
@@ -92,21 +113,61 @@ func (o *output) await(d time.Duration, cond func(out string) bool) error {
 	}
 }
 
-// proc is a running roundhouse process whose output the test can wait on.
+// proc is a running process, roundhouse unless startWith said otherwise,
+// whose output the test can wait on.
 type proc struct {
+	name   string // names the process in failures: "process" unless startWith said otherwise
 	cmd    *exec.Cmd
 	out    *output
 	exited chan struct{} // closed when the process has exited, all its output is read and err is set
 	err    error
 }
 
+// procOptions says how startWith runs a program. The zero value runs the
+// race-detecting binary as start does.
+type procOptions struct {
+	name   string   // names the process in failures; "": "process"
+	bin    string   // the program; "": binary (see noRaceBinary for the other build)
+	env    []string // added to the test's environment; nil: the test's environment as it is
+	stderr *os.File // the process's stderr; nil: collected with stdout in one output
+	nofile int      // RLIMIT_NOFILE, soft and hard, set by /bin/sh's ulimit -n before it execs the program; 0: inherited
+}
+
 // start runs the binary with args and collects stdout and stderr together.
 // The process is killed, if still running, when the test ends.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), exited: make(chan struct{})}
+	return startWith(t, procOptions{}, args...)
+}
+
+// startWith runs a program with args as o says. Its output is stdout and
+// stderr together, or stdout alone when o.stderr is set. The process is
+// killed, if still running, when the test ends.
+func startWith(t *testing.T, o procOptions, args ...string) *proc {
+	t.Helper()
+	bin, name := o.bin, o.name
+	if bin == "" {
+		bin = binary
+	}
+	if name == "" {
+		name = "process"
+	}
+	argv := append([]string{bin}, args...)
+	if o.nofile > 0 {
+		// ulimit -n sets both limits: the Go runtime raises a soft limit
+		// to the hard one at start-up, so the hard one must be low. The
+		// shell execs the program, which keeps the shell's pid.
+		argv = append([]string{"/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, o.nofile)}, argv...)
+	}
+	p := &proc{name: name, cmd: exec.Command(argv[0], argv[1:]...), exited: make(chan struct{})}
+	if o.env != nil {
+		p.cmd.Env = append(os.Environ(), o.env...)
+	}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
+	if o.stderr != nil {
+		p.cmd.Stderr = o.stderr
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +186,69 @@ func start(t *testing.T, args ...string) *proc {
 	return p
 }
 
+// noRaceBinary returns the roundhouse command built once, without the race
+// detector, beside TestMain's race-detecting one: for tests that measure
+// its memory and CPU, which the detector inflates several times over.
+// $ROUNDHOUSE_EXHAUST_BINARY names a binary to use instead (an older
+// build, to compare).
+func noRaceBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("ROUNDHOUSE_EXHAUST_BINARY"); bin != "" {
+		return bin
+	}
+	path, err := noRace.build("roundhouse-norace", "github.com/roundhouse/roundhouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// noRace is the binary noRaceBinary builds.
+var noRace built
+
+// built is a program that build makes once, for every test that asks. The
+// zero value has not been built yet.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// build runs go build -o name pkg the first time it is called, into
+// TestMain's directory (removed with the binary), and returns the
+// program's path, or why it could not be built; later calls return the
+// same.
+func (b *built) build(name, pkg string) (string, error) {
+	b.once.Do(func() {
+		b.path = filepath.Join(filepath.Dir(binary), name)
+		if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		}
+	})
+	return b.path, b.err
+}
+
 // output returns everything the process has written so far.
 func (p *proc) output() string { return p.out.String() }
+
+// lines returns the lines the process has written so far, from line from
+// (counting from 0) on, each with when the test read it.
+func (p *proc) lines(from int) []outputLine { return p.out.linesFrom(from) }
+
+// pid returns the process's ID.
+func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // waitFor waits until the output matches re and returns the first submatch
 // (or the whole match).
 func (p *proc) waitFor(t *testing.T, re string) string {
+	t.Helper()
+	m := p.waitForMatch(t, re)
+	return m[len(m)-1]
+}
+
+// waitForMatch waits until the output matches re and returns the match and
+// its submatches.
+func (p *proc) waitForMatch(t *testing.T, re string) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	var m []string
@@ -138,7 +256,7 @@ func (p *proc) waitFor(t *testing.T, re string) string {
 		m = rx.FindStringSubmatch(out)
 		return m != nil
 	})
-	return m[len(m)-1]
+	return m
 }
 
 // waitForCount waits until the output contains substr at least n times.
@@ -156,9 +274,19 @@ func (p *proc) waitUntil(t *testing.T, what string, cond func(out string) bool) 
 	switch err := p.out.await(20*time.Second, cond); {
 	case errors.Is(err, errOutputEnded):
 		<-p.exited
-		t.Fatalf("process exited (%v) before %s; output:\n%s", p.err, what, p.output())
+		t.Fatalf("%s exited (%v) before %s; output:\n%s", p.name, p.err, what, p.output())
 	case err != nil:
 		t.Fatalf("timed out waiting for %s; output:\n%s", what, p.output())
+	}
+}
+
+// alive fails the test if the process has exited.
+func (p *proc) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		t.Fatalf("%s exited (%v); output:\n%s", p.name, p.err, p.output())
+	default:
 	}
 }
 
@@ -168,7 +296,7 @@ func (p *proc) wait(t *testing.T) int {
 	select {
 	case <-p.exited:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("process did not exit; output:\n%s", p.output())
+		t.Fatalf("%s did not exit; output:\n%s", p.name, p.output())
 	}
 	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {
