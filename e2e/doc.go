@@ -27,6 +27,10 @@
 //	pools_test.go        pools and routes: matching, round-robin per pool,
 //	                     a DOWN pool, admin and status per pool, discovery
 //	pools_reload_test.go reloads that move routes and add and remove pools
+//	faults_*_test.go     the fault matrix: Toxiproxy between the balancer and
+//	                     its backends, one toxic at a time, under mixed load
+//	exhaust_*_test.go    running out of file descriptors, 10,000 idle clients,
+//	                     a low GOMEMLIMIT, a full disk under the access log
 //
 // The helpers live once: helpers_test.go has TestMain and the small ones
 // (config and token files, requests, demo backends); process_test.go runs
