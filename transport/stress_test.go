@@ -234,11 +234,13 @@ func reconcile(t *testing.T, st []actors.BackendStatus, backends []*flappy) (att
 
 // checkResets checks that every 502 (unsaved of them, all POSTs) followed
 // a reset: the reset reaches the balancer as a failed read or, mid-upload,
-// as a failed write (EPIPE).
+// as a failed write: EPIPE, or "use of closed network connection" when the
+// transport's read loop saw the reset first and closed the connection
+// under the body's copy.
 func checkResets(t *testing.T, log *logSink, unsaved int64) {
 	t.Helper()
 	resets := log.count("status=502", "reset by peer") + log.count("status=502", "EOF") +
-		log.count("status=502", "broken pipe")
+		log.count("status=502", "broken pipe") + log.count("status=502", "use of closed network connection")
 	if n := log.count("status=502"); unsaved != int64(n) || resets != n {
 		t.Errorf("%d POSTs got 502; the access log has %d, of which %d after a reset, EOF or broken pipe:\n%s",
 			unsaved, n, resets, log)
