@@ -62,8 +62,9 @@ type pickRequest struct {
 // its connection limit (the queue was full, or the wait timed out), false
 // when no backend could take it at all.
 type pickReply struct {
-	b    *Backend
-	busy bool
+	b       *Backend
+	busy    bool
+	stopped bool // Run ended with the request still queued
 }
 
 // withdrawal takes a queued pick request out of the queue; the selector

@@ -265,8 +265,8 @@ func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 // tried, or nil when there is none. When every such backend is at its
 // connection limit, the request waits in the selector's queue, in arrival
 // order, until one frees up (a backend), the queue timeout passes (nil and
-// ErrBusy, as when the queue is full), or ctx ends (ctx's error; the
-// request leaves the queue).
+// ErrBusy, as when the queue is full), ctx ends (ctx's error; the
+// request leaves the queue), or the selector stops (ErrStopped).
 func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*Backend, error) {
 	req := pickRequest{key: key, exclude: tried, reply: make(chan pickReply, 1)}
 	if err := ask(ctx, s, s.picks, req); err != nil {
@@ -274,7 +274,10 @@ func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*
 	}
 	select {
 	case r := <-req.reply:
-		if r.busy {
+		switch {
+		case r.stopped:
+			return nil, ErrStopped
+		case r.busy:
 			return nil, ErrBusy
 		}
 		return r.b, nil

@@ -123,10 +123,11 @@ func (s *Selector) serveQueue() {
 	s.queue = kept
 }
 
-// dismissQueue answers every queued request with none, as Run ends.
+// dismissQueue answers every queued request, as Run ends: the selector
+// has stopped (PickFor returns ErrStopped).
 func (s *Selector) dismissQueue() {
 	for _, w := range s.queue {
-		w.req.reply <- pickReply{} // capacity 1: never blocks
+		w.req.reply <- pickReply{stopped: true} // capacity 1: never blocks
 		if s.trace {
 			s.traceMsg("sent", "pick reply from the queue", "backend", "-", "busy", false)
 		}

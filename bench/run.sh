@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # bench/run.sh [quick|full]: Roundhouse side by side with nginx, HAProxy, a
-# plain tuned httputil.ReverseProxy and direct-to-backend, in one run.
+# plain tuned httputil.ReverseProxy and direct-to-backend, in one run; and
+# Roundhouse again behind 100 routes (roundhouse-100routes), for the
+# routing cost.
 #
-#   quick  1 round,  3 s per measurement (under 2 minutes)
-#   full   5 rounds, 4 s per measurement (under 10 minutes); medians across rounds
+#   quick  1 round,  3 s per measurement (under 2.5 minutes)
+#   full   5 rounds, 4 s per measurement (under 12 minutes); medians across rounds
 #
 # What it does:
 #   - installs wrk, nginx and haproxy with apt-get when they are missing;
 #   - builds roundhouse and bench/baseline into a mktemp directory;
-#   - starts 3 demo backends (roundhouse backend) and the four proxies, each
+#   - starts 3 demo backends (roundhouse backend) and the five proxies, each
 #     balancing round-robin over the 3 backends with keep-alive upstream
-#     connections, all on 127.0.0.1 ports 18080-18086;
+#     connections, all on 127.0.0.1 ports 18080-18087. roundhouse-100routes
+#     is Roundhouse with a configuration of one pool behind 100 routes in a
+#     realistic mix, of which wrk's requests match only the last (as
+#     BenchmarkProxy's -100routes); against roundhouse, it shows what
+#     routing costs a request;
 #   - pins every proxy to core 0 and wrk and the backends to core 1, so the
 #     proxy under test has a core to itself;
 #   - for each round, each configuration, each target (the order of the
@@ -33,12 +39,16 @@ set -euo pipefail
 usage() { echo "usage: bench/run.sh quick|full" >&2; exit 2; }
 mode=${1:-quick}
 case $mode in
-quick) rounds=1 duration=3 warmup=1 patience=5 budget=115 ;;
-full) rounds=5 duration=4 warmup=1 patience=10 budget=590 ;;
+quick) rounds=1 duration=3 warmup=1 patience=5 budget=140 ;;
+full) rounds=5 duration=4 warmup=1 patience=10 budget=710 ;;
 *) usage ;;
 esac
 [[ $# -le 1 ]] || usage
 # For trying the script itself: BENCH_ROUNDS=1 BENCH_SECONDS=1 bench/run.sh quick
+# BENCH_TARGETS and BENCH_CONFIGS (names, space-separated) measure only some
+# targets and configurations, and start only those targets, e.g. the
+# routing cost alone:
+#   BENCH_TARGETS="roundhouse roundhouse-100routes" BENCH_CONFIGS=c64 bench/run.sh quick
 rounds=${BENCH_ROUNDS:-$rounds}
 duration=${BENCH_SECONDS:-$duration}
 
@@ -52,17 +62,34 @@ die() { log "error: $*"; exit 1; }
 # Configurations: name, connections, path.
 configs=("c16 16 /" "c64 64 /" "c256 256 /" "c64-64KiB 64 /bytes?n=65536")
 # Targets and their ports; direct is one backend, the limit of this setup.
-targets=(roundhouse nginx haproxy baseline direct)
-declare -A port=([roundhouse]=18080 [nginx]=18084 [haproxy]=18085 [baseline]=18086 [direct]=18081)
+targets=(roundhouse roundhouse-100routes nginx haproxy baseline direct)
+declare -A port=([roundhouse]=18080 [roundhouse-100routes]=18087 [nginx]=18084 [haproxy]=18085 [baseline]=18086 [direct]=18081)
 backend_ports=(18081 18082 18083)
+
+if [[ -n ${BENCH_TARGETS:-} ]]; then
+	read -r -a targets <<<"$BENCH_TARGETS"
+	for t in "${targets[@]}"; do [[ -n ${port[$t]:-} ]] || die "BENCH_TARGETS: no target $t"; done
+fi
+if [[ -n ${BENCH_CONFIGS:-} ]]; then
+	chosen=()
+	for name in $BENCH_CONFIGS; do
+		found=
+		for cfg in "${configs[@]}"; do [[ ${cfg%% *} != "$name" ]] || found=$cfg; done
+		[[ -n $found ]] || die "BENCH_CONFIGS: no configuration $name"
+		chosen+=("$found")
+	done
+	configs=("${chosen[@]}")
+fi
+# measured NAME: whether NAME is one of the targets.
+measured() { [[ " ${targets[*]} " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- install
 
 command -v go >/dev/null || die "go is required (https://go.dev/dl/)"
 need=()
 command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx)
-command -v haproxy >/dev/null || need+=(haproxy)
+! measured nginx || command -v nginx >/dev/null || need+=(nginx)
+! measured haproxy || command -v haproxy >/dev/null || need+=(haproxy)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v getconf >/dev/null || need+=(libc-bin)
 if ((${#need[@]})); then
@@ -199,8 +226,8 @@ wait_quiet() {
 	log "warning: the machine is still busy; measuring anyway (see the other column)"
 }
 
-for p in 18080 "${backend_ports[@]}" 18084 18085 18086; do
-	! in_use "$p" || die "port $p on 127.0.0.1 is in use; bench/run.sh needs 18080-18086"
+for p in 18080 "${backend_ports[@]}" 18084 18085 18086 18087; do
+	! in_use "$p" || die "port $p on 127.0.0.1 is in use; bench/run.sh needs 18080-18087"
 done
 
 log "building roundhouse and the baseline"
@@ -213,9 +240,43 @@ for p in "${backend_ports[@]}"; do
 	backend_args+=(--backend "http://127.0.0.1:$p")
 done
 
-start roundhouse 0 "$tmp/roundhouse" serve --listen 127.0.0.1:18080 --access-log=false "${backend_args[@]}"
-start baseline 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
+# routes_config FILE: one pool of the 3 backends behind 100 routes, in the
+# mix of BenchmarkProxy's benchRoutes: an exact host with a prefix, a
+# wildcard host with a method, a prefix alone. wrk's requests (GET, Host
+# 127.0.0.1:18087, path / or /bytes) match none of them but the last.
+routes_config() {
+	local i p
+	{
+		echo 'pool "site" {'
+		for p in "${backend_ports[@]}"; do echo "  backend \"http://127.0.0.1:$p\" {}"; done
+		echo '}'
+		for ((i = 0; i < 99; i++)); do
+			echo "route \"r$i\" {"
+			case $((i % 3)) in
+			0) echo "  hosts       = [\"svc$i.example.com\", \"svc$i.example.net\"]"$'\n'"  path_prefix = \"/v2\"" ;;
+			1) echo "  hosts       = [\"*.wild$i.example.com\"]"$'\n'"  path_prefix = \"/v1\""$'\n'"  methods     = [\"DELETE\"]" ;;
+			2) echo "  path_prefix = \"/p$i/\"" ;;
+			esac
+			echo '  pool        = "site"'
+			echo '}'
+		done
+		echo 'route "last" {'
+		echo '  hosts   = ["localhost", "127.0.0.1"]'
+		echo '  methods = ["GET", "HEAD"]'
+		echo '  pool    = "site"'
+		echo '}'
+	} >"$1"
+}
 
+! measured roundhouse || start roundhouse 0 "$tmp/roundhouse" serve --listen 127.0.0.1:18080 --access-log=false "${backend_args[@]}"
+if measured roundhouse-100routes; then
+	routes_config "$tmp/routes.hcl"
+	out=$("$tmp/roundhouse" validate "$tmp/routes.hcl" 2>&1) || die "the 100-route configuration does not validate: $out"
+	start roundhouse-100routes 0 "$tmp/roundhouse" serve --config "$tmp/routes.hcl" --listen 127.0.0.1:18087 --access-log=false
+fi
+! measured baseline || start baseline 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
+
+if measured nginx; then
 mkdir -p "$tmp/nginx"
 cat >"$tmp/nginx.conf" <<EOF
 worker_processes 1;
@@ -254,7 +315,9 @@ http {
 }
 EOF
 start nginx 0 nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx.conf"
+fi
 
+if measured haproxy; then
 cat >"$tmp/haproxy.cfg" <<EOF
 global
     nbthread 1
@@ -278,10 +341,11 @@ backend be
     server b3 127.0.0.1:18083
 EOF
 start haproxy 0 haproxy -db -f "$tmp/haproxy.cfg"
+fi
 
 for p in "${backend_ports[@]}"; do wait_ready "backend$p" "$p"; done
-for t in roundhouse nginx haproxy baseline; do wait_ready "$t" "${port[$t]}"; done
-log "all up: roundhouse, nginx, haproxy, baseline on core 0; 3 backends and wrk on core 1"
+for t in "${targets[@]}"; do [[ $t == direct ]] || wait_ready "$t" "${port[$t]}"; done
+log "all up: ${targets[*]/direct/} on core 0; 3 backends and wrk on core 1"
 
 # ---------------------------------------------------------------- measure
 
@@ -359,8 +423,10 @@ report() {
 	cat <<EOF
 ## bench/run.sh $mode: $(date -u +%Y-%m-%d) UTC
 
-Roundhouse $commit, $(go version | awk '{ print $3 }'), $(nginx -v 2>&1 | sed 's/^nginx version: //'),
-HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }').
+Roundhouse $commit, $(go version | awk '{ print $3 }'), $( (command -v nginx >/dev/null && nginx -v 2>&1 || echo "no nginx") | sed 's/^nginx version: //'),
+HAProxy $( (command -v haproxy >/dev/null && haproxy -v || echo "- - none") | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }').
+Targets: ${targets[*]}. roundhouse-100routes is Roundhouse with one pool behind 100 routes, the request matching only
+the last (the routing cost, against roundhouse).
 $(nproc) cores ($cpu_model); proxy pinned to core 0, wrk (1 thread) and 3 demo backends to core 1; loopback.
 $rounds round(s) of ${duration} s per target and configuration (after ${warmup} s of warm-up), targets interleaved.
 Each cell is the median across rounds; "×nginx" is the ratio to nginx in the same round (then the median).
@@ -374,7 +440,7 @@ Small responses are \`GET /\` (~130 bytes with headers); 64 KiB is \`GET /bytes?
 | config | target | req/s | ×nginx | p50 | p99 | CPU µs/req | ×nginx | RSS MiB | errors | other | rounds |
 |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
 EOF
-	awk -F'\t' -v configs="c16 c64 c256 c64-64KiB" -v targets="${targets[*]}" -v noisy=30 '
+	awk -F'\t' -v configs="${configs[*]%% *}" -v targets="${targets[*]}" -v noisy=30 '
 	function median(list,   a, n, i, j, v) {
 		n = split(list, a, " ")
 		for (i = 2; i <= n; i++) { v = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
@@ -412,9 +478,10 @@ EOF
 			cpuv = has(k SUBSEP "cpu") ? sprintf("%.1f", pick(k SUBSEP "cpu")) : "—"
 			cpux = has(k SUBSEP "cpux") ? sprintf("%.2f", pick(k SUBSEP "cpux")) : "—"
 			rssv = has(k SUBSEP "rss") ? sprintf("%.1f", pick(k SUBSEP "rss") / 1024) : "—"
-			name = T[j] == "roundhouse" ? "**roundhouse**" : T[j]
-			printf "| %s | %s | %.0f | %.2f | %s | %s | %s | %s | %s | %d | %.0f%% | %d/%d |\n", C[i], name,
-				pick(k SUBSEP "rps"), pick(k SUBSEP "rpsx"),
+			rpsx = has(k SUBSEP "rpsx") ? sprintf("%.2f", pick(k SUBSEP "rpsx")) : "—" # no nginx measured
+			name = T[j] ~ /^roundhouse/ ? "**" T[j] "**" : T[j]
+			printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %.0f%% | %d/%d |\n", C[i], name,
+				pick(k SUBSEP "rps"), rpsx,
 				lat(pick(k SUBSEP "p50")), lat(pick(k SUBSEP "p99")),
 				cpuv, cpux, rssv, pick(k SUBSEP "err"), pick(k SUBSEP "oth"), nclean[k], n[k]
 		}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/internal/logbatch"
 	"github.com/roundhouse/roundhouse/internal/procstat"
+	"github.com/roundhouse/roundhouse/routing"
 )
 
 // BenchmarkProxy sends full requests through the balancer: a client with
@@ -30,20 +32,62 @@ import (
 // Variants: small is GET / (a ~130-byte response), 64KiB is GET
 // /bytes?n=65536; -parallel sends from 8 × GOMAXPROCS goroutines at once
 // (b.RunParallel); -accesslog turns the access log on, as "serve" does by
-// default: through a logbatch.Writer, as in main.go, to io.Discard. Compare
-// runs with benchstat:
+// default: through a logbatch.Writer, as in main.go, to io.Discard; -router
+// sends through a Router with one pool and no routes (what "serve" runs
+// for a configuration without routes), and -100routes through a Router
+// with 100 routes (see benchRoutes), where the request matches only the
+// last. Against small, they measure the routing cost per request: the
+// router hop (one channel receive) and the match. Compare runs with
+// benchstat:
 //
 //	go test -run=NONE -bench=Proxy -benchmem -count=10 ./transport > new.txt
 func BenchmarkProxy(b *testing.B) {
 	const small, big = "/", "/bytes?n=65536"
-	b.Run("small", func(b *testing.B) { benchSerial(b, newBenchSetup(b, false).proxy+small) })
-	b.Run("small-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, false).proxy+small) })
-	b.Run("small-accesslog", func(b *testing.B) { benchSerial(b, newBenchSetup(b, true).proxy+small) })
-	b.Run("64KiB", func(b *testing.B) { benchSerial(b, newBenchSetup(b, false).proxy+big) })
-	b.Run("64KiB-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, false).proxy+big) })
-	b.Run("direct-small", func(b *testing.B) { benchSerial(b, newBenchSetup(b, false).direct+small) })
-	b.Run("direct-small-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, false).direct+small) })
-	b.Run("direct-64KiB", func(b *testing.B) { benchSerial(b, newBenchSetup(b, false).direct+big) })
+	router, routes := benchOptions{router: true}, benchOptions{router: true, routes: 100}
+	b.Run("small", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).proxy+small) })
+	b.Run("small-router", func(b *testing.B) { benchSerial(b, newBenchSetup(b, router).proxy+small) })
+	b.Run("small-100routes", func(b *testing.B) { benchSerial(b, newBenchSetup(b, routes).proxy+small) })
+	b.Run("small-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, benchOptions{}).proxy+small) })
+	b.Run("small-parallel-router", func(b *testing.B) { benchParallel(b, newBenchSetup(b, router).proxy+small) })
+	b.Run("small-parallel-100routes", func(b *testing.B) { benchParallel(b, newBenchSetup(b, routes).proxy+small) })
+	b.Run("small-accesslog", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{accessLog: true}).proxy+small) })
+	b.Run("64KiB", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).proxy+big) })
+	b.Run("64KiB-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, benchOptions{}).proxy+big) })
+	b.Run("direct-small", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).direct+small) })
+	b.Run("direct-small-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, benchOptions{}).direct+small) })
+	b.Run("direct-64KiB", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).direct+big) })
+}
+
+// benchOptions says how newBenchSetup's balancer is set up; the zero
+// value is today's single pool without a Router, as Config.Selector gives.
+type benchOptions struct {
+	accessLog bool // as "serve" by default; false: no access log
+	router    bool // a Router with one pool, "default"
+	routes    int  // with router: benchRoutes(routes); 0: no routes
+}
+
+// benchRoutes returns n routes to pool "default" in a realistic mix,
+// cycling through an exact host with a prefix, a wildcard host with a
+// method, and a prefix with no host, none of which the benchmark's
+// requests (Host 127.0.0.1:port, GET / or /bytes) match; the last route,
+// which they do match, names the host and the method. As
+// routing.BenchmarkMatch's, which measures the match alone.
+func benchRoutes(n int) []routing.Route {
+	routes := make([]routing.Route, 0, n)
+	for i := range n - 1 {
+		var r routing.Route
+		switch i % 3 {
+		case 0:
+			r = routing.Route{Hosts: []string{fmt.Sprintf("svc%d.example.com", i), fmt.Sprintf("svc%d.example.net", i)}, PathPrefix: "/v2"}
+		case 1:
+			r = routing.Route{Hosts: []string{fmt.Sprintf("*.wild%d.example.com", i)}, PathPrefix: "/v1", Methods: []string{"DELETE"}}
+		case 2:
+			r = routing.Route{PathPrefix: fmt.Sprintf("/p%d/", i)}
+		}
+		r.Name, r.Pool = fmt.Sprintf("r%d", i), "default"
+		routes = append(routes, r)
+	}
+	return append(routes, routing.Route{Name: "last", Hosts: []string{"localhost", "127.0.0.1"}, Methods: []string{"GET", "HEAD"}, Pool: "default"})
 }
 
 // benchSetup is a running balancer in front of 3 demo backends.
@@ -60,10 +104,10 @@ var benchClient = &http.Client{Transport: &http.Transport{
 	DisableCompression:  true,
 }}
 
-// newBenchSetup starts 3 demo backends, a selector, a Proxy over a fresh
-// shared transport and a front server; b.Cleanup stops all of it in the
+// newBenchSetup starts 3 demo backends, a selector (and a Router, if o
+// says so), a Proxy over a fresh shared transport and a front server; b.Cleanup stops all of it in the
 // reverse order, closing idle connections, so goleak finds nothing.
-func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
+func newBenchSetup(b *testing.B, o benchOptions) *benchSetup {
 	b.Helper()
 	urls := make([]actors.BackendConfig, 3)
 	for i, name := range []string{"b1", "b2", "b3"} {
@@ -92,7 +136,19 @@ func newBenchSetup(b *testing.B, accessLog bool) *benchSetup {
 
 	// As serve runs it by default: request IDs on.
 	cfg := Config{Selector: sel, Transport: tr, Retries: 2, Logger: hclog.NewNullLogger(), RequestIDHeader: "X-Request-ID"}
-	if accessLog {
+	if o.router {
+		var routes []routing.Route
+		if o.routes > 0 {
+			routes = benchRoutes(o.routes)
+		}
+		table, err := NewTable(routes, []*Pool{NewPool(Pool{Name: "default", Selector: sel, Transport: tr, Retries: 2})})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Router = NewRouter(table)
+		wg.Go(func() { _ = cfg.Router.Run(ctx) })
+	}
+	if o.accessLog {
 		// Stopped after the front server (cleanups run last first), as
 		// runServe stops its log writer after everything that logs.
 		out := logbatch.New(io.Discard, 0)
@@ -167,4 +223,84 @@ func get(b *testing.B, target string) bool {
 		return false
 	}
 	return true
+}
+
+// BenchmarkRoute measures the route stage alone, the part of a request's
+// cost that pools and routes add, without the pick that follows it:
+// taking the current table (without a Router, a field of the Proxy; with
+// one, a receive from its goroutine) and matching the request against it
+// (GET http://127.0.0.1:8080/, Host with its port). Variants as
+// BenchmarkProxy's: single-pool (no Router), router (one pool, no routes),
+// 100routes (the request matches only the last of benchRoutes(100));
+// -parallel takes the stage from 8 × GOMAXPROCS goroutines at once, all
+// asking the one Router.
+func BenchmarkRoute(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		o    benchOptions
+	}{
+		{"single-pool", benchOptions{}},
+		{"router", benchOptions{router: true}},
+		{"100routes", benchOptions{router: true, routes: 100}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			p := newRouteBench(b, v.o)
+			b.ReportAllocs()
+			var ex exchange
+			for b.Loop() {
+				routeOnce(b, p, &ex)
+			}
+		})
+		b.Run(v.name+"-parallel", func(b *testing.B) {
+			p := newRouteBench(b, v.o)
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				var ex exchange
+				for pb.Next() {
+					routeOnce(b, p, &ex)
+				}
+			})
+		})
+	}
+}
+
+// newRouteBench returns a Proxy routing as o says to one pool whose
+// selector never runs (BenchmarkRoute never picks); its Router, if any,
+// runs until b's cleanup.
+func newRouteBench(b *testing.B, o benchOptions) *Proxy {
+	b.Helper()
+	if !o.router {
+		return NewProxy(Config{})
+	}
+	var routes []routing.Route
+	if o.routes > 0 {
+		routes = benchRoutes(o.routes)
+	}
+	table, err := NewTable(routes, []*Pool{NewPool(Pool{Name: "default"})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	router := NewRouter(table)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg conc.WaitGroup
+	wg.Go(func() { _ = router.Run(ctx) })
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	return NewProxy(Config{Router: router})
+}
+
+// routeReq is BenchmarkRoute's request; route only reads it.
+var routeReq = httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8080/", nil)
+
+// routeOnce runs the route stage up to the pick, as Proxy.route does,
+// for an exchange that a request would have made (each goroutine its own).
+func routeOnce(b *testing.B, p *Proxy, ex *exchange) {
+	t, err := p.currentTable(routeReq.Context())
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	if p.choose(ex, t, routeReq) == nil || ex.pool == nil {
+		b.Error("GET / routed nowhere")
+	}
 }

@@ -117,14 +117,41 @@ func TestStress(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
-	var chaos sync.WaitGroup
+	chaos := startChaos(ctx, t, flaps)
+	load := hammer(ctx, t, func(post bool) (string, error) {
+		return stressRequest(lb.client, lb.url, "", "", post)
+	})
+	chaos.Wait()
+
+	var served int64
+	for _, f := range all {
+		served += f.served.Load()
+	}
+	attempts, failures := reconcile(t, lb.settled(t), all)
+	if served != load.requests.Load() {
+		t.Errorf("backends served %d requests, clients completed %d", served, load.requests.Load())
+	}
+	if attempts-failures != uint64(load.requests.Load()) {
+		t.Errorf("selector saw %d attempts with %d failures for %d requests", attempts, failures, load.requests.Load())
+	}
+	checkResets(t, lb.log, load.unsaved.Load())
+	t.Logf("%s in %v; %d attempts failed and were retried or answered; %d health transitions; anchor served %d",
+		load, duration, failures, lb.log.count("backend down")+lb.log.count("backend up"), anchor.served.Load())
+}
+
+// startChaos flaps the backends until ctx is done: every millisecond one
+// of them fails or recovers its health checks, or stops or starts
+// accepting. Then it leaves them all healthy and accepting, for the final
+// checks. The caller owns the goroutine and waits for it.
+func startChaos(ctx context.Context, t *testing.T, flaps []*flappy) *sync.WaitGroup {
+	chaos := new(sync.WaitGroup)
 	chaos.Go(func() {
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				for _, f := range flaps { // leave everything running for the final checks
+				for _, f := range flaps {
 					f.healthy.Store(true)
 					if f.ln == nil {
 						f.toggleListener(t)
@@ -141,73 +168,92 @@ func TestStress(t *testing.T) {
 			}
 		}
 	})
+	return chaos
+}
 
-	var requests, gets, posts, unsaved atomic.Int64
+// stressLoad counts what the clients of a stress test got.
+type stressLoad struct {
+	requests, gets, posts atomic.Int64 // answered 200
+	unsaved               atomic.Int64 // POSTs answered 502 (errUnsaved)
+}
+
+func (l *stressLoad) String() string {
+	return fmt.Sprintf("%d requests answered 200 (%d GET, %d POST); %d POSTs reset after sending (502)",
+		l.requests.Load(), l.gets.Load(), l.posts.Load(), l.unsaved.Load())
+}
+
+// hammer sends requests from 16 clients until ctx is done, alternating
+// GETs and POSTs; send makes one (see stressRequest). A client stops at
+// its first error other than errUnsaved, reported with t.Errorf. hammer
+// returns once every client has.
+func hammer(ctx context.Context, t *testing.T, send func(post bool) (backend string, err error)) *stressLoad {
+	load := new(stressLoad)
 	var clients sync.WaitGroup
 	for c := range 16 {
 		clients.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				post := (c+i)%2 == 0
-				err := stressRequest(lb, post)
+				_, err := send(post)
 				switch {
 				case post && errors.Is(err, errUnsaved):
-					unsaved.Add(1)
+					load.unsaved.Add(1)
 					continue
 				case err != nil:
 					t.Errorf("client %d request %d: %v", c, i, err)
 					return
 				case post:
-					posts.Add(1)
+					load.posts.Add(1)
 				default:
-					gets.Add(1)
+					load.gets.Add(1)
 				}
-				requests.Add(1)
+				load.requests.Add(1)
 			}
 		})
 	}
 	clients.Wait()
-	chaos.Wait()
+	return load
+}
 
-	var served int64
-	for _, f := range all {
-		served += f.served.Load()
-	}
-	var attempts, failures uint64
-	for i, st := range lb.settled(t) {
-		attempts += st.Requests
-		failures += st.Failures
-		if st.InFlight != 0 {
-			t.Errorf("%s: %d still in flight", st.Name, st.InFlight)
+// reconcile checks one selector's settled counts against its backends
+// (st[i] is backends[i]): nothing in flight, and every answered attempt
+// served. It returns the selector's attempts and failures.
+func reconcile(t *testing.T, st []actors.BackendStatus, backends []*flappy) (attempts, failures uint64) {
+	t.Helper()
+	for i, s := range st {
+		attempts += s.Requests
+		failures += s.Failures
+		if s.InFlight != 0 {
+			t.Errorf("%s: %d still in flight", s.Name, s.InFlight)
 		}
-		if got := int64(st.Requests - st.Failures); got != all[i].served.Load() {
-			t.Errorf("%s: selector counted %d answered attempts, backend served %d", all[i].name, got, all[i].served.Load())
+		if got := int64(s.Requests - s.Failures); got != backends[i].served.Load() {
+			t.Errorf("%s: selector counted %d answered attempts, backend served %d", backends[i].name, got, backends[i].served.Load())
 		}
 	}
-	if served != requests.Load() {
-		t.Errorf("backends served %d requests, clients completed %d", served, requests.Load())
-	}
-	if attempts-failures != uint64(requests.Load()) {
-		t.Errorf("selector saw %d attempts with %d failures for %d requests", attempts, failures, requests.Load())
-	}
-	// The reset reaches the balancer as a failed read or, mid-upload, as a
-	// failed write (EPIPE).
-	resets := lb.log.count("status=502", "reset by peer") + lb.log.count("status=502", "EOF") +
-		lb.log.count("status=502", "broken pipe")
-	if n := lb.log.count("status=502"); unsaved.Load() != int64(n) || resets != n {
+	return attempts, failures
+}
+
+// checkResets checks that every 502 (unsaved of them, all POSTs) followed
+// a reset: the reset reaches the balancer as a failed read or, mid-upload,
+// as a failed write: EPIPE, or "use of closed network connection" when the
+// transport's read loop saw the reset first and closed the connection
+// under the body's copy.
+func checkResets(t *testing.T, log *logSink, unsaved int64) {
+	t.Helper()
+	resets := log.count("status=502", "reset by peer") + log.count("status=502", "EOF") +
+		log.count("status=502", "broken pipe") + log.count("status=502", "use of closed network connection")
+	if n := log.count("status=502"); unsaved != int64(n) || resets != n {
 		t.Errorf("%d POSTs got 502; the access log has %d, of which %d after a reset, EOF or broken pipe:\n%s",
-			unsaved.Load(), n, resets, lb.log)
+			unsaved, n, resets, log)
 	}
-	t.Logf("%d requests answered 200 (%d GET, %d POST) in %v; %d POSTs reset after sending (502); "+
-		"%d attempts failed and were retried or answered; %d health transitions; anchor served %d",
-		requests.Load(), gets.Load(), posts.Load(), duration, unsaved.Load(), failures,
-		lb.log.count("backend down")+lb.log.count("backend up"), anchor.served.Load())
 }
 
 // errUnsaved is a 502 for a POST whose bytes reached a backend that failed.
 var errUnsaved = errors.New("502: the request reached a backend that failed")
 
-// stressRequest sends one GET or POST and checks the answer.
-func stressRequest(lb *balancer, post bool) error {
+// stressRequest sends one GET or POST to the balancer at base, with host
+// as its Host ("": base's) and prefix before its path, and checks the
+// answer. It returns the backend that answered (its X-Backend).
+func stressRequest(client *http.Client, base, host, prefix string, post bool) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var body []byte
@@ -219,27 +265,31 @@ func stressRequest(lb *balancer, post bool) error {
 		}
 		method, path = http.MethodPost, "/echo"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, lb.url+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, base+prefix+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return "", err
 	}
-	resp, err := lb.client.Do(req)
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(resp.Body)
+	backend := resp.Header.Get("X-Backend")
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s %s: reading body: %w", method, path, err)
+		return backend, fmt.Errorf("%s %s: reading body: %w", method, prefix+path, err)
 	case post && resp.StatusCode == http.StatusBadGateway:
-		return errUnsaved
+		return backend, errUnsaved
 	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(got)))
+		return backend, fmt.Errorf("%s %s: status %d: %s", method, prefix+path, resp.StatusCode, strings.TrimSpace(string(got)))
 	case post && !bytes.Equal(got, body):
-		return fmt.Errorf("POST /echo: got %d bytes back, sent %d, or they differ", len(got), len(body))
-	case !post && string(got) != "Hello from "+resp.Header.Get("X-Backend")+"\n":
-		return fmt.Errorf("GET /: body %q from backend %q", got, resp.Header.Get("X-Backend"))
+		return backend, fmt.Errorf("POST /echo: got %d bytes back, sent %d, or they differ", len(got), len(body))
+	case !post && string(got) != "Hello from "+backend+"\n":
+		return backend, fmt.Errorf("GET /: body %q from backend %q", got, backend)
 	}
-	return nil
+	return backend, nil
 }
