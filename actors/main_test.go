@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -101,7 +104,8 @@ func (p *switchProbe) count(name string) int {
 }
 
 // scriptProbe is a fake ProbeFunc for one monitor: call i returns
-// results[i] ("+" pass, "-" fail with an error naming the call), and every
+// results[i] ("+" pass, "-" fail with an error naming the call, "E" fail
+// as a dial does when the balancer is out of file descriptors), and every
 // call past the script passes. It records when each call was made and the
 // context deadline it was given.
 type scriptProbe struct {
@@ -121,8 +125,13 @@ func (p *scriptProbe) Probe(ctx context.Context, b *Backend) error {
 	d, _ := ctx.Deadline()
 	p.deadlines = append(p.deadlines, d)
 	p.backends = append(p.backends, b)
-	if i < len(p.results) && p.results[i] == '-' {
-		return probeErr(i)
+	if i < len(p.results) {
+		switch p.results[i] {
+		case '-':
+			return probeErr(i)
+		case 'E': // the balancer out of file descriptors, as a dial reports it
+			return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}
+		}
 	}
 	return nil
 }

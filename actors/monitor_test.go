@@ -200,6 +200,10 @@ func TestMonitorTransitions(t *testing.T) {
 		{"a failure resets the passing streak", 2, 3, "---+-++", "..D...U"},
 		{"the backend can go down again", 2, 2, "--++--", ".D.U.D"},
 		{"rise and fall of one report every change", 1, 1, "+-+-", ".DUD"},
+		// E: the probe failed for want of file descriptors, the balancer's
+		// own lack (docs/exhaustion.md): no verdict on the backend.
+		{"out of file descriptors gives no verdict", 2, 3, "+EEEEE", "......"},
+		{"out of file descriptors neither counts nor resets a streak", 2, 3, "--EE-", "....D"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
