@@ -69,8 +69,11 @@
 // wait at all).
 //
 //   - Router.Run (routes.go) owns the current routing Table and the count
-//     of requests no route matched. It offers the Table on an unbuffered
-//     channel, as the selector offers picks: Router.Table is one receive.
+//     of requests no route matched. It keeps up to 64 copies of the
+//     Table's pointer in a buffered channel and refills it when a handler
+//     finds it empty, so Router.Table is usually one receive that does not
+//     wait for Run's goroutine (an unbuffered offer, as the selector makes
+//     for picks, would wake Run on every request).
 //     A reload (serve's loop goroutine) replaces the Table whole with Set;
 //     a handler that took the old one finishes with it. serve starts Run
 //     with the actors (startActors) and ends it with them, by cancelling
