@@ -94,7 +94,7 @@ func TestAFullDiskUnderTheAccessLogNeverBlocksRequests(t *testing.T) {
 	before := readLog()
 
 	requests := 2000
-	if exLong {
+	if exLong() {
 		requests = 50000
 	}
 	const workers = 16

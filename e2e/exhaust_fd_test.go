@@ -56,7 +56,7 @@ func (c *fdTally) add(status int, err error) {
 func TestFileDescriptorExhaustionShedsLoadAndRecovers(t *testing.T) {
 	const nofile, clients = 256, 1000
 	load := 3 * time.Second
-	if exLong {
+	if exLong() {
 		load = 30 * time.Second
 	}
 	exRaiseNoFile(t, 4*clients)

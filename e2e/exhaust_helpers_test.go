@@ -3,15 +3,15 @@ package e2e
 import (
 	"io"
 	"net/http"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// exLong says whether the long variants run (ROUNDHOUSE_EXHAUST_LONG=1).
-var exLong = os.Getenv("ROUNDHOUSE_EXHAUST_LONG") != ""
+// exLong says whether the exhaustion tests' long variants run: -long, or
+// $ROUNDHOUSE_EXHAUST_LONG set.
+func exLong() bool { return longVariant("ROUNDHOUSE_EXHAUST_LONG") }
 
 // exRaiseNoFile raises this process's soft RLIMIT_NOFILE to at least n,
 // within the hard limit, and skips the test if the hard limit is lower.

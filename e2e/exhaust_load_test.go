@@ -19,7 +19,7 @@ import (
 func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
 	idle := 10000
 	load := 3 * time.Second
-	if exLong {
+	if exLong() {
 		load = 30 * time.Second
 	}
 	exRaiseNoFile(t, uint64(idle)+2000)
@@ -124,7 +124,7 @@ func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
 func TestLargeTransfersUnderALowMemoryLimit(t *testing.T) {
 	const size, each = 20 << 20, 32
 	rounds := 1
-	if exLong {
+	if exLong() {
 		rounds = 5
 	}
 	backend := demoBackend(t, "A")

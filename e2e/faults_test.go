@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,9 +16,6 @@ import (
 
 	"github.com/roundhouse/roundhouse/internal/testenv"
 )
-
-var faultsLong = flag.Bool("faults.long", false,
-	"run each phase of the fault matrix for 15s instead of 3s (also $ROUNDHOUSE_FAULTS_LONG=1)")
 
 // faultToxic is one row of the matrix: a toxic put on the first backend's
 // Toxiproxy for one phase. Downstream is the backend's answer towards the
@@ -74,7 +69,7 @@ func TestFaultMatrix(t *testing.T) {
 		t.Skip("fault matrix skipped in -short mode")
 	}
 	phase := 3 * time.Second
-	if *faultsLong || os.Getenv("ROUNDHOUSE_FAULTS_LONG") == "1" {
+	if longVariant("ROUNDHOUSE_FAULTS_LONG") {
 		phase = 15 * time.Second
 	}
 	toxiBin := faultToxiproxy(t)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
@@ -28,6 +29,17 @@ import (
 // binary is the roundhouse command, built once by TestMain (with the race
 // detector) for every test of the package to run as a real process.
 var binary string
+
+// long runs the long variants of the fault matrix (15 s per toxic instead
+// of 3 s) and of the exhaustion tests (longer loads, more requests or
+// rounds; docs/exhaustion.md gives each): one flag for both. Each also has
+// its own environment variable (longVariant).
+var long = flag.Bool("long", false,
+	"run the long variants of the fault matrix and the exhaustion tests (also $ROUNDHOUSE_FAULTS_LONG=1, $ROUNDHOUSE_EXHAUST_LONG=1)")
+
+// longVariant says whether a test runs its long variant: -long, or the
+// variable env set to anything but "".
+func longVariant(env string) bool { return *long || os.Getenv(env) != "" }
 
 // TestMain builds the command from the module's root package, by import
 // path, so that the tests do not depend on the directory they run in,
