@@ -298,8 +298,8 @@ type backendAttribute struct {
 var backendAttributes = []backendAttribute{
 	{"weight", "number", "`--backend URL,weight=N`", func(v cty.Value, b *Backend) error {
 		n, err := asInt(v)
-		if err == nil && (n < 0 || n > 1000) {
-			err = fmt.Errorf("want a whole number from 0 to 1000, got %d", n)
+		if err == nil && (n < 0 || n > actors.MaxWeight) {
+			err = fmt.Errorf("want a whole number from 0 to %d, got %d", actors.MaxWeight, n)
 		}
 		b.Weight = n
 		return err

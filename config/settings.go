@@ -624,8 +624,8 @@ func parseBackend(s string) (Backend, error) {
 		switch k {
 		case "weight":
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 1000 {
-				return b, fmt.Errorf("weight %q: want a whole number from 0 to 1000", v)
+			if err != nil || n < 0 || n > actors.MaxWeight {
+				return b, fmt.Errorf("weight %q: want a whole number from 0 to %d", v, actors.MaxWeight)
 			}
 			b.Weight = n
 		case "proxy-protocol":
