@@ -47,7 +47,8 @@
 //	go test -race ./e2e/
 //
 // TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing,
-// TestSlowClientDoesNotMakeTheBalancerBuffer and
+// TestSlowClientDoesNotMakeTheBalancerBuffer, TestFaultMatrix and
 // TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError
-// are skipped with -short.
+// are skipped with -short. -long runs the long variants of the fault matrix
+// and the exhaustion tests (docs/faults.md, docs/exhaustion.md).
 package e2e
