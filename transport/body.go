@@ -49,8 +49,7 @@ import (
 //     goroutine (doRequest). RoundTrip hands it the request, so all the
 //     handler goroutine did before (wrapBody, rewind) is visible to it.
 //   - Between attempts the handler goroutine reads and writes the fields:
-//     recordError looks at err, retryable at read and lost, rewind resets
-//     pos. It does so only after RoundTrip returned an error, and
+//     retryable looks at read and lost, rewind resets pos. It does so only after RoundTrip returned an error, and
 //     RoundTrip waits for the writer first: for HTTP/1, persistConn's
 //     roundTrip waits for writeLoop to end before returning any error
 //     (mapRoundTripError; the response header timeout only starts after
@@ -64,19 +63,19 @@ import (
 //     retried, and the handler touches the body only through lease (a
 //     channel, below) and by closing the real body in release, which
 //     makes the writer's next Read fail.
-//   - The exception: for HTTP/2, when the request's context ends (the
-//     client went away, the request timeout, or a failed read of the
-//     client's connection, since net/http's server then cancels the
-//     request's context before that read returns), RoundTrip returns as
-//     soon as it has asked for the body to be closed, and the writer may
-//     still be inside Read. The outcome is then clientGone or timedOut,
-//     never retried, but recordError's look at err may overlap the Read
-//     that sets it (a data race): against an HTTP/2 backend, a body whose
-//     read fails on the connection (BodyTimeout's deadline, the framing
-//     guard) may be logged as 499 where an HTTP/1 backend gives 408 or
-//     400. Removing this convention needs a channel per body (the writer
-//     handing the fields back after each Read): one allocation more per
-//     request with a body.
+//   - For HTTP/2, when the request's context ends (the client went away,
+//     the request timeout, or a failed read of the client's connection,
+//     since net/http's server then cancels the request's context before
+//     that read returns), RoundTrip returns as soon as it has asked for the
+//     body to be closed, and the writer may still be inside Read. The
+//     order does not hold then, so the one thing the handler wants to know
+//     at that moment, the client's read error, moves by message: Read
+//     sends it on failed (capacity 1, sent once), and recordError takes it
+//     with failure. The outcome is then clientGone or timedOut, never
+//     retried, so no other field is looked at. Against an HTTP/2 backend,
+//     a body whose read fails on the connection (BodyTimeout's deadline,
+//     the framing guard) may so be logged as 499, where an HTTP/1 backend
+//     gives 408 or 400: the error had not been sent yet.
 type replayableBody struct {
 	src     io.ReadCloser
 	timeout time.Duration                 // for each read; 0: none
@@ -87,11 +86,25 @@ type replayableBody struct {
 	pos     int                           // the current attempt's position within kept
 	read    int64                         // bytes read from src
 	lost    bool                          // bytes were read that are not kept: no replay
-	err     error                         // the first read error other than io.EOF: the client's fault
+	err     error                         // the first read error other than io.EOF, the client's fault; the writer's
+	failed  chan error                    // capacity 1: err, sent once by the writer, for failure
+	seen    error                         // what failure took from failed; the handler's
 }
 
 func newReplayableBody(src io.ReadCloser, keep int, max int64) *replayableBody {
-	return &replayableBody{src: src, keep: keep, max: max}
+	return &replayableBody{src: src, keep: keep, max: max, failed: make(chan error, 1)}
+}
+
+// failure returns the client's read error (not io.EOF) once the writer has
+// sent it, nil before; the handler goroutine's.
+func (b *replayableBody) failure() error {
+	if b.seen == nil {
+		select {
+		case b.seen = <-b.failed:
+		default:
+		}
+	}
+	return b.seen
 }
 
 // readSrc reads from the client, within the timeout if there is one.
@@ -154,6 +167,7 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 	b.read += int64(n)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
+		b.failed <- err // capacity 1, sent once: never blocks
 	}
 	if n > 0 && !b.lost {
 		if len(b.kept)+n <= b.keep {

@@ -93,18 +93,18 @@ func (ex *exchange) noConnection() bool {
 
 // recordError is the ReverseProxy's ErrorHandler. It writes nothing: it
 // classifies the failure, and forward (a retry) or answer (an error
-// response) acts on it. It reads the body's err, which the transport's
-// writer sets: see replayableBody for why that is ordered.
+// response) acts on it. The client's read error comes from the body's
+// writer by message (replayableBody.failure).
 func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	ex := exchangeOf(out)
 	ex.err = err
 	var op *net.OpError
 	var ne net.Error
 	switch {
-	case ex.body != nil && ex.body.err != nil:
+	case ex.body != nil && ex.body.failure() != nil:
 		// Before the context: net/http cancels the request's context on
 		// any error reading the connection, a malformed body included.
-		ex.fail = bodyFailure(ex.body.err)
+		ex.fail = bodyFailure(ex.body.failure())
 	case ex.client.Err() != nil:
 		ex.fail = clientGone
 	case out.Context().Err() != nil: // the request timeout
