@@ -77,7 +77,7 @@ func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 		Health: Health{Path: "/health", Interval: 10 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3, Expect: "200-399"},
 		Timeouts: Timeouts{
 			Dial: 3 * time.Second, TLSHandshake: 5 * time.Second, ResponseHeader: 30 * time.Second,
-			BackendIdle: 90 * time.Second, ClientHeader: 10 * time.Second, ClientIdle: 120 * time.Second, ClientBody: 60 * time.Second,
+			BackendIdle: 90 * time.Second, BackendH2Ping: 5 * time.Second, ClientHeader: 10 * time.Second, ClientIdle: 120 * time.Second, ClientBody: 60 * time.Second,
 		},
 		Limits:      Limits{QueueSize: 100, QueueTimeout: 5 * time.Second},
 		Ejection:    Ejection{After: 5, Time: 30 * time.Second, MaxPercent: 50},
@@ -104,7 +104,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"dial-timeout": "3s", "response-header-timeout": "30s", "retries": "2", "shutdown-grace": "15s",
 		"access-log": "true", "log-level": "", "log-format": "",
 		"config": "", "admin": "", "admin-token-file": "",
-		"tls-handshake-timeout": "5s", "backend-idle-timeout": "1m30s", "client-header-timeout": "10s",
+		"tls-handshake-timeout": "5s", "backend-idle-timeout": "1m30s", "backend-h2-ping": "5s", "client-header-timeout": "10s",
 		"client-idle-timeout": "2m0s", "client-body-timeout": "1m0s", "request-timeout": "0s", "max-conns-per-backend": "0",
 		"queue-size": "100", "queue-timeout": "5s", "eject-after": "5", "eject-time": "30s",
 		"max-ejection-percent": "50", "slow-start": "0s", "retry-buffer": "65536",
