@@ -362,6 +362,8 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 			[]string{`roundhouse.hcl:2:3: unknown attribute "wieght" in a backend block (known: weight, enabled, proxy_protocol)`}},
 		{"an unknown PROXY protocol version", "backend \"http://127.0.0.1:8082\" {\n  proxy_protocol = \"v3\"\n}" + oneBackend,
 			[]string{`roundhouse.hcl:2:20: backend.proxy_protocol: "v3": want v1 or v2`}},
+		{"PROXY protocol to an h2c backend", "backend \"h2c://127.0.0.1:8082\" {\n  proxy_protocol = \"v1\"\n}" + oneBackend,
+			[]string{`roundhouse.hcl:2:20: backend.proxy_protocol: not for an h2c:// backend, whose connections carry many clients' requests`}},
 		{"a backend without its URL", "backend {}" + oneBackend,
 			[]string{`roundhouse.hcl:1:1: backend: want one label, the URL: backend "http://127.0.0.1:8081" { }; got 0`}},
 		{"a backend with two labels", `backend "http://a:1" "http://b:1" {}` + oneBackend,

@@ -630,6 +630,9 @@ func parseBackend(s string) (Backend, error) {
 			if err != nil {
 				return b, fmt.Errorf("proxy-protocol: %w", err)
 			}
+			if u.Scheme == "h2c" {
+				return b, fmt.Errorf("proxy-protocol: %w", errProxyProtocolH2C)
+			}
 			b.ProxyProtocol = v
 		default:
 			return b, fmt.Errorf("unknown option %q (known: weight=N, proxy-protocol=v1|v2)", opt)
@@ -637,6 +640,11 @@ func parseBackend(s string) (Backend, error) {
 	}
 	return b, nil
 }
+
+// errProxyProtocolH2C refuses PROXY protocol for an h2c backend: the
+// header belongs to a connection, and HTTP/2 carries many clients'
+// requests on each (see transport/proxyproto_out.go).
+var errProxyProtocolH2C = errors.New("not for an h2c:// backend, whose connections carry many clients' requests")
 
 // parseProxyProtocolVersion reads a backend's PROXY protocol version: "v1"
 // or "v2".
