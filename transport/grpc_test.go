@@ -620,3 +620,50 @@ func TestAGracefulStopUnderLoadFailsNoCall(t *testing.T) {
 		t.Errorf("call failed: %v", err)
 	}
 }
+
+func TestIsGRPC(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/grpc": true, "application/grpc+proto": true, "application/grpc+json": true,
+		"Application/GRPC": true, "application/grpc;charset=utf-8": true,
+		"application/grpc-web": false, "application/grpc-web+proto": false, "application/grpcx": false,
+		"application/json": false, "": false, "application/grp": false,
+	} {
+		r := &http.Request{Header: http.Header{"Content-Type": {ct}}}
+		if got := isGRPC(r); got != want {
+			t.Errorf("isGRPC(content-type %q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
+func TestGRPCTimeoutHeader(t *testing.T) {
+	tests := []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"1H", time.Hour, true}, {"2M", 2 * time.Minute, true}, {"3S", 3 * time.Second, true},
+		{"250m", 250 * time.Millisecond, true}, {"7u", 7 * time.Microsecond, true}, {"9n", 9, true},
+		{"99999999H", 1<<63 - 1, true}, // saturates
+		{"0m", 0, true},
+		{"", 0, false}, {"m", 0, false}, {"10", 0, false}, {"10x", 0, false}, {"-1S", 0, false},
+		{"123456789S", 0, false}, // more than 8 digits
+	}
+	for _, tt := range tests {
+		r := &http.Request{Header: http.Header{"Grpc-Timeout": {tt.v}}}
+		if got, ok := grpcTimeout(r); got != tt.want || ok != tt.ok {
+			t.Errorf("grpcTimeout(%q) = %v, %v; want %v, %v", tt.v, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestGRPCMessageIsPercentEncoded(t *testing.T) {
+	for in, want := range map[string]string{
+		"no healthy backend": "no healthy backend",
+		"100% ✓":             "100%25 %E2%9C%93",
+		"line\nbreak":        "line%0Abreak",
+	} {
+		if got := grpcEncodeMessage(in); got != want {
+			t.Errorf("grpcEncodeMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
