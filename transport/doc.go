@@ -3,7 +3,8 @@
 // the handler that forwards each request (Proxy). Handler goroutines take
 // the current routing table (from the Router), match the request to a pool,
 // ask that pool's selector (package actors) for a backend and send the
-// request through the pool's shared, tuned *http.Transport with
+// request through the pool's shared, tuned Transport (an *http.Transport,
+// with an h2c sibling for cleartext HTTP/2 backends) with
 // httputil.ReverseProxy.
 //
 // # One request
@@ -48,14 +49,16 @@
 //	recorder.go       recorder: the client's ResponseWriter, status and bytes
 //	hooks.go          ReverseProxy's hooks: rewrite, modifyResponse, recordError
 //	                  (which classifies a failed attempt: headerTimedOut, ...)
+//	grpc.go           gRPC calls: the balancer's errors as gRPC statuses, grpc-timeout
 //	forwarded.go      X-Forwarded-* and Forwarded; TrustedProxies
 //	tunnels.go        Tunnels: the count of upgraded connections (WebSockets)
 //	buffers.go        the response copy's buffer pool
 //
 // The backend side:
 //
-//	transport.go      New: a shared *http.Transport (one per distinct Options;
-//	                  pools with the same settings share one)
+//	transport.go      New: a shared Transport for http://, https:// and h2c://
+//	                  (one per distinct Options; pools with the same
+//	                  settings share one)
 //	proxyproto_out.go PROXY protocol out: a header per connection to a backend
 //
 // # Goroutines

@@ -240,6 +240,10 @@ func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
 	}
 	switch {
 	case ex.fail == connectFailed && ex.body.untouched(): // nothing was sent
+	case ex.fail == refused: // the backend never saw it, whatever its method
+		if !ex.body.replayable() {
+			return false
+		}
 	case ex.fail == connectFailed, ex.fail == broken, ex.fail == headerTimedOut:
 		if !idempotent(r) || !ex.body.replayable() {
 			return false
@@ -296,6 +300,10 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 			// health problem, this is worth retrying at once.
 			w.Header().Set("Retry-After", "1")
 			code, msg = http.StatusServiceUnavailable, "every backend is busy"
+			if w.grpc { // not UNAVAILABLE, which 503 stands for
+				grpcError(w, grpcResourceExhausted, msg)
+				return
+			}
 		case len(ex.tried) == 0:
 			w.Header().Set("Retry-After", ex.retryAfter())
 			code, msg = http.StatusServiceUnavailable, "no healthy backend"
@@ -329,6 +337,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 // lets an abort go on to net/http, which closes the connection.
 func (p *Proxy) end(ex *exchange, r *http.Request) {
 	aborting := recover()
+	if aborting == http.ErrAbortHandler && ex.rec.grpc && ex.rec.written() && p.grpcEndBroken(ex, r) {
+		aborting = nil // the trailers tell the client; no reset
+	}
 	status := ex.rec.status
 	if ex.fail == clientGone && !ex.rec.written() {
 		status = 499
@@ -346,7 +357,10 @@ func (p *Proxy) end(ex *exchange, r *http.Request) {
 // last attempt's pick, if retry has not reported it, and counts the
 // request.
 func (p *Proxy) report(ex *exchange, r *http.Request, status int, d time.Duration) {
-	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: d}
+	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: d, GRPC: ex.rec.grpc}
+	if rep.GRPC {
+		rep.GRPCStatus = grpcStatusAtEnd(&ex.rec, status)
+	}
 	switch {
 	case ex.backend != nil && !ex.reported:
 		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
@@ -371,7 +385,10 @@ func (p *Proxy) logAccess(ex *exchange, r *http.Request, status int, d time.Dura
 		// breaks or terminal controls into the log.
 		Method: r.Method, Path: r.URL.EscapedPath(), Client: r.RemoteAddr, Backend: "-",
 		Status: status, Duration: d, Bytes: ex.rec.bytes,
-		RequestID: ex.id, Attempts: len(ex.tried), Err: ex.err,
+		RequestID: ex.id, Attempts: len(ex.tried), Err: ex.err, GRPC: ex.rec.grpc,
+	}
+	if rec.GRPC {
+		rec.GRPCStatus = grpcStatusAtEnd(&ex.rec, status)
 	}
 	if ex.backend != nil {
 		rec.Backend = ex.backend.Name
