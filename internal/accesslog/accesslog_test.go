@@ -70,7 +70,9 @@ func records() []Record {
 	add(func(r *Record) { r.RequestID = "id with spaces" })
 	add(func(r *Record) { r.Pool, r.Route = "api", "api-v1" })
 	add(func(r *Record) { r.Proto = "HTTP/3" })
-	add(func(r *Record) { r.Proto, r.Pool, r.Route, r.RequestID, r.Attempts = "HTTP/3", "api", "api-v1", "id", 2 })
+	add(func(r *Record) {
+		r.Proto, r.Pool, r.Route, r.RequestID, r.Attempts = "HTTP/3", "api", "api-v1", "id", 2
+	})
 	add(func(r *Record) { r.Proto = "odd proto\n\"x\"" })
 	add(func(r *Record) { r.Pool, r.Route, r.RequestID, r.Attempts = "web", "site \"all\"", "id", 2 })
 	add(func(r *Record) { r.Err = errors.New("line one\nline two\n\nline \"four\"\x1b") })
