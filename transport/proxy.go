@@ -346,7 +346,7 @@ func (p *Proxy) end(ex *exchange, r *http.Request) {
 // last attempt's pick, if retry has not reported it, and counts the
 // request.
 func (p *Proxy) report(ex *exchange, r *http.Request, status int, d time.Duration) {
-	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: d}
+	rep := actors.Report{Final: true, Method: r.Method, Proto: actors.ProtoClass(r.ProtoMajor, r.ProtoMinor), Status: status, Duration: d}
 	switch {
 	case ex.backend != nil && !ex.reported:
 		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
@@ -372,6 +372,9 @@ func (p *Proxy) logAccess(ex *exchange, r *http.Request, status int, d time.Dura
 		Method: r.Method, Path: r.URL.EscapedPath(), Client: r.RemoteAddr, Backend: "-",
 		Status: status, Duration: d, Bytes: ex.rec.bytes,
 		RequestID: ex.id, Attempts: len(ex.tried), Err: ex.err,
+	}
+	if r.ProtoMajor == 3 { // only HTTP/3's lines say so: the others stay as they were
+		rec.Proto = "HTTP/3"
 	}
 	if ex.backend != nil {
 		rec.Backend = ex.backend.Name
