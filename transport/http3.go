@@ -157,11 +157,13 @@ func (s *HTTP3) Serve() error { return s.srv.ServeListener(s.ln) }
 // ctx's error. Either way quic-go's goroutines have ended when it returns;
 // the socket stays open.
 func (s *HTTP3) Shutdown(ctx context.Context) error {
+	// Closing the listener first refuses handshakes at once; the server's
+	// Shutdown would leave them waiting in the accept queue.
+	_ = s.ln.Close()
 	err := s.srv.Shutdown(ctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	_ = s.ln.Close()
 	_ = s.tr.Close() // the socket is not the Transport's: it stays open
 	return err
 }
