@@ -73,14 +73,20 @@ func (b *balancer) startHTTP3() {
 
 // shutdownHTTP3 starts, once, the HTTP/3 server's graceful shutdown:
 // stop accepting, a GOAWAY on every connection, the requests in flight
-// finish within graceCtx (then the rest are closed). Its result comes back
-// on h3Done (capacity 1) for waitHTTP3.
-func (b *balancer) shutdownHTTP3(graceCtx context.Context) {
+// finish within graceCtx (then the rest are closed). After a hand-over
+// (handedOver) the connections are closed as soon as no request is in
+// flight (HTTP3.HandOver says why). Its result comes back on h3Done
+// (capacity 1) for waitHTTP3.
+func (b *balancer) shutdownHTTP3(graceCtx context.Context, handedOver bool) {
 	if b.h3 == nil || b.h3Done != nil {
 		return
 	}
 	b.h3Done = make(chan error, 1)
-	b.wg.Go(func() { b.h3Done <- b.h3.Shutdown(graceCtx) })
+	shutdown := b.h3.Shutdown
+	if handedOver {
+		shutdown = b.h3.HandOver
+	}
+	b.wg.Go(func() { b.h3Done <- shutdown(graceCtx) })
 }
 
 // waitHTTP3 waits for shutdownHTTP3's shutdown to end.

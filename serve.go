@@ -355,7 +355,7 @@ func (b *balancer) ready() error {
 func (b *balancer) abort(err error) error {
 	shut, cancel := context.WithCancel(context.Background())
 	cancel() // close at once: something already failed
-	b.shutdownHTTP3(shut)
+	b.shutdownHTTP3(shut, false)
 	_ = b.front.Shutdown(shut)
 	b.waitHTTP3()
 	if b.adminSrv != nil {
@@ -426,7 +426,7 @@ func (b *balancer) drainConnections(graceCtx context.Context) {
 	if err != nil {
 		return
 	}
-	b.shutdownHTTP3(graceCtx) // the new process serves the UDP socket too
+	b.shutdownHTTP3(graceCtx, true) // the new process serves the UDP socket too
 	b.ln.Close()
 	if b.adminLn != nil {
 		b.adminLn.Close()
@@ -443,7 +443,7 @@ func (b *balancer) drainConnections(graceCtx context.Context) {
 // proxy has drained, so operators can watch the drain, and before the
 // actors it asks.
 func (b *balancer) stop(graceCtx context.Context) {
-	b.shutdownHTTP3(graceCtx) // alongside the TCP server's, within the same grace period
+	b.shutdownHTTP3(graceCtx, false) // alongside the TCP server's, within the same grace period
 	if err := b.front.Shutdown(graceCtx); err != nil {
 		b.log.Warn("grace period over, closing remaining connections", "error", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/internal/defaults"
 )
@@ -45,6 +46,13 @@ import (
 //
 // 0-RTT is off: a request is never served from early data, which an
 // attacker could replay.
+
+// handOverLinger is how long HandOver waits with no request in flight
+// before it closes the connections: time for the GOAWAY to reach the
+// clients and for requests they sent before it to arrive, which are then
+// refused with H3_REQUEST_REJECTED, which clients retry on a new
+// connection, where closing the connection would fail them.
+const handOverLinger = time.Second
 
 // AltSvcMaxAge is how long clients may remember the HTTP/3 advertisement.
 const AltSvcMaxAge = 24 * time.Hour
@@ -92,15 +100,20 @@ func (o HTTP3Options) withDefaults() HTTP3Options {
 }
 
 // HTTP3 serves HTTP/3 on a UDP socket. Serve runs on a goroutine its
-// owner starts and waits for; it returns after Shutdown. quic-go runs a
-// goroutine that reads the socket and goroutines per connection and per
-// request: all of them end before Shutdown returns. The socket stays the
+// owner starts and waits for; it returns after Shutdown (or HandOver),
+// which the owner must call once, whether Serve ran or not. quic-go runs
+// a goroutine that reads the socket and goroutines per connection and per
+// request, and HTTP3 one that counts the requests in flight: all of them
+// end before Shutdown returns. The socket stays the
 // caller's: HTTP3 never closes it (a seamless upgrade hands it on).
 type HTTP3 struct {
-	srv  *http3.Server
-	tr   *quic.Transport
-	ln   http3.QUICListener
-	port int
+	srv      *http3.Server
+	tr       *quic.Transport
+	ln       http3.QUICListener
+	port     int
+	inFlight *inFlight
+	stop     context.CancelFunc // ends inFlight's goroutine
+	wg       conc.WaitGroup     // inFlight's goroutine, from NewHTTP3 to Shutdown
 }
 
 // NewHTTP3 returns a server that will serve h over QUIC on conn.
@@ -129,13 +142,16 @@ func NewHTTP3(conn net.PacketConn, h http.Handler, o HTTP3Options) (*HTTP3, erro
 	if o.MaxConns > 0 {
 		qln = newQUICLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
 	}
-	srv := &http3.Server{
-		Handler:        h,
+	ctx, stop := context.WithCancel(context.Background())
+	s := &HTTP3{tr: tr, ln: qln, port: port, inFlight: newInFlight(), stop: stop}
+	s.wg.Go(func() { s.inFlight.run(ctx) })
+	s.srv = &http3.Server{
+		Handler:        s.inFlight.handler(h),
 		MaxHeaderBytes: o.MaxHeaderBytes,
 		IdleTimeout:    o.IdleTimeout,
 		Logger:         nil, // quic-go's messages are debug-level details
 	}
-	return &HTTP3{srv: srv, tr: tr, ln: qln, port: port}, nil
+	return s, nil
 }
 
 // Addr is the UDP address clients connect to.
@@ -156,11 +172,38 @@ func (s *HTTP3) Serve() error { return s.srv.ServeListener(s.ln) }
 // closes every connection (their requests' contexts end) and returns
 // ctx's error. Either way quic-go's goroutines have ended when it returns;
 // the socket stays open.
-func (s *HTTP3) Shutdown(ctx context.Context) error {
+func (s *HTTP3) Shutdown(ctx context.Context) error { return s.shutdown(ctx, false) }
+
+// HandOver is Shutdown for a process that has handed its UDP socket to a
+// new one: it also closes every connection (CONNECTION_CLOSE, no error)
+// once no request has been in flight for handOverLinger. Both processes
+// now read the one socket, so this one may never see its clients close
+// their connections (their datagrams reach either process), and until it
+// stops reading it takes datagrams meant for the new process's
+// connections.
+func (s *HTTP3) HandOver(ctx context.Context) error { return s.shutdown(ctx, true) }
+
+func (s *HTTP3) shutdown(ctx context.Context, closeWhenIdle bool) error {
+	defer s.wg.Wait()
+	defer s.stop()
 	// Closing the listener first refuses handshakes at once; the server's
 	// Shutdown would leave them waiting in the accept queue.
 	_ = s.ln.Close()
-	err := s.srv.Shutdown(ctx)
+	var err error
+	if closeWhenIdle {
+		done := make(chan error, 1)
+		var wg conc.WaitGroup
+		wg.Go(func() { done <- s.srv.Shutdown(ctx) })
+		select {
+		case err = <-done:
+		case <-s.inFlight.whenIdleFor(handOverLinger):
+			_ = s.srv.Close()
+			err = <-done
+		}
+		wg.Wait()
+	} else {
+		err = s.srv.Shutdown(ctx)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
