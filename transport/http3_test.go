@@ -17,11 +17,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/sourcegraph/conc"
+
+	"github.com/roundhouse/roundhouse/internal/testcert"
 )
 
 // h3Server is a test balancer's HTTP/3 side: the server on the TLS
@@ -305,4 +308,73 @@ func TestHTTP3NeedsTLS(t *testing.T) {
 	if _, err := NewHTTP3(udp, http.NotFoundHandler(), HTTP3Options{}); err == nil {
 		t.Error("NewHTTP3 without TLS succeeded")
 	}
+}
+
+func TestHTTP3KeepsTheLimitsAndTheReloadedCertificate(t *testing.T) {
+	ca := testcert.NewAuthority(t, "test CA")
+	store, dir := runCertStore(t, ca.Issue("first", "127.0.0.1"))
+	lb := newBalancer(t, balancerOptions{
+		frontend: FrontendOptions{TLS: ServerTLSConfig(store.GetCertificate)}, clientCAs: ca.Pool(),
+		http3: &HTTP3Options{}, maxBody: 1 << 10, limit: &RateLimitOptions{Rate: 0.001, Burst: 3},
+	}, reportingBackend(t, "A"))
+	served := func() string {
+		t.Helper()
+		resp, body := lb.h3.do(t, http.MethodGet, "/", nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %q", resp.StatusCode, body)
+		}
+		return resp.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	if got := served(); got != "first" {
+		t.Fatalf("HTTP/3 served %q, want first", got)
+	}
+
+	// A reloaded certificate serves new QUIC connections.
+	ca.Issue("second", "127.0.0.1").WriteFiles(t, dir)
+	if _, err := store.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_ = lb.h3.client.Transport.(*http3.Transport).Close() // a new connection, a new handshake
+	lb.h3.client.Transport = &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}
+	t.Cleanup(func() { _ = lb.h3.client.Transport.(*http3.Transport).Close() })
+	if got := served(); got != "second" {
+		t.Errorf("HTTP/3 served %q after the reload, want second", got)
+	}
+
+	// --max-body, then --rate-limit (the burst of 3 is spent by now).
+	if resp, _ := lb.h3.do(t, http.MethodPost, "/", make([]byte, 2<<10), nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over --max-body: status %d, want 413", resp.StatusCode)
+	}
+	if resp, _ := lb.h3.do(t, http.MethodGet, "/", nil, nil); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("past the rate limit: status %d, Retry-After %q; want 429 with a Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestInFlightWaitsForALullAfterTheLastRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newInFlight()
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg conc.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		wg.Go(func() { f.run(ctx) })
+
+		release := make(chan struct{})
+		h := f.handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil)) })
+		synctest.Wait() // the request is in flight
+		start := time.Now()
+		idle := f.whenIdleFor(time.Second)
+		time.Sleep(5 * time.Second) // fake time: the request is still in flight
+		select {
+		case <-idle:
+			t.Fatal("idle with a request in flight")
+		default:
+		}
+		close(release)
+		<-idle
+		if d := time.Since(start); d != 6*time.Second {
+			t.Errorf("idle after %v, want 6s: the request's 5s, then a second's lull", d)
+		}
+	})
 }
