@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 
 	"github.com/roundhouse/roundhouse/transport"
 )
 
 // HTTP/3 (--http3): serve's part. The UDP socket is bound to the TLS
-// listener's port (the same host as --listen) and, like the listeners,
+// listener's address, port included, and, like the listeners,
 // comes from package upgrade, so a seamless upgrade hands it over. The
 // HTTP/3 server serves the proxy itself, without the drainer's handler:
 // HTTP/3 has no "Connection: close"; its connections drain by GOAWAY.
@@ -27,10 +26,11 @@ func (b *balancer) http3(proxy, h http.Handler) (http.Handler, error) {
 	if !b.s.TLS.HTTP3 {
 		return h, nil
 	}
-	addr, err := quicAddr(b.s.Listen, b.ln.Addr())
-	if err != nil {
-		return nil, err
-	}
+	// The TCP listener's own address: the port the kernel chose for
+	// --listen's port 0, or the address of systemd's socket, which
+	// replaces --listen; a wildcard stays one ([::] is both IPv4 and IPv6).
+	addr := b.ln.Addr().String()
+	var err error
 	if b.udp, err = b.proc.ListenPacket("quic", addr); err != nil {
 		return nil, fmt.Errorf("--http3: UDP %s: %w", addr, err)
 	}
@@ -46,21 +46,6 @@ func (b *balancer) http3(proxy, h http.Handler) (http.Handler, error) {
 		return nil, fmt.Errorf("--http3: %w", err)
 	}
 	return transport.AdvertiseHTTP3(h, b.h3.AltSvc()), nil
-}
-
-// quicAddr is the UDP address for HTTP/3: --listen's host, and the port
-// the TCP listener has (--listen's, or the one the kernel chose for port
-// 0, or systemd's socket's).
-func quicAddr(listen string, tcp net.Addr) (string, error) {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "", fmt.Errorf("--listen %s: %w", listen, err)
-	}
-	_, port, err := net.SplitHostPort(tcp.String())
-	if err != nil {
-		return "", fmt.Errorf("listener %s: %w", tcp, err)
-	}
-	return net.JoinHostPort(host, port), nil
 }
 
 // startHTTP3 starts the HTTP/3 server, if there is one; its Serve error
