@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -21,10 +23,15 @@ import (
 
 // http3 opens the UDP socket and builds the HTTP/3 server, with
 // --http3; it returns the handler for the TCP listener: h, advertising
-// HTTP/3 by Alt-Svc when it is on.
-func (b *balancer) http3(proxy, h http.Handler) (http.Handler, error) {
+// HTTP/3 by Alt-Svc when it is on. tc is the TCP listener's TLS
+// configuration (the edge's): HTTP/3 takes its certificates from the same
+// source, whatever that is.
+func (b *balancer) http3(proxy, h http.Handler, tc *tls.Config) (http.Handler, error) {
 	if !b.s.TLS.HTTP3 {
 		return h, nil
+	}
+	if tc == nil { // config.Load refuses --http3 without a certificate
+		return nil, usageError{errors.New("--http3: HTTP/3 runs over TLS only: give --tls-cert and --tls-key")}
 	}
 	// The TCP listener's own address: the port the kernel chose for
 	// --listen's port 0, or the address of systemd's socket, which
@@ -36,7 +43,7 @@ func (b *balancer) http3(proxy, h http.Handler) (http.Handler, error) {
 	}
 	s := b.s
 	b.h3, err = transport.NewHTTP3(b.udp, proxy, transport.HTTP3Options{
-		TLS:              transport.ServerTLSConfig(b.ed.certs.GetCertificate),
+		TLS:              tc,
 		HandshakeTimeout: s.Timeouts.ClientHeader,
 		IdleTimeout:      s.Timeouts.ClientIdle,
 		MaxConns:         s.Edge.MaxConns,

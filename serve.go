@@ -218,7 +218,7 @@ func (b *balancer) frontend() error {
 		Router: b.router, Logger: b.log.Named("proxy"), AccessLog: b.o.access,
 		RetryBuffer: s.RetryBuffer, BodyTimeout: s.Timeouts.ClientBody,
 	}))
-	h, err := b.http3(proxy, b.drain.Handler(proxy))
+	h, err := b.http3(proxy, b.drain.Handler(proxy), fo.TLS)
 	if err != nil {
 		return err
 	}
