@@ -43,6 +43,8 @@ import (
 //
 //	goroutine                         started by       ends when
 //	front.Serve (client connections)  run              stop: front.Shutdown (grace period)
+//	h3.Serve (HTTP/3, --http3), and   run; stop or     h3.Shutdown (GOAWAY, grace period), with
+//	  its Shutdown (shutdownHTTP3)      the drain        front's, or as the drain after a hand-over begins
 //	admin server Serve                run (--admin)    stop: adminSrv.Shutdown, after the proxy drained
 //	upgrade (proc.Upgrade), one       loop on SIGUSR2  the new process is ready, fails, or ctx ends
 //	router Run                        run              actorCtx is cancelled (stop)
@@ -127,6 +129,9 @@ type balancer struct {
 	adminSrv   *http.Server                // admin; nil without --admin
 	ed         *edge                       // frontend
 	front      *transport.Frontend         // frontend
+	udp        net.PacketConn              // frontend (http3.go): HTTP/3's socket; nil without --http3
+	h3         *transport.HTTP3            // frontend (http3.go); nil without --http3
+	h3Done     chan error                  // shutdownHTTP3: h3.Shutdown's result; nil before
 
 	actorCtx   context.Context    // run: the actors' context, outlives ctx
 	stopActors context.CancelFunc // run: cancels actorCtx
@@ -213,7 +218,11 @@ func (b *balancer) frontend() error {
 		Router: b.router, Logger: b.log.Named("proxy"), AccessLog: b.o.access,
 		RetryBuffer: s.RetryBuffer, BodyTimeout: s.Timeouts.ClientBody,
 	}))
-	b.front = transport.NewFrontend(b.ln, b.drain.Handler(proxy), fo)
+	h, err := b.http3(proxy, b.drain.Handler(proxy), fo.TLS)
+	if err != nil {
+		return err
+	}
+	b.front = transport.NewFrontend(b.ln, h, fo)
 	return nil
 }
 
@@ -225,6 +234,9 @@ func (b *balancer) release() {
 	}
 	if b.ln != nil {
 		b.ln.Close()
+	}
+	if b.udp != nil {
+		b.udp.Close()
 	}
 	for _, tr := range b.shared {
 		tr.CloseIdleConnections()
@@ -292,12 +304,13 @@ func (b *balancer) startActors(ctx context.Context) {
 // answers before it serves.
 const discoveryWait = 5 * time.Second
 
-// startServers starts the client-facing server and the admin API's. Their
-// Serve errors come back on serveErr, which has room for both: neither
-// send blocks.
+// startServers starts the client-facing servers (TCP, and HTTP/3's with
+// --http3) and the admin API's. Their Serve errors come back on serveErr,
+// which has room for all three: no send blocks.
 func (b *balancer) startServers() {
-	b.serveErr = make(chan error, 2)
+	b.serveErr = make(chan error, 3)
 	b.wg.Go(func() { b.serveErr <- b.front.Serve() })
+	b.startHTTP3()
 	if b.adminSrv != nil {
 		b.wg.Go(func() { b.serveErr <- b.adminSrv.Serve(b.adminLn) })
 	}
@@ -319,6 +332,9 @@ func (b *balancer) ready() error {
 		backends += len(p.s.Backends)
 	}
 	listening := []any{"addr", b.ln.Addr().String(), "backends", backends}
+	if b.h3 != nil {
+		listening = append(listening, "http3", b.h3.Addr().String())
+	}
 	if len(b.s.Discover) > 0 {
 		listening = append(listening, "discover", len(b.s.Discover))
 	}
@@ -339,7 +355,9 @@ func (b *balancer) ready() error {
 func (b *balancer) abort(err error) error {
 	shut, cancel := context.WithCancel(context.Background())
 	cancel() // close at once: something already failed
+	b.shutdownHTTP3(shut, false)
 	_ = b.front.Shutdown(shut)
+	b.waitHTTP3()
 	if b.adminSrv != nil {
 		_ = b.adminSrv.Close()
 	}
@@ -408,6 +426,7 @@ func (b *balancer) drainConnections(graceCtx context.Context) {
 	if err != nil {
 		return
 	}
+	b.shutdownHTTP3(graceCtx, true) // the new process serves the UDP socket too
 	b.ln.Close()
 	if b.adminLn != nil {
 		b.adminLn.Close()
@@ -424,9 +443,11 @@ func (b *balancer) drainConnections(graceCtx context.Context) {
 // proxy has drained, so operators can watch the drain, and before the
 // actors it asks.
 func (b *balancer) stop(graceCtx context.Context) {
+	b.shutdownHTTP3(graceCtx, false) // alongside the TCP server's, within the same grace period
 	if err := b.front.Shutdown(graceCtx); err != nil {
 		b.log.Warn("grace period over, closing remaining connections", "error", err)
 	}
+	b.waitHTTP3()
 	if b.adminSrv != nil {
 		if err := b.adminSrv.Shutdown(graceCtx); err != nil {
 			_ = b.adminSrv.Close()

@@ -119,6 +119,10 @@ type Report struct {
 	Method   string        // the request's method, for metrics
 	Final    bool          // the request's last report
 	Attempt  int           // 0 for the first attempt, 1 for the first retry, ...
+	// Proto is the request's protocol, for metrics (ProtoClass: "HTTP/1.1",
+	// "HTTP/2", "HTTP/3"); read in a Final report only; "": not counted by
+	// protocol.
+	Proto string
 	// Last is set only in a Final report with a nil Backend whose request
 	// did reach a backend: the one its last attempt went to, that attempt
 	// already reported (it failed, and no further attempt was made: no

@@ -37,6 +37,8 @@ type totals struct {
 	reloads       uint64
 	queueTimeouts uint64
 	queueFull     uint64
+	// byProto counts Final reports by their Proto; nil until the first.
+	byProto map[string]uint64
 }
 
 func (c *requestCounts) add(r Report) {
@@ -71,6 +73,12 @@ func (c *requestCounts) add(r Report) {
 // report, the backend its request last went to), or to the requests that
 // reached none.
 func (s *Selector) count(r Report) {
+	if r.Final && r.Proto != "" {
+		if s.totals.byProto == nil {
+			s.totals.byProto = make(map[string]uint64)
+		}
+		s.totals.byProto[r.Proto]++
+	}
 	b := r.Backend
 	if b == nil {
 		b = r.Last
@@ -102,6 +110,23 @@ func grpcStatusClass(s int) int {
 	return s
 }
 
+// ProtoClass is the protocol label of a request with these version
+// numbers (http.Request's ProtoMajor and ProtoMinor): "HTTP/1.0",
+// "HTTP/1.1", "HTTP/2", "HTTP/3", or "other".
+func ProtoClass(major, minor int) string {
+	switch {
+	case major == 1 && minor == 0:
+		return "HTTP/1.0"
+	case major == 1 && minor == 1:
+		return "HTTP/1.1"
+	case major == 2:
+		return "HTTP/2"
+	case major == 3:
+		return "HTTP/3"
+	}
+	return "other"
+}
+
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 func codeClass(status int) string {
@@ -126,6 +151,9 @@ type Metrics struct {
 	Queued        int
 	QueueTimeouts uint64
 	QueueFull     uint64
+	// ByProto counts the pool's requests by protocol (ProtoClass); a
+	// protocol no request used is missing.
+	ByProto map[string]uint64
 }
 
 // BackendMetrics is one backend's counters.
@@ -154,6 +182,10 @@ func (s *Selector) metricsSnapshot() Metrics {
 	}
 	m.NoBackend = cloneMap(s.totals.none.byClass)
 	m.NoBackendGRPC = cloneMap(s.totals.none.byGRPC)
+	m.ByProto = make(map[string]uint64, len(s.totals.byProto))
+	for k, v := range s.totals.byProto {
+		m.ByProto[k] = v
+	}
 	return m
 }
 

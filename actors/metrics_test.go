@@ -332,3 +332,17 @@ func TestSelectorMetricsAreCopies(t *testing.T) {
 		}
 	})
 }
+
+func TestProtoClassIsBounded(t *testing.T) {
+	for _, tt := range []struct {
+		major, minor int
+		want         string
+	}{
+		{1, 0, "HTTP/1.0"}, {1, 1, "HTTP/1.1"}, {2, 0, "HTTP/2"}, {3, 0, "HTTP/3"},
+		{1, 2, "other"}, {0, 9, "other"}, {4, 0, "other"},
+	} {
+		if got := ProtoClass(tt.major, tt.minor); got != tt.want {
+			t.Errorf("ProtoClass(%d, %d) = %q, want %q", tt.major, tt.minor, got, tt.want)
+		}
+	}
+}

@@ -85,6 +85,7 @@ type descs struct {
 	queueTimeouts *prometheus.Desc
 	queueFull     *prometheus.Desc
 	unroutedReqs  *prometheus.Desc
+	byProto       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -133,6 +134,9 @@ func newDescs() descs {
 			"Requests refused (503) at once because every backend was at its connection cap and the queue was full.", pool, nil),
 		unroutedReqs: prometheus.NewDesc("roundhouse_unrouted_requests_total",
 			"Client requests that matched no route, answered 404.", nil, nil),
+		byProto: prometheus.NewDesc("roundhouse_requests_by_protocol_total",
+			"Client requests a pool served (as roundhouse_requests_total), by protocol: HTTP/1.0, HTTP/1.1, HTTP/2 or HTTP/3.",
+			[]string{"pool", "proto"}, nil),
 	}
 }
 
@@ -141,7 +145,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.grpcRequests, c.duration, c.inFlight, c.up, c.state, c.weight,
 		c.attempts, c.failures, c.retries, c.probes, c.probeFailures, c.reloads,
-		c.ejections, c.queued, c.queueTimeouts, c.queueFull, c.unroutedReqs,
+		c.ejections, c.queued, c.queueTimeouts, c.queueFull, c.unroutedReqs, c.byProto,
 	} {
 		ch <- d
 	}
@@ -210,6 +214,9 @@ func (c *collector) collectPool(ch chan<- prometheus.Metric, pool string, m acto
 	ch <- prometheus.MustNewConstMetric(c.queued, gauge, float64(m.Queued), pool)
 	ch <- prometheus.MustNewConstMetric(c.queueTimeouts, counter, float64(m.QueueTimeouts), pool)
 	ch <- prometheus.MustNewConstMetric(c.queueFull, counter, float64(m.QueueFull), pool)
+	for proto, n := range m.ByProto {
+		ch <- prometheus.MustNewConstMetric(c.byProto, counter, float64(n), pool, proto)
+	}
 }
 
 func (c *collector) sendRequests(ch chan<- prometheus.Metric, pool, backend string, byClass map[actors.RequestClass]uint64) {

@@ -141,6 +141,8 @@ func TestMetricsCountEveryRequestExactly(t *testing.T) {
 		{"weights are reported", "roundhouse_backend_weight", nil, 2},
 		{"no probe failed", "roundhouse_health_probe_failures_total", nil, 0},
 		{"no reload yet", "roundhouse_config_reloads_total", nil, 0},
+		{"every request is counted by protocol", "roundhouse_requests_by_protocol_total", nil, total},
+		{"the client spoke HTTP/1.1", "roundhouse_requests_by_protocol_total", map[string]string{"proto": "HTTP/1.1"}, total},
 	}
 	for _, c := range checks {
 		if got := sum(t, fams, c.family, c.labels); got != c.want {

@@ -178,6 +178,9 @@ type TLS struct {
 	Cert      string // PEM certificate chain; "" (the default): cleartext
 	Key       string // PEM private key for Cert
 	BackendCA string // PEM authorities for https backends; "": the system's roots
+	// HTTP3 also serves HTTP/3 over QUIC on the listener's port (UDP),
+	// with the same certificate; false (the default): TCP only.
+	HTTP3 bool
 
 	// Read by Load: Certificate is Cert and Key, loaded, with its Leaf
 	// (nil for cleartext), and BackendCAs the authorities in BackendCA
@@ -324,6 +327,7 @@ func (l *loader) check(opts Options) {
 	case s.Edge.H2C && s.TLS.Cert != "":
 		l.problemFrom(rowByFlag["h2c"], "cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
 	}
+	checkHTTP3(s, l.problemFrom)
 	checkGRPCHealth(s.Health, l.from, l.problemFrom)
 	if s.Edge.ProxyProtocol && len(s.Edge.TrustedProxies) == 0 {
 		l.problemFrom(rowByFlag["proxy-protocol"], "needs --trusted-proxy: the peers allowed to send PROXY headers")

@@ -109,7 +109,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"queue-size": "100", "queue-timeout": "5s", "eject-after": "5", "eject-time": "30s",
 		"max-ejection-percent": "50", "slow-start": "0s", "retry-buffer": "65536",
 		"trusted-proxy": "", "max-body": "", "max-conns": "10000", "h2c": "false", "rate-limit": "",
-		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
+		"rate-burst": "0", "tls-cert": "", "tls-key": "", "http3": "false", "backend-ca": "",
 		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
 		"health-expect": "", "health-body": "", "health-host": "", "health-header": "", "health-port": "0",
 		"health-grpc": "false", "health-grpc-service": "", "pid-file": "",
@@ -866,5 +866,12 @@ health {
 				t.Errorf("Load = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestHTTP3NeedsACertificate(t *testing.T) {
+	_, err := Load([]string{"--http3", "--backend", "http://127.0.0.1:9001"}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "--http3: HTTP/3 runs over TLS only: give --tls-cert and --tls-key") {
+		t.Errorf("--http3 without a certificate: %v, want it refused", err)
 	}
 }

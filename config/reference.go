@@ -118,6 +118,8 @@ var reference = map[string]flagDoc{
 		meaning: "PEM certificate (chain) to terminate TLS with, with `--tls-key`: TLS 1.2+, HTTP/2 and HTTP/1.1 by ALPN; reloaded on `SIGHUP`"},
 	"tls-key": {value: "FILE", def: "(none)",
 		meaning: "the PEM private key of `--tls-cert`; reloaded with it on `SIGHUP`"},
+	"http3": {
+		meaning: "also serve HTTP/3 over QUIC on the same port (UDP), with the same certificate (needs `--tls-cert`), and advertise it to HTTP/1.1 and HTTP/2 clients with `Alt-Svc`. See [Protocols](requests.md#protocols)"},
 	"h2c": {
 		meaning: "also accept cleartext HTTP/2 by prior knowledge (for a trusted proxy in front); not with `--tls-cert`"},
 	"trusted-proxy": {value: "CIDR", def: "(none)",

@@ -16,6 +16,8 @@
 //	timeouts_test.go     the backend-side timeouts
 //	resilience_test.go   outlier ejection, slow start, connection caps
 //	tls_test.go          TLS flags, HTTP/2, certificate reload
+//	http3_test.go        --http3: HTTP/3 under load with a backend killed,
+//	                     shutdown and upgrade with HTTP/3 clients
 //	reload_test.go       SIGHUP and POST /reload, under load
 //	discovery_test.go    --discover with DNS and etcd
 //	shutdown_test.go     graceful shutdown

@@ -166,5 +166,6 @@ edge {
 tls {
   # cert       = "/etc/roundhouse/tls.crt"  # --tls-cert
   # key        = "/etc/roundhouse/tls.key"  # --tls-key
+  # http3      = true   # also HTTP/3 over QUIC, UDP on the same port (--http3)
   # backend_ca = "/etc/roundhouse/ca.pem"   # --backend-ca
 }

@@ -28,6 +28,11 @@
 //	limits.go         the connection cap (limitListener)
 //	tls.go            TLS termination: CertStore, the handshaking tlsListener
 //	guard.go          the framing guard: request smuggling defence for HTTP/1.x
+//	http3.go          HTTP3: HTTP/3 over QUIC on a UDP socket (quic-go), the
+//	                  same handler and certificate source; AdvertiseHTTP3
+//	http3_limits.go   the QUIC connection cap (quicLimitListener)
+//	http3_inflight.go inFlight: HTTP/3 requests in flight, for HandOver
+//	http3_buffers*.go the UDP socket's buffers
 //
 // One request, in the order of its stages:
 //
@@ -99,6 +104,12 @@
 // goroutine per handshake in progress, all under its own conc.WaitGroup.
 // Its Close (Frontend.Shutdown closes the listener) stops the loop,
 // aborts the handshakes and waits for them.
+//
+// HTTP3 (http3.go) starts one goroutine, inFlight's count, at NewHTTP3,
+// and ends it in Shutdown (or HandOver), which its owner calls once;
+// quic-go's goroutines (the socket's reader, one per connection, one per
+// request) have ended by then too. HTTP3.Serve runs on a goroutine its
+// owner starts, as Frontend.Serve does.
 //
 // The fdListener (fdlimit.go) starts none: its Accept runs on the
 // goroutine that accepts (Frontend.Serve's, or the tlsListener's accept

@@ -137,7 +137,9 @@ func (f *Frontend) Shutdown(ctx context.Context) error {
 	defer f.stopRequests()
 	defer f.ln.Close() // its goroutines end even if Serve never ran
 	err := f.srv.Shutdown(ctx)
-	if errors.Is(err, http.ErrServerClosed) {
+	// net.ErrClosed: the listener was closed already (after a hand-over)
+	// and Serve had not yet returned; the connections were still drained.
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
 	if err == nil && f.tunnels != nil {

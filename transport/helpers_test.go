@@ -43,6 +43,7 @@ type balancer struct {
 	client *http.Client
 	log    *logSink
 	front  *Frontend
+	h3     *h3Server // with balancerOptions.http3; nil otherwise
 }
 
 type balancerOptions struct {
@@ -66,6 +67,7 @@ type balancerOptions struct {
 	sendProxy             int                   // every backend's BackendConfig.ProxyProtocol
 	limits                actors.Limits         // connection caps and their queue; zero: none
 	h2Ping                time.Duration         // Options.H2Ping; 0: its default
+	http3                 *HTTP3Options         // also serve HTTP/3 on the TLS port (http3_test.go); nil: no
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -129,7 +131,13 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	fo := o.frontend
 	fo.Logger, fo.Tunnels = log, tunnels
 	fo.ProxyProtocol = pp
-	front := NewFrontend(ln, p, fo)
+	var h http.Handler = p
+	var h3 *h3Server
+	if o.http3 != nil {
+		h3 = serveHTTP3(t, p, ln.Addr(), *o.http3, fo.TLS, o.clientCAs, log)
+		h = AdvertiseHTTP3(p, h3.AltSvc())
+	}
+	front := NewFrontend(ln, h, fo)
 	var serving conc.WaitGroup
 	serving.Go(func() { _ = front.Serve() })
 	t.Cleanup(func() {
@@ -146,7 +154,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	}
 	client := &http.Client{Transport: ctr}
 	t.Cleanup(client.CloseIdleConnections)
-	return &balancer{sel: sel, tr: tr, url: scheme + "://" + ln.Addr().String(), client: client, log: sink, front: front}
+	return &balancer{sel: sel, tr: tr, url: scheme + "://" + ln.Addr().String(), client: client, log: sink, front: front, h3: h3}
 }
 
 // get sends GET path and returns status, X-Backend and body.

@@ -357,7 +357,7 @@ func (p *Proxy) end(ex *exchange, r *http.Request) {
 // last attempt's pick, if retry has not reported it, and counts the
 // request.
 func (p *Proxy) report(ex *exchange, r *http.Request, status int, d time.Duration) {
-	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: d, GRPC: ex.rec.grpc}
+	rep := actors.Report{Final: true, Method: r.Method, Proto: actors.ProtoClass(r.ProtoMajor, r.ProtoMinor), Status: status, Duration: d, GRPC: ex.rec.grpc}
 	if rep.GRPC {
 		rep.GRPCStatus = grpcStatusAtEnd(&ex.rec, status)
 	}
@@ -389,6 +389,9 @@ func (p *Proxy) logAccess(ex *exchange, r *http.Request, status int, d time.Dura
 	}
 	if rec.GRPC {
 		rec.GRPCStatus = grpcStatusAtEnd(&ex.rec, status)
+	}
+	if r.ProtoMajor == 3 { // only HTTP/3's lines say so: the others stay as they were
+		rec.Proto = "HTTP/3"
 	}
 	if ex.backend != nil {
 		rec.Backend = ex.backend.Name

@@ -72,6 +72,9 @@ type passedOff struct {
 	Addr      string `json:"addr"`      // the address it was asked for
 	Activated bool   `json:"activated"` // systemd gave it (socket activation)
 	FD        int    `json:"fd"`
+	// Packet marks a UDP socket (ListenPacket: HTTP/3's); false: a
+	// listening TCP socket.
+	Packet bool `json:"packet,omitempty"`
 }
 
 // Options configures a Process. Every zero field takes the default named
@@ -103,15 +106,37 @@ type Process struct {
 	inherited map[string]inherited // by name; Listen takes them out
 	ready     *os.File             // the pipe to the parent; nil when there is none
 	parent    int                  // the parent's pid when this is an upgrade's child
-	listeners []passedOff          // what Listen gave out, with the sockets below
-	sockets   []net.Listener
+	listeners []passedOff          // what Listen and ListenPacket gave out, with the sockets below
+	sockets   []any                // net.Listener or net.PacketConn
 	notify    notifier
 }
 
 type inherited struct {
 	passedOff
-	ln net.Listener
+	ln net.Listener   // a TCP socket; nil for a UDP one
+	pc net.PacketConn // a UDP socket (Packet); nil for a TCP one
 }
+
+// close closes the inherited socket.
+func (in inherited) close() {
+	if in.pc != nil {
+		in.pc.Close()
+		return
+	}
+	in.ln.Close()
+}
+
+// addr is the inherited socket's address.
+func (in inherited) addr() net.Addr {
+	if in.pc != nil {
+		return in.pc.LocalAddr()
+	}
+	return in.ln.Addr()
+}
+
+// filer is a socket Upgrade can pass on: *net.TCPListener,
+// *net.UnixListener, *net.UDPConn.
+type filer interface{ File() (*os.File, error) }
 
 // New reads what this process inherited: sockets from a parent that is
 // upgrading, or from systemd's socket activation. It removes the
@@ -157,12 +182,18 @@ func (p *Process) fromParent() error {
 	p.parent = h.Parent
 	p.ready = os.NewFile(uintptr(h.Ready), "upgrade-ready")
 	for _, l := range h.Listeners {
-		ln, err := fileListener(l.FD, l.Name)
+		in := inherited{passedOff: l}
+		var err error
+		if l.Packet {
+			in.pc, err = filePacketConn(l.FD, l.Name)
+		} else {
+			in.ln, err = fileListener(l.FD, l.Name)
+		}
 		if err != nil {
 			p.Close()
 			return fmt.Errorf("inherited socket %s (fd %d): %w", l.Name, l.FD, err)
 		}
-		p.inherited[l.Name] = inherited{passedOff: l, ln: ln}
+		p.inherited[l.Name] = in
 	}
 	return nil
 }
@@ -188,7 +219,7 @@ func (p *Process) Parent() int { return p.parent }
 // replaces addr; otherwise a new one listening on addr. The socket
 // belongs to the caller, who closes it; Upgrade passes it on.
 func (p *Process) Listen(name, addr string) (net.Listener, error) {
-	if in, ok := p.inherited[name]; ok {
+	if in, ok := p.inherited[name]; ok && in.ln != nil {
 		delete(p.inherited, name)
 		switch {
 		case in.Activated:
@@ -199,7 +230,7 @@ func (p *Process) Listen(name, addr string) (net.Listener, error) {
 			return p.keep(in.passedOff, in.ln), nil
 		}
 		p.log.Info("inherited socket not wanted: the address changed", "name", name, "was", in.Addr, "now", addr)
-		in.ln.Close()
+		in.close()
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -279,7 +310,7 @@ func (p *Process) Upgrade(ctx context.Context) (pid int, err error) {
 	}()
 	h := handOff{Parent: os.Getpid(), Ready: 3}
 	for i, l := range p.listeners {
-		filer, ok := p.sockets[i].(interface{ File() (*os.File, error) })
+		filer, ok := p.sockets[i].(filer)
 		if !ok {
 			return 0, fmt.Errorf("socket %s: a %T cannot be passed on", l.Name, p.sockets[i])
 		}
@@ -395,8 +426,8 @@ func withoutVar(env []string, name string) []string {
 // closeInherited closes the inherited sockets that Listen did not take.
 func (p *Process) closeInherited() {
 	for name, in := range p.inherited {
-		p.log.Info("inherited socket not wanted", "name", name, "addr", in.ln.Addr().String())
-		in.ln.Close()
+		p.log.Info("inherited socket not wanted", "name", name, "addr", in.addr().String())
+		in.close()
 		delete(p.inherited, name)
 	}
 }

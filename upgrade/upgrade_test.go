@@ -57,6 +57,15 @@ func child(mode string) int {
 		fmt.Fprintf(w, "child %d", os.Getpid())
 	})}
 	go func() { _ = srv.Serve(ln) }()
+	if addr := os.Getenv("UPGRADE_TEST_UDP"); addr != "" {
+		pc, err := p.ListenPacket("quic", addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 1
+		}
+		defer pc.Close()
+		go echo(pc, fmt.Sprintf("child %d", os.Getpid()))
+	}
 	if err := p.Ready(); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
@@ -64,6 +73,18 @@ func child(mode string) int {
 	<-term
 	_ = srv.Close()
 	return 0
+}
+
+// echo answers every datagram on pc with answer until pc is closed.
+func echo(pc net.PacketConn, answer string) {
+	buf := make([]byte, 64)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = pc.WriteTo([]byte(answer), from)
+	}
 }
 
 // parent returns a Process whose Upgrade starts this test binary as a
@@ -237,5 +258,70 @@ func TestHandOffMeantForAnotherProcessIsIgnored(t *testing.T) {
 	}
 	if _, ok := os.LookupEnv(envHandOff); ok {
 		t.Errorf("%s is still in the environment", envHandOff)
+	}
+}
+
+func TestUpgradeHandsTheUDPSocketOver(t *testing.T) {
+	p, _ := parent(t, "serve", 30*time.Second)
+	pc, err := p.ListenPacket("quic", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	// The child asks for the address the parent asked for, as serve
+	// does: the same string, so it takes the inherited socket.
+	t.Setenv("UPGRADE_TEST_UDP", "127.0.0.1:0")
+	pid, err := p.Upgrade(t.Context())
+	if err != nil {
+		t.Fatalf("Upgrade: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+			t.Errorf("child: %v, status %d", err, ws.ExitStatus())
+		}
+	})
+	pc.Close() // the parent's copy: the port stays bound in the child
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("who")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if want := fmt.Sprintf("child %d", pid); err != nil || string(buf[:n]) != want {
+		t.Errorf("answer %q, %v; want %q from the same port", buf[:n], err, want)
+	}
+}
+
+func TestListenPacketTakesOnlyAUDPSocket(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &Process{log: nullLog, notify: notifier{log: nullLog}, inherited: map[string]inherited{
+		"quic":   {passedOff: passedOff{Name: "quic", Addr: "127.0.0.1:443", Packet: true}, pc: pc},
+		"listen": {passedOff: passedOff{Name: "listen", Addr: "127.0.0.1:443"}, ln: ln},
+	}}
+	got, err := p.ListenPacket("quic", "127.0.0.1:443")
+	if err != nil || got != pc {
+		t.Errorf("ListenPacket = %v, %v; want the inherited UDP socket", got, err)
+	}
+	if l, err := p.Listen("listen", "127.0.0.1:443"); err != nil || l != ln {
+		t.Errorf("Listen = %v, %v; want the inherited TCP socket", l, err)
+	}
+	if len(p.sockets) != 2 || !p.listeners[0].Packet || p.listeners[1].Packet {
+		t.Errorf("kept %+v, want the UDP socket then the TCP one, marked", p.listeners)
 	}
 }

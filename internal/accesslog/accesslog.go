@@ -98,6 +98,10 @@ type Record struct {
 	GRPCStatus int
 	Duration   time.Duration
 	Bytes      int64
+	// Proto is the request's protocol, logged when it is not "": the
+	// proxy sets it for HTTP/3 only, so that the lines of HTTP/1.1 and
+	// HTTP/2 requests stay as they were.
+	Proto string
 	// RequestID is logged when it is not "".
 	RequestID string
 	// Attempts is logged when it is more than 1.
@@ -150,6 +154,9 @@ func (l *Logger) appendText(buf []byte, t time.Time, r *Record) []byte {
 	}
 	buf = appendTextValue(buf, "duration", r.Duration.String(), false)
 	buf = appendTextInt(buf, "bytes", r.Bytes)
+	if r.Proto != "" {
+		buf = appendTextField(buf, "proto", r.Proto)
+	}
 	if r.RequestID != "" {
 		buf = appendTextField(buf, "request_id", r.RequestID)
 	}
@@ -328,6 +335,10 @@ func (l *Logger) appendJSON(buf []byte, t time.Time, r *Record) []byte {
 	if r.Route != "" {
 		buf = append(buf, `,"pool":`...)
 		buf = appendJSONString(buf, r.Pool)
+	}
+	if r.Proto != "" {
+		buf = append(buf, `,"proto":`...)
+		buf = appendJSONString(buf, r.Proto)
 	}
 	if r.RequestID != "" {
 		buf = append(buf, `,"request_id":`...)

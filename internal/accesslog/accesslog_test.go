@@ -69,6 +69,11 @@ func records() []Record {
 	add(func(r *Record) { r.Client = "[::1]:40000" })
 	add(func(r *Record) { r.RequestID = "id with spaces" })
 	add(func(r *Record) { r.Pool, r.Route = "api", "api-v1" })
+	add(func(r *Record) { r.Proto = "HTTP/3" })
+	add(func(r *Record) {
+		r.Proto, r.Pool, r.Route, r.RequestID, r.Attempts = "HTTP/3", "api", "api-v1", "id", 2
+	})
+	add(func(r *Record) { r.Proto = "odd proto\n\"x\"" })
 	add(func(r *Record) { r.Pool, r.Route, r.RequestID, r.Attempts = "web", "site \"all\"", "id", 2 })
 	add(func(r *Record) { r.Err = errors.New("line one\nline two\n\nline \"four\"\x1b") })
 	add(func(r *Record) { r.Err = errors.New("trailing newline\n") })
@@ -104,6 +109,9 @@ func hclogLine(name string, json bool, at time.Time, r *Record) string {
 		args = append(args, "grpc_status", r.GRPCStatus)
 	}
 	args = append(args, "duration", r.Duration, "bytes", r.Bytes)
+	if r.Proto != "" {
+		args = append(args, "proto", r.Proto)
+	}
 	if r.RequestID != "" {
 		args = append(args, "request_id", r.RequestID)
 	}
