@@ -388,6 +388,10 @@ func TestH2CBackendServesHTTP1AndHTTP2Clients(t *testing.T) {
 // whose last stream ID is below the stream's. streams receives the ID of
 // every stream it refuses first on a connection, and late the ID of any
 // stream a client opened on a connection after it had read its GOAWAY.
+// Like a real server it never stops accepting or answering: those sends
+// never block (the channels' first 64 IDs are enough for the tests), and a
+// client may open any number of connections (net/http redials at once
+// after a GOAWAY).
 type refuser struct {
 	goAway  bool
 	streams chan uint32 // capacity 64
@@ -402,31 +406,43 @@ func startRefuser(t *testing.T, goAway bool) (string, *refuser) {
 	}
 	r := &refuser{goAway: goAway, streams: make(chan uint32, 64), late: make(chan uint32, 64)}
 	var wg conc.WaitGroup
-	conns := make(chan net.Conn, 64)
+	stop := make(chan struct{}) // closed at cleanup: every connection closes
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			conns <- c
-			wg.Go(func() { r.serve(c) })
+			// Each connection's closer ends when its serve does, or at
+			// cleanup, which its Close then makes serve's end.
+			wg.Go(func() {
+				served := make(chan struct{})
+				wg.Go(func() {
+					defer close(served)
+					r.serve(c)
+				})
+				select {
+				case <-served:
+				case <-stop:
+				}
+				_ = c.Close()
+			})
 		}
 	})
 	t.Cleanup(func() {
 		_ = ln.Close()
-		for {
-			select {
-			case c := <-conns:
-				_ = c.Close()
-				continue
-			default:
-			}
-			break
-		}
+		close(stop)
 		wg.Wait()
 	})
 	return "h2c://" + ln.Addr().String(), r
+}
+
+// noteStream sends id on ch unless ch is full: the refuser never waits on its test.
+func noteStream(ch chan<- uint32, id uint32) {
+	select {
+	case ch <- id:
+	default:
+	}
 }
 
 func (r *refuser) serve(c net.Conn) {
@@ -463,12 +479,12 @@ func (r *refuser) serve(c net.Conn) {
 			id := f.StreamID
 			switch {
 			case seenGoAway:
-				r.late <- id
+				noteStream(r.late, id)
 				_ = fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
 			case sentGoAway:
 				_ = fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
 			case r.goAway:
-				r.streams <- id
+				noteStream(r.streams, id)
 				sentGoAway = true
 				last := uint32(0) // below this stream: the one before it, if any
 				if id > 2 {
@@ -477,7 +493,7 @@ func (r *refuser) serve(c net.Conn) {
 				_ = fr.WriteGoAway(last, http2.ErrCodeNo, nil)
 				_ = fr.WritePing(false, [8]byte{'g', 'o', 'a', 'w', 'a', 'y'})
 			default:
-				r.streams <- id
+				noteStream(r.streams, id)
 				_ = fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
 			}
 		}
