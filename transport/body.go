@@ -203,3 +203,24 @@ func (b *replayableBody) rewind() (io.ReadCloser, error) {
 	b.pos = 0
 	return b, nil
 }
+
+// attemptBody is an h2c attempt's outbound body as its transport sees it:
+// the body ReverseProxy hands over (its own wrapper, which it closes when
+// the attempt ends, after which every Read fails), with a Close that does
+// nothing.
+//
+// net/http's HTTP/2 client closes a request's body when a stream fails,
+// even one that failed before it was opened because its connection had
+// gone away (a GOAWAY read between the pick of the connection and the
+// stream's start), and then resends that very request, body unread, on a
+// fresh connection, where the closed body's first Read fails: a request
+// that no backend saw ended as a broken attempt (502, or gRPC UNAVAILABLE)
+// instead of going out. Through attemptBody the resend reads the body, and
+// a transport goroutine that outlives the attempt still meets
+// ReverseProxy's closed wrapper. (http:// and https:// attempts need none:
+// their GetBody gives net/http a fresh body for any resend.)
+type attemptBody struct{ io.ReadCloser }
+
+// Close leaves the body to ReverseProxy, which closes it when the attempt
+// ends.
+func (attemptBody) Close() error { return nil }

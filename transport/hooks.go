@@ -42,6 +42,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// request goes to another backend at once.
 		pr.Out.GetBody = ex.body.rewind
 	}
+	if pr.Out.Body != nil && pr.Out.URL.Scheme == "h2c" {
+		pr.Out.Body = attemptBody{pr.Out.Body} // see attemptBody
+	}
 	if ex.backend.ProxyProtocol != 0 {
 		// The PROXY header's addresses, for the dial goroutine.
 		pr.Out = pr.Out.WithContext(withHeaderAddrs(pr.Out.Context(), pr.In))
