@@ -50,7 +50,8 @@
 //	                  transport, retries, timeouts); poolTransport
 //	ratelimit.go      RateLimiter: per-client token buckets (admit's 429)
 //	requestid.go      request IDs
-//	body.go           replayableBody: the request body, resendable and capped
+//	body.go           replayableBody: the request body, resendable and capped;
+//	                  attemptBody, an h2c attempt's
 //	recorder.go       recorder: the client's ResponseWriter, status and bytes
 //	hooks.go          ReverseProxy's hooks: rewrite, modifyResponse, recordError
 //	                  (which classifies a failed attempt: headerTimedOut, ...)
@@ -65,6 +66,7 @@
 //	                  (one per distinct Options; pools with the same
 //	                  settings share one)
 //	proxyproto_out.go PROXY protocol out: a header per connection to a backend
+//	h2cconns.go       boundConns: an h2c attempt takes at most two connections
 //
 // # Goroutines
 //

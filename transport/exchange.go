@@ -44,6 +44,9 @@ type exchange struct {
 	// fire on a transport goroutine); nil for other attempts.
 	gotConn   chan struct{}
 	askedConn chan struct{} // likewise, httptrace's GetConn
+	// endAttempt ends the current h2c attempt's context (see boundConns);
+	// nil for other attempts, and once called.
+	endAttempt context.CancelFunc
 	// attemptStart is when the current attempt began; reported says
 	// whether its outcome has gone to the selector yet.
 	attemptStart time.Time

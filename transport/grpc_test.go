@@ -532,6 +532,31 @@ func TestRefusedStreamGoesToAnotherBackend(t *testing.T) {
 	}
 }
 
+// TestABodylessRequestLeavesABackendThatGoesAwayOnEveryConnection: net/http
+// resends a request without a body at once on a fresh connection after a
+// GOAWAY below its stream, and would do so for ever against a backend that
+// sends one on every connection; the proxy lets it try two connections,
+// then sends the request to another backend, at once.
+func TestABodylessRequestLeavesABackendThatGoesAwayOnEveryConnection(t *testing.T) {
+	bad, ref := startRefuser(t, true)
+	good := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "good") }))
+	b := newBalancer(t, balancerOptions{retries: 1, policy: actors.First{}}, bad, good)
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		start := time.Now()
+		code, _, body := b.do(t, method, "/", nil)
+		if code != http.StatusOK || body != "good" {
+			t.Errorf("%s: got %d %q, want 200 from the other backend", method, code, body)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s took %v", method, d)
+		}
+	}
+	b.log.waitFor(t, 2, "retrying on another backend", "backend="+bad, "never processed")
+	if len(ref.streams) == 0 {
+		t.Error("the refusing backend saw no stream")
+	}
+}
+
 // mustBackend returns the balancer's backend named u.
 func mustBackend(t *testing.T, b *balancer, u string) *actors.Backend {
 	t.Helper()

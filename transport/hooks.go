@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,8 +43,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// request goes to another backend at once.
 		pr.Out.GetBody = ex.body.rewind
 	}
-	if pr.Out.Body != nil && pr.Out.URL.Scheme == "h2c" {
-		pr.Out.Body = attemptBody{pr.Out.Body} // see attemptBody
+	if pr.Out.URL.Scheme == "h2c" {
+		if pr.Out.Body != nil {
+			pr.Out.Body = attemptBody{pr.Out.Body} // see attemptBody
+		}
+		var ctx context.Context
+		ctx, ex.endAttempt = boundConns(pr.Out.Context())
+		pr.Out = pr.Out.WithContext(ctx)
 	}
 	if ex.backend.ProxyProtocol != 0 {
 		// The PROXY header's addresses, for the dial goroutine.
@@ -114,6 +120,8 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 		ex.fail = bodyFailure(ex.body.failure())
 	case ex.client.Err() != nil:
 		ex.fail = clientGone
+	case goneAwayAgain(out):
+		ex.fail, ex.err = refused, fmt.Errorf("%w (%w)", errGoneAwayAgain, err)
 	case out.Context().Err() != nil: // the request timeout
 		ex.fail = timedOut
 	case outOfDescriptors(err):

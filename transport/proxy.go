@@ -229,6 +229,10 @@ func (p *Proxy) forward(ex *exchange, r *http.Request, b *actors.Backend, err er
 	ex.tried = append(ex.tried, b)
 	ex.attemptStart = time.Now()
 	p.rp.ServeHTTP(&ex.rec, r) // rewrite, the transport, modifyResponse or recordError
+	if ex.endAttempt != nil {
+		ex.endAttempt()
+		ex.endAttempt = nil
+	}
 	return ex.fail != noFailure && p.retryable(ex, r)
 }
 
