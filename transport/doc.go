@@ -66,7 +66,7 @@
 //	                  (one per distinct Options; pools with the same
 //	                  settings share one)
 //	proxyproto_out.go PROXY protocol out: a header per connection to a backend
-//	h2cconns.go       boundConns: an h2c attempt takes at most two connections
+//	h2cconns.go       boundConns: an h2c attempt tries at most two connections
 //
 // # Goroutines
 //
