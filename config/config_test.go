@@ -83,6 +83,7 @@ func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 		Ejection:    Ejection{After: 5, Time: 30 * time.Second, MaxPercent: 50},
 		RetryBuffer: 64 << 10,
 		Edge:        Edge{MaxConns: 10000, RequestIDHeader: "X-Request-ID"},
+		TLS:         TLS{ACME: ACME{CA: LetsEncrypt}},
 		Log:         Log{Level: "info", Format: "text", Access: true},
 	}
 	if got := Defaults(); !reflect.DeepEqual(got, want) {
@@ -113,6 +114,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
 		"health-expect": "", "health-body": "", "health-host": "", "health-header": "", "health-port": "0",
 		"health-grpc": "false", "health-grpc-service": "", "pid-file": "",
+		"http-listen": "", "acme-domain": "", "acme-email": "", "acme-ca": LetsEncrypt, "acme-ca-root": "", "acme-storage": "",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -745,10 +747,7 @@ func TestTheExampleFileIsValidAndCoversEverySetting(t *testing.T) {
 	for _, row := range table {
 		path, fl := row.names()
 		if path != "" {
-			_, attr, ok := strings.Cut(path, ".")
-			if !ok {
-				attr = path
-			}
+			attr := path[strings.LastIndex(path, ".")+1:] // tls.acme.domains: domains
 			if !strings.Contains(string(src), attr+" ") {
 				t.Errorf("the example does not show %s", path)
 			}

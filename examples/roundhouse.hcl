@@ -165,4 +165,17 @@ tls {
   # cert       = "/etc/roundhouse/tls.crt"  # --tls-cert
   # key        = "/etc/roundhouse/tls.key"  # --tls-key
   # backend_ca = "/etc/roundhouse/ca.pem"   # --backend-ca
+
+  # Automatic HTTPS (docs/acme.md): certificates for these names from an
+  # ACME CA, obtained at start-up, renewed before expiry, served by SNI. The
+  # plain-HTTP listener answers the CA's HTTP-01 challenges and redirects
+  # everything else to https.
+  # http_listen = ":80"                    # --http-listen (":80" with acme)
+  # acme {
+  #   domains  = ["example.com", "www.example.com"]  # --acme-domain, repeatable
+  #   email    = "ops@example.com"                    # --acme-email
+  #   ca       = "https://acme-staging-v02.api.letsencrypt.org/directory"  # --acme-ca (default: Let's Encrypt production)
+  #   ca_root  = "/etc/roundhouse/private-ca.pem"     # --acme-ca-root
+  #   storage  = "/var/lib/roundhouse/acme"           # --acme-storage
+  # }
 }
