@@ -43,6 +43,7 @@ import (
 //
 //	goroutine                         started by       ends when
 //	front.Serve (client connections)  run              stop: front.Shutdown (grace period)
+//	plain HTTP Serve (--http-listen)  run              stop: its Shutdown, after the proxy's
 //	admin server Serve                run (--admin)    stop: adminSrv.Shutdown, after the proxy drained
 //	upgrade (proc.Upgrade), one       loop on SIGUSR2  the new process is ready, fails, or ctx ends
 //	router Run                        run              actorCtx is cancelled (stop)
@@ -51,7 +52,9 @@ import (
 //	                                                     drainPool found nothing in flight
 //	drainPool, one per removed pool   a reload         the pool has stopped, or actorCtx ends
 //	edge: tunnels, rate limiter,      run (edge.run)   actorCtx is cancelled (stop)
-//	  certificate store, PROXY peers
+//	  certificate store, PROXY peers,
+//	  ACME manager (its obtainers and
+//	  certmagic's maintenance)
 //	upgrade.Drainer Run               run              actorCtx is cancelled (stop)
 //	discovery providers, one per      run; a reload    as their pool's selector
 //	  source of a pool (startPool)      adds pools
@@ -112,6 +115,7 @@ type balancer struct {
 
 	proc        *upgrade.Process // sockets
 	ln, adminLn net.Listener     // sockets; adminLn nil without --admin
+	plain       *plainHTTP       // sockets: --http-listen; nil without (https.go)
 	drain       *upgrade.Drainer // sockets: every server's connections
 
 	// pools: the transports, one per distinct set of options (shared by
@@ -145,6 +149,9 @@ func (b *balancer) sockets() error {
 	b.proc, b.drain = proc, upgrade.NewDrainer()
 	if b.ln, err = proc.Listen("listen", s.Listen); err != nil {
 		return fmt.Errorf("--listen %s: %w", s.Listen, err)
+	}
+	if b.plain, err = openPlainHTTP(proc, s); err != nil {
+		return err
 	}
 	if s.Admin.Listen == "" {
 		return nil
@@ -207,6 +214,12 @@ func (b *balancer) admin() error {
 func (b *balancer) frontend() error {
 	s := b.s
 	b.ed = newEdge(s, b.log)
+	acm, err := newACME(s, b.log.Named("acme"), b.ln.Addr(), b.plain.addr())
+	if err != nil {
+		return err
+	}
+	b.ed.acme = acm
+	b.plain.build(acm, b.ln.Addr(), b.drain, b.log, s)
 	fo := b.ed.frontend()
 	fo.ConnState = b.drain.ConnState
 	proxy := transport.NewProxy(b.ed.proxy(transport.Config{
@@ -226,6 +239,7 @@ func (b *balancer) release() {
 	if b.ln != nil {
 		b.ln.Close()
 	}
+	b.plain.close()
 	for _, tr := range b.shared {
 		tr.CloseIdleConnections()
 	}
@@ -292,12 +306,13 @@ func (b *balancer) startActors(ctx context.Context) {
 // answers before it serves.
 const discoveryWait = 5 * time.Second
 
-// startServers starts the client-facing server and the admin API's. Their
-// Serve errors come back on serveErr, which has room for both: neither
-// send blocks.
+// startServers starts the client-facing server, the plain-HTTP one
+// (--http-listen) and the admin API's. Their Serve errors come back on
+// serveErr, which has room for all three: no send blocks.
 func (b *balancer) startServers() {
-	b.serveErr = make(chan error, 2)
+	b.serveErr = make(chan error, 3)
 	b.wg.Go(func() { b.serveErr <- b.front.Serve() })
+	b.plain.serve(&b.wg, b.serveErr)
 	if b.adminSrv != nil {
 		b.wg.Go(func() { b.serveErr <- b.adminSrv.Serve(b.adminLn) })
 	}
@@ -328,6 +343,9 @@ func (b *balancer) ready() error {
 	if b.adminSrv != nil {
 		listening = append(listening, "admin", b.adminLn.Addr().String())
 	}
+	if b.plain != nil {
+		listening = append(listening, "http", b.plain.addr().String())
+	}
 	b.log.Info("listening", append(listening, "pid", os.Getpid())...)
 	if b.o.ready != nil {
 		b.o.ready(b.ln.Addr())
@@ -340,6 +358,7 @@ func (b *balancer) abort(err error) error {
 	shut, cancel := context.WithCancel(context.Background())
 	cancel() // close at once: something already failed
 	_ = b.front.Shutdown(shut)
+	b.plain.shutdown(shut)
 	if b.adminSrv != nil {
 		_ = b.adminSrv.Close()
 	}
@@ -409,6 +428,7 @@ func (b *balancer) drainConnections(graceCtx context.Context) {
 		return
 	}
 	b.ln.Close()
+	b.plain.close()
 	if b.adminLn != nil {
 		b.adminLn.Close()
 	}
@@ -427,6 +447,7 @@ func (b *balancer) stop(graceCtx context.Context) {
 	if err := b.front.Shutdown(graceCtx); err != nil {
 		b.log.Warn("grace period over, closing remaining connections", "error", err)
 	}
+	b.plain.shutdown(graceCtx)
 	if b.adminSrv != nil {
 		if err := b.adminSrv.Shutdown(graceCtx); err != nil {
 			_ = b.adminSrv.Close()

@@ -1,0 +1,320 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Automatic HTTPS against a real ACME CA: Let's Encrypt's pebble, built
+// from the module cache (go.mod names it as a tool) and run as a process.
+// Its validation authority resolves the test's names with a DNS server of
+// the test's own (startTCPDNS: every name is 127.0.0.1) and checks HTTP-01 on
+// httpPort and TLS-ALPN-01 on tlsPort, the balancer's --http-listen and
+// --listen ports. Roundhouse trusts pebble's API by --acme-ca-root (the
+// minica root of pebble's test certificate); clients trust what pebble
+// issues by its root, from pebble's management API (/roots/0).
+
+// pebbleServer is pebble's binary, built once by startPebble.
+var pebbleServer built
+
+// acmeName is the name the tests obtain certificates for.
+const acmeName = "example.test"
+
+// pebble is one running pebble.
+type pebble struct {
+	*proc
+	dir    string // the ACME directory URL
+	mgmt   string // the management API's host:port
+	caRoot string // PEM file of the root pebble's API is served under
+}
+
+// acmePorts are the fixed ports one test's pebble and balancers use,
+// chosen free when the test starts: pebble's configuration names the
+// balancer's ports before the balancer runs.
+type acmePorts struct {
+	http, tls, wfe, mgmt int
+	dns                  string // the test's DNS server, host:port
+}
+
+func newACMEPorts(t *testing.T) acmePorts {
+	t.Helper()
+	return acmePorts{http: freePort(t), tls: freePort(t), wfe: freePort(t), mgmt: freePort(t), dns: startTCPDNS(t)}
+}
+
+// startTCPDNS starts a DNS server on TCP (pebble's validation authority
+// asks over TCP) that answers every A question with 127.0.0.1 and every
+// other with no record. It stops when the test ends.
+func startTCPDNS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		if q := req.Question[0]; q.Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
+				A: net.IPv4(127, 0, 0, 1)})
+		}
+		_ = w.WriteMsg(m)
+	})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.ActivateAndServe()
+	}()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startPebble builds pebble once (skipping the test, saying why, only when
+// it cannot be built: .ci/run builds it first so that CI never skips) and
+// starts it with a configuration for ports; env is added to its
+// environment. It is stopped when the test ends.
+func startPebble(t *testing.T, ports acmePorts, env ...string) *pebble {
+	t.Helper()
+	bin, err := pebbleServer.build("pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble")
+	if err != nil {
+		t.Skipf("skipped: pebble cannot be built (go mod download fetches it; .ci/run builds it): %v", err)
+	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+	if err != nil {
+		t.Skipf("skipped: pebble's module directory: %v", err)
+	}
+	src := strings.TrimSpace(string(out))
+	cfg := map[string]any{"pebble": map[string]any{
+		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", ports.wfe),
+		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", ports.mgmt),
+		"certificate":                    filepath.Join(src, "test/certs/localhost/cert.pem"),
+		"privateKey":                     filepath.Join(src, "test/certs/localhost/key.pem"),
+		"httpPort":                       ports.http,
+		"tlsPort":                        ports.tls,
+		"ocspResponderURL":               "",
+		"externalAccountBindingRequired": false,
+		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
+		"keyAlgorithm":                   "ecdsa",
+		"profiles": map[string]any{
+			"default": map[string]any{"description": "test", "validityPeriod": 7776000},
+		},
+	}}
+	data, _ := json.Marshal(cfg)
+	file := filepath.Join(t.TempDir(), "pebble.json")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startWith(t, procOptions{name: "pebble", bin: bin,
+		env: append([]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, env...)},
+		"-config", file, "-dnsserver", ports.dns)
+	p.waitFor(t, `Listening on: `)
+	pb := &pebble{proc: p, dir: fmt.Sprintf("https://127.0.0.1:%d/dir", ports.wfe),
+		mgmt: fmt.Sprintf("127.0.0.1:%d", ports.mgmt), caRoot: filepath.Join(src, "test/certs/pebble.minica.pem")}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+	return pb
+}
+
+// orders is how many orders pebble has taken.
+func (pb *pebble) orders() int { return strings.Count(pb.output(), "Added order") }
+
+// roots returns the root pebble issues under, from its management API.
+func (pb *pebble) roots(t *testing.T) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(pb.caRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := x509.NewCertPool()
+	api.AppendCertsFromPEM(pem)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: api}}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("https://" + pb.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(body) {
+		t.Fatalf("pebble's /roots/0: no PEM certificate: %q", body)
+	}
+	return pool
+}
+
+// acmeArgs are the balancer's flags for ports, pebble's directory and
+// storage.
+func acmeArgs(ports acmePorts, caRoot, storage, backend string, extra ...string) []string {
+	return append([]string{
+		"--listen", fmt.Sprintf("127.0.0.1:%d", ports.tls), "--http-listen", fmt.Sprintf("127.0.0.1:%d", ports.http),
+		"--backend", "http://" + backend, "--acme-domain", acmeName,
+		"--acme-ca", fmt.Sprintf("https://127.0.0.1:%d/dir", ports.wfe), "--acme-ca-root", caRoot,
+		"--acme-storage", storage,
+	}, extra...)
+}
+
+// pebbleRoot is the root of pebble's API certificate, for --acme-ca-root
+// before pebble runs.
+func pebbleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+	if err != nil {
+		t.Skipf("skipped: pebble's module directory: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "test/certs/pebble.minica.pem")
+}
+
+// httpsGet asks 127.0.0.1:port for https://name/ (SNI name) trusting
+// roots, and returns the status, the body and the served certificate.
+func httpsGet(port int, name string, roots *x509.CertPool) (int, string, *x509.Certificate, error) {
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: name},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(port))
+		},
+		ForceAttemptHTTP2: true, DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Get("https://" + name + "/")
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.TLS.PeerCertificates[0], nil
+}
+
+func TestACMEObtainsAtStartServesBySNIAndARestartOrdersNothing(t *testing.T) {
+	ports := newACMEPorts(t)
+	pb := startPebble(t, ports)
+	roots := pb.roots(t)
+	storage := t.TempDir()
+	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
+	baddr := b.waitFor(t, listening)
+
+	lb := start(t, acmeArgs(ports, pb.caRoot, storage, baddr)...)
+	lb.waitFor(t, listening)
+	lb.waitFor(t, `certificate ready: name=`+acmeName)
+	status, body, cert, err := httpsGet(ports.tls, acmeName, roots)
+	if err != nil || status != http.StatusOK || !strings.Contains(body, "Hello from b1") {
+		t.Fatalf("GET https://%s/: %d %q %v", acmeName, status, body, err)
+	}
+	if err := cert.VerifyHostname(acmeName); err != nil {
+		t.Errorf("served certificate: %v", err)
+	}
+	if n := pb.orders(); n != 1 {
+		t.Errorf("pebble took %d orders, want 1", n)
+	}
+
+	// The plain-HTTP listener redirects to https, same host and path.
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/a/b?c=d", ports.http), nil)
+	req.Host = acmeName
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := fmt.Sprintf("https://%s:%d/a/b?c=d", acmeName, ports.tls)
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Errorf("plain HTTP: %d Location %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	lb.stop(t)
+
+	// A restart on the same storage serves the stored certificate and
+	// asks the CA for nothing.
+	lb = start(t, acmeArgs(ports, pb.caRoot, storage, baddr)...)
+	lb.waitFor(t, `certificate ready: name=`+acmeName)
+	if _, _, again, err := httpsGet(ports.tls, acmeName, roots); err != nil || !again.Equal(cert) {
+		t.Errorf("after a restart: %v; same certificate: %v", err, again != nil && again.Equal(cert))
+	}
+	if n := pb.orders(); n != 1 {
+		t.Errorf("after a restart pebble took %d orders, want 1", n)
+	}
+	lb.stop(t)
+	b.stop(t)
+}
+
+func TestACMEWithTheCADownAtStartRefusesHandshakesThenObtains(t *testing.T) {
+	ports := newACMEPorts(t)
+	storage := t.TempDir()
+	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
+	baddr := b.waitFor(t, listening)
+	lb := start(t, acmeArgs(ports, pebbleRoot(t), storage, baddr)...)
+	lb.waitFor(t, listening)
+	lb.waitFor(t, `certificate not obtained; TLS handshakes for this name are refused until it is: name=`+acmeName)
+	if _, _, _, err := httpsGet(ports.tls, acmeName, nil); err == nil {
+		t.Fatal("a handshake succeeded without a certificate")
+	}
+	lb.alive(t)
+
+	pb := startPebble(t, ports)
+	lb.waitFor(t, `certificate ready: name=`+acmeName)
+	if status, _, _, err := httpsGet(ports.tls, acmeName, pb.roots(t)); err != nil || status != http.StatusOK {
+		t.Fatalf("once pebble is up: %d %v", status, err)
+	}
+	lb.stop(t)
+	b.stop(t)
+}
+
+func TestACMETwoInstancesSharingStorageOrderOnce(t *testing.T) {
+	ports := newACMEPorts(t)
+	pb := startPebble(t, ports)
+	storage := t.TempDir()
+	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
+	baddr := b.waitFor(t, listening)
+	// The second instance has ports of its own: pebble validates at the
+	// first's, which answers the second's challenges from the storage
+	// they share, as instances behind one address do.
+	other := ports
+	other.http, other.tls = freePort(t), freePort(t)
+	one := start(t, acmeArgs(ports, pb.caRoot, storage, baddr)...)
+	two := start(t, acmeArgs(other, pb.caRoot, storage, baddr)...)
+	one.waitFor(t, `certificate ready: name=`+acmeName)
+	two.waitFor(t, `certificate ready: name=`+acmeName)
+	roots := pb.roots(t)
+	_, _, c1, err1 := httpsGet(ports.tls, acmeName, roots)
+	_, _, c2, err2 := httpsGet(other.tls, acmeName, roots)
+	if err1 != nil || err2 != nil || !c1.Equal(c2) {
+		t.Errorf("the instances serve different certificates (%v, %v)", err1, err2)
+	}
+	if n := pb.orders(); n != 1 {
+		t.Errorf("pebble took %d orders for two instances on one storage, want 1", n)
+	}
+	one.stop(t)
+	two.stop(t)
+	b.stop(t)
+}
