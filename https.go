@@ -10,6 +10,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/acme"
+	"github.com/roundhouse/roundhouse/admin"
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/upgrade"
 )
@@ -112,5 +113,24 @@ func (p *plainHTTP) shutdown(ctx context.Context) {
 func (p *plainHTTP) close() {
 	if p != nil {
 		p.ln.Close()
+	}
+}
+
+// certificateLister returns, with ACME on, what lists its certificates for
+// the admin API (GET /status, metrics); nil with ACME off. It reads b.ed,
+// which the frontend step sets before any server starts.
+func (b *balancer) certificateLister() func() []admin.CertificateStatus {
+	if !b.s.TLS.ACME.On() {
+		return nil
+	}
+	return func() []admin.CertificateStatus {
+		if b.ed == nil || b.ed.acme == nil {
+			return nil
+		}
+		var out []admin.CertificateStatus
+		for _, c := range b.ed.acme.Certificates() {
+			out = append(out, admin.CertificateStatus{Name: c.Name, Ready: c.Ready, NotAfter: c.NotAfter, Issuer: c.Issuer})
+		}
+		return out
 	}
 }

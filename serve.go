@@ -200,6 +200,7 @@ func (b *balancer) admin() error {
 	h, err := admin.New(admin.Config{
 		Pools: b.adminPools, Routes: b.adminRoutes, Unrouted: b.router.Unrouted,
 		Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token, LogDropped: b.o.logDropped,
+		Certificates: b.certificateLister(),
 	})
 	if err != nil {
 		return err

@@ -247,10 +247,10 @@ func IsChallenge(hello *tls.ClientHelloInfo) bool {
 
 // Certificate is a managed name's certificate, for /status and metrics.
 type Certificate struct {
-	Name     string    `json:"name"`
-	Ready    bool      `json:"ready"`              // false: not obtained yet; handshakes are refused
-	NotAfter time.Time `json:"not_after,omitzero"` // the end of its validity
-	Issuer   string    `json:"issuer,omitempty"`
+	Name     string
+	Ready    bool      // false: not obtained yet; handshakes are refused
+	NotAfter time.Time // the end of its validity
+	Issuer   string    // the issuing CA's common name
 }
 
 // Certificates lists each managed name's certificate in service, in the

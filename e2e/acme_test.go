@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,8 +226,8 @@ func TestACMEObtainsAtStartServesBySNIAndARestartOrdersNothing(t *testing.T) {
 	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
 	baddr := b.waitFor(t, listening)
 
-	lb := start(t, acmeArgs(ports, pb.caRoot, storage, baddr)...)
-	lb.waitFor(t, listening)
+	lb := start(t, acmeArgs(ports, pb.caRoot, storage, baddr, "--admin", "127.0.0.1:0")...)
+	adminAddr := lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
 	lb.waitFor(t, `certificate ready: name=`+acmeName)
 	status, body, cert, err := httpsGet(ports.tls, acmeName, roots)
 	if err != nil || status != http.StatusOK || !strings.Contains(body, "Hello from b1") {
@@ -237,6 +238,28 @@ func TestACMEObtainsAtStartServesBySNIAndARestartOrdersNothing(t *testing.T) {
 	}
 	if n := pb.orders(); n != 1 {
 		t.Errorf("pebble took %d orders, want 1", n)
+	}
+
+	// Its expiry is in /status and in the metrics.
+	_, js := get(t, "http://"+adminAddr+"/status")
+	var st struct {
+		Certificates []struct {
+			Name     string    `json:"name"`
+			Ready    bool      `json:"ready"`
+			NotAfter time.Time `json:"not_after"`
+		} `json:"certificates"`
+	}
+	if err := json.Unmarshal([]byte(js), &st); err != nil || len(st.Certificates) != 1 ||
+		st.Certificates[0].Name != acmeName || !st.Certificates[0].Ready || !st.Certificates[0].NotAfter.Equal(cert.NotAfter) {
+		t.Errorf("/status certificates: %s (%v), want %s ready until %v", js, err, acmeName, cert.NotAfter)
+	}
+	_, metrics := get(t, "http://"+adminAddr+"/metrics")
+	m := regexp.MustCompile(`roundhouse_certificate_expiry_timestamp_seconds\{name="example.test"\} (\S+)`).FindStringSubmatch(metrics)
+	if m == nil {
+		t.Fatalf("no roundhouse_certificate_expiry_timestamp_seconds in the metrics:\n%s", metrics)
+	}
+	if v, err := strconv.ParseFloat(m[1], 64); err != nil || int64(v) != cert.NotAfter.Unix() {
+		t.Errorf("roundhouse_certificate_expiry_timestamp_seconds = %s, want %d", m[1], cert.NotAfter.Unix())
 	}
 
 	// The plain-HTTP listener redirects to https, same host and path.
@@ -273,11 +296,14 @@ func TestACMEWithTheCADownAtStartRefusesHandshakesThenObtains(t *testing.T) {
 	storage := t.TempDir()
 	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
 	baddr := b.waitFor(t, listening)
-	lb := start(t, acmeArgs(ports, pebbleRoot(t), storage, baddr)...)
-	lb.waitFor(t, listening)
+	lb := start(t, acmeArgs(ports, pebbleRoot(t), storage, baddr, "--admin", "127.0.0.1:0")...)
+	adminAddr := lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
 	lb.waitFor(t, `certificate not obtained; TLS handshakes for this name are refused until it is: name=`+acmeName)
 	if _, _, _, err := httpsGet(ports.tls, acmeName, nil); err == nil {
 		t.Fatal("a handshake succeeded without a certificate")
+	}
+	if _, metrics := get(t, "http://"+adminAddr+"/metrics"); !strings.Contains(metrics, `roundhouse_certificate_ready{name="example.test"} 0`) {
+		t.Errorf("the metrics do not say the certificate is not ready:\n%s", metrics)
 	}
 	lb.alive(t)
 
