@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
@@ -33,15 +35,37 @@ func newACME(s *config.Settings, log hclog.Logger, tlsAddr, httpAddr net.Addr) (
 	if err != nil {
 		return nil, usageError{err}
 	}
+	check, err := renewCheckInterval()
+	if err != nil {
+		return nil, usageError{err}
+	}
 	m, err := acme.New(acme.Options{
 		Domains: a.Domains, Email: a.Email, CA: a.CA, CARoots: a.CARoots, Storage: dir,
-		TLSAddr: tlsAddr, HTTPAddr: httpAddr, Logger: log,
+		TLSAddr: tlsAddr, HTTPAddr: httpAddr, Logger: log, RenewCheckInterval: check,
 	})
 	if err != nil {
 		return nil, err
 	}
 	log.Info("managing certificates by ACME", "domains", m.Domains(), "ca", a.CA, "storage", dir)
 	return m, nil
+}
+
+// renewCheckEnv names the environment variable that sets how often ACME
+// certificates are checked for renewal (a duration; default 10m). It is
+// for tests with short-lived certificates (docs/acme.md), not a setting.
+const renewCheckEnv = "ROUNDHOUSE_ACME_RENEW_CHECK"
+
+// renewCheckInterval reads renewCheckEnv; 0 when it is unset.
+func renewCheckInterval() (time.Duration, error) {
+	v := os.Getenv(renewCheckEnv)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive duration such as 10m", renewCheckEnv, v)
+	}
+	return d, nil
 }
 
 // plainHTTP is the plain-HTTP listener and its server: ACME's HTTP-01

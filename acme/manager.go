@@ -112,6 +112,7 @@ func New(o Options) (*Manager, error) {
 		Storage:            &certmagic.FileStorage{Path: o.Storage},
 		Logger:             zl,
 		RenewalWindowRatio: certmagic.DefaultRenewalWindowRatio,
+		OnEvent:            m.event,
 	}
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.cfg, nil },
@@ -279,6 +280,26 @@ func (m *Manager) certificate(name string) (Certificate, bool) {
 		out.Ready, out.NotAfter, out.Issuer = true, leaf.NotAfter, leaf.Issuer.CommonName
 	}
 	return out, out.Ready
+}
+
+// event logs certmagic's renewals, which its maintenance goroutine runs:
+// one line when a certificate is renewed, and one per failed attempt
+// (certmagic retries with backoff, and the current certificate stays in
+// service until it expires). It runs on certmagic's goroutines and only
+// logs.
+func (m *Manager) event(_ context.Context, event string, data map[string]any) error {
+	if renewal, _ := data["renewal"].(bool); !renewal {
+		return nil
+	}
+	name, _ := data["identifier"].(string)
+	switch event {
+	case "cert_obtained":
+		m.log.Info("certificate renewed", "name", name)
+	case "cert_failed":
+		m.log.Error("certificate renewal failed; serving the current certificate and retrying with backoff",
+			"name", name, "remaining", data["remaining"], "error", data["error"])
+	}
+	return nil
 }
 
 // quietIssuer is certmagic's ACME issuer, except that it never asks for an

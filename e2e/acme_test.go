@@ -101,9 +101,9 @@ func freePort(t *testing.T) int {
 
 // startPebble builds pebble once (skipping the test, saying why, only when
 // it cannot be built: .ci/run builds it first so that CI never skips) and
-// starts it with a configuration for ports; env is added to its
-// environment. It is stopped when the test ends.
-func startPebble(t *testing.T, ports acmePorts, env ...string) *pebble {
+// starts it with a configuration for ports, issuing certificates valid for
+// validity (0: 90 days). It is stopped when the test ends.
+func startPebble(t *testing.T, ports acmePorts, validity time.Duration) *pebble {
 	t.Helper()
 	bin, err := pebbleServer.build("pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble")
 	if err != nil {
@@ -126,16 +126,19 @@ func startPebble(t *testing.T, ports acmePorts, env ...string) *pebble {
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
 		"keyAlgorithm":                   "ecdsa",
 		"profiles": map[string]any{
-			"default": map[string]any{"description": "test", "validityPeriod": 7776000},
+			"default": map[string]any{"description": "test", "validityPeriod": int(validity.Seconds())},
 		},
 	}}
+	if validity == 0 {
+		validity = 90 * 24 * time.Hour
+	}
 	data, _ := json.Marshal(cfg)
 	file := filepath.Join(t.TempDir(), "pebble.json")
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := startWith(t, procOptions{name: "pebble", bin: bin,
-		env: append([]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}, env...)},
+		env: []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"}},
 		"-config", file, "-dnsserver", ports.dns)
 	p.waitFor(t, `Listening on: `)
 	pb := &pebble{proc: p, dir: fmt.Sprintf("https://127.0.0.1:%d/dir", ports.wfe),
@@ -220,7 +223,7 @@ func httpsGet(port int, name string, roots *x509.CertPool) (int, string, *x509.C
 
 func TestACMEObtainsAtStartServesBySNIAndARestartOrdersNothing(t *testing.T) {
 	ports := newACMEPorts(t)
-	pb := startPebble(t, ports)
+	pb := startPebble(t, ports, 0)
 	roots := pb.roots(t)
 	storage := t.TempDir()
 	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
@@ -307,7 +310,7 @@ func TestACMEWithTheCADownAtStartRefusesHandshakesThenObtains(t *testing.T) {
 	}
 	lb.alive(t)
 
-	pb := startPebble(t, ports)
+	pb := startPebble(t, ports, 0)
 	lb.waitFor(t, `certificate ready: name=`+acmeName)
 	if status, _, _, err := httpsGet(ports.tls, acmeName, pb.roots(t)); err != nil || status != http.StatusOK {
 		t.Fatalf("once pebble is up: %d %v", status, err)
@@ -318,7 +321,7 @@ func TestACMEWithTheCADownAtStartRefusesHandshakesThenObtains(t *testing.T) {
 
 func TestACMETwoInstancesSharingStorageOrderOnce(t *testing.T) {
 	ports := newACMEPorts(t)
-	pb := startPebble(t, ports)
+	pb := startPebble(t, ports, 0)
 	storage := t.TempDir()
 	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
 	baddr := b.waitFor(t, listening)
@@ -342,5 +345,71 @@ func TestACMETwoInstancesSharingStorageOrderOnce(t *testing.T) {
 	}
 	one.stop(t)
 	two.stop(t)
+	b.stop(t)
+}
+
+func TestACMERenewsAShortLivedCertificateUnderLoadAndKeepsServingWithTheCADown(t *testing.T) {
+	ports := newACMEPorts(t)
+	// Certificates valid 20 s: certmagic renews once a third of the
+	// lifetime is left, about 13 s after issuance; the balancer checks
+	// every second.
+	pb := startPebble(t, ports, 20*time.Second)
+	roots := pb.roots(t)
+	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
+	baddr := b.waitFor(t, listening)
+	lb := startWith(t, procOptions{env: []string{"ROUNDHOUSE_ACME_RENEW_CHECK=1s"}}, acmeArgs(ports, pb.caRoot, t.TempDir(), baddr)...)
+	lb.waitFor(t, `certificate ready: name=`+acmeName)
+	_, _, first, err := httpsGet(ports.tls, acmeName, roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Requests back to back, each on a new connection, while it renews.
+	stop, done := make(chan struct{}), make(chan struct{})
+	var requests, failures int // the load goroutine's until done is closed
+	var lastErr error
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			status, _, _, err := httpsGet(ports.tls, acmeName, roots)
+			requests++
+			if err != nil || status != http.StatusOK {
+				failures++
+				lastErr = fmt.Errorf("status %d: %v", status, err)
+			}
+		}
+	}()
+	lb.waitFor(t, `certificate renewed: name=`+acmeName)
+	var second *x509.Certificate
+	faultPoll(10*time.Second, func() bool {
+		_, _, c, err := httpsGet(ports.tls, acmeName, roots)
+		if err == nil && !c.Equal(first) {
+			second = c
+		}
+		return second != nil
+	})
+	close(stop)
+	<-done
+	if failures > 0 {
+		t.Errorf("%d of %d requests failed during the renewal; the last: %v", failures, requests, lastErr)
+	}
+	if second == nil {
+		t.Fatalf("the renewed certificate is not served; output:\n%s", lb.output())
+	}
+	t.Logf("%d requests during the renewal, none failed", requests)
+
+	// The CA down at the next renewal: the current certificate stays.
+	_ = pb.cmd.Process.Kill()
+	<-pb.exited
+	lb.waitFor(t, `certificate renewal failed; serving the current certificate and retrying with backoff: name=`+acmeName)
+	if status, _, c, err := httpsGet(ports.tls, acmeName, roots); err != nil || status != http.StatusOK || !c.Equal(second) {
+		t.Errorf("with the CA down: %d %v; the current certificate: %v", status, err, c != nil && c.Equal(second))
+	}
+	lb.stop(t)
 	b.stop(t)
 }
