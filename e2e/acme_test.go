@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/roundhouse/roundhouse/internal/testcert"
 )
 
 // Automatic HTTPS against a real ACME CA: Let's Encrypt's pebble, built
@@ -229,9 +231,16 @@ func TestACMEObtainsAtStartServesBySNIAndARestartOrdersNothing(t *testing.T) {
 	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
 	baddr := b.waitFor(t, listening)
 
-	lb := start(t, acmeArgs(ports, pb.caRoot, storage, baddr, "--admin", "127.0.0.1:0")...)
+	// Another name's certificate comes from files: served by SNI beside
+	// ACME's, and to clients that name no host ACME manages.
+	files := testcert.NewAuthority(t, "files CA")
+	certFile, keyFile := files.Issue("other", "other.test").WriteFiles(t, t.TempDir())
+	lb := start(t, acmeArgs(ports, pb.caRoot, storage, baddr, "--admin", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)...)
 	adminAddr := lb.waitFor(t, `listening: .*admin=(127\.0\.0\.1:\d+)`)
 	lb.waitFor(t, `certificate ready: name=`+acmeName)
+	if status, _, c, err := httpsGet(ports.tls, "other.test", files.Pool()); err != nil || status != http.StatusOK || c.Subject.CommonName != "other" {
+		t.Errorf("https://other.test/: %d %v", status, err)
+	}
 	status, body, cert, err := httpsGet(ports.tls, acmeName, roots)
 	if err != nil || status != http.StatusOK || !strings.Contains(body, "Hello from b1") {
 		t.Fatalf("GET https://%s/: %d %q %v", acmeName, status, body, err)
@@ -412,4 +421,24 @@ func TestACMERenewsAShortLivedCertificateUnderLoadAndKeepsServingWithTheCADown(t
 	}
 	lb.stop(t)
 	b.stop(t)
+}
+
+func TestBadACMEFlagsExitWithStatus2AndNameTheFlag(t *testing.T) {
+	ca := testcert.NewAuthority(t, "test CA")
+	certFile, keyFile := ca.Issue("lb", acmeName).WriteFiles(t, t.TempDir())
+	backend := "--backend=http://127.0.0.1:1"
+	domain := "--acme-domain=" + acmeName
+	storage := "--acme-storage=" + t.TempDir()
+	expectUsageErrors(t, []usageCase{
+		{"an ACME setting without a domain is refused", []string{backend, "--acme-email", "ops@example.test"}, "--acme-email: needs --acme-domain NAME"},
+		{"a wildcard is refused", []string{backend, storage, "--acme-domain", "*.example.test"}, "--acme-domain"},
+		{"a domain with a port is refused", []string{backend, storage, "--acme-domain", "example.test:443"}, "--acme-domain"},
+		{"a CA that is not https is refused", []string{backend, storage, domain, "--acme-ca", "http://127.0.0.1/dir"}, "--acme-ca"},
+		{"a name from ACME and from --tls-cert is refused, naming both", []string{backend, storage, domain, "--tls-cert", certFile, "--tls-key", keyFile},
+			"--acme-domain: example.test is also covered by --tls-cert"},
+		{"h2c with ACME is refused", []string{backend, storage, domain, "--h2c"}, "--h2c"},
+		{"a plain-HTTP listener without TLS is refused", []string{backend, "--http-listen", "127.0.0.1:0"}, "--http-listen"},
+		{"a plain-HTTP listener on --listen's address is refused", []string{backend, storage, domain, "--listen", "127.0.0.1:8443", "--http-listen", "127.0.0.1:8443"}, "--http-listen"},
+		{"a missing CA root is named", []string{backend, storage, domain, "--acme-ca-root", "/nonexistent.pem"}, "--acme-ca-root"},
+	})
 }
