@@ -16,6 +16,9 @@
 //	timeouts_test.go     the backend-side timeouts
 //	resilience_test.go   outlier ejection, slow start, connection caps
 //	tls_test.go          TLS flags, HTTP/2, certificate reload
+//	acme_test.go         automatic certificates from pebble (Let's Encrypt's
+//	                     test CA, run as a process): issuance, SNI, restart,
+//	                     the CA down at start and at renewal, shared storage
 //	reload_test.go       SIGHUP and POST /reload, under load
 //	discovery_test.go    --discover with DNS and etcd
 //	shutdown_test.go     graceful shutdown
