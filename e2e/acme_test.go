@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -52,6 +53,10 @@ type pebble struct {
 type acmePorts struct {
 	http, tls, wfe, mgmt int
 	dns                  string // the test's DNS server, host:port
+	// vaHTTP and vaTLS, if not 0, are where pebble validates HTTP-01 and
+	// TLS-ALPN-01 instead of http and tls: a dead port there leaves the
+	// other challenge alone.
+	vaHTTP, vaTLS int
 }
 
 func newACMEPorts(t *testing.T) acmePorts {
@@ -121,8 +126,8 @@ func startPebble(t *testing.T, ports acmePorts, validity time.Duration) *pebble 
 		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", ports.mgmt),
 		"certificate":                    filepath.Join(src, "test/certs/localhost/cert.pem"),
 		"privateKey":                     filepath.Join(src, "test/certs/localhost/key.pem"),
-		"httpPort":                       ports.http,
-		"tlsPort":                        ports.tls,
+		"httpPort":                       cmp.Or(ports.vaHTTP, ports.http),
+		"tlsPort":                        cmp.Or(ports.vaTLS, ports.tls),
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
@@ -441,4 +446,29 @@ func TestBadACMEFlagsExitWithStatus2AndNameTheFlag(t *testing.T) {
 		{"a plain-HTTP listener on --listen's address is refused", []string{backend, storage, domain, "--listen", "127.0.0.1:8443", "--http-listen", "127.0.0.1:8443"}, "--http-listen"},
 		{"a missing CA root is named", []string{backend, storage, domain, "--acme-ca-root", "/nonexistent.pem"}, "--acme-ca-root"},
 	})
+}
+
+func TestACMEIssuesThroughEitherChallengeAlone(t *testing.T) {
+	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
+	baddr := b.waitFor(t, listening)
+	for _, tt := range []struct {
+		name string
+		dead func(*acmePorts, int) // points one challenge at a dead port
+	}{
+		{"HTTP-01 on --http-listen", func(p *acmePorts, port int) { p.vaTLS = port }},
+		{"TLS-ALPN-01 on --listen", func(p *acmePorts, port int) { p.vaHTTP = port }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ports := newACMEPorts(t)
+			tt.dead(&ports, freePort(t))
+			pb := startPebble(t, ports, 0)
+			lb := start(t, acmeArgs(ports, pb.caRoot, t.TempDir(), baddr)...)
+			lb.waitFor(t, `certificate ready: name=`+acmeName)
+			if status, _, _, err := httpsGet(ports.tls, acmeName, pb.roots(t)); err != nil || status != http.StatusOK {
+				t.Errorf("GET https://%s/: %d %v", acmeName, status, err)
+			}
+			lb.stop(t)
+		})
+	}
+	b.stop(t)
 }
