@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,7 +172,13 @@ func (pb *pebble) roots(t *testing.T) *x509.CertPool {
 	api.AppendCertsFromPEM(pem)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: api}}, Timeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
-	resp, err := c.Get("https://" + pb.mgmt + "/roots/0")
+	// Pebble logs "Listening on" for its API; its management listener
+	// starts beside it, perhaps a moment later.
+	var resp *http.Response
+	faultPoll(10*time.Second, func() bool {
+		resp, err = c.Get("https://" + pb.mgmt + "/roots/0")
+		return err == nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,4 +478,47 @@ func TestACMEIssuesThroughEitherChallengeAlone(t *testing.T) {
 		})
 	}
 	b.stop(t)
+}
+
+func TestACMEUpgradeHandsThePlainHTTPListenerOverAndOrdersNothing(t *testing.T) {
+	ports := newACMEPorts(t)
+	pb := startPebble(t, ports, 0)
+	roots := pb.roots(t)
+	backend := strings.TrimPrefix(demoBackend(t, "a"), "http://")
+	f := startFamily(t, nil, nil, acmeArgs(ports, pb.caRoot, t.TempDir(), backend, "--access-log=false")...)
+	f.waitForCount(1, `certificate ready: name=`+acmeName)
+	old := f.pids()[0]
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	f.waitForCount(1, `handed over; draining`)
+	// The new process took both sockets over and loaded the certificate
+	// from storage.
+	f.waitForCount(2, `certificate ready: name=`+acmeName)
+	if status, body, _, err := httpsGet(ports.tls, acmeName, roots); err != nil || status != http.StatusOK || !strings.HasPrefix(body, "Hello from a") {
+		t.Errorf("https after the upgrade: %d %q %v", status, body, err)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", ports.http))
+	if err != nil {
+		t.Fatalf("plain HTTP after the upgrade: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect {
+		t.Errorf("plain HTTP after the upgrade: %d, want 308", resp.StatusCode)
+	}
+	if n := pb.orders(); n != 1 {
+		t.Errorf("pebble took %d orders across the upgrade, want 1", n)
+	}
+	if code := f.reap(old, 20*time.Second); code != 0 {
+		t.Errorf("the old process exited with status %d, want 0", code)
+	}
+	pids := f.pids()
+	if err := syscall.Kill(pids[len(pids)-1], syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := f.reap(pids[len(pids)-1], 20*time.Second); code != 0 {
+		t.Errorf("the new process exited with status %d, want 0", code)
+	}
 }
