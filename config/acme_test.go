@@ -64,7 +64,7 @@ func TestBadACMEBlocks(t *testing.T) {
   acme { domains = ["b.test"] }
 }`, "a second acme block"},
 		{"a block inside the acme block", "tls {\n  acme {\n    x {}\n  }\n}", `unexpected block "x" in the tls.acme block`},
-		{"an acme block at the top level", `acme { domains = ["a.test"] }`, `unknown block "acme"`},
+		{"an acme block at the top level", `acme { domains = ["a.test"] }`, `the acme block belongs in the tls block`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

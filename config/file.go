@@ -301,10 +301,23 @@ func (l *loader) unknownBlock(b *hclsyntax.Block, block string) {
 		msg = fmt.Sprintf("unexpected block %q in the %s block: it takes only attributes", b.Type, block)
 	case isAttribute(b.Type):
 		msg = fmt.Sprintf("%s is an attribute, not a block: write %s = ...", b.Type, b.Type)
+	case outerBlock(b.Type) != "":
+		msg = fmt.Sprintf("the %s block belongs in the %s block: write %s { %s { ... } }", b.Type, outerBlock(b.Type), outerBlock(b.Type), b.Type)
 	default:
 		msg = fmt.Sprintf("unknown block %q (known: %s)", b.Type, strings.Join(append([]string{"backend"}, append(slices.Clone(blocks), "pool", "route")...), ", "))
 	}
 	l.problems = append(l.problems, problemAt(b.TypeRange, msg))
+}
+
+// outerBlock is the block that holds the nested block name (tls for
+// acme), or "" when there is no such nested block.
+func outerBlock(name string) string {
+	for _, n := range nestedBlocks {
+		if outer, inner, _ := strings.Cut(n, "."); inner == name {
+			return outer
+		}
+	}
+	return ""
 }
 
 // backendAttribute is one attribute of a backend block.
