@@ -522,3 +522,23 @@ func TestACMEUpgradeHandsThePlainHTTPListenerOverAndOrdersNothing(t *testing.T) 
 		t.Errorf("the new process exited with status %d, want 0", code)
 	}
 }
+
+func TestThePlainHTTPListenerRedirectsWithACertificateFromFiles(t *testing.T) {
+	ca := testcert.NewAuthority(t, "test CA")
+	certFile, keyFile := ca.Issue("lb", "127.0.0.1").WriteFiles(t, t.TempDir())
+	backend := demoBackend(t, "a")
+	lb := start(t, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--backend", backend, "--tls-cert", certFile, "--tls-key", keyFile)
+	m := lb.waitForMatch(t, `listening: addr=(127\.0\.0\.1:\d+) .*http=(127\.0\.0\.1:\d+)`)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Post("http://"+m[2]+"/form?x=1", "text/plain", strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, tlsPort, _ := net.SplitHostPort(m[1])
+	if want := "https://127.0.0.1:" + tlsPort + "/form?x=1"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Errorf("POST over plain HTTP: %d Location %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	lb.stop(t)
+}
