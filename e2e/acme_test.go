@@ -542,3 +542,45 @@ func TestThePlainHTTPListenerRedirectsWithACertificateFromFiles(t *testing.T) {
 	}
 	lb.stop(t)
 }
+
+// TestSocketActivationOfThePlainHTTPListener passes the balancer its proxy
+// socket and a socket named http, as systemd does with
+// FileDescriptorName=http: that one replaces --http-listen.
+func TestSocketActivationOfThePlainHTTPListener(t *testing.T) {
+	ca := testcert.NewAuthority(t, "test CA")
+	certFile, keyFile := ca.Issue("lb", "127.0.0.1").WriteFiles(t, t.TempDir())
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	proxyFile, proxyAddr := listenerFile(t)
+	httpFile, httpAddr := listenerFile(t)
+	f := startFamilyArgv(t, []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=roundhouse:http"}, []*os.File{proxyFile, httpFile},
+		"/bin/sh", "-c", activate, binary, "--listen", taken.Addr().String(), "--http-listen", taken.Addr().String(),
+		"--backend", demoBackend(t, "a"), "--tls-cert", certFile, "--tls-key", keyFile, "--access-log=false")
+	proxyFile.Close()
+	httpFile.Close()
+	f.waitForCount(1, `listening: addr=`+regexp.QuoteMeta(proxyAddr)+` backends=1 http=`+regexp.QuoteMeta(httpAddr))
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Get("http://" + httpAddr + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, port, _ := net.SplitHostPort(proxyAddr)
+	if want := "https://127.0.0.1:" + port + "/x"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Errorf("plain HTTP: %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	if n := strings.Count(f.output(), "socket-activated"); n != 2 {
+		t.Errorf("%d socket-activated lines, want 2:\n%s", n, f.output())
+	}
+	pid := f.pids()[0]
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := f.reap(pid, 20*time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+}
