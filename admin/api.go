@@ -25,6 +25,9 @@ type StatusResponse struct {
 	// predates pools: then Backends are the default pool's (see
 	// StatusResponse.PoolList).
 	Pools []PoolStatus `json:"pools,omitempty"`
+	// Certificates are the certificates ACME manages, one per name, in
+	// the order of --acme-domain; nil (left out) when ACME is off.
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
 }
 
 // PoolStatus is one pool in GET /status's answer.
@@ -66,6 +69,9 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			resp.Backends = st
 		}
 		resp.Pools = append(resp.Pools, PoolStatus{Name: p.Name, Backends: st})
+	}
+	if h.certs != nil {
+		resp.Certificates = h.certs()
 	}
 	resp.Time = time.Now()
 	writeJSON(w, http.StatusOK, resp)

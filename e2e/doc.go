@@ -18,6 +18,9 @@
 //	tls_test.go          TLS flags, HTTP/2, certificate reload
 //	http3_test.go        --http3: HTTP/3 under load with a backend killed,
 //	                     shutdown and upgrade with HTTP/3 clients
+//	acme_test.go         automatic certificates from pebble (Let's Encrypt's
+//	                     test CA, run as a process): issuance, SNI, restart,
+//	                     the CA down at start and at renewal, shared storage
 //	reload_test.go       SIGHUP and POST /reload, under load
 //	discovery_test.go    --discover with DNS and etcd
 //	shutdown_test.go     graceful shutdown
