@@ -104,7 +104,13 @@ type proc struct {
 // The process is killed, if still running, when the test ends.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), exited: make(chan struct{})}
+	return startProgram(t, binary, args...)
+}
+
+// startProgram is start for another program (a test backend, say).
+func startProgram(t *testing.T, program string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(program, args...), exited: make(chan struct{})}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	if err := p.cmd.Start(); err != nil {
