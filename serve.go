@@ -115,7 +115,7 @@ type balancer struct {
 	// the router that offers the routes to them. After start-up, pools
 	// and transports belong to the loop goroutine, which runs reloads.
 	transports map[transport.Options]http.RoundTripper
-	shared     []*http.Transport
+	shared     []*transport.Transport
 	running    []*pool
 	router     *transport.Router
 	apply      func(context.Context) error // admin: a reload; nil without --config

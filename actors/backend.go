@@ -107,7 +107,9 @@ type BackendStatus struct {
 const MaxWeight = 1000
 
 // ParseBackendURL checks a backend's URL as an operator wrote it:
-// http(s)://host[:port][/path], with no user info, query or fragment. A
+// http(s)://host[:port][/path] or h2c://host[:port][/path] (cleartext
+// HTTP/2 by prior knowledge, as gRPC services speak it; port 80 by
+// default), with no user info, query or fragment. A
 // lone "/" path is dropped, so http://h:1/ and http://h:1 name the same
 // backend.
 func ParseBackendURL(s string) (*url.URL, error) {
@@ -119,8 +121,8 @@ func ParseBackendURL(s string) (*url.URL, error) {
 		return nil, err
 	}
 	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "h2c":
+		return nil, fmt.Errorf("scheme %q: want http, https or h2c", u.Scheme)
 	case u.Hostname() == "":
 		return nil, errors.New("missing host")
 	case u.User != nil, u.RawQuery != "", u.Fragment != "", u.ForceQuery:

@@ -153,7 +153,7 @@ acme {}
 	want := []string{
 		file + `:1:10: listen: want host:port, such as 127.0.0.1:8080, got "8080"`,
 		file + `:2:11: retries: want a whole number, got a string`,
-		file + `:3:9: backend "ftp://127.0.0.1:21": scheme "ftp": want http or https`,
+		file + `:3:9: backend "ftp://127.0.0.1:21": scheme "ftp": want http, https or h2c`,
 		file + `:5:12: backend.weight: want a whole number from 0 to 1000, got 1001`,
 		file + `:8:14: health.interval: bad duration "10 seconds": want a number and a unit, such as 500ms, 10s or 1m30s`,
 		file + `:10:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls, pool, route)`,

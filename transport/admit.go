@@ -115,6 +115,10 @@ func forwardTrailers(pr *httputil.ProxyRequest) {
 // plainError writes one of the balancer's own answers: a status and a short
 // fixed reason, never anything from the request.
 func plainError(w http.ResponseWriter, code int, msg string) {
+	if rec, ok := w.(*recorder); ok && rec.grpc {
+		grpcError(rec, grpcCodeFor(code), msg)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

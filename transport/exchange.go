@@ -68,7 +68,7 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 // stage adds the pool's request timeout.)
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
 	ex := &exchange{start: time.Now(), client: r.Context(), secure: r.TLS != nil, http1: r.ProtoMajor == 1}
-	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels}
+	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels, grpc: isGRPC(r)}
 	ex.tried = ex.triedBuf[:0]
 	if p.idHeader != "" {
 		ex.id = requestID(r, p.idHeader, p.trusted)
@@ -90,7 +90,9 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 // exchange; release closes the real one.
 func (p *Proxy) wrapBody(ex *exchange, w http.ResponseWriter, r *http.Request) {
 	keep := 0
-	if idempotent(r) {
+	if idempotent(r) || ex.rec.grpc {
+		// A gRPC call is a POST, but one a backend refused unseen (a
+		// refused stream, see refused) may go to another: keep its body.
 		keep = p.retryBuffer
 	}
 	ex.body = newReplayableBody(r.Body, keep, p.maxBody)
@@ -153,6 +155,7 @@ const (
 	bodyTooLarge           // the client's request body passed MaxBody
 	bodyTimedOut           // the client sent nothing of its body for BodyTimeout
 	overloaded             // the balancer ran out of file descriptors
+	refused                // an HTTP/2 backend refused the stream unseen (see refusedStream)
 )
 
 func (f failure) outcome() actors.Outcome {
@@ -163,6 +166,10 @@ func (f failure) outcome() actors.Outcome {
 		return actors.Failed
 	case clientGone, badBody, bodyTooLarge, bodyTimedOut, overloaded:
 		return actors.ClientGone // not the backend's fault
+	case refused:
+		// Neither a success nor a failure of the backend's health: it is
+		// at its stream limit or draining, and said so.
+		return actors.ClientGone
 	}
 	return actors.Success
 }

@@ -38,7 +38,7 @@ func (s *logSink) waitFor(t *testing.T, n int, substrs ...string) {
 // balancer is a selector and a Proxy behind a real listener.
 type balancer struct {
 	sel    *actors.Selector
-	tr     *http.Transport // the proxy's shared transport
+	tr     *Transport // the proxy's shared transport
 	url    string
 	client *http.Client
 	log    *logSink

@@ -33,9 +33,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)
-	if ex.body != nil {
+	if ex.body != nil && pr.Out.URL.Scheme != "h2c" {
 		// Lets http.Transport resend on a fresh connection when a pooled one
-		// turns out dead before any byte was written.
+		// turns out dead before any byte was written. Not for h2c: with
+		// it, net/http would resend a refused stream (see refusedStream)
+		// to the same backend, with a backoff of a second and more after
+		// the first; without it, the refusal comes back here, and the
+		// request goes to another backend at once.
 		pr.Out.GetBody = ex.body.rewind
 	}
 	if ex.backend.ProxyProtocol != 0 {
@@ -113,6 +117,8 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 		// The balancer's own fault, not the backend's (see fdlimit.go):
 		// no passive health mark, no retry.
 		ex.fail = overloaded
+	case refusedStream(err):
+		ex.fail = refused
 	case errors.As(err, &op) && op.Op == "dial", isTLSHandshakeFailure(err), ex.noConnection():
 		ex.fail = connectFailed
 	case errors.As(err, &ne) && ne.Timeout():
@@ -123,6 +129,24 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	default:
 		ex.fail = broken
 	}
+}
+
+// refusedStream reports whether err says that an HTTP/2 backend refused
+// the request's stream before processing it: RST_STREAM with
+// REFUSED_STREAM (RFC 9113 §8.7), or a GOAWAY whose last stream ID is
+// below the stream's. The backend never saw the request, so it may go to
+// another backend whatever its method. net/http's HTTP/2 errors are
+// unexported types and values, so this matches their text: a StreamError
+// names its code ("stream error: stream ID 3; REFUSED_STREAM"), the
+// GOAWAY one reads "http2: Transport received Server's graceful shutdown
+// GOAWAY", and either may come wrapped in "cannot retry err [...]" when
+// net/http itself declined to resend the body (see rewrite). A GOAWAY
+// that closed the connection under streams it may have processed reads
+// otherwise ("server sent GOAWAY and closed the connection") and is not
+// matched.
+func refusedStream(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "REFUSED_STREAM") || strings.Contains(s, "graceful shutdown GOAWAY")
 }
 
 // modifyResponse pins the client to the backend that answered when the

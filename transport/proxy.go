@@ -234,6 +234,10 @@ func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
 	}
 	switch {
 	case ex.fail == connectFailed && ex.body.untouched(): // nothing was sent
+	case ex.fail == refused: // the backend never saw it, whatever its method
+		if !ex.body.replayable() {
+			return false
+		}
 	case ex.fail == connectFailed, ex.fail == broken, ex.fail == headerTimedOut:
 		if !idempotent(r) || !ex.body.replayable() {
 			return false
@@ -290,6 +294,10 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 			// health problem, this is worth retrying at once.
 			w.Header().Set("Retry-After", "1")
 			code, msg = http.StatusServiceUnavailable, "every backend is busy"
+			if w.grpc { // not UNAVAILABLE, which 503 stands for
+				grpcError(w, grpcResourceExhausted, msg)
+				return
+			}
 		case len(ex.tried) == 0:
 			w.Header().Set("Retry-After", ex.retryAfter())
 			code, msg = http.StatusServiceUnavailable, "no healthy backend"
@@ -323,6 +331,9 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 // lets an abort go on to net/http, which closes the connection.
 func (p *Proxy) end(ex *exchange, r *http.Request) {
 	aborting := recover()
+	if aborting == http.ErrAbortHandler && ex.rec.grpc && ex.rec.written() && p.grpcEndBroken(ex, r) {
+		aborting = nil // the trailers tell the client; no reset
+	}
 	status := ex.rec.status
 	if ex.fail == clientGone && !ex.rec.written() {
 		status = 499

@@ -87,7 +87,7 @@ func (t *backendTransport) CloseIdleConnections() {
 // proxyProtocolTransport is a transport for PROXY protocol backends of
 // version v: one connection per request, HTTP/1.1, the header first.
 func proxyProtocolTransport(o Options, v byte) *http.Transport {
-	t := New(o)
+	t := newHTTP(o)
 	t.DisableKeepAlives = true
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)

@@ -22,6 +22,9 @@ type recorder struct {
 	// connection after it. Set only for HTTP/1.x (see admit).
 	closeConn bool
 	tunnels   *Tunnels // counts a hijacked connection; nil: not counted
+	// grpc says the request is a gRPC call: the balancer's own errors are
+	// then gRPC responses (see grpc.go).
+	grpc bool
 }
 
 func (w *recorder) WriteHeader(code int) {

@@ -83,9 +83,16 @@ func (p *Proxy) choose(ex *exchange, t *Table, r *http.Request) *http.Request {
 	if path != escaped {
 		r = withPath(r, path)
 	}
-	if pool.RequestTimeout > 0 {
+	timeout := pool.RequestTimeout
+	if ex.rec.grpc {
+		// The client's deadline, bounded by the pool's.
+		if d, ok := grpcTimeout(r); ok && (timeout <= 0 || d < timeout) {
+			timeout = max(d, 1)
+		}
+	}
+	if timeout > 0 {
 		var ctx context.Context
-		ctx, ex.cancel = context.WithTimeout(r.Context(), pool.RequestTimeout)
+		ctx, ex.cancel = context.WithTimeout(r.Context(), timeout)
 		r = r.WithContext(ctx)
 	}
 	return r

@@ -27,17 +27,75 @@ type Options struct {
 	// line and headers); a larger one fails the attempt (502). 0: 64 KiB,
 	// the same as a client's request head (FrontendOptions.MaxHeaderBytes).
 	MaxResponseHeaderBytes int64
+	// H2Ping is how long an HTTP/2 backend connection (h2c://, or https://
+	// that chose h2) may stay silent before the transport sends it a PING;
+	// one not answered within H2Ping more closes the connection, failing
+	// its streams, so a black-holed connection is found within twice
+	// H2Ping. 0: defaults.BackendH2Ping.
+	H2Ping time.Duration
 }
 
-// New returns the *http.Transport that every request and health probe
-// shares. Unlike http.DefaultTransport it never consults proxy environment
-// variables, keeps a keep-alive pool large enough for sustained load, passes
-// Accept-Encoding through untouched, and bounds the dial and the wait for
-// response headers. An https:// backend is verified against BackendCAs for
-// the host name in its URL, which is also sent as SNI; it gets TLS 1.2 or
-// later and HTTP/2 when it offers h2 by ALPN (WebSocket upgrades always
-// use HTTP/1.1). http:// backends get HTTP/1.1.
-func New(o Options) *http.Transport {
+// Transport is the transport that every request and health probe of a
+// pool shares: an *http.Transport for http:// and https:// backends, and
+// a sibling tuned the same way for h2c:// backends, which speaks HTTP/2
+// without TLS by prior knowledge (RFC 9113 §3.3), as gRPC services do.
+// Each keeps its own connection pool; RoundTrip sends a request by its
+// URL's scheme, so the proxy and the health monitors need nothing else to
+// reach an h2c backend. Its fields are those of the http:// and https://
+// transport (http.Transport's methods other than RoundTrip and
+// CloseIdleConnections see that one alone). Safe for concurrent use.
+type Transport struct {
+	*http.Transport
+	h2c *http.Transport
+}
+
+// New returns the shared transport. Unlike http.DefaultTransport it never
+// consults proxy environment variables, keeps a keep-alive pool large
+// enough for sustained load, passes Accept-Encoding through untouched,
+// and bounds the dial and the wait for response headers. An https://
+// backend is verified against BackendCAs for the host name in its URL,
+// which is also sent as SNI; it gets TLS 1.2 or later and HTTP/2 when it
+// offers h2 by ALPN (WebSocket upgrades always use HTTP/1.1). http://
+// backends get HTTP/1.1, and h2c:// backends HTTP/2 over cleartext TCP,
+// whatever the client spoke. Both HTTP/2 kinds are pinged when silent (see
+// Options.H2Ping).
+func New(o Options) *Transport {
+	if o.H2Ping <= 0 {
+		o.H2Ping = defaults.BackendH2Ping
+	}
+	t := &Transport{Transport: newHTTP(o), h2c: newHTTP(o)}
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true) // and nothing else: prior knowledge
+	t.h2c.Protocols = &protocols
+	return t
+}
+
+// RoundTrip sends r through the transport its URL's scheme needs: an h2c
+// request goes to the h2c transport as an http one (the scheme net/http
+// knows for cleartext), and its response reports r as its request.
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "h2c" {
+		return t.Transport.RoundTrip(r)
+	}
+	out, u := *r, *r.URL
+	u.Scheme = "http"
+	out.URL = &u
+	resp, err := t.h2c.RoundTrip(&out)
+	if resp != nil {
+		resp.Request = r
+	}
+	return resp, err
+}
+
+// CloseIdleConnections closes both transports' idle connections.
+func (t *Transport) CloseIdleConnections() {
+	t.Transport.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
+}
+
+// newHTTP returns an *http.Transport tuned as o says, for http:// and
+// https:// backends (HTTP/1.1, and HTTP/2 by ALPN on TLS).
+func newHTTP(o Options) *http.Transport {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = defaults.DialTimeout
 	}
@@ -56,6 +114,9 @@ func New(o Options) *http.Transport {
 	if o.MaxResponseHeaderBytes <= 0 {
 		o.MaxResponseHeaderBytes = 64 << 10 // net/http's own default is 10 MiB per request
 	}
+	if o.H2Ping <= 0 {
+		o.H2Ping = defaults.BackendH2Ping
+	}
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -73,5 +134,13 @@ func New(o Options) *http.Transport {
 		TLSHandshakeTimeout:    o.TLSHandshakeTimeout,
 		ExpectContinueTimeout:  time.Second,
 		DisableCompression:     true, // the client's Accept-Encoding is the backend's business
+		HTTP2: &http.HTTP2Config{
+			// A silent connection is pinged, and closed when the ping
+			// goes unanswered: a backend that vanished without a FIN
+			// (black-holed, frozen) fails its streams in bounded time
+			// instead of hanging them until the request timeout.
+			SendPingTimeout: o.H2Ping,
+			PingTimeout:     o.H2Ping,
+		},
 	}
 }

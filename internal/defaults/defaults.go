@@ -24,6 +24,7 @@ const (
 	TLSHandshakeTimeout   = 5 * time.Second  // --tls-handshake-timeout
 	ResponseHeaderTimeout = 30 * time.Second // --response-header-timeout
 	BackendIdleTimeout    = 90 * time.Second // --backend-idle-timeout
+	BackendH2Ping         = 5 * time.Second  // --backend-h2-ping
 )
 
 // Client connections (transport.FrontendOptions).
