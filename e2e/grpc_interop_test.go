@@ -109,6 +109,11 @@ func TestGRPCInteropThroughTheBalancer(t *testing.T) {
 			if lb == nil {
 				return
 			}
+			for _, b := range backends { // round-robin: every backend served some
+				if !strings.Contains(lb.output(), "backend=h2c://"+b.addr+" ") {
+					t.Errorf("no call reached backend %s", b.addr)
+				}
+			}
 			if t.Failed() {
 				t.Logf("balancer's output:\n%s", lb.output())
 			}
