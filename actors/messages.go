@@ -124,6 +124,11 @@ type Report struct {
 	// backend was left, every one was busy, the client left or the request
 	// timed out). The request counts as that backend's; no pick ends.
 	Last *Backend
+	// GRPC marks, in a Final report, a gRPC call; GRPCStatus is then the
+	// gRPC status it ended with (its grpc-status, which Status, 200 for
+	// most gRPC calls, does not tell), counted for metrics.
+	GRPC       bool
+	GRPCStatus int
 }
 
 // From monitors: health transitions and probe statistics.

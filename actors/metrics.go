@@ -26,6 +26,7 @@ type Histogram struct {
 // for metrics; the zero value is ready.
 type requestCounts struct {
 	byClass  map[RequestClass]uint64
+	byGRPC   map[int]uint64 // gRPC calls by status (see GRPCStatusCount)
 	duration Histogram
 	retries  uint64 // attempts that were retries
 }
@@ -50,6 +51,12 @@ func (c *requestCounts) add(r Report) {
 		c.duration.Counts = make([]uint64, len(DurationBuckets)+1)
 	}
 	c.byClass[RequestClass{Method: methodClass(r.Method), Code: codeClass(r.Status)}]++
+	if r.GRPC {
+		if c.byGRPC == nil {
+			c.byGRPC = make(map[int]uint64)
+		}
+		c.byGRPC[grpcStatusClass(r.GRPCStatus)]++
+	}
 	secs := r.Duration.Seconds()
 	i := 0
 	for i < len(DurationBuckets) && secs > DurationBuckets[i] {
@@ -83,6 +90,18 @@ func methodClass(m string) string {
 	return "OTHER"
 }
 
+// GRPCStatusCount is how many gRPC status codes there are (0 OK to 16
+// UNAUTHENTICATED); metrics count any other status as 2 UNKNOWN, as gRPC
+// clients read it, so that their cardinality stays bounded.
+const GRPCStatusCount = 17
+
+func grpcStatusClass(s int) int {
+	if s < 0 || s >= GRPCStatusCount {
+		return 2
+	}
+	return s
+}
+
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 func codeClass(status int) string {
@@ -98,7 +117,9 @@ type Metrics struct {
 	// NoBackend counts requests that reached no backend (503s when none
 	// was eligible), under the same classes.
 	NoBackend map[RequestClass]uint64
-	Reloads   uint64 // successful Reconfigure calls
+	// NoBackendGRPC counts the gRPC calls among NoBackend by gRPC status.
+	NoBackendGRPC map[int]uint64
+	Reloads       uint64 // successful Reconfigure calls
 	// Queued is how many requests wait for a connection now;
 	// QueueTimeouts counts those refused after waiting too long, and
 	// QueueFull those refused at once because the queue was full.
@@ -111,6 +132,7 @@ type Metrics struct {
 type BackendMetrics struct {
 	BackendStatus
 	Requests map[RequestClass]uint64 // client requests this backend answered last
+	GRPC     map[int]uint64          // the gRPC calls among Requests, by gRPC status
 	Duration Histogram               // of those requests, start to end
 	Retries  uint64                  // attempts here that were retries
 }
@@ -125,16 +147,18 @@ func (s *Selector) metricsSnapshot() Metrics {
 		m.Backends[i] = BackendMetrics{
 			BackendStatus: status[i],
 			Requests:      cloneMap(st.counts.byClass),
+			GRPC:          cloneMap(st.counts.byGRPC),
 			Duration:      cloneHistogram(st.counts.duration),
 			Retries:       st.counts.retries,
 		}
 	}
 	m.NoBackend = cloneMap(s.totals.none.byClass)
+	m.NoBackendGRPC = cloneMap(s.totals.none.byGRPC)
 	return m
 }
 
-func cloneMap(m map[RequestClass]uint64) map[RequestClass]uint64 {
-	out := make(map[RequestClass]uint64, len(m))
+func cloneMap[K comparable](m map[K]uint64) map[K]uint64 {
+	out := make(map[K]uint64, len(m))
 	for k, v := range m {
 		out[k] = v
 	}

@@ -68,6 +68,7 @@ type collector struct {
 // descs are the metrics' descriptions.
 type descs struct {
 	requests      *prometheus.Desc
+	grpcRequests  *prometheus.Desc
 	duration      *prometheus.Desc
 	inFlight      *prometheus.Desc
 	up            *prometheus.Desc
@@ -95,6 +96,9 @@ func newDescs() descs {
 		requests: prometheus.NewDesc("roundhouse_requests_total",
 			`Client requests, by the backend that answered last ("none": no backend was left to send it to, so the balancer answered 503, or 502 after failed attempts), method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or OTHER) and status class (2xx ... 5xx; 4xx includes 499, the client left).`,
 			[]string{"pool", "backend", "method", "code"}, nil),
+		grpcRequests: prometheus.NewDesc("roundhouse_grpc_requests_total",
+			`gRPC calls (requests whose content-type is application/grpc), by the backend that answered last ("none" as for roundhouse_requests_total) and the gRPC status they ended with (grpc_status: OK, UNAVAILABLE, ...), which the HTTP status, 200 for most, does not tell. Each is also in roundhouse_requests_total.`,
+			[]string{"pool", "backend", "grpc_status"}, nil),
 		duration: prometheus.NewDesc("roundhouse_request_duration_seconds",
 			"Time from a client request's arrival to the end of its response, for requests a backend answered, by that backend; retries included.",
 			backend, nil),
@@ -135,7 +139,7 @@ func newDescs() descs {
 // Describe sends every metric's description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.requests, c.duration, c.inFlight, c.up, c.state, c.weight,
+		c.requests, c.grpcRequests, c.duration, c.inFlight, c.up, c.state, c.weight,
 		c.attempts, c.failures, c.retries, c.probes, c.probeFailures, c.reloads,
 		c.ejections, c.queued, c.queueTimeouts, c.queueFull, c.unroutedReqs,
 	} {
@@ -182,6 +186,7 @@ func (c *collector) collectPool(ch chan<- prometheus.Metric, pool string, m acto
 	for _, b := range m.Backends {
 		name := b.Name
 		c.sendRequests(ch, pool, name, b.Requests)
+		c.sendGRPC(ch, pool, name, b.GRPC)
 		ch <- prometheus.MustNewConstHistogram(c.duration, b.Duration.Count, b.Duration.Sum, cumulative(b.Duration), pool, name)
 		ch <- prometheus.MustNewConstMetric(c.inFlight, gauge, float64(b.InFlight), pool, name)
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(b.Up), pool, name)
@@ -200,6 +205,7 @@ func (c *collector) collectPool(ch chan<- prometheus.Metric, pool string, m acto
 		ch <- prometheus.MustNewConstMetric(c.ejections, counter, float64(b.Ejections), pool, name)
 	}
 	c.sendRequests(ch, pool, noBackend, m.NoBackend)
+	c.sendGRPC(ch, pool, noBackend, m.NoBackendGRPC)
 	ch <- prometheus.MustNewConstMetric(c.reloads, counter, float64(m.Reloads), pool)
 	ch <- prometheus.MustNewConstMetric(c.queued, gauge, float64(m.Queued), pool)
 	ch <- prometheus.MustNewConstMetric(c.queueTimeouts, counter, float64(m.QueueTimeouts), pool)
@@ -210,6 +216,28 @@ func (c *collector) sendRequests(ch chan<- prometheus.Metric, pool, backend stri
 	for class, n := range byClass {
 		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n), pool, backend, class.Method, class.Code)
 	}
+}
+
+func (c *collector) sendGRPC(ch chan<- prometheus.Metric, pool, backend string, byStatus map[int]uint64) {
+	for s, n := range byStatus {
+		ch <- prometheus.MustNewConstMetric(c.grpcRequests, prometheus.CounterValue, float64(n), pool, backend, grpcStatusName(s))
+	}
+}
+
+// grpcStatusNames are the gRPC status codes' names, by code
+// (google.golang.org/grpc/codes).
+var grpcStatusNames = [actors.GRPCStatusCount]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"UNAUTHENTICATED",
+}
+
+func grpcStatusName(s int) string {
+	if s >= 0 && s < len(grpcStatusNames) {
+		return grpcStatusNames[s]
+	}
+	return "UNKNOWN"
 }
 
 // cumulative converts the selector's per-bucket counts into Prometheus's

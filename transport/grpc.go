@@ -32,13 +32,15 @@ import (
 // gRPC status codes (google.golang.org/grpc/codes), the ones the balancer
 // sends.
 const (
-	grpcOK                = 0
+	grpcCancelled         = 1
 	grpcUnknown           = 2
+	grpcPermissionDenied  = 7
 	grpcDeadlineExceeded  = 4
 	grpcResourceExhausted = 8
 	grpcUnimplemented     = 12
 	grpcInternal          = 13
 	grpcUnavailable       = 14
+	grpcUnauthenticated   = 16
 )
 
 // isGRPC reports whether r is a gRPC call: its content-type is
@@ -125,6 +127,40 @@ func grpcStatusOf(h http.Header) int {
 		return -1
 	}
 	return n
+}
+
+// grpcStatusAtEnd is the gRPC status a gRPC call ended with, as its
+// client reads it, for the log and the metrics: the grpc-status the
+// client got (the backend's or ours), or else 1 CANCELLED when the client
+// left (status 499), or else what gRPC clients make of the HTTP status
+// (grpcCodeForHTTP).
+func grpcStatusAtEnd(w *recorder, status int) int {
+	if s := grpcStatusOf(w.Header()); s >= 0 {
+		return s
+	}
+	if status == 499 {
+		return grpcCancelled
+	}
+	return grpcCodeForHTTP(status)
+}
+
+// grpcCodeForHTTP is the status a gRPC client reports for a response with
+// this HTTP status and no grpc-status (gRPC's doc/http-grpc-status-
+// mapping.md): what a non-gRPC answer from a backend means to it.
+func grpcCodeForHTTP(code int) int {
+	switch code {
+	case http.StatusBadRequest:
+		return grpcInternal
+	case http.StatusUnauthorized:
+		return grpcUnauthenticated
+	case http.StatusForbidden:
+		return grpcPermissionDenied
+	case http.StatusNotFound:
+		return grpcUnimplemented
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return grpcUnavailable
+	}
+	return grpcUnknown
 }
 
 // grpcEncodeMessage percent-encodes msg as grpc-message wants: every byte

@@ -143,10 +143,14 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 // net/http itself declined to resend the body (see rewrite). A GOAWAY
 // that closed the connection under streams it may have processed reads
 // otherwise ("server sent GOAWAY and closed the connection") and is not
-// matched.
+// matched. Last, http.Transport's "cannot rewind body after connection
+// loss" says that it would itself have resent the request on a fresh
+// connection, because the one it chose could take no new stream (it had
+// gone away), had it a GetBody: nothing was processed either.
 func refusedStream(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "REFUSED_STREAM") || strings.Contains(s, "graceful shutdown GOAWAY")
+	return strings.Contains(s, "REFUSED_STREAM") || strings.Contains(s, "graceful shutdown GOAWAY") ||
+		strings.Contains(s, "cannot rewind body after connection loss")
 }
 
 // modifyResponse pins the client to the backend that answered when the

@@ -351,7 +351,10 @@ func (p *Proxy) end(ex *exchange, r *http.Request) {
 // last attempt's pick, if retry has not reported it, and counts the
 // request.
 func (p *Proxy) report(ex *exchange, r *http.Request, status int, d time.Duration) {
-	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: d}
+	rep := actors.Report{Final: true, Method: r.Method, Status: status, Duration: d, GRPC: ex.rec.grpc}
+	if rep.GRPC {
+		rep.GRPCStatus = grpcStatusAtEnd(&ex.rec, status)
+	}
 	switch {
 	case ex.backend != nil && !ex.reported:
 		rep.Backend, rep.Outcome, rep.Err, rep.Attempt = ex.backend, ex.fail.outcome(), ex.err, len(ex.tried)-1
@@ -376,7 +379,10 @@ func (p *Proxy) logAccess(ex *exchange, r *http.Request, status int, d time.Dura
 		// breaks or terminal controls into the log.
 		Method: r.Method, Path: r.URL.EscapedPath(), Client: r.RemoteAddr, Backend: "-",
 		Status: status, Duration: d, Bytes: ex.rec.bytes,
-		RequestID: ex.id, Attempts: len(ex.tried), Err: ex.err,
+		RequestID: ex.id, Attempts: len(ex.tried), Err: ex.err, GRPC: ex.rec.grpc,
+	}
+	if rec.GRPC {
+		rec.GRPCStatus = grpcStatusAtEnd(&ex.rec, status)
 	}
 	if ex.backend != nil {
 		rec.Backend = ex.backend.Name

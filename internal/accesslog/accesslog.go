@@ -91,8 +91,13 @@ type Record struct {
 	// configuration without routes keeps its lines as they were.
 	Pool, Route string
 	Status      int
-	Duration    time.Duration
-	Bytes       int64
+	// GRPC marks a gRPC call: its GRPCStatus, the grpc-status it ended
+	// with, is then logged after Status as grpc_status (other lines keep
+	// their bytes).
+	GRPC       bool
+	GRPCStatus int
+	Duration   time.Duration
+	Bytes      int64
 	// RequestID is logged when it is not "".
 	RequestID string
 	// Attempts is logged when it is more than 1.
@@ -140,6 +145,9 @@ func (l *Logger) appendText(buf []byte, t time.Time, r *Record) []byte {
 		buf = appendTextField(buf, "route", r.Route)
 	}
 	buf = appendTextInt(buf, "status", int64(r.Status))
+	if r.GRPC {
+		buf = appendTextInt(buf, "grpc_status", int64(r.GRPCStatus))
+	}
 	buf = appendTextValue(buf, "duration", r.Duration.String(), false)
 	buf = appendTextInt(buf, "bytes", r.Bytes)
 	if r.RequestID != "" {
@@ -308,6 +316,10 @@ func (l *Logger) appendJSON(buf []byte, t time.Time, r *Record) []byte {
 	if r.Err != nil {
 		buf = append(buf, `,"error":`...)
 		buf = appendJSONError(buf, r.Err)
+	}
+	if r.GRPC {
+		buf = append(buf, `,"grpc_status":`...)
+		buf = strconv.AppendInt(buf, int64(r.GRPCStatus), 10)
 	}
 	buf = append(buf, `,"method":`...)
 	buf = appendJSONString(buf, r.Method)

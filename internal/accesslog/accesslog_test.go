@@ -76,6 +76,9 @@ func records() []Record {
 	add(func(r *Record) { r.Err = textError{"oops"} })
 	add(func(r *Record) { r.Err = formatError{} })
 	add(func(r *Record) { r.Err = errors.New("") })
+	add(func(r *Record) { r.GRPC = true })
+	add(func(r *Record) { r.GRPC, r.GRPCStatus, r.Err, r.Attempts = true, 14, errors.New("refused"), 2 })
+	add(func(r *Record) { r.GRPC, r.GRPCStatus, r.Pool, r.Route = true, 4, "grpc", "svc" })
 	for _, d := range []time.Duration{1, 999, 1000, 1500, 999999, 1e6, 1500 * time.Millisecond, 3723 * time.Second, -5 * time.Millisecond} {
 		add(func(r *Record) { r.Duration = d })
 	}
@@ -96,7 +99,11 @@ func hclogLine(name string, json bool, at time.Time, r *Record) string {
 	if r.Route != "" {
 		args = append(args, "pool", r.Pool, "route", r.Route)
 	}
-	args = append(args, "status", r.Status, "duration", r.Duration, "bytes", r.Bytes)
+	args = append(args, "status", r.Status)
+	if r.GRPC {
+		args = append(args, "grpc_status", r.GRPCStatus)
+	}
+	args = append(args, "duration", r.Duration, "bytes", r.Bytes)
 	if r.RequestID != "" {
 		args = append(args, "request_id", r.RequestID)
 	}
