@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	mathrand "math/rand/v2"
 	"net/http"
@@ -27,15 +28,17 @@ func transportOptions(s *config.Settings, p config.Pool) transport.Options {
 }
 
 // selectorConfig is what a pool's selector needs from its settings; its
-// health probes go through tr, and its sticky cookies are keyed with
-// secret. Its policy is seeded at random.
-func selectorConfig(s config.Pool, secret []byte, tr http.RoundTripper) (actors.Config, error) {
+// HTTP health probes go through tr, its gRPC health probes verify https://
+// backends against cas (nil: the system's roots; the transport's
+// BackendCAs), and its sticky cookies are keyed with secret. Its policy is
+// seeded at random.
+func selectorConfig(s config.Pool, secret []byte, tr http.RoundTripper, cas *x509.CertPool) (actors.Config, error) {
 	policy, err := newPolicy(s, secret, mathrand.Uint64())
 	if err != nil {
 		return actors.Config{}, err
 	}
 	return actors.Config{
-		Backends: actorBackends(s), Policy: policy, Monitor: monitorConfig(s, tr),
+		Backends: actorBackends(s), Policy: policy, Monitor: monitorConfig(s, tr, cas),
 		Limits: actorLimits(s), Ejection: actorEjection(s), SlowStart: s.SlowStart,
 	}, nil
 }
@@ -50,14 +53,28 @@ func actorBackends(s config.Pool) []actors.BackendConfig {
 	return out
 }
 
-// monitorConfig returns how the health monitors probe: healthCheck
-// through rt every Health.Interval.
-func monitorConfig(s config.Pool, rt http.RoundTripper) actors.MonitorConfig {
+// monitorConfig returns how the health monitors probe, every
+// Health.Interval: healthCheck through rt, or, with Health.GRPC, the gRPC
+// check grpcCheck(s, cas) on connections of the monitors' own.
+func monitorConfig(s config.Pool, rt http.RoundTripper, cas *x509.CertPool) actors.MonitorConfig {
 	h := s.Health
-	return actors.MonitorConfig{
+	m := actors.MonitorConfig{
 		Check: healthCheck(s), Transport: rt,
 		Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall,
 	}
+	if h.GRPC {
+		m.GRPC = grpcCheck(s, cas)
+	}
+	return m
+}
+
+// grpcCheck returns what a gRPC health probe asks and where: the service
+// Health.GRPCService, with the Host, Headers and Port the HTTP probe would
+// use as its :authority, metadata and port, verifying https:// backends
+// against cas as the transport does.
+func grpcCheck(s config.Pool, cas *x509.CertPool) *actors.GRPCCheck {
+	h := s.Health
+	return &actors.GRPCCheck{Service: h.GRPCService, Authority: h.Host, Header: h.Headers.Clone(), Port: h.Port, RootCAs: cas}
 }
 
 // healthCheck returns what a probe asks for and what passes. config.Load

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"net/url"
 	"reflect"
 	"testing"
@@ -32,7 +33,7 @@ func TestWhatServeBuildsFromTheSettings(t *testing.T) {
 	if got := actorBackends(dp); !reflect.DeepEqual(got, want) {
 		t.Errorf("actorBackends = %+v, want all, the disabled one marked: %+v", got, want)
 	}
-	m := monitorConfig(dp, nil)
+	m := monitorConfig(dp, nil, nil)
 	if m.Check.Path != "/ready" || m.Interval != 5*time.Second || m.Timeout != time.Second || m.Rise != 4 || m.Fall != 6 {
 		t.Errorf("monitorConfig = %+v", m)
 	}
@@ -68,5 +69,28 @@ func TestTheDefaultHealthCheckIsTheDocumentedOne(t *testing.T) {
 	}
 	if newRateLimiter(config.Defaults()) != nil {
 		t.Error("a rate limiter by default")
+	}
+}
+
+func TestTheGRPCHealthCheckIsWiredWithTheBackendCAs(t *testing.T) {
+	s, err := config.Load([]string{
+		"--backend", "https://127.0.0.1:8081", "--health-grpc", "--health-grpc-service", "api.v1.Users",
+		"--health-host", "api.internal", "--health-header", "X-Probe-Token: s3cret", "--health-port", "9000",
+	}, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cas := x509.NewCertPool()
+	m := monitorConfig(s.EveryPool()[0], nil, cas)
+	g := m.GRPC
+	if g == nil {
+		t.Fatal("monitorConfig.GRPC is nil with --health-grpc")
+	}
+	if g.Service != "api.v1.Users" || g.Authority != "api.internal" || g.Port != 9000 || g.RootCAs != cas ||
+		g.Header.Get("X-Probe-Token") != "s3cret" {
+		t.Errorf("grpcCheck = %+v", g)
+	}
+	if m := monitorConfig(config.Defaults().EveryPool()[0], nil, cas); m.GRPC != nil {
+		t.Errorf("monitorConfig.GRPC = %+v by default, want nil (HTTP probes)", m.GRPC)
 	}
 }

@@ -39,7 +39,7 @@ type pool struct {
 func (b *balancer) buildPool(p config.Pool) (*pool, error) {
 	tr := b.transportFor(p)
 	secret := poolSecret(b.s.StickySecret(), p.Name)
-	cfg, err := selectorConfig(p, secret, tr)
+	cfg, err := selectorConfig(p, secret, tr, b.s.TLS.BackendCAs)
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", p.Name, err)
 	}

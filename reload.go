@@ -92,7 +92,7 @@ func (b *balancer) applyReload(ctx context.Context) error {
 		}
 		delete(old, ps.Name)
 		secret := poolSecret(s.StickySecret(), ps.Name)
-		cfg, err := selectorConfig(ps, secret, b.transportFor(ps))
+		cfg, err := selectorConfig(ps, secret, b.transportFor(ps), b.s.TLS.BackendCAs)
 		if err != nil {
 			return fmt.Errorf("reload: pool %s: %w", ps.Name, err)
 		}

@@ -31,6 +31,9 @@
 //   - Every goroutine has an owner that waits for it. The selector starts
 //     one Monitor per backend, stops it when the backend goes, and stops
 //     and waits for them all when Run ends; whoever starts Run waits for it.
+//     A monitor with a gRPC check owns its grpc.ClientConn, and so the
+//     goroutines grpc-go runs for it: it closes the connection before Run
+//     returns (monitor_grpc.go).
 //
 // # Where the details are
 //

@@ -194,8 +194,14 @@ type MonitorConfig struct {
 	// it only to probe some other way (tests do).
 	Probe ProbeFunc
 	// Check is what HTTPProbe asks for and expects; its zero value probes
-	// GET /health and passes on 2xx or 3xx. Ignored when Probe is set.
-	Check     HTTPCheck
+	// GET /health and passes on 2xx or 3xx. Ignored when Probe or GRPC is
+	// set.
+	Check HTTPCheck
+	// GRPC, if not nil, makes each monitor call grpc.health.v1.Health/Check
+	// on its backend over a gRPC connection of its own, as GRPCCheck says,
+	// instead of the HTTP probe; Check and Transport are then ignored. nil:
+	// HTTP probes. Ignored when Probe is set.
+	GRPC      *GRPCCheck
 	Transport http.RoundTripper // carries the probes; nil: see HTTPProbe
 	Interval  time.Duration     // between probes; 0: defaults.HealthInterval
 	Timeout   time.Duration     // per probe; 0: defaults.HealthTimeout
@@ -205,7 +211,7 @@ type MonitorConfig struct {
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
 	c.Check = c.Check.withDefaults()
-	if c.Probe == nil {
+	if c.Probe == nil && c.GRPC == nil {
 		c.Probe = HTTPProbe(c.Transport, c.Check)
 	}
 	if c.Interval <= 0 {
@@ -223,13 +229,60 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	return c
 }
 
+// prober checks one backend, and keeps what it needs between probes (the
+// gRPC check's connection). The monitor's goroutine makes it when Run
+// starts, alone calls Probe, and calls Close when Run ends.
+type prober interface {
+	// Probe checks the backend once; nil is a pass. It returns when ctx
+	// is done.
+	Probe(ctx context.Context) error
+	Close() error
+}
+
+// probeFunc is the prober of a ProbeFunc, which keeps nothing.
+type probeFunc struct {
+	f ProbeFunc
+	b *Backend
+}
+
+func (p probeFunc) Probe(ctx context.Context) error { return p.f(ctx, p.b) }
+func (probeFunc) Close() error                      { return nil }
+
+var (
+	_ prober = probeFunc{}
+	_ prober = failing{}
+)
+
+// failing is the prober of a check that could not be set up: every probe
+// fails with err.
+type failing struct{ err error }
+
+func (p failing) Probe(context.Context) error { return p.err }
+func (failing) Close() error                  { return nil }
+
+// newProber returns the prober of b that c (with defaults) describes:
+// Probe when set, else the gRPC check when GRPC is set, else Probe made
+// by withDefaults from Check.
+func (c MonitorConfig) newProber(b *Backend) prober {
+	if c.Probe != nil {
+		return probeFunc{c.Probe, b}
+	}
+	p, err := newGRPCProber(b, *c.GRPC, c.Interval, c.Timeout)
+	if err != nil {
+		return failing{err}
+	}
+	return p
+}
+
 // Monitor probes one backend and tells the selector when its health changes.
 //
 // Its goroutine is started and owned by the selector (one per backend) and
 // ends when the context given to Run is done. It owns nothing shared: its
-// only state is the streak counters below, and it talks to the selector by
-// two channels, out (transitions it saw) and suspect (the selector saw a
-// connection fail and already treats the backend as DOWN).
+// state is the streak counters below and, for a gRPC check, its own
+// connection to the backend (made when Run starts, closed before Run
+// returns); it talks to the selector by two channels, out (transitions it
+// saw) and suspect (the selector saw a connection fail and already treats
+// the backend as DOWN).
 type Monitor struct {
 	Backend *Backend
 	Config  MonitorConfig
@@ -255,10 +308,16 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Health, suspect <-chan str
 	}
 	h := hysteresis{rise: cfg.Rise, fall: cfg.Fall, up: !m.StartDown}
 	var stats ProbeStats
+	p := cfg.newProber(m.Backend)
+	defer func() {
+		if err := p.Close(); err != nil {
+			log.Debug("closing the probe's connection", "error", err)
+		}
+	}()
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	for {
-		err := m.probe(ctx, cfg)
+		err := probe(ctx, p, cfg.Timeout)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -331,10 +390,11 @@ func (m *Monitor) publish(stats *ProbeStats, err error) {
 	}
 }
 
-func (m *Monitor) probe(ctx context.Context, cfg MonitorConfig) error {
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+// probe runs one probe of p, given timeout.
+func probe(ctx context.Context, p prober, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return cfg.Probe(ctx, m.Backend)
+	return p.Probe(ctx)
 }
 
 // hysteresis applies the rise/fall rules to a stream of probe results.

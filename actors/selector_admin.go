@@ -333,10 +333,11 @@ func (s *Selector) reconfigure(cfg Config) error {
 // Probe, a hook for tests and embedders, is compared by its code alone:
 // two closures of one function literal, or two method values of one method,
 // count as the same probe. Checks are compared by their contents (see
-// HTTPCheck.equal), so a reload that reads the same check again does not
+// HTTPCheck.equal and GRPCCheck.equal), so a reload that reads the same check again does not
 // restart the monitors.
 func sameMonitor(a, b MonitorConfig) bool {
 	return reflect.ValueOf(a.Probe).Pointer() == reflect.ValueOf(b.Probe).Pointer() &&
 		a.Check.equal(b.Check) && a.Transport == b.Transport && a.Interval == b.Interval &&
-		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall
+		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall &&
+		(a.GRPC == nil) == (b.GRPC == nil) && (a.GRPC == nil || a.GRPC.equal(*b.GRPC))
 }

@@ -127,6 +127,13 @@ type Health struct {
 	Host     string        // the probes' Host header; "" (the default): the address probed
 	Headers  http.Header   // extra request headers; nil (the default): none
 	Port     int           // probed instead of each backend's port; 0 (the default): the backend's
+	// GRPC probes with grpc.health.v1.Health/Check instead of HTTP GET
+	// (Path, Expect and Body are then unused; Host, Headers and Port
+	// apply); false (the default): HTTP.
+	GRPC bool
+	// GRPCService is the service the gRPC check asks about; "" (the
+	// default): the server as a whole. Set only with GRPC.
+	GRPCService string
 }
 
 // Timeouts bound the balancer's exchanges with backends (file block timeouts).
@@ -316,6 +323,7 @@ func (l *loader) check(opts Options) {
 	case s.Edge.H2C && s.TLS.Cert != "":
 		l.problemFrom(rowByFlag["h2c"], "cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
 	}
+	checkGRPCHealth(s.Health, l.from, l.problemFrom)
 	if s.Edge.ProxyProtocol && len(s.Edge.TrustedProxies) == 0 {
 		l.problemFrom(rowByFlag["proxy-protocol"], "needs --trusted-proxy: the peers allowed to send PROXY headers")
 	}

@@ -112,7 +112,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"rate-burst": "0", "tls-cert": "", "tls-key": "", "backend-ca": "",
 		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
 		"health-expect": "", "health-body": "", "health-host": "", "health-header": "", "health-port": "0",
-		"pid-file": "",
+		"health-grpc": "false", "health-grpc-service": "", "pid-file": "",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -277,7 +277,7 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 		{"a block's attribute at the top level names its block", `interval = "5s"` + oneBackend,
 			[]string{`roundhouse.hcl:1:1: unknown attribute "interval" at the top level; it belongs in the health block`}},
 		{"an unknown attribute in a block lists the block's", "health {\n  intervall = \"5s\"\n}" + oneBackend,
-			[]string{`roundhouse.hcl:2:3: unknown attribute "intervall" in the health block (known: path, expect, body, host, headers, port, interval, timeout, rise, fall)`}},
+			[]string{`roundhouse.hcl:2:3: unknown attribute "intervall" in the health block (known: path, expect, body, host, headers, port, grpc, grpc_service, interval, timeout, rise, fall)`}},
 		{"an unknown block lists the known ones", "acme {\n}" + oneBackend,
 			[]string{`roundhouse.hcl:1:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls, pool, route)`}},
 		{"a block written as an attribute says so", "health = 3" + oneBackend,

@@ -63,7 +63,8 @@ type Pool struct {
 var poolKeys = []string{
 	"policy", "retries", "slow_start", "discover",
 	"health.path", "health.expect", "health.body", "health.host", "health.headers",
-	"health.port", "health.interval", "health.timeout", "health.rise", "health.fall",
+	"health.port", "health.grpc", "health.grpc_service",
+	"health.interval", "health.timeout", "health.rise", "health.fall",
 	"timeouts.dial", "timeouts.tls_handshake", "timeouts.response_header", "timeouts.request",
 	"limits.max_conns_per_backend", "limits.queue_size", "limits.queue_timeout",
 	"ejection.after", "ejection.time", "ejection.max_percent",
@@ -224,6 +225,7 @@ func (l *loader) poolFrom(pb *poolBlock) (Pool, bool) {
 			pb.sub.problemFrom(i, err.Error())
 		}
 	}
+	checkGRPCHealth(ps.Health, pb.sub.from, pb.sub.problemFrom)
 	ps.Backends = pb.sub.s.Backends
 	if err := (backends{}).validate(&ps); err != nil {
 		l.problems = append(l.problems, problemAt(pb.label, "pool "+pb.name+": backend "+err.Error()))

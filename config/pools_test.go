@@ -494,6 +494,7 @@ func TestEveryPoolKeyIsInheritedAndOverriddenByItself(t *testing.T) {
 		"health.host": {`"a.example"`, `"b.example"`}, "health.headers": {`{ "X-A" = "1" }`, `{ "X-B" = "2" }`},
 		"health.port": {"8001", "8002"}, "health.interval": {`"1s"`, `"2s"`}, "health.timeout": {`"100ms"`, `"200ms"`},
 		"health.rise": {"4", "5"}, "health.fall": {"6", "7"},
+		"health.grpc": {"true", "false"}, "health.grpc_service": {`"a.v1.A"`, `"b.v1.B"`},
 		"timeouts.dial": {`"1s"`, `"2s"`}, "timeouts.tls_handshake": {`"1s"`, `"2s"`},
 		"timeouts.response_header": {`"1s"`, `"2s"`}, "timeouts.request": {`"1s"`, `"2s"`},
 		"limits.max_conns_per_backend": {"1", "2"}, "limits.queue_size": {"1", "2"}, "limits.queue_timeout": {`"1s"`, `"2s"`},
@@ -505,6 +506,8 @@ func TestEveryPoolKeyIsInheritedAndOverriddenByItself(t *testing.T) {
 		}
 		return path + " = " + v
 	}
+	// Flags every load of a key gives: a gRPC service needs the gRPC check.
+	extra := map[string][]string{"health.grpc_service": {"--health-grpc"}}
 	for _, path := range poolKeys {
 		if path == "discover" {
 			continue
@@ -517,7 +520,7 @@ func TestEveryPoolKeyIsInheritedAndOverriddenByItself(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			api := func(top, pool string, args ...string) Pool {
 				t.Helper()
-				s, err := load(t, twoPools(top, pool), args...)
+				s, err := load(t, twoPools(top, pool), append(args, extra[path]...)...)
 				if err != nil {
 					t.Fatalf("Load: %v", err)
 				}
@@ -533,10 +536,14 @@ func TestEveryPoolKeyIsInheritedAndOverriddenByItself(t *testing.T) {
 			if fl := table[rowByPath[path]]; path != "health.headers" {
 				_, name := fl.names()
 				flagValue := strings.Trim(v[1], `"`)
-				if got := api(set(path, v[0]), "", "--"+name, flagValue); !reflect.DeepEqual(got, b) {
+				flag := []string{"--" + name, flagValue}
+				if fl.fileType() == "bool" {
+					flag = []string{"--" + name + "=" + flagValue}
+				}
+				if got := api(set(path, v[0]), "", flag...); !reflect.DeepEqual(got, b) {
 					t.Errorf("--%s %s is not inherited over the file's top level:\n%+v\nwant\n%+v", name, flagValue, got, b)
 				}
-				if got := api("", set(path, v[0]), "--"+name, flagValue); !reflect.DeepEqual(got, a) {
+				if got := api("", set(path, v[0]), flag...); !reflect.DeepEqual(got, a) {
 					t.Errorf("the pool's value does not win over --%s:\n%+v\nwant\n%+v", name, got, a)
 				}
 			}

@@ -54,6 +54,10 @@ var reference = map[string]flagDoc{
 		meaning: "a header sent with every probe (repeatable), e.g. a token; `Host` is refused (use `--health-host`), and so is a value with a control character other than tab"},
 	"health-port": {value: "N", def: "the backend's port",
 		meaning: "the port probed instead of each backend's own (a separate health listener); `0`: the backend's"},
+	"health-grpc": {
+		meaning: "probe each backend with gRPC's `grpc.health.v1.Health/Check` instead of `GET`: over TLS for an `https://` backend (verified as its requests are), cleartext HTTP/2 (h2c) otherwise; `SERVING` passes, any other answer, an error or no answer within `--health-timeout` fails. `--health-host`, `--health-header` (sent as metadata) and `--health-port` apply; `--health-path`, `--health-expect` and `--health-body` are refused with it. See [gRPC health checks](balancing.md#grpc-health-checks)"},
+	"health-grpc-service": {value: "NAME", def: "the server as a whole (`\"\"`)",
+		meaning: "the service `--health-grpc` asks about, such as `api.v1.Users`; needs `--health-grpc`"},
 	"health-interval": {value: "DUR",
 		meaning: "time between probes of one backend"},
 	"health-timeout": {value: "DUR",

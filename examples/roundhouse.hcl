@@ -79,6 +79,9 @@ health {
   # host   = "app.example" # the probes' Host header; default: the address probed (--health-host)
   # headers = { "X-Probe-Token" = "s3cret" } # extra headers (--health-header "Name: value", repeatable)
   # port   = 9000      # probed instead of each backend's own port; 0: theirs (--health-port)
+  # grpc   = true      # call grpc.health.v1.Health/Check instead of GET (h2c, or TLS for https://);
+  #                     # SERVING passes; path, expect and body are then refused (--health-grpc)
+  # grpc_service = "api.v1.Users" # the service asked about; default "": the whole server (--health-grpc-service)
   interval = "10s"     # between probes of one backend (--health-interval)
   timeout  = "2s"      # of one probe (--health-timeout)
   rise     = 2         # passes in a row that bring a DOWN backend UP (--rise)
