@@ -82,7 +82,7 @@ func freeGRPCBackends(t *testing.T, n int, extra ...string) []*grpcBackend {
 
 // grpcHealthArgs make the balancer check its gRPC backends with
 // grpc.health.v1.Health/Check, often, and change state on one probe.
-var grpcHealthArgs = []string{"--health-expect", "200-499", "--health-interval", "100ms", "--rise", "1", "--fall", "1"}
+var grpcHealthArgs = []string{"--health-grpc", "--health-interval", "100ms", "--rise", "1", "--fall", "1"}
 
 // startGRPCBalancer runs the balancer on a free port with the backends as
 // h2c:// backends, grpcHealthArgs and args, and returns it with its address.

@@ -146,11 +146,16 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 // matched. Last, http.Transport's "cannot rewind body after connection
 // loss" says that it would itself have resent the request on a fresh
 // connection, because the one it chose could take no new stream (it had
-// gone away), had it a GetBody: nothing was processed either.
+// gone away), had it a GetBody: nothing was processed either. So does
+// ReverseProxy's "invalid Read on closed Body": the HTTP/2 transport
+// closed the body when it gave up a stream on a connection that could
+// take no new one (before reading any of it), then resent the request
+// itself on another connection, whose read of that closed body failed.
 func refusedStream(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "REFUSED_STREAM") || strings.Contains(s, "graceful shutdown GOAWAY") ||
-		strings.Contains(s, "cannot rewind body after connection loss")
+		strings.Contains(s, "cannot rewind body after connection loss") ||
+		strings.Contains(s, "invalid Read on closed Body")
 }
 
 // modifyResponse pins the client to the backend that answered when the
