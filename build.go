@@ -23,6 +23,7 @@ func transportOptions(s *config.Settings, p config.Pool) transport.Options {
 	return transport.Options{
 		DialTimeout: p.Timeouts.Dial, TLSHandshakeTimeout: p.Timeouts.TLSHandshake,
 		ResponseHeaderTimeout: p.Timeouts.ResponseHeader, IdleConnTimeout: s.Timeouts.BackendIdle,
+		H2Ping:     s.Timeouts.BackendH2Ping,
 		BackendCAs: s.TLS.BackendCAs,
 	}
 }

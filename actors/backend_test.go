@@ -13,6 +13,7 @@ func TestParseBackendURLAcceptsBackendsAndNamesWhatIsWrong(t *testing.T) {
 	}{
 		{"a plain host and port is kept", "http://127.0.0.1:8081", "http://127.0.0.1:8081", true},
 		{"https with a path prefix is kept", "https://api.example:8443/v1", "https://api.example:8443/v1", true},
+		{"h2c, cleartext HTTP/2 by prior knowledge, is a backend scheme", "h2c://127.0.0.1:50051", "h2c://127.0.0.1:50051", true},
 		{"a lone slash is dropped", "http://127.0.0.1:8081/", "http://127.0.0.1:8081", true},
 		{"a missing scheme suggests one", "127.0.0.1:8081", "http://127.0.0.1:8081", false},
 		{"another scheme is refused", "ftp://h:21", `scheme "ftp"`, false},

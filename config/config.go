@@ -142,6 +142,7 @@ type Timeouts struct {
 	TLSHandshake   time.Duration // TLS handshake with an https backend
 	ResponseHeader time.Duration // waiting for a backend's response headers (then 504)
 	BackendIdle    time.Duration // an idle pooled backend connection is kept
+	BackendH2Ping  time.Duration // an HTTP/2 backend connection silent this long is pinged
 	ClientHeader   time.Duration // a client has to send its request headers
 	ClientIdle     time.Duration // an idle client keep-alive connection is kept
 	ClientBody     time.Duration // wait for each read of a request body (408 beyond); 0: none

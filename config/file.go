@@ -314,7 +314,9 @@ var backendAttributes = []backendAttribute{
 		if err != nil {
 			return err
 		}
-		b.ProxyProtocol, err = parseProxyProtocolVersion(str)
+		if b.ProxyProtocol, err = parseProxyProtocolVersion(str); err == nil && b.URL != nil && b.URL.Scheme == "h2c" {
+			err = errProxyProtocolH2C
+		}
 		return err
 	}},
 }

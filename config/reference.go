@@ -106,6 +106,8 @@ var reference = map[string]flagDoc{
 		meaning: "the process ID is written here once the balancer serves; after an [upgrade](operations.md#upgrading-without-dropping-a-connection) the new process rewrites it, and a process that stops removes it if it still names it"},
 	"backend-idle-timeout": {value: "DUR",
 		meaning: "how long an idle pooled backend connection is kept"},
+	"backend-h2-ping": {value: "DUR",
+		meaning: "an HTTP/2 backend connection (`h2c://`, or `https://` that chose h2) silent this long is sent a PING; unanswered as long again, the connection is closed and its requests fail (as a broken exchange), so a black-holed backend is found within twice this"},
 	"client-header-timeout": {value: "DUR",
 		meaning: "time a client has to send its request headers, and to finish a TLS handshake (slowloris)"},
 	"client-idle-timeout": {value: "DUR",

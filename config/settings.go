@@ -89,6 +89,9 @@ var table = []setting{
 	field[time.Duration]{path: "timeouts.backend_idle", flag: "backend-idle-timeout", def: defaults.BackendIdleTimeout,
 		usage: "how long an idle pooled backend connection is kept",
 		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.BackendIdle }, check: positive},
+	field[time.Duration]{path: "timeouts.backend_h2_ping", flag: "backend-h2-ping", def: defaults.BackendH2Ping,
+		usage: "ping an HTTP/2 backend connection silent this long; unanswered as long again, it is closed",
+		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.BackendH2Ping }, check: positive},
 	field[time.Duration]{path: "timeouts.client_header", flag: "client-header-timeout", def: defaults.ClientHeaderTimeout,
 		usage: "time a client has to send its request headers",
 		ptr:   func(s *Settings) *time.Duration { return &s.Timeouts.ClientHeader }, check: positive},
@@ -633,6 +636,9 @@ func parseBackend(s string) (Backend, error) {
 			if err != nil {
 				return b, fmt.Errorf("proxy-protocol: %w", err)
 			}
+			if u.Scheme == "h2c" {
+				return b, fmt.Errorf("proxy-protocol: %w", errProxyProtocolH2C)
+			}
 			b.ProxyProtocol = v
 		default:
 			return b, fmt.Errorf("unknown option %q (known: weight=N, proxy-protocol=v1|v2)", opt)
@@ -640,6 +646,11 @@ func parseBackend(s string) (Backend, error) {
 	}
 	return b, nil
 }
+
+// errProxyProtocolH2C refuses PROXY protocol for an h2c backend: the
+// header belongs to a connection, and HTTP/2 carries many clients'
+// requests on each (see transport/proxyproto_out.go).
+var errProxyProtocolH2C = errors.New("not for an h2c:// backend, whose connections carry many clients' requests")
 
 // parseProxyProtocolVersion reads a backend's PROXY protocol version: "v1"
 // or "v2".

@@ -116,7 +116,7 @@ func (p *dnsProvider) resolve(ctx context.Context) (Set, time.Duration, error) {
 		}
 		out := Set{}
 		for _, a := range addrs {
-			b := Backend{URL: backendURL(a, p.spec.Port), Weight: 1, Enabled: true}
+			b := Backend{URL: backendURL(p.spec.Scheme, a, p.spec.Port), Weight: 1, Enabled: true}
 			out[b.URL.String()] = b
 		}
 		return out, ttl, nil
@@ -176,7 +176,7 @@ func (p *dnsProvider) resolveSRV(ctx context.Context) (Set, time.Duration, error
 			w = srvWeight(int(s.Weight), maxWeight)
 		}
 		for _, a := range addrs {
-			b := Backend{URL: backendURL(a, int(s.Port)), Weight: w, Enabled: true}
+			b := Backend{URL: backendURL(p.spec.Scheme, a, int(s.Port)), Weight: w, Enabled: true}
 			if old, dup := out[b.URL.String()]; !dup || old.Weight < w {
 				out[b.URL.String()] = b
 			}
@@ -278,7 +278,10 @@ func negativeTTL(r *dns.Msg) time.Duration {
 
 func seconds(ttl uint32) time.Duration { return time.Duration(ttl) * time.Second }
 
-// backendURL is http://addr:port.
-func backendURL(a netip.Addr, port int) *url.URL {
-	return &url.URL{Scheme: "http", Host: net.JoinHostPort(a.String(), strconv.Itoa(port))}
+// backendURL is scheme://addr:port; scheme "" is http.
+func backendURL(scheme string, a netip.Addr, port int) *url.URL {
+	if scheme == "" {
+		scheme = "http"
+	}
+	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(a.String(), strconv.Itoa(port))}
 }

@@ -1,11 +1,16 @@
 package discovery
 
 import (
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/internal/dnstest"
 )
@@ -173,4 +178,37 @@ func TestDNSTTLIsBounded(t *testing.T) {
 		})
 		t.Logf("records changed under TTL 3600 → backend set changed in %v (MaxTTL %v)", took.Round(time.Millisecond), maxTTL)
 	})
+}
+
+// TestDNSSchemeOption: ?scheme=h2c makes the addresses h2c:// backends,
+// which the balancer reaches over cleartext HTTP/2.
+func TestDNSSchemeOption(t *testing.T) {
+	d := dnstest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	})}
+	var wg conc.WaitGroup
+	wg.Go(func() { _ = srv.Serve(ln) })
+	t.Cleanup(func() { _ = srv.Close(); wg.Wait() })
+	ip, port := hostPort(t, "http://"+ln.Addr().String())
+	d.Set(t, false, "grpc.test. 1 IN A "+ip)
+	a := startInstance(t, "a", "round-robin", nil, nil, dnsOptions(d.Addr), "dns+a://grpc.test:"+strconv.Itoa(port)+"?scheme=h2c")
+	if got, want := a.backends(t), weighted("h2c://"+ln.Addr().String()); !slices.Equal(got, want) {
+		t.Fatalf("backends = %v, want %v", got, want)
+	}
+	resp, err := a.client.Get(a.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "HTTP/2.0" {
+		t.Errorf("the backend saw %q, want HTTP/2.0", body)
+	}
 }

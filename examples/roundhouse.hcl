@@ -93,6 +93,7 @@ timeouts {
   tls_handshake   = "5s"   # TLS handshake with an https backend (--tls-handshake-timeout)
   response_header = "30s"  # waiting for response headers; then 504 (--response-header-timeout)
   backend_idle    = "90s"  # an idle pooled backend connection is kept (--backend-idle-timeout)
+  backend_h2_ping = "5s"   # ping an HTTP/2 backend connection silent this long; closed if unanswered as long again (--backend-h2-ping)
   client_header   = "10s"  # a client has to send its request headers (--client-header-timeout)
   client_idle     = "120s" # an idle client keep-alive connection is kept (--client-idle-timeout)
   client_body     = "60s"  # wait for the next bytes of a request body; then 408; 0: none (--client-body-timeout)

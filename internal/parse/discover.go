@@ -33,6 +33,10 @@ type Discovery struct {
 	Name string
 	// Port is the backends' port for KindDNSA (SRV records give their own).
 	Port int
+	// Scheme is the scheme of the backends DNS finds: "http" (the
+	// default), "https" or "h2c", from the URL's ?scheme= option. "" for
+	// etcd, whose values give their URLs whole.
+	Scheme string
 }
 
 const urlExamples = "etcd://127.0.0.1:2379/roundhouse/backends, dns+srv://_web._tcp.service.consul or dns+a://web.default.svc.cluster.local:8080"
@@ -40,18 +44,21 @@ const urlExamples = "etcd://127.0.0.1:2379/roundhouse/backends, dns+srv://_web._
 // DiscoverURL reads a --discover value:
 //
 //	etcd://HOST[:PORT][,HOST[:PORT]...]/PREFIX   every key under PREFIX/ is a backend (port 2379 by default)
-//	dns+srv://NAME                               SRV records: one backend per target address and port
-//	dns+a://NAME:PORT                            A and AAAA records: one backend per address, on PORT
+//	dns+srv://NAME[?scheme=S]                    SRV records: one backend per target address and port
+//	dns+a://NAME:PORT[?scheme=S]                 A and AAAA records: one backend per address, on PORT
 //
-// Backends found through DNS are http:// ones; an etcd key gives its URL
-// whole. Schemes and DNS names are case-insensitive; user info, queries
-// and fragments are refused.
+// Backends found through DNS are http:// ones, or, with ?scheme=h2c or
+// ?scheme=https, h2c:// (cleartext HTTP/2, as gRPC services speak it) or
+// https:// ones; an etcd key gives its URL whole. Schemes and DNS names
+// are case-insensitive; user info, fragments, and any other query are
+// refused.
 func DiscoverURL(raw string) (Discovery, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return Discovery{}, fmt.Errorf("want a URL such as %s", urlExamples)
 	}
-	if strings.ContainsAny(rest, "?#@") {
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if strings.ContainsAny(rest, "#@") || strings.ContainsAny(query, "#@") {
 		return Discovery{}, errors.New("must not carry user info, a query or a fragment")
 	}
 	for _, r := range rest {
@@ -59,7 +66,44 @@ func DiscoverURL(raw string) (Discovery, error) {
 			return Discovery{}, fmt.Errorf("character %q not allowed", r)
 		}
 	}
-	switch kind := strings.ToLower(scheme); kind {
+	kind := strings.ToLower(scheme)
+	backendScheme := "http"
+	if hasQuery {
+		var err error
+		if backendScheme, err = schemeOption(kind, query); err != nil {
+			return Discovery{}, err
+		}
+	}
+	d, err := discoverKind(kind, scheme, rest)
+	if err != nil {
+		return Discovery{}, err
+	}
+	if d.Kind != KindEtcd {
+		d.Scheme = backendScheme
+	}
+	return d, nil
+}
+
+// schemeOption reads a DNS source's query: scheme=http, https or h2c, and
+// nothing else.
+func schemeOption(kind, query string) (string, error) {
+	if kind != KindDNSSRV && kind != KindDNSA {
+		return "", errors.New("must not carry user info, a query or a fragment")
+	}
+	name, value, _ := strings.Cut(query, "=")
+	if name != "scheme" || strings.ContainsAny(value, "&;") {
+		return "", fmt.Errorf("query %q: the only option is scheme=http, https or h2c", query)
+	}
+	switch v := strings.ToLower(value); v {
+	case "http", "https", "h2c":
+		return v, nil
+	}
+	return "", fmt.Errorf("scheme=%q: want http, https or h2c", value)
+}
+
+// discoverKind parses the part of a --discover URL after "kind://".
+func discoverKind(kind, scheme, rest string) (Discovery, error) {
+	switch kind {
 	case KindEtcd:
 		return parseEtcd(rest)
 	case KindDNSSRV:
@@ -170,11 +214,15 @@ func domainName(s string) (string, error) {
 // scheme and name, every etcd port given, the prefix's slashes. DiscoverURL
 // gives s back from it.
 func (s Discovery) String() string {
+	opt := ""
+	if s.Scheme != "" && s.Scheme != "http" {
+		opt = "?scheme=" + s.Scheme
+	}
 	switch s.Kind {
 	case KindEtcd:
 		return "etcd://" + strings.Join(s.Endpoints, ",") + s.Prefix
 	case KindDNSA:
-		return "dns+a://" + net.JoinHostPort(s.Name, strconv.Itoa(s.Port))
+		return "dns+a://" + net.JoinHostPort(s.Name, strconv.Itoa(s.Port)) + opt
 	}
-	return s.Kind + "://" + s.Name
+	return s.Kind + "://" + s.Name + opt
 }

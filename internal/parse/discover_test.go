@@ -19,7 +19,13 @@ func TestDiscoverURL(t *testing.T) {
 		{"dns+srv with a service name", "dns+srv://_http._tcp.Web.Service.Consul.",
 			Discovery{Kind: KindDNSSRV, Name: "_http._tcp.web.service.consul"}, "dns+srv://_http._tcp.web.service.consul"},
 		{"dns+a with a port", "dns+a://web.default.svc.cluster.local:8080/",
-			Discovery{Kind: KindDNSA, Name: "web.default.svc.cluster.local", Port: 8080}, "dns+a://web.default.svc.cluster.local:8080"},
+			Discovery{Kind: KindDNSA, Name: "web.default.svc.cluster.local", Port: 8080, Scheme: "http"}, "dns+a://web.default.svc.cluster.local:8080"},
+		{"dns+srv finding h2c backends", "dns+srv://_grpc._tcp.api.test?scheme=h2c",
+			Discovery{Kind: KindDNSSRV, Name: "_grpc._tcp.api.test", Scheme: "h2c"}, "dns+srv://_grpc._tcp.api.test?scheme=h2c"},
+		{"dns+a finding https backends", "dns+a://api.test:443/?scheme=HTTPS",
+			Discovery{Kind: KindDNSA, Name: "api.test", Port: 443, Scheme: "https"}, "dns+a://api.test:443?scheme=https"},
+		{"dns+a saying http", "dns+a://api.test:80?scheme=http",
+			Discovery{Kind: KindDNSA, Name: "api.test", Port: 80, Scheme: "http"}, "dns+a://api.test:80"},
 	}
 	for _, tc := range good {
 		t.Run(tc.name, func(t *testing.T) {
@@ -28,7 +34,7 @@ func TestDiscoverURL(t *testing.T) {
 				t.Fatalf("DiscoverURL(%q): %v", tc.raw, err)
 			}
 			if got.Kind != tc.want.Kind || !slices.Equal(got.Endpoints, tc.want.Endpoints) || got.Prefix != tc.want.Prefix ||
-				got.Name != tc.want.Name || got.Port != tc.want.Port {
+				got.Name != tc.want.Name || got.Port != tc.want.Port || (tc.want.Scheme != "" && got.Scheme != tc.want.Scheme) {
 				t.Errorf("DiscoverURL(%q) = %+v, want %+v", tc.raw, got, tc.want)
 			}
 			if s := got.String(); s != tc.canonical {
@@ -57,6 +63,11 @@ func TestDiscoverURL(t *testing.T) {
 		{"dns+a://web.test:http", `bad port "http"`},
 		{"dns+a://web.test:08080", `bad port "08080"`},
 		{"dns+a://" + strings.Repeat("a", 64) + ":80", "over-long label"},
+		{"dns+srv://x?scheme=ftp", `scheme="ftp": want http, https or h2c`},
+		{"dns+srv://x?port=1", "the only option is scheme"},
+		{"dns+srv://x?scheme=h2c&scheme=http", "the only option is scheme"},
+		{"dns+a://x:1?scheme=h2c#f", "fragment"},
+		{"etcd://h/p?scheme=h2c", "query"},
 	}
 	for _, tc := range bad {
 		t.Run("refuses "+tc.raw, func(t *testing.T) {
