@@ -199,7 +199,7 @@ func TestGRPCBackendKilledUnderLoad(t *testing.T) {
 		t.Error("the loop killed nothing")
 	}
 	if t.Failed() {
-		t.Logf("balancer's output (errors):\n%s", grepLines(lb.output(), "grpc_status=1", "status=5", "backend down", "backend up", "ERROR", "WARN"))
+		t.Logf("balancer's output (errors):\n%s", grepLines(lb.output(), "grpc_status=14", "grpc_status=13", "grpc_status=2 ", "status=5", "backend down", "backend up", "ERROR", "WARN"))
 	}
 }
 
@@ -257,7 +257,7 @@ func TestGRPCBackendSendingGOAWAYUnderLoadLosesNothing(t *testing.T) {
 		t.Errorf("only %d calls in 3 s", len(calls))
 	}
 	if t.Failed() {
-		t.Logf("balancer's output (errors):\n%s", grepLines(lb.output(), "grpc_status=1", "status=5", "ERROR", "WARN", "error", "attempts="))
+		t.Logf("balancer's output (errors):\n%s", grepLines(lb.output(), "grpc_status=14", "grpc_status=13", "grpc_status=2 ", "status=5", "ERROR", "WARN", "error", "attempts="))
 	}
 }
 
@@ -332,7 +332,7 @@ func TestGRPCBlackHoledBackendIsFoundByPings(t *testing.T) {
 		t.Errorf("only %d calls after the bound", afterBound)
 	}
 	if t.Failed() {
-		t.Logf("balancer's output (errors):\n%s", grepLines(lb.output(), "grpc_status=1", "status=5", "backend down", "backend up", "ERROR", "WARN"))
+		t.Logf("balancer's output (errors):\n%s", grepLines(lb.output(), "grpc_status=14", "grpc_status=13", "grpc_status=2 ", "status=5", "backend down", "backend up", "ERROR", "WARN"))
 	}
 	// A call on a fresh client after the resumption reaches every backend
 	// again (the balancer sees the resumed one UP).
