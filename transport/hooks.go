@@ -33,6 +33,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)
+	ex.responded = nil
+	if ex.body != nil && !ex.http1 && pr.Out.Body != nil {
+		ex.responded = make(chan struct{})
+		pr.Out.Body = &streamBody{ReadCloser: pr.Out.Body, src: ex.body.src, responded: ex.responded}
+	}
 	if ex.body != nil && pr.Out.URL.Scheme != "h2c" {
 		// Lets http.Transport resend on a fresh connection when a pooled one
 		// turns out dead before any byte was written. Not for h2c: with
@@ -168,6 +173,10 @@ func refusedStream(err error) bool {
 // of protocols, whose body ReverseProxy needs as it is.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex := exchangeOf(resp.Request)
+	if ex.responded != nil {
+		close(ex.responded) // no retry now: a Close of the body may reach the client's
+		ex.responded = nil
+	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		ex.respBody = responseBody{ReadCloser: resp.Body, ex: ex}
 		resp.Body = &ex.respBody
