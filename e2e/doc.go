@@ -24,6 +24,11 @@
 //	systemd_test.go      sd_notify, socket activation, the example units
 //	memory_test.go       backpressure: the balancer's RSS with a slow client
 //	chaos_test.go        backends killed and restarted under load
+//	grpc_*_test.go       gRPC through h2c:// backends: gRPC's own interop
+//	                     cases (h2c and TLS), kill -9, SIGSTOP and GOAWAY
+//	                     under load, gRPC health, the balancer's errors as
+//	                     gRPC codes; the backends are grpc-go interop
+//	                     servers run as processes (internal/grpcbackend)
 //
 // The helpers live once: helpers_test.go has TestMain and the small ones
 // (config and token files, requests, demo backends); process_test.go runs
@@ -36,6 +41,10 @@
 //
 //	go test -race ./e2e/
 //
-// TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing
-// and TestSlowClientDoesNotMakeTheBalancerBuffer are skipped with -short.
+// TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing,
+// TestGRPCBackendKilledUnderLoad and
+// TestSlowClientDoesNotMakeTheBalancerBuffer are skipped with -short. The
+// gRPC tests alone:
+//
+//	go test -race -run 'GRPC' ./e2e/
 package e2e
