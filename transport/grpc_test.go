@@ -84,6 +84,13 @@ func (s *testService) FullDuplexCall(st grpc.BidiStreamingServer[grpc_testing.St
 // h2c:// URL.
 func startGRPC(t *testing.T, name string) (string, *testService) {
 	t.Helper()
+	u, svc, _ := startGRPCServer(t, name)
+	return u, svc
+}
+
+// startGRPCServer is startGRPC, and also returns the server.
+func startGRPCServer(t *testing.T, name string) (string, *testService, *grpc.Server) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +101,7 @@ func startGRPC(t *testing.T, name string) (string, *testService) {
 	var wg conc.WaitGroup
 	wg.Go(func() { _ = srv.Serve(ln) })
 	t.Cleanup(func() { srv.Stop(); wg.Wait() })
-	return "h2c://" + ln.Addr().String(), svc
+	return "h2c://" + ln.Addr().String(), svc, srv
 }
 
 // grpcClient is a real grpc-go client of the balancer b, speaking h2c to it.
@@ -508,4 +515,98 @@ func mustBackend(t *testing.T, b *balancer, u string) *actors.Backend {
 	}
 	b.sel.Report(actors.Report{Backend: got, Final: true})
 	return got
+}
+
+// startBlackHole starts an HTTP/2 backend that accepts connections and
+// reads whatever comes but never writes a byte, like a process frozen by
+// SIGSTOP behind a kernel that still accepts and acknowledges.
+func startBlackHole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg conc.WaitGroup
+	conns := make(chan net.Conn, 64)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+			wg.Go(func() { _, _ = io.Copy(io.Discard, c) })
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		for done := false; !done; {
+			select {
+			case c := <-conns:
+				_ = c.Close()
+			default:
+				done = true
+			}
+		}
+		wg.Wait()
+	})
+	return "h2c://" + ln.Addr().String()
+}
+
+// TestPingsFindABlackHoledBackend: a request on a connection that goes
+// silent fails once a ping goes unanswered (2 × H2Ping), well before the
+// response header timeout, and an idempotent one moves to another backend.
+func TestPingsFindABlackHoledBackend(t *testing.T) {
+	const ping = 200 * time.Millisecond
+	hole := startBlackHole(t)
+	good := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "good") }))
+	b := newBalancer(t, balancerOptions{h2Ping: ping, retries: 1, responseHeaderTimeout: time.Minute, policy: actors.First{}}, hole, good)
+	start := time.Now()
+	code, _, body := b.get(t, "/")
+	if code != http.StatusOK || body != "good" {
+		t.Errorf("got %d %q, want 200 from the other backend", code, body)
+	}
+	if d := time.Since(start); d > 10*ping+2*time.Second {
+		t.Errorf("took %v: the silent connection was not found by pings (H2Ping %v)", d, ping)
+	}
+	b.log.waitFor(t, 1, "retrying on another backend", "backend="+hole)
+}
+
+// TestAGracefulStopUnderLoadFailsNoCall: a grpc-go backend stopped
+// gracefully (GOAWAY, then its listener closes) while unary calls keep
+// coming: calls it had accepted finish there, the others go to the other
+// backend, and none fails.
+func TestAGracefulStopUnderLoadFailsNoCall(t *testing.T) {
+	u1, _, s1 := startGRPCServer(t, "one")
+	u2, _ := startGRPC(t, "two")
+	b := newBalancer(t, balancerOptions{frontend: h2cFrontend(), retries: 2, retryBuffer: 64 << 10}, u1, u2)
+	c := grpcClient(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const workers, calls = 8, 60
+	errs := make(chan error, workers*calls)
+	started := make(chan struct{}, workers*calls)
+	var wg conc.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range calls {
+				started <- struct{}{}
+				_, err := c.UnaryCall(ctx, &grpc_testing.SimpleRequest{Payload: &grpc_testing.Payload{Body: []byte("x")}})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for range workers * calls / 4 {
+		<-started
+	}
+	var stop conc.WaitGroup
+	stop.Go(s1.GracefulStop)
+	wg.Wait()
+	stop.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("call failed: %v", err)
+	}
 }

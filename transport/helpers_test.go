@@ -65,6 +65,7 @@ type balancerOptions struct {
 	proxyProtocol         *ProxyProtocolOptions // logging to the balancer's log; nil: no PROXY protocol
 	sendProxy             int                   // every backend's BackendConfig.ProxyProtocol
 	limits                actors.Limits         // connection caps and their queue; zero: none
+	h2Ping                time.Duration         // Options.H2Ping; 0: its default
 }
 
 func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer {
@@ -72,7 +73,7 @@ func newBalancer(t *testing.T, o balancerOptions, backends ...string) *balancer 
 	sink := newLogSink()
 	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
 	trOpts := Options{ResponseHeaderTimeout: o.responseHeaderTimeout, DialTimeout: time.Second, BackendCAs: o.backendCAs,
-		TLSHandshakeTimeout: o.tlsHandshakeTimeout}
+		TLSHandshakeTimeout: o.tlsHandshakeTimeout, H2Ping: o.h2Ping}
 	tr := New(trOpts)
 	t.Cleanup(tr.CloseIdleConnections)
 	rt := WithProxyProtocol(tr, trOpts)
