@@ -157,6 +157,26 @@ func TestRequestCounts(t *testing.T) {
 	}
 }
 
+func TestGRPCCounts(t *testing.T) {
+	var c requestCounts
+	for _, r := range []Report{
+		{Final: true, Method: "POST", Status: 200, GRPC: true, GRPCStatus: 0},
+		{Final: true, Method: "POST", Status: 200, GRPC: true, GRPCStatus: 14},
+		{Final: true, Method: "POST", Status: 200, GRPC: true, GRPCStatus: 14},
+		{Final: true, Method: "POST", Status: 200, GRPC: true, GRPCStatus: 99}, // no such code: UNKNOWN
+		{Final: true, Method: "GET", Status: 200},                              // not gRPC
+		{Method: "POST", Status: 200, GRPC: true, GRPCStatus: 14},              // not final
+	} {
+		c.add(r)
+	}
+	if want := map[int]uint64{0: 1, 14: 2, 2: 1}; !maps.Equal(c.byGRPC, want) {
+		t.Errorf("gRPC statuses %v, want %v", c.byGRPC, want)
+	}
+	if want := map[RequestClass]uint64{{"POST", "2xx"}: 4, {"GET", "2xx"}: 1}; !maps.Equal(c.byClass, want) {
+		t.Errorf("classes %v, want %v: a gRPC call is a request too", c.byClass, want)
+	}
+}
+
 // hist builds a Histogram with the given bucket counts (index: count).
 func hist(counts map[int]uint64, sum float64) Histogram {
 	h := Histogram{Counts: make([]uint64, len(DurationBuckets)+1), Sum: sum}

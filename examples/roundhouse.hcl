@@ -29,7 +29,8 @@ retries = 2
 shutdown_grace = "15s"
 
 # Backends, in policy order, one block each, labelled with the URL:
-# http:// or https://, host, optional port and optional path prefix.
+# http://, https:// or h2c:// (cleartext HTTP/2 by prior knowledge, as gRPC
+# services speak it), host, optional port and optional path prefix.
 # --backend URL[,weight=N] on the command line replaces all of them.
 #
 #   weight   share of traffic for weighted-round-robin, 0 to 1000; 0 makes a
@@ -56,8 +57,8 @@ backend "http://127.0.0.1:8083" {
 # docs/scale-out.md.
 #   etcd://HOST:PORT[,HOST:PORT...]/PREFIX   every key under PREFIX/ is a backend:
 #                                            {"url": "http://10.0.0.5:8080", "weight": 1, "enabled": true}
-#   dns+srv://NAME                           SRV records (Consul, Kubernetes): target addresses and ports
-#   dns+a://NAME:PORT                        A/AAAA records (a Kubernetes headless Service): one backend per address
+#   dns+srv://NAME[?scheme=h2c|https]        SRV records (Consul, Kubernetes): target addresses and ports
+#   dns+a://NAME:PORT[?scheme=h2c|https]     A/AAAA records (a Kubernetes headless Service): one backend per address
 # discover = ["etcd://127.0.0.1:2379/roundhouse/backends", "dns+srv://_web._tcp.service.consul"]
 
 # The resolver the dns+srv:// and dns+a:// sources ask, host[:port] (port

@@ -1,8 +1,8 @@
 // Package transport is the balancer's data path: the client-facing server
 // (Frontend) and the handler that forwards each request (Proxy). Handler
 // goroutines ask the selector (package actors) for a backend and send the
-// request through one shared, tuned *http.Transport with
-// httputil.ReverseProxy.
+// request through one shared, tuned Transport (an *http.Transport, with an
+// h2c sibling for cleartext HTTP/2 backends) with httputil.ReverseProxy.
 //
 // # One request
 //
@@ -34,13 +34,14 @@
 //	body.go           replayableBody: the request body, resendable and capped
 //	recorder.go       recorder: the client's ResponseWriter, status and bytes
 //	hooks.go          ReverseProxy's hooks: rewrite, modifyResponse, recordError
+//	grpc.go           gRPC calls: the balancer's errors as gRPC statuses, grpc-timeout
 //	forwarded.go      X-Forwarded-* and Forwarded; TrustedProxies
 //	tunnels.go        Tunnels: the count of upgraded connections (WebSockets)
 //	buffers.go        the response copy's buffer pool
 //
 // The backend side:
 //
-//	transport.go      New: the one shared *http.Transport
+//	transport.go      New: the one shared Transport, for http://, https:// and h2c://
 //	proxyproto_out.go PROXY protocol out: a header per connection to a backend
 //
 // # Goroutines

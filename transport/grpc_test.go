@@ -24,10 +24,12 @@ import (
 
 // testService is a grpc_testing.TestService on a real grpc-go server: it
 // echoes, streams, fails and waits as each test asks, and says on
-// cancelled when a call's context ends before the call does.
+// cancelled when a call's context ends before the call does. A unary
+// call with x-hang metadata says so on hanging and waits for its end.
 type testService struct {
 	grpc_testing.UnimplementedTestServiceServer
 	name      string
+	hanging   chan struct{} // capacity 16; a send per hanging call that arrived
 	cancelled chan struct{} // capacity 16; a send per call cancelled under it
 }
 
@@ -38,6 +40,7 @@ func (s *testService) UnaryCall(ctx context.Context, req *grpc_testing.SimpleReq
 		_ = grpc.SetTrailer(ctx, metadata.Pairs("x-trailer-echo", v[0]))
 	}
 	if len(md.Get("x-hang")) > 0 {
+		s.hanging <- struct{}{}
 		<-ctx.Done()
 		s.cancelled <- struct{}{}
 		return nil, ctx.Err()
@@ -95,7 +98,7 @@ func startGRPCServer(t *testing.T, name string) (string, *testService, *grpc.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &testService{name: name, cancelled: make(chan struct{}, 16)}
+	svc := &testService{name: name, hanging: make(chan struct{}, 16), cancelled: make(chan struct{}, 16)}
 	srv := grpc.NewServer()
 	grpc_testing.RegisterTestServiceServer(srv, svc)
 	var wg conc.WaitGroup
@@ -117,6 +120,16 @@ func grpcClient(t *testing.T, b *balancer) grpc_testing.TestServiceClient {
 }
 
 func h2cFrontend() FrontendOptions { return FrontendOptions{H2C: true} }
+
+// waitFor waits, 10 seconds at most, for a signal on c.
+func waitFor(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
 
 func TestGRPCThroughH2CBackends(t *testing.T) {
 	u1, _ := startGRPC(t, "one")
@@ -226,11 +239,7 @@ func TestGRPCCancelledStreamIsCancelledAtTheBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	select {
-	case <-svc.cancelled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the backend's stream was not cancelled")
-	}
+	waitFor(t, svc.cancelled, "the backend's stream to be cancelled")
 	if _, err := st.Recv(); status.Code(err) != codes.Canceled {
 		t.Errorf("client: %v, want Canceled", err)
 	}
@@ -254,7 +263,11 @@ func TestGRPCBalancerErrorsDecodeAsGRPCStatuses(t *testing.T) {
 		if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || st.Message() != "backend did not answer in time" {
 			t.Errorf("got %v %q, want DeadlineExceeded from the balancer", st.Code(), st.Message())
 		}
-		<-svc.cancelled // and the backend's call was cancelled
+		select {
+		case <-svc.hanging: // the call reached the backend (it may not have, in time)
+			waitFor(t, svc.cancelled, "the backend's call to be cancelled")
+		default:
+		}
 	})
 	t.Run("every backend busy is RESOURCE_EXHAUSTED", func(t *testing.T) {
 		u, svc := startGRPC(t, "one")
@@ -265,17 +278,14 @@ func TestGRPCBalancerErrorsDecodeAsGRPCStatuses(t *testing.T) {
 		wg.Go(func() {
 			_, _ = c.UnaryCall(metadata.AppendToOutgoingContext(hctx, "x-hang", "1"), &grpc_testing.SimpleRequest{})
 		})
-		waitUntil(t, 5*time.Second, "the hanging call holds the one slot", func() bool {
-			st, err := b.sel.Status(ctx)
-			return err == nil && st[0].InFlight == 1
-		})
+		waitFor(t, svc.hanging, "the hanging call to hold the one slot")
 		_, err := c.UnaryCall(ctx, &grpc_testing.SimpleRequest{})
 		if st := status.Convert(err); st.Code() != codes.ResourceExhausted {
 			t.Errorf("got %v %q, want ResourceExhausted", st.Code(), st.Message())
 		}
 		hcancel()
 		wg.Wait()
-		<-svc.cancelled
+		waitFor(t, svc.cancelled, "the backend's call to be cancelled")
 	})
 	t.Run("the rate limit is RESOURCE_EXHAUSTED", func(t *testing.T) {
 		u, _ := startGRPC(t, "one")
@@ -608,5 +618,52 @@ func TestAGracefulStopUnderLoadFailsNoCall(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("call failed: %v", err)
+	}
+}
+
+func TestIsGRPC(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/grpc": true, "application/grpc+proto": true, "application/grpc+json": true,
+		"Application/GRPC": true, "application/grpc;charset=utf-8": true,
+		"application/grpc-web": false, "application/grpc-web+proto": false, "application/grpcx": false,
+		"application/json": false, "": false, "application/grp": false,
+	} {
+		r := &http.Request{Header: http.Header{"Content-Type": {ct}}}
+		if got := isGRPC(r); got != want {
+			t.Errorf("isGRPC(content-type %q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
+func TestGRPCTimeoutHeader(t *testing.T) {
+	tests := []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"1H", time.Hour, true}, {"2M", 2 * time.Minute, true}, {"3S", 3 * time.Second, true},
+		{"250m", 250 * time.Millisecond, true}, {"7u", 7 * time.Microsecond, true}, {"9n", 9, true},
+		{"99999999H", 1<<63 - 1, true}, // saturates
+		{"0m", 0, true},
+		{"", 0, false}, {"m", 0, false}, {"10", 0, false}, {"10x", 0, false}, {"-1S", 0, false},
+		{"123456789S", 0, false}, // more than 8 digits
+	}
+	for _, tt := range tests {
+		r := &http.Request{Header: http.Header{"Grpc-Timeout": {tt.v}}}
+		if got, ok := grpcTimeout(r); got != tt.want || ok != tt.ok {
+			t.Errorf("grpcTimeout(%q) = %v, %v; want %v, %v", tt.v, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestGRPCMessageIsPercentEncoded(t *testing.T) {
+	for in, want := range map[string]string{
+		"no healthy backend": "no healthy backend",
+		"100% ✓":             "100%25 %E2%9C%93",
+		"line\nbreak":        "line%0Abreak",
+	} {
+		if got := grpcEncodeMessage(in); got != want {
+			t.Errorf("grpcEncodeMessage(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
