@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,15 @@ type grpcBackend struct {
 	*proc
 	addr string // host:port it serves on
 	name string // what it sends in its "backend" response header
+	tls  bool   // it serves TLS (an https:// backend), not h2c
+}
+
+// url is the backend's URL as the balancer is given it.
+func (b *grpcBackend) url() string {
+	if b.tls {
+		return "https://" + b.addr
+	}
+	return "h2c://" + b.addr
 }
 
 // startGRPCBackend starts a gRPC backend named name on addr ("127.0.0.1:0"
@@ -56,7 +66,7 @@ func startGRPCBackend(t *testing.T, name, addr string, extra ...string) *grpcBac
 		t.Fatal(err)
 	}
 	p := startProgram(t, prog, append([]string{"--listen", addr, "--name", name}, extra...)...)
-	return &grpcBackend{proc: p, addr: p.waitFor(t, listening), name: name}
+	return &grpcBackend{proc: p, addr: p.waitFor(t, listening), name: name, tls: slices.Contains(extra, "--tls-cert")}
 }
 
 // startGRPCBackends starts n gRPC backends named b1, b2, ... on free ports.
@@ -84,13 +94,14 @@ func freeGRPCBackends(t *testing.T, n int, extra ...string) []*grpcBackend {
 // grpc.health.v1.Health/Check, often, and change state on one probe.
 var grpcHealthArgs = []string{"--health-grpc", "--health-interval", "100ms", "--rise", "1", "--fall", "1"}
 
-// startGRPCBalancer runs the balancer on a free port with the backends as
-// h2c:// backends, grpcHealthArgs and args, and returns it with its address.
+// startGRPCBalancer runs the balancer on a free port with the backends (as
+// h2c:// backends, or https:// for TLS ones), grpcHealthArgs and args, and
+// returns it with its address.
 func startGRPCBalancer(t *testing.T, backends []*grpcBackend, args ...string) (*proc, string) {
 	t.Helper()
 	all := []string{"--listen", "127.0.0.1:0"}
 	for _, b := range backends {
-		all = append(all, "--backend", "h2c://"+b.addr)
+		all = append(all, "--backend", b.url())
 	}
 	all = append(append(all, grpcHealthArgs...), args...)
 	lb := start(t, all...)

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,24 +69,37 @@ var interopCases = []struct {
 // grpc-go's client against three grpc-go interop servers behind the
 // balancer as h2c:// backends: the client speaks h2c to the balancer
 // (--h2c), then TLS with HTTP/2 (--tls-cert). Each case runs three times
-// in a row, so that every backend serves it (round-robin). The log ends
-// with a case-by-case table.
+// in a row, so that every backend serves it (round-robin). A last run
+// puts three TLS interop servers behind the balancer as https:// backends
+// (HTTP/2 by ALPN, verified with --backend-ca, gRPC health checks over
+// TLS), the client speaking h2c. The log ends with a case-by-case table.
 func TestGRPCInteropThroughTheBalancer(t *testing.T) {
-	backends := startGRPCBackends(t, 3)
+	dir := t.TempDir()
 	ca := testcert.NewAuthority(t, "test CA")
-	certFile, keyFile := ca.Issue("lb", "127.0.0.1").WriteFiles(t, t.TempDir())
+	certFile, keyFile := ca.Issue("lb", "127.0.0.1").WriteFiles(t, dir)
+	backendCA := testcert.NewAuthority(t, "backend CA")
+	caFile := filepath.Join(dir, "backend-ca.pem")
+	if err := os.WriteFile(caFile, backendCA.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bCert, bKey := backendCA.Issue("backend", "127.0.0.1").WriteFiles(t, t.TempDir())
+	h2cBackends := startGRPCBackends(t, 3)
+	tlsBackends := startGRPCBackends(t, 3, "--tls-cert", bCert, "--tls-key", bKey)
 	modes := []struct {
-		name string
-		args []string // the balancer's; nil: no balancer
-		ca   *testcert.Authority
+		name     string
+		args     []string // the balancer's; nil: no balancer
+		ca       *testcert.Authority
+		backends []*grpcBackend
 	}{
-		{"direct", nil, nil}, // the control: the client calls a backend itself
-		{"h2c", []string{"--h2c"}, nil},
-		{"tls", []string{"--tls-cert", certFile, "--tls-key", keyFile}, ca},
+		{"direct", nil, nil, h2cBackends}, // the control: the client calls a backend itself
+		{"h2c", []string{"--h2c"}, nil, h2cBackends},
+		{"tls", []string{"--tls-cert", certFile, "--tls-key", keyFile}, ca, h2cBackends},
+		{"https-backends", []string{"--h2c", "--backend-ca", caFile}, nil, tlsBackends},
 	}
 	results := map[string]map[string]string{} // case -> mode -> PASS or FAIL
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
+			backends := m.backends
 			var lb *proc
 			addr := backends[0].addr
 			if m.args != nil {
@@ -110,7 +125,7 @@ func TestGRPCInteropThroughTheBalancer(t *testing.T) {
 				return
 			}
 			for _, b := range backends { // round-robin: every backend served some
-				if !strings.Contains(lb.output(), "backend=h2c://"+b.addr+" ") {
+				if !strings.Contains(lb.output(), "backend="+b.url()+" ") {
 					t.Errorf("no call reached backend %s", b.addr)
 				}
 			}
@@ -121,10 +136,11 @@ func TestGRPCInteropThroughTheBalancer(t *testing.T) {
 		})
 	}
 	var table strings.Builder
-	table.WriteString("\n| case | direct (control) | h2c | TLS (h2) |\n|---|---|---|---|\n")
+	table.WriteString("\n| case | direct (control) | h2c | TLS (h2) | h2c, https:// backends |\n|---|---|---|---|---|\n")
 	for _, c := range interopCases {
 		r := results[c.name]
-		fmt.Fprintf(&table, "| %s | %s | %s | %s |\n", c.name, or(r["direct"], "not run"), or(r["h2c"], "not run"), or(r["tls"], "not run"))
+		fmt.Fprintf(&table, "| %s | %s | %s | %s | %s |\n", c.name, or(r["direct"], "not run"), or(r["h2c"], "not run"),
+			or(r["tls"], "not run"), or(r["https-backends"], "not run"))
 	}
 	t.Log(table.String())
 }

@@ -70,10 +70,11 @@ import (
 //     request's context before that read returns), RoundTrip returns as
 //     soon as it has asked for the body to be closed, and the writer may
 //     still be inside Read. The outcome is then clientGone or timedOut,
-//     never retried, but recordError's look at err may overlap the Read
-//     that sets it (a data race): against an HTTP/2 backend, a body whose
-//     read fails on the connection (BodyTimeout's deadline, the framing
-//     guard) may be logged as 499 where an HTTP/1 backend gives 408 or
+//     never retried, and recordError does not look at err then (it would
+//     race with the Read that sets it: gRPC clients that cancel a call
+//     mid-upload did so all the time): against an HTTP/2 backend, a body
+//     whose read fails on the connection (BodyTimeout's deadline, the
+//     framing guard) is logged as 499 where an HTTP/1 backend gives 408 or
 //     400. Removing this convention needs a channel per body (the writer
 //     handing the fields back after each Read): one allocation more per
 //     request with a body.

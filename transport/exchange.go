@@ -47,6 +47,7 @@ type exchange struct {
 	// fire on a transport goroutine); nil for other attempts.
 	gotConn   chan struct{}
 	askedConn chan struct{} // likewise, httptrace's GetConn
+	h2Conn    chan struct{} // likewise, once that connection speaks HTTP/2 (ALPN h2)
 	// attemptStart is when the current attempt began; reported says
 	// whether its outcome has gone to the selector yet.
 	attemptStart time.Time

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// The PROXY header's addresses, for the dial goroutine.
 		pr.Out = pr.Out.WithContext(withHeaderAddrs(pr.Out.Context(), pr.In))
 	}
-	ex.askedConn, ex.gotConn = nil, nil
+	ex.askedConn, ex.gotConn, ex.h2Conn = nil, nil, nil
 	if pr.Out.URL.Scheme == "https" {
 		// A backend that closes or resets the connection during the TLS
 		// handshake fails the attempt with a bare EOF or reset, as if it
@@ -65,8 +66,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		// already: only an error isTLSHandshakeFailure recognises still
 		// counts as no connection then; anything else is a 502, never a
 		// replay.
-		asked, got := make(chan struct{}, 1), make(chan struct{}, 1)
-		ex.askedConn, ex.gotConn = asked, got
+		asked, got, h2 := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
+		ex.askedConn, ex.gotConn, ex.h2Conn = asked, got, h2
 		signal := func(c chan struct{}) {
 			select {
 			case c <- struct{}{}:
@@ -75,9 +76,30 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 		trace := &httptrace.ClientTrace{
 			GetConn: func(string) { signal(asked) },
-			GotConn: func(httptrace.GotConnInfo) { signal(got) },
+			GotConn: func(info httptrace.GotConnInfo) {
+				signal(got)
+				if tc, ok := info.Conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+					signal(h2) // for recordError: see replayableBody's exception
+				}
+			},
 		}
 		pr.Out = pr.Out.WithContext(httptrace.WithClientTrace(pr.Out.Context(), trace))
+	}
+}
+
+// overHTTP2 reports whether the attempt went to its backend over HTTP/2:
+// an h2c backend, or an https one whose connection chose h2. Called once
+// per attempt, by recordError, after RoundTrip returned: the GotConn that
+// signals h2Conn ran before the transport used the connection.
+func (ex *exchange) overHTTP2() bool {
+	if ex.backend != nil && ex.backend.URL.Scheme == "h2c" {
+		return true
+	}
+	select {
+	case <-ex.h2Conn: // nil for other attempts: never ready
+		return true
+	default:
+		return false
 	}
 }
 
@@ -109,8 +131,13 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 	ex.err = err
 	var op *net.OpError
 	var ne net.Error
+	// Over HTTP/2, once the request's context has ended, RoundTrip returns
+	// without waiting for the stream's writer, which may still be inside
+	// the body's Read: the body's fields are not ours to look at then (see
+	// replayableBody's exception).
+	bodyOurs := ex.body != nil && !(out.Context().Err() != nil && ex.overHTTP2())
 	switch {
-	case ex.body != nil && ex.body.err != nil:
+	case bodyOurs && ex.body.err != nil:
 		// Before the context: net/http cancels the request's context on
 		// any error reading the connection, a malformed body included.
 		ex.fail = bodyFailure(ex.body.err)

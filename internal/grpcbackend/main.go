@@ -6,7 +6,7 @@
 // part of Roundhouse, and runs as its own process so that a test can kill
 // it with SIGKILL or stop it with SIGSTOP.
 //
-//	grpcbackend --listen 127.0.0.1:0 --name b1 [--max-connection-age 200ms]
+//	grpcbackend --listen 127.0.0.1:0 --name b1 [--max-connection-age 200ms] [--tls-cert F --tls-key F]
 //
 // Once serving it prints one line to stdout,
 //
@@ -22,7 +22,9 @@
 //     calls in flight) and it exits 0;
 //   - with --max-connection-age, the server sends GOAWAY on each connection
 //     once it is that old (and closes it 1 s later at the latest), as a
-//     backend that drains its connections does.
+//     backend that drains its connections does;
+//   - with --tls-cert and --tls-key, it serves TLS (HTTP/2 by ALPN, as
+//     grpc-go always does) instead of h2c, for https:// backends.
 package main
 
 import (
@@ -36,6 +38,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/interop"
@@ -48,8 +51,19 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
 	name := flag.String("name", "", "name sent in every response's \"backend\" header (default: the address)")
 	maxAge := flag.Duration("max-connection-age", 0, "send GOAWAY on connections this old; 0: never")
+	certFile := flag.String("tls-cert", "", "PEM certificate to serve TLS with (default: h2c)")
+	keyFile := flag.String("tls-key", "", "PEM key of --tls-cert")
 	flag.Parse()
-	if err := run(*listen, *name, *maxAge); err != nil {
+	var opts []grpc.ServerOption
+	if *certFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "grpcbackend:", err)
+			os.Exit(2)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	if err := run(*listen, *name, *maxAge, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "grpcbackend:", err)
 		os.Exit(1)
 	}
@@ -57,7 +71,7 @@ func main() {
 
 // run serves until SIGTERM or SIGINT. The signal goroutine it starts ends
 // when run returns (its channel is unregistered and the loop sees done).
-func run(listen, name string, maxAge time.Duration) error {
+func run(listen, name string, maxAge time.Duration, opts []grpc.ServerOption) error {
 	lis, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -66,7 +80,7 @@ func run(listen, name string, maxAge time.Duration) error {
 		name = lis.Addr().String()
 	}
 	header := metadata.Pairs("backend", name)
-	opts := []grpc.ServerOption{
+	opts = append(opts,
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			_ = grpc.SetHeader(ctx, header)
 			return h(ctx, req)
@@ -75,7 +89,7 @@ func run(listen, name string, maxAge time.Duration) error {
 			_ = ss.SetHeader(header)
 			return h(srv, ss)
 		}),
-	}
+	)
 	if maxAge > 0 {
 		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionAge:      maxAge,
