@@ -36,6 +36,11 @@
 //	                     its backends, one toxic at a time, under mixed load
 //	exhaust_*_test.go    running out of file descriptors, 10,000 idle clients,
 //	                     a low GOMEMLIMIT, a full disk under the access log
+//	grpc_*_test.go       gRPC through h2c:// backends: gRPC's own interop
+//	                     cases (h2c and TLS), kill -9, SIGSTOP and GOAWAY
+//	                     under load, gRPC health, the balancer's errors as
+//	                     gRPC codes; the backends are grpc-go interop
+//	                     servers run as processes (internal/grpcbackend)
 //
 // The helpers live once: helpers_test.go has TestMain and the small ones
 // (config and token files, requests, demo backends); process_test.go runs
@@ -52,8 +57,12 @@
 //	go test -race ./e2e/
 //
 // TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing,
-// TestSlowClientDoesNotMakeTheBalancerBuffer, TestFaultMatrix and
+// TestSlowClientDoesNotMakeTheBalancerBuffer, TestFaultMatrix,
+// TestGRPCBackendKilledUnderLoad and
 // TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError
 // are skipped with -short. -long runs the long variants of the fault matrix
-// and the exhaustion tests (docs/faults.md, docs/exhaustion.md).
+// and the exhaustion tests (docs/faults.md, docs/exhaustion.md). The gRPC
+// tests alone:
+//
+//	go test -race -run 'GRPC' ./e2e/
 package e2e

@@ -39,6 +39,9 @@ type exchange struct {
 	fail     failure      // the last attempt's failure
 	err      error        // what went wrong, for the report and the log
 	respBody responseBody // the current attempt's response body, once it has one
+	// responded, for an attempt whose client speaks HTTP/2, is closed
+	// when the attempt's response begins (see streamBody); nil otherwise.
+	responded chan struct{}
 	// gotConn, for an attempt at an https backend, receives once the
 	// transport has a connection for it (httptrace's GotConn, which may
 	// fire on a transport goroutine); nil for other attempts.
