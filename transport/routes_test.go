@@ -305,3 +305,20 @@ func TestARequestThatGoesToNoPoolIsLoggedWithPoolAndRouteDashes(t *testing.T) {
 	}
 	s.log.waitFor(t, 1, "access: request:", "status=200", "pool=api route=api ")
 }
+
+func TestAClientCannotForgeTheForwardedPrefix(t *testing.T) {
+	s := newSite(t, map[string][]string{"a": {echoBackend(t, "a1")}}, []routing.Route{
+		{Name: "stripped", PathPrefix: "/api", StripPrefix: true, Pool: "a"},
+		{Name: "as-is", Pool: "a"},
+	})
+	forged := http.Header{"X-Forwarded-Prefix": {"/admin"}}
+	for _, tt := range []struct{ target, path, prefix string }{
+		{"/api/x", "/x", "/api"},
+		{"/x", "/x", ""}, // nothing was removed: the backend gets no prefix
+	} {
+		status, lines := s.send(t, "GET", "x", tt.target, forged)
+		if status != 200 || len(lines) != 3 || lines[1] != tt.path || lines[2] != tt.prefix {
+			t.Errorf("%s: %d %q, want path %q and X-Forwarded-Prefix %q", tt.target, status, lines, tt.path, tt.prefix)
+		}
+	}
+}
