@@ -222,7 +222,10 @@ func (h *Handler) answerBackend(w http.ResponseWriter, r *http.Request, pool Poo
 			answer, name = b, b.Name
 		}
 	}
-	h.log.Info(msg, append([]any{"backend", name, "id", id, "client", r.RemoteAddr}, append(keyvals, "pool", pool.Name)...)...)
+	if pool.Name != DefaultPool { // unnamed, as before pools and as the selector logs it
+		keyvals = append(keyvals, "pool", pool.Name)
+	}
+	h.log.Info(msg, append([]any{"backend", name, "id", id, "client", r.RemoteAddr}, keyvals...)...)
 	if err != nil {
 		h.fail(w, r, "status", err) // the change was made; only its answer failed
 		return

@@ -28,8 +28,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
 	setForwarded(pr, p.trusted)
-	if ex.prefix != "" { // the route stripped it
-		pr.Out.Header.Set("X-Forwarded-Prefix", ex.prefix)
+	if ex.route != "" { // routed: the prefix is what the route stripped
+		setForwardedPrefix(pr, p.trusted, ex.prefix)
 	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)
