@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/roundhouse/roundhouse/internal/testcert"
 )
@@ -583,4 +585,38 @@ func TestSocketActivationOfThePlainHTTPListener(t *testing.T) {
 	if code := f.reap(pid, 20*time.Second); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
+}
+
+// TestHTTP3ServesTheACMECertificate: --http3 takes its certificate from
+// ACME as well as from files; QUIC offers only h3, so the TLS-ALPN-01
+// challenge stays on TCP.
+func TestHTTP3ServesTheACMECertificate(t *testing.T) {
+	b := start(t, "backend", "--listen", "127.0.0.1:0", "--name", "b1")
+	baddr := b.waitFor(t, listening)
+	ports := newACMEPorts(t)
+	pb := startPebble(t, ports, 0)
+	lb := start(t, acmeArgs(ports, pb.caRoot, t.TempDir(), baddr, "--http3")...)
+	lb.waitFor(t, `certificate ready: name=`+acmeName)
+	tr := &http3.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pb.roots(t), ServerName: acmeName},
+		Dial: func(ctx context.Context, _ string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+			return quic.DialAddr(ctx, fmt.Sprintf("127.0.0.1:%d", ports.tls), tc, qc)
+		},
+	}
+	defer func() { _ = tr.Close() }()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Get("https://" + acmeName + "/")
+	if err != nil {
+		t.Fatalf("HTTP/3 GET: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 3 || !strings.Contains(string(body), "Hello from b1") {
+		t.Errorf("HTTP/3 GET: %d %s %q", resp.StatusCode, resp.Proto, body)
+	}
+	if got := resp.TLS.PeerCertificates[0].DNSNames; len(got) != 1 || got[0] != acmeName {
+		t.Errorf("served certificate names %v, want the ACME one for %s", got, acmeName)
+	}
+	lb.stop(t)
+	b.stop(t)
 }
