@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
 
+	"github.com/roundhouse/roundhouse/acme"
 	"github.com/roundhouse/roundhouse/config"
 	"github.com/roundhouse/roundhouse/transport"
 )
@@ -20,7 +21,8 @@ type edge struct {
 	tunnels *transport.Tunnels
 	limiter *transport.RateLimiter   // nil: no rate limit
 	pp      *transport.ProxyProtocol // nil: no PROXY protocol on the listener
-	certs   *transport.CertStore     // nil: cleartext
+	certs   *transport.CertStore     // nil: no certificate from files
+	acme    *acme.Manager            // nil: no ACME; set by serve (newACME) before frontend
 }
 
 func newEdge(s *config.Settings, log hclog.Logger) *edge {
@@ -52,6 +54,9 @@ func (ed *edge) run(ctx context.Context) {
 	if ed.pp != nil {
 		wg.Go(func() { _ = ed.pp.Run(ctx) })
 	}
+	if ed.acme != nil {
+		wg.Go(func() { _ = ed.acme.Run(ctx) })
+	}
 }
 
 // reloadCertificate reloads the TLS certificate (on SIGHUP). One that does
@@ -81,7 +86,11 @@ func (ed *edge) proxy(cfg transport.Config) transport.Config {
 // frontend returns the client-facing options the settings ask for.
 func (ed *edge) frontend() transport.FrontendOptions {
 	var tc *tls.Config
-	if ed.certs != nil {
+	switch {
+	case ed.acme != nil:
+		tc = transport.ServerTLSConfig(ed.getCertificate)
+		tc.NextProtos = append(tc.NextProtos, acme.ChallengeProto) // TLS-ALPN-01
+	case ed.certs != nil:
 		tc = transport.ServerTLSConfig(ed.certs.GetCertificate)
 	}
 	return transport.FrontendOptions{
@@ -94,4 +103,15 @@ func (ed *edge) frontend() transport.FrontendOptions {
 		ProxyProtocol:     ed.pp,
 		Logger:            ed.log,
 	}
+}
+
+// getCertificate chooses, with ACME on, where a handshake's certificate
+// comes from: ACME for the names it manages and for its TLS-ALPN-01
+// challenges, the files (--tls-cert) for every other name, and ACME again
+// when there are no files (which refuses a name it does not manage).
+func (ed *edge) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if ed.certs == nil || ed.acme.Manages(hello.ServerName) || acme.IsChallenge(hello) {
+		return ed.acme.GetCertificate(hello)
+	}
+	return ed.certs.GetCertificate(hello)
 }

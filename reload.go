@@ -8,6 +8,7 @@ import (
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/config"
+	"github.com/roundhouse/roundhouse/discovery"
 	"github.com/roundhouse/roundhouse/transport"
 )
 
@@ -59,8 +60,10 @@ func (b *balancer) askReload(ctx context.Context) error {
 //
 // A pool that stays keeps its selector, and so its state: health,
 // counters, round-robin position, ejections, sticky pins. A new pool
-// starts probing at once. A removed pool drains (drainPool): requests and
-// WebSockets in flight finish, then its selector and monitors stop.
+// starts probing at once, and its routes take effect once its discovery
+// sources have answered (up to discoveryWait, as at start-up). A removed
+// pool drains (drainPool): requests and WebSockets in flight finish, then
+// its selector and monitors stop.
 //
 // It runs on the loop goroutine, the pools' owner. Everything is prepared
 // (planReload) before anything changes, so that a refused reload changes
@@ -81,8 +84,15 @@ func (b *balancer) applyReload(ctx context.Context) error {
 			return fmt.Errorf("reload: pool %s: %w", c.p.s.Name, err)
 		}
 	}
+	var feeds []discovery.Provider
 	for _, p := range plan.added {
 		b.startPool(p)
+		feeds = append(feeds, p.feeds...)
+	}
+	// As at start-up: a new pool whose backends come from discovery gets
+	// its routes once its sources have answered, not before with none.
+	if late := discovery.WaitReady(ctx, feeds, discoveryWait); len(late) > 0 {
+		b.log.Warn("discovery sources not answering yet; routing to the new pools with the backends known so far", "sources", late)
 	}
 	if err := b.router.Set(ctx, plan.table); err != nil {
 		return fmt.Errorf("reload: %w", err)

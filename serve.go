@@ -45,6 +45,7 @@ import (
 //	front.Serve (client connections)  run              stop: front.Shutdown (grace period)
 //	h3.Serve (HTTP/3, --http3), and   run; stop or     h3.Shutdown (GOAWAY, grace period), with
 //	  its Shutdown (shutdownHTTP3)      the drain        front's, or as the drain after a hand-over begins
+//	plain HTTP Serve (--http-listen)  run              stop: its Shutdown, after the proxy's
 //	admin server Serve                run (--admin)    stop: adminSrv.Shutdown, after the proxy drained
 //	upgrade (proc.Upgrade), one       loop on SIGUSR2  the new process is ready, fails, or ctx ends
 //	router Run                        run              actorCtx is cancelled (stop)
@@ -53,7 +54,9 @@ import (
 //	                                                     drainPool found nothing in flight
 //	drainPool, one per removed pool   a reload         the pool has stopped, or actorCtx ends
 //	edge: tunnels, rate limiter,      run (edge.run)   actorCtx is cancelled (stop)
-//	  certificate store, PROXY peers
+//	  certificate store, PROXY peers,
+//	  ACME manager (its obtainers and
+//	  certmagic's maintenance)
 //	upgrade.Drainer Run               run              actorCtx is cancelled (stop)
 //	discovery providers, one per      run; a reload    as their pool's selector
 //	  source of a pool (startPool)      adds pools
@@ -114,6 +117,7 @@ type balancer struct {
 
 	proc        *upgrade.Process // sockets
 	ln, adminLn net.Listener     // sockets; adminLn nil without --admin
+	plain       *plainHTTP       // sockets: --http-listen; nil without (https.go)
 	drain       *upgrade.Drainer // sockets: every server's connections
 
 	// pools: the transports, one per distinct set of options (shared by
@@ -150,6 +154,9 @@ func (b *balancer) sockets() error {
 	b.proc, b.drain = proc, upgrade.NewDrainer()
 	if b.ln, err = proc.Listen("listen", s.Listen); err != nil {
 		return fmt.Errorf("--listen %s: %w", s.Listen, err)
+	}
+	if b.plain, err = openPlainHTTP(proc, s); err != nil {
+		return err
 	}
 	if s.Admin.Listen == "" {
 		return nil
@@ -198,6 +205,7 @@ func (b *balancer) admin() error {
 	h, err := admin.New(admin.Config{
 		Pools: b.adminPools, Routes: b.adminRoutes, Unrouted: b.router.Unrouted,
 		Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token, LogDropped: b.o.logDropped,
+		Certificates: b.certificateLister(),
 	})
 	if err != nil {
 		return err
@@ -212,6 +220,12 @@ func (b *balancer) admin() error {
 func (b *balancer) frontend() error {
 	s := b.s
 	b.ed = newEdge(s, b.log)
+	acm, err := newACME(s, b.log.Named("acme"), b.ln.Addr(), b.plain.addr())
+	if err != nil {
+		return err
+	}
+	b.ed.acme = acm
+	b.plain.build(acm, b.ln.Addr(), b.drain, b.log, s)
 	fo := b.ed.frontend()
 	fo.ConnState = b.drain.ConnState
 	proxy := transport.NewProxy(b.ed.proxy(transport.Config{
@@ -238,6 +252,7 @@ func (b *balancer) release() {
 	if b.udp != nil {
 		b.udp.Close()
 	}
+	b.plain.close()
 	for _, tr := range b.shared {
 		tr.CloseIdleConnections()
 	}
@@ -305,12 +320,14 @@ func (b *balancer) startActors(ctx context.Context) {
 const discoveryWait = 5 * time.Second
 
 // startServers starts the client-facing servers (TCP, and HTTP/3's with
-// --http3) and the admin API's. Their Serve errors come back on serveErr,
-// which has room for all three: no send blocks.
+// --http3), the plain-HTTP one (--http-listen) and the admin API's. Their
+// Serve errors come back on serveErr, which has room for all four: no send
+// blocks.
 func (b *balancer) startServers() {
-	b.serveErr = make(chan error, 3)
+	b.serveErr = make(chan error, 4)
 	b.wg.Go(func() { b.serveErr <- b.front.Serve() })
 	b.startHTTP3()
+	b.plain.serve(&b.wg, b.serveErr)
 	if b.adminSrv != nil {
 		b.wg.Go(func() { b.serveErr <- b.adminSrv.Serve(b.adminLn) })
 	}
@@ -344,6 +361,9 @@ func (b *balancer) ready() error {
 	if b.adminSrv != nil {
 		listening = append(listening, "admin", b.adminLn.Addr().String())
 	}
+	if b.plain != nil {
+		listening = append(listening, "http", b.plain.addr().String())
+	}
 	b.log.Info("listening", append(listening, "pid", os.Getpid())...)
 	if b.o.ready != nil {
 		b.o.ready(b.ln.Addr())
@@ -358,6 +378,7 @@ func (b *balancer) abort(err error) error {
 	b.shutdownHTTP3(shut, false)
 	_ = b.front.Shutdown(shut)
 	b.waitHTTP3()
+	b.plain.shutdown(shut)
 	if b.adminSrv != nil {
 		_ = b.adminSrv.Close()
 	}
@@ -428,6 +449,7 @@ func (b *balancer) drainConnections(graceCtx context.Context) {
 	}
 	b.shutdownHTTP3(graceCtx, true) // the new process serves the UDP socket too
 	b.ln.Close()
+	b.plain.close()
 	if b.adminLn != nil {
 		b.adminLn.Close()
 	}
@@ -448,6 +470,7 @@ func (b *balancer) stop(graceCtx context.Context) {
 		b.log.Warn("grace period over, closing remaining connections", "error", err)
 	}
 	b.waitHTTP3()
+	b.plain.shutdown(graceCtx)
 	if b.adminSrv != nil {
 		if err := b.adminSrv.Shutdown(graceCtx); err != nil {
 			_ = b.adminSrv.Close()

@@ -88,6 +88,10 @@ type Config struct {
 	// output (logbatch.Writer.Dropped), for
 	// roundhouse_log_lines_dropped_total; nil: no such metric.
 	LogDropped func(context.Context) (uint64, error)
+	// Certificates, if not nil, lists the certificates ACME manages, for
+	// GET /status's certificates field and the roundhouse_certificate_*
+	// metrics; nil: ACME is off, neither appears.
+	Certificates func() []CertificateStatus
 }
 
 // Handler is the admin listener's http.Handler. Its routes:
@@ -117,7 +121,8 @@ type Handler struct {
 	routeFn func(context.Context) ([]routing.Route, error) // nil: no routes
 	reload  func(context.Context) error
 	log     hclog.Logger
-	token   *[sha256.Size]byte // nil: no authentication
+	token   *[sha256.Size]byte         // nil: no authentication
+	certs   func() []CertificateStatus // nil: no certificates field
 	mux     *http.ServeMux
 	metrics http.Handler
 	origin  *http.CrossOriginProtection
@@ -130,7 +135,8 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("admin: no selector and no pools")
 	}
 	h := &Handler{
-		sel: cfg.Selector, pools: cfg.Pools, routeFn: cfg.Routes, reload: cfg.Reload, log: cfg.Logger,
+		certs: cfg.Certificates,
+		sel:   cfg.Selector, pools: cfg.Pools, routeFn: cfg.Routes, reload: cfg.Reload, log: cfg.Logger,
 		mux: http.NewServeMux(), origin: http.NewCrossOriginProtection(),
 	}
 	if h.log == nil {
@@ -151,6 +157,9 @@ func New(cfg Config) (*Handler, error) {
 	registerMetrics(reg, h, cfg.Unrouted, timeout)
 	if cfg.LogDropped != nil {
 		reg.MustRegister(&logDropped{count: cfg.LogDropped, timeout: timeout, desc: logDroppedDesc})
+	}
+	if cfg.Certificates != nil {
+		reg.MustRegister(&certificates{list: cfg.Certificates})
 	}
 	h.metrics = metricsHandler(reg, h.log)
 	h.routes()

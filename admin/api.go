@@ -25,6 +25,9 @@ type StatusResponse struct {
 	// predates pools: then Backends are the default pool's (see
 	// StatusResponse.PoolList).
 	Pools []PoolStatus `json:"pools,omitempty"`
+	// Certificates are the certificates ACME manages, one per name, in
+	// the order of --acme-domain; nil (left out) when ACME is off.
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
 }
 
 // PoolStatus is one pool in GET /status's answer.
@@ -66,6 +69,9 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			resp.Backends = st
 		}
 		resp.Pools = append(resp.Pools, PoolStatus{Name: p.Name, Backends: st})
+	}
+	if h.certs != nil {
+		resp.Certificates = h.certs()
 	}
 	resp.Time = time.Now()
 	writeJSON(w, http.StatusOK, resp)
@@ -216,7 +222,10 @@ func (h *Handler) answerBackend(w http.ResponseWriter, r *http.Request, pool Poo
 			answer, name = b, b.Name
 		}
 	}
-	h.log.Info(msg, append([]any{"backend", name, "id", id, "client", r.RemoteAddr}, append(keyvals, "pool", pool.Name)...)...)
+	if pool.Name != DefaultPool { // unnamed, as before pools and as the selector logs it
+		keyvals = append(keyvals, "pool", pool.Name)
+	}
+	h.log.Info(msg, append([]any{"backend", name, "id", id, "client", r.RemoteAddr}, keyvals...)...)
 	if err != nil {
 		h.fail(w, r, "status", err) // the change was made; only its answer failed
 		return

@@ -592,3 +592,22 @@ func TestWriteTableWithPools(t *testing.T) {
 		t.Errorf("the default pool alone printed\n%s\nand without pools\n%s", withPools.String(), without.String())
 	}
 }
+
+// A balancer without pools logs its backend changes as it did before
+// there were pools: the default pool goes unnamed, as in the selector's
+// own lines.
+func TestChangesInTheDefaultPoolAreLoggedWithoutAPool(t *testing.T) {
+	f := newFixture(t, fixtureOptions{}, "a", "b")
+	idA := f.status(t)[0].ID
+	for _, op := range []string{"drain", "enable"} {
+		if a := f.call(t, request{method: "POST", path: "/backends/" + idA + "/" + op}); a.code != http.StatusOK {
+			t.Fatalf("%s: %d %s", op, a.code, a.body)
+		}
+	}
+	if f.log.Count("admin: backend drained: backend="+f.originURL(0)) != 1 || f.log.Count("admin: backend enabled: backend="+f.originURL(0)) != 1 {
+		t.Fatalf("the changes were not logged:\n%s", f.log)
+	}
+	if n := f.log.Count("pool="); n != 0 {
+		t.Errorf("%d lines name a pool, want none:\n%s", n, f.log)
+	}
+}

@@ -182,6 +182,15 @@ type TLS struct {
 	// with the same certificate; false (the default): TCP only.
 	HTTP3 bool
 
+	// HTTPListen is the plain-HTTP listener's address: it answers ACME's
+	// HTTP-01 challenges and redirects everything else to https (308).
+	// "" (the default): ":80" when ACME is on (see HTTPAddr), none
+	// otherwise.
+	HTTPListen string
+	// ACME obtains and renews certificates automatically (block acme in
+	// block tls); its Domains empty (the default): off.
+	ACME ACME
+
 	// Read by Load: Certificate is Cert and Key, loaded, with its Leaf
 	// (nil for cleartext), and BackendCAs the authorities in BackendCA
 	// (nil: the system's roots). serve hands Certificate to the
@@ -189,6 +198,27 @@ type TLS struct {
 	Certificate *tls.Certificate
 	BackendCAs  *x509.CertPool
 }
+
+// ACME is automatic certificates from an ACME CA (file block acme inside
+// block tls). See docs/acme.md.
+type ACME struct {
+	// Domains are the names to obtain certificates for, each served by
+	// SNI; nil (the default): ACME off.
+	Domains []string
+	Email   string // the account's contact; "": an account without one
+	CA      string // the directory URL; Let's Encrypt's production by default
+	CARoot  string // PEM file of the CA's root, for a private CA; "": the system's roots
+	// Storage is the directory of accounts, keys, certificates and locks;
+	// "" (the default): see StorageDir. Instances that share it share
+	// their certificates, and only one asks the CA at a time.
+	Storage string
+
+	// Read by Load: CARoots is CARoot's certificates (nil: the system's).
+	CARoots *x509.CertPool
+}
+
+// On reports whether ACME is on.
+func (a ACME) On() bool { return len(a.Domains) > 0 }
 
 // Ejection is passive outlier detection (file block ejection).
 type Ejection struct {
@@ -328,6 +358,7 @@ func (l *loader) check(opts Options) {
 		l.problemFrom(rowByFlag["h2c"], "cleartext HTTP/2 needs a cleartext listener; with --tls-cert, HTTP/2 is negotiated by ALPN")
 	}
 	checkHTTP3(s, l.problemFrom)
+	l.checkACME()
 	checkGRPCHealth(s.Health, l.from, l.problemFrom)
 	if s.Edge.ProxyProtocol && len(s.Edge.TrustedProxies) == 0 {
 		l.problemFrom(rowByFlag["proxy-protocol"], "needs --trusted-proxy: the peers allowed to send PROXY headers")
@@ -397,6 +428,7 @@ func (l *loader) readFiles() {
 		}
 		s.TLS.Certificate = cert
 	}
+	l.readACME()
 	if f := s.TLS.BackendCA; f != "" {
 		pool, err := loadCAs(f)
 		if err != nil {

@@ -83,6 +83,7 @@ func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 		Ejection:    Ejection{After: 5, Time: 30 * time.Second, MaxPercent: 50},
 		RetryBuffer: 64 << 10,
 		Edge:        Edge{MaxConns: 10000, RequestIDHeader: "X-Request-ID"},
+		TLS:         TLS{ACME: ACME{CA: LetsEncrypt}},
 		Log:         Log{Level: "info", Format: "text", Access: true},
 	}
 	if got := Defaults(); !reflect.DeepEqual(got, want) {
@@ -113,6 +114,7 @@ func TestRegisterGivesEveryServeFlagItsDefault(t *testing.T) {
 		"discover": "", "dns-server": "", "proxy-protocol": "false", "request-id-header": "X-Request-ID",
 		"health-expect": "", "health-body": "", "health-host": "", "health-header": "", "health-port": "0",
 		"health-grpc": "false", "health-grpc-service": "", "pid-file": "",
+		"http-listen": "", "acme-domain": "", "acme-email": "", "acme-ca": LetsEncrypt, "acme-ca-root": "", "acme-storage": "",
 	}
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -278,8 +280,10 @@ func TestBadFilesReportEveryProblemWithItsPosition(t *testing.T) {
 			[]string{`roundhouse.hcl:1:1: unknown attribute "interval" at the top level; it belongs in the health block`}},
 		{"an unknown attribute in a block lists the block's", "health {\n  intervall = \"5s\"\n}" + oneBackend,
 			[]string{`roundhouse.hcl:2:3: unknown attribute "intervall" in the health block (known: path, expect, body, host, headers, port, grpc, grpc_service, interval, timeout, rise, fall)`}},
-		{"an unknown block lists the known ones", "acme {\n}" + oneBackend,
-			[]string{`roundhouse.hcl:1:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls, pool, route)`}},
+		{"an unknown block lists the known ones", "cache {\n}" + oneBackend,
+			[]string{`roundhouse.hcl:1:1: unknown block "cache" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls, pool, route)`}},
+		{"a nested block at the top level names its block", "acme {\n}" + oneBackend,
+			[]string{`roundhouse.hcl:1:1: the acme block belongs in the tls block: write tls { acme { ... } }`}},
 		{"a block written as an attribute says so", "health = 3" + oneBackend,
 			[]string{`roundhouse.hcl:1:1: health is a block, not an attribute: write health { ... }`}},
 		{"an attribute written as a block says so", "listen {}" + oneBackend,
@@ -747,10 +751,7 @@ func TestTheExampleFileIsValidAndCoversEverySetting(t *testing.T) {
 	for _, row := range table {
 		path, fl := row.names()
 		if path != "" {
-			_, attr, ok := strings.Cut(path, ".")
-			if !ok {
-				attr = path
-			}
+			attr := path[strings.LastIndex(path, ".")+1:] // tls.acme.domains: domains
 			if !strings.Contains(string(src), attr+" ") {
 				t.Errorf("the example does not show %s", path)
 			}

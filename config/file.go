@@ -152,8 +152,30 @@ func (l *loader) body(body *hclsyntax.Body) {
 		}
 		first[b.Type] = b
 		l.attributes(b.Body, b.Type)
-		for _, inner := range b.Body.Blocks {
+		l.innerBlocks(b)
+	}
+}
+
+// innerBlocks reads the blocks inside block b: those of nestedBlocks
+// (tls { acme { ... } }), once each and without a label; any other is a
+// problem.
+func (l *loader) innerBlocks(b *hclsyntax.Block) {
+	seen := map[string]bool{}
+	for _, inner := range b.Body.Blocks {
+		path := b.Type + "." + inner.Type
+		switch {
+		case !slices.Contains(nestedBlocks, path):
 			l.unknownBlock(inner, b.Type)
+		case len(inner.Labels) > 0:
+			l.problems = append(l.problems, problemAt(inner.LabelRanges[0], fmt.Sprintf("%s: the %s block takes no label", path, inner.Type)))
+		case seen[path]:
+			l.problems = append(l.problems, problemAt(inner.TypeRange, fmt.Sprintf("%s: a second %s block", path, inner.Type)))
+		default:
+			seen[path] = true
+			l.attributes(inner.Body, path)
+			for _, deeper := range inner.Body.Blocks {
+				l.unknownBlock(deeper, path)
+			}
 		}
 	}
 }
@@ -246,9 +268,9 @@ func unknownAttribute(name, block string) string {
 		if path == "" || path == "backend" {
 			continue
 		}
-		b, attr, nested := strings.Cut(path, ".")
-		if !nested {
-			b, attr = "", path
+		b, attr, nested := "", path, false
+		if i := strings.LastIndex(path, "."); i >= 0 { // tls.acme.domains: block tls.acme
+			b, attr, nested = path[:i], path[i+1:], true
 		}
 		if b == block {
 			known = append(known, attr)
@@ -279,10 +301,23 @@ func (l *loader) unknownBlock(b *hclsyntax.Block, block string) {
 		msg = fmt.Sprintf("unexpected block %q in the %s block: it takes only attributes", b.Type, block)
 	case isAttribute(b.Type):
 		msg = fmt.Sprintf("%s is an attribute, not a block: write %s = ...", b.Type, b.Type)
+	case outerBlock(b.Type) != "":
+		msg = fmt.Sprintf("the %s block belongs in the %s block: write %s { %s { ... } }", b.Type, outerBlock(b.Type), outerBlock(b.Type), b.Type)
 	default:
 		msg = fmt.Sprintf("unknown block %q (known: %s)", b.Type, strings.Join(append([]string{"backend"}, append(slices.Clone(blocks), "pool", "route")...), ", "))
 	}
 	l.problems = append(l.problems, problemAt(b.TypeRange, msg))
+}
+
+// outerBlock is the block that holds the nested block name (tls for
+// acme), or "" when there is no such nested block.
+func outerBlock(name string) string {
+	for _, n := range nestedBlocks {
+		if outer, inner, _ := strings.Cut(n, "."); inner == name {
+			return outer
+		}
+	}
+	return ""
 }
 
 // backendAttribute is one attribute of a backend block.

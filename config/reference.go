@@ -119,7 +119,19 @@ var reference = map[string]flagDoc{
 	"tls-key": {value: "FILE", def: "(none)",
 		meaning: "the PEM private key of `--tls-cert`; reloaded with it on `SIGHUP`"},
 	"http3": {
-		meaning: "also serve HTTP/3 over QUIC on the same port (UDP), with the same certificate (needs `--tls-cert`), and advertise it to HTTP/1.1 and HTTP/2 clients with `Alt-Svc`. See [Protocols](requests.md#protocols)"},
+		meaning: "also serve HTTP/3 over QUIC on the same port (UDP), with the same certificate (needs `--tls-cert` or `--acme-domain`), and advertise it to HTTP/1.1 and HTTP/2 clients with `Alt-Svc`. See [Protocols](requests.md#protocols)"},
+	"http-listen": {value: "ADDR", def: "`:80` with `--acme-domain`; none otherwise",
+		meaning: "a plain-HTTP listener that answers ACME's HTTP-01 challenges and redirects every other request to `https://` (308, same host and path); needs `--tls-cert` or `--acme-domain`. See [Automatic HTTPS](acme.md)"},
+	"acme-domain": {value: "NAME", def: "(none: ACME off)",
+		meaning: "obtain and renew a certificate for this DNS name from an ACME CA (HTTP-01 on `--http-listen`, TLS-ALPN-01 on `--listen`), served by SNI; repeatable. Not for a name `--tls-cert` covers. See [Automatic HTTPS](acme.md)"},
+	"acme-email": {value: "ADDR", def: "(none)",
+		meaning: "the ACME account's contact address, for the CA's expiry and policy mail"},
+	"acme-ca": {value: "URL",
+		meaning: "the ACME CA's directory URL; Let's Encrypt's staging CA is `https://acme-staging-v02.api.letsencrypt.org/directory`"},
+	"acme-ca-root": {value: "FILE", def: "the system's roots",
+		meaning: "PEM root of a private ACME CA (step-ca, pebble), trusted for talking to it"},
+	"acme-storage": {value: "DIR", def: "`$XDG_DATA_HOME/roundhouse/acme`, else `~/.local/share/roundhouse/acme`",
+		meaning: "where ACME accounts, keys, certificates and locks are kept; a restart reuses them, and instances sharing the directory obtain each certificate once (file locks)"},
 	"h2c": {
 		meaning: "also accept cleartext HTTP/2 by prior knowledge (for a trusted proxy in front); not with `--tls-cert`"},
 	"trusted-proxy": {value: "CIDR", def: "(none)",
@@ -213,9 +225,9 @@ func ConfigKeysTable() string {
 		if path == "" {
 			continue
 		}
-		block, key, nested := strings.Cut(path, ".")
-		if !nested {
-			block, key = "", path
+		block, key := "", path
+		if i := strings.LastIndex(path, "."); i >= 0 { // tls.acme.domains: block tls.acme
+			block, key = path[:i], path[i+1:]
 		}
 		if block != "" {
 			block = "`" + block + "`"

@@ -183,6 +183,24 @@ var table = []setting{
 	field[bool]{path: "tls.http3", flag: "http3",
 		usage: "also serve HTTP/3 over QUIC on the listener's port (UDP), with the same certificate, and advertise it by Alt-Svc",
 		ptr:   func(s *Settings) *bool { return &s.TLS.HTTP3 }},
+	field[string]{path: "tls.http_listen", flag: "http-listen",
+		usage: "`address` of a plain-HTTP listener that answers ACME's HTTP-01 challenges and redirects everything else to https (default :80 with --acme-domain, none otherwise)",
+		ptr:   func(s *Settings) *string { return &s.TLS.HTTPListen }, check: optional(hostPort)},
+	stringList{path: "tls.acme.domains", flag: "acme-domain",
+		usage: "DNS `name` to obtain and renew a certificate for by ACME, served by SNI (repeatable)",
+		ptr:   func(s *Settings) *[]string { return &s.TLS.ACME.Domains }, check: acmeDomain},
+	field[string]{path: "tls.acme.email", flag: "acme-email",
+		usage: "contact `address` of the ACME account (the CA's expiry and policy mail)",
+		ptr:   func(s *Settings) *string { return &s.TLS.ACME.Email }},
+	field[string]{path: "tls.acme.ca", flag: "acme-ca", def: LetsEncrypt,
+		usage: "`URL` of the ACME CA's directory; Let's Encrypt's staging is " + LetsEncryptStaging,
+		ptr:   func(s *Settings) *string { return &s.TLS.ACME.CA }, check: acmeCA},
+	field[string]{path: "tls.acme.ca_root", flag: "acme-ca-root",
+		usage: "PEM `file` of a private ACME CA's root, trusted for talking to it (default: the system's roots)",
+		ptr:   func(s *Settings) *string { return &s.TLS.ACME.CARoot }, isPath: true},
+	field[string]{path: "tls.acme.storage", flag: "acme-storage",
+		usage: "`directory` of ACME accounts, keys and certificates, shared by instances that should share them (default $XDG_DATA_HOME/roundhouse/acme or ~/.local/share/roundhouse/acme)",
+		ptr:   func(s *Settings) *string { return &s.TLS.ACME.Storage }, isPath: true},
 	field[string]{path: "tls.backend_ca", flag: "backend-ca",
 		usage: "PEM `file` of the authorities that https:// backends are verified against (default: the system's)",
 		ptr:   func(s *Settings) *string { return &s.TLS.BackendCA }, isPath: true},
@@ -252,6 +270,8 @@ var (
 	rowByFlag = map[string]int{}
 	rowByPath = map[string]int{}
 	blocks    []string
+	// nestedBlocks are the blocks inside a block, "tls.acme".
+	nestedBlocks []string
 )
 
 func init() {
@@ -266,6 +286,9 @@ func init() {
 		rowByPath[path] = i
 		if block, _, ok := strings.Cut(path, "."); ok && !slices.Contains(blocks, block) {
 			blocks = append(blocks, block)
+		}
+		if i := strings.LastIndex(path, "."); i > strings.Index(path, ".") && !slices.Contains(nestedBlocks, path[:i]) {
+			nestedBlocks = append(nestedBlocks, path[:i])
 		}
 	}
 }

@@ -144,7 +144,7 @@ backend "http://127.0.0.1:8081" {
 health {
   interval = "10 seconds"
 }
-acme {}
+cache {}
 `)
 	p := start(t, "validate", file)
 	if code := p.wait(t); code != exitRuntime {
@@ -156,7 +156,7 @@ acme {}
 		file + `:3:9: backend "ftp://127.0.0.1:21": scheme "ftp": want http, https or h2c`,
 		file + `:5:12: backend.weight: want a whole number from 0 to 1000, got 1001`,
 		file + `:8:14: health.interval: bad duration "10 seconds": want a number and a unit, such as 500ms, 10s or 1m30s`,
-		file + `:10:1: unknown block "acme" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls, pool, route)`,
+		file + `:10:1: unknown block "cache" (known: backend, health, timeouts, limits, ejection, log, admin, sticky, edge, tls, pool, route)`,
 	}
 	if got := strings.Split(strings.TrimSpace(p.output()), "\n"); !slices.Equal(got, want) {
 		t.Errorf("output:\n%s\nwant:\n%s", p.output(), strings.Join(want, "\n"))

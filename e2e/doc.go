@@ -18,6 +18,9 @@
 //	tls_test.go          TLS flags, HTTP/2, certificate reload
 //	http3_test.go        --http3: HTTP/3 under load with a backend killed,
 //	                     shutdown and upgrade with HTTP/3 clients
+//	acme_test.go         automatic certificates from pebble (Let's Encrypt's
+//	                     test CA, run as a process): issuance, SNI, restart,
+//	                     the CA down at start and at renewal, shared storage
 //	reload_test.go       SIGHUP and POST /reload, under load
 //	discovery_test.go    --discover with DNS and etcd
 //	shutdown_test.go     graceful shutdown
@@ -33,6 +36,11 @@
 //	                     its backends, one toxic at a time, under mixed load
 //	exhaust_*_test.go    running out of file descriptors, 10,000 idle clients,
 //	                     a low GOMEMLIMIT, a full disk under the access log
+//	grpc_*_test.go       gRPC through h2c:// backends: gRPC's own interop
+//	                     cases (h2c and TLS), kill -9, SIGSTOP and GOAWAY
+//	                     under load, gRPC health, the balancer's errors as
+//	                     gRPC codes; the backends are grpc-go interop
+//	                     servers run as processes (internal/grpcbackend)
 //
 // The helpers live once: helpers_test.go has TestMain and the small ones
 // (config and token files, requests, demo backends); process_test.go runs
@@ -49,8 +57,12 @@
 //	go test -race ./e2e/
 //
 // TestChaos, TestReloadUnderLoadLosesNothing, TestUpgradeUnderLoadLosesNothing,
-// TestSlowClientDoesNotMakeTheBalancerBuffer, TestFaultMatrix and
+// TestSlowClientDoesNotMakeTheBalancerBuffer, TestFaultMatrix,
+// TestGRPCBackendKilledUnderLoad and
 // TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError
 // are skipped with -short. -long runs the long variants of the fault matrix
-// and the exhaustion tests (docs/faults.md, docs/exhaustion.md).
+// and the exhaustion tests (docs/faults.md, docs/exhaustion.md). The gRPC
+// tests alone:
+//
+//	go test -race -run 'GRPC' ./e2e/
 package e2e

@@ -140,6 +140,12 @@ func start(t *testing.T, args ...string) *proc {
 	return startWith(t, procOptions{}, args...)
 }
 
+// startProgram is start for another program (a test backend, say).
+func startProgram(t *testing.T, program string, args ...string) *proc {
+	t.Helper()
+	return startWith(t, procOptions{bin: program, name: program}, args...)
+}
+
 // startWith runs a program with args as o says. Its output is stdout and
 // stderr together, or stdout alone when o.stderr is set. The process is
 // killed, if still running, when the test ends.

@@ -168,4 +168,17 @@ tls {
   # key        = "/etc/roundhouse/tls.key"  # --tls-key
   # http3      = true   # also HTTP/3 over QUIC, UDP on the same port (--http3)
   # backend_ca = "/etc/roundhouse/ca.pem"   # --backend-ca
+
+  # Automatic HTTPS (docs/acme.md): certificates for these names from an
+  # ACME CA, obtained at start-up, renewed before expiry, served by SNI. The
+  # plain-HTTP listener answers the CA's HTTP-01 challenges and redirects
+  # everything else to https.
+  # http_listen = ":80"                    # --http-listen (":80" with acme)
+  # acme {
+  #   domains  = ["example.com", "www.example.com"]  # --acme-domain, repeatable
+  #   email    = "ops@example.com"                    # --acme-email
+  #   ca       = "https://acme-staging-v02.api.letsencrypt.org/directory"  # --acme-ca (default: Let's Encrypt production)
+  #   ca_root  = "/etc/roundhouse/private-ca.pem"     # --acme-ca-root
+  #   storage  = "/var/lib/roundhouse/acme"           # --acme-storage
+  # }
 }

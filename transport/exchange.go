@@ -25,8 +25,9 @@ type exchange struct {
 	http1  bool               // the client speaks HTTP/1.x
 	rec    recorder           // the client's ResponseWriter, as ReverseProxy gets it
 	// pool is the pool the request's route sends it to, and route that
-	// route's name ("" with no routes); set by the route stage. pool is
-	// nil until then, and stays nil for a request refused before it.
+	// route's name ("" with no routes; noRoute with routes until one
+	// matches); set by the route stage. pool is nil until then, and stays
+	// nil for a request refused before it or that no route matched.
 	pool   *Pool
 	route  string
 	prefix string          // what strip_prefix removed from the path, for X-Forwarded-Prefix
@@ -39,6 +40,9 @@ type exchange struct {
 	fail     failure      // the last attempt's failure
 	err      error        // what went wrong, for the report and the log
 	respBody responseBody // the current attempt's response body, once it has one
+	// responded, for an attempt whose client speaks HTTP/2, is closed
+	// when the attempt's response begins (see streamBody); nil otherwise.
+	responded chan struct{}
 	// gotConn, for an attempt at an https backend, receives once the
 	// transport has a connection for it (httptrace's GotConn, which may
 	// fire on a transport goroutine); nil for other attempts.

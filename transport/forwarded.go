@@ -207,3 +207,26 @@ func clientAddr(r *http.Request, trusted TrustedProxies) (netip.Addr, bool) {
 	}
 	return addr, true
 }
+
+// setForwardedPrefix writes X-Forwarded-Prefix for a routed request: what
+// a trusted proxy in front says it removed, followed by removed, what the
+// route's strip_prefix removed; no header when neither removed anything.
+// Like the other forwarded headers, what a peer that is not a trusted
+// proxy sends is a claim and is dropped: a backend that builds its links
+// from the header must not take a client's word for it. (Without routes
+// the header passes as it came, as before pools.)
+func setForwardedPrefix(pr *httputil.ProxyRequest, trusted TrustedProxies, removed string) {
+	const name = "X-Forwarded-Prefix"
+	prior := ""
+	if peer, ok := peerAddr(pr.In); ok && trusted.Contains(peer) && !nominated(pr.In.Header, name) {
+		prior = strings.Join(pr.In.Header.Values(name), ", ")
+	}
+	if removed != "" {
+		prior = strings.TrimSuffix(prior, "/") + removed
+	}
+	if prior == "" {
+		pr.Out.Header.Del(name)
+		return
+	}
+	pr.Out.Header.Set(name, prior)
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/roundhouse/roundhouse/internal/parse"
@@ -194,5 +195,33 @@ func TestForwardedHeadersFromATrustedPeerAreAppendedTo(t *testing.T) {
 		if g := r.Header.Values(name); len(g) != 1 || g[0] != v {
 			t.Errorf("backend saw %s %q, want %q", name, g, v)
 		}
+	}
+}
+
+func TestForwardedPrefixOfARoutedRequest(t *testing.T) {
+	trusted := mustPrefixes(t, "10.0.0.0/8")
+	tests := []struct {
+		name, remote, sent, removed string
+		want                        []string // X-Forwarded-Prefix as the backend sees it
+	}{
+		{"a route that strips says what it removed", "192.0.2.1:1", "", "/api", []string{"/api"}},
+		{"an untrusted client's claim is replaced", "192.0.2.1:1", "/admin", "/api", []string{"/api"}},
+		{"an untrusted client's claim is dropped when nothing was removed", "192.0.2.1:1", "/admin", "", nil},
+		{"a trusted proxy's prefix is kept when nothing was removed", "10.0.0.1:1", "/app", "", []string{"/app"}},
+		{"a trusted proxy's prefix comes before what the route removed", "10.0.0.1:1", "/app/", "/api", []string{"/app/api"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &http.Request{RemoteAddr: tt.remote, Host: "a", Header: http.Header{}}
+			out := &http.Request{Header: http.Header{}}
+			if tt.sent != "" {
+				in.Header.Set("X-Forwarded-Prefix", tt.sent)
+				out.Header.Set("X-Forwarded-Prefix", tt.sent) // ReverseProxy copies it
+			}
+			setForwardedPrefix(&httputil.ProxyRequest{In: in, Out: out}, trusted, tt.removed)
+			if got := out.Header.Values("X-Forwarded-Prefix"); !slices.Equal(got, tt.want) {
+				t.Errorf("X-Forwarded-Prefix = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

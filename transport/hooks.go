@@ -29,11 +29,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
 	setForwarded(pr, p.trusted)
-	if ex.prefix != "" { // the route stripped it
-		pr.Out.Header.Set("X-Forwarded-Prefix", ex.prefix)
+	if ex.route != "" { // routed: the prefix is what the route stripped
+		setForwardedPrefix(pr, p.trusted, ex.prefix)
 	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)
+	ex.responded = nil
+	if ex.body != nil && !ex.http1 && pr.Out.Body != nil {
+		ex.responded = make(chan struct{})
+		pr.Out.Body = &streamBody{ReadCloser: pr.Out.Body, src: ex.body.src, responded: ex.responded}
+	}
 	if ex.body != nil && pr.Out.URL.Scheme != "h2c" {
 		// Lets http.Transport resend on a fresh connection when a pooled one
 		// turns out dead before any byte was written. Not for h2c: with
@@ -157,11 +162,16 @@ func recordError(_ http.ResponseWriter, out *http.Request, err error) {
 // matched. Last, http.Transport's "cannot rewind body after connection
 // loss" says that it would itself have resent the request on a fresh
 // connection, because the one it chose could take no new stream (it had
-// gone away), had it a GetBody: nothing was processed either.
+// gone away), had it a GetBody: nothing was processed either. So does
+// ReverseProxy's "invalid Read on closed Body": the HTTP/2 transport
+// closed the body when it gave up a stream on a connection that could
+// take no new one (before reading any of it), then resent the request
+// itself on another connection, whose read of that closed body failed.
 func refusedStream(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "REFUSED_STREAM") || strings.Contains(s, "graceful shutdown GOAWAY") ||
-		strings.Contains(s, "cannot rewind body after connection loss")
+		strings.Contains(s, "cannot rewind body after connection loss") ||
+		strings.Contains(s, "invalid Read on closed Body")
 }
 
 // modifyResponse pins the client to the backend that answered when the
@@ -174,6 +184,10 @@ func refusedStream(err error) bool {
 // of protocols, whose body ReverseProxy needs as it is.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex := exchangeOf(resp.Request)
+	if ex.responded != nil {
+		close(ex.responded) // no retry now: a Close of the body may reach the client's
+		ex.responded = nil
+	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		ex.respBody = responseBody{ReadCloser: resp.Body, ex: ex}
 		resp.Body = &ex.respBody

@@ -400,8 +400,11 @@ func (p *Proxy) logAccess(ex *exchange, r *http.Request, status int, d time.Dura
 	if ex.backend != nil {
 		rec.Backend = ex.backend.Name
 	}
-	if ex.route != "" {
-		rec.Pool, rec.Route = ex.pool.Name, ex.route
+	if ex.route != "" { // there are routes: every line says pool= and route=
+		rec.Pool, rec.Route = noRoute, ex.route
+		if ex.pool != nil {
+			rec.Pool = ex.pool.Name
+		}
 	}
 	p.access.Log(&rec)
 }

@@ -55,9 +55,11 @@ func (p *Proxy) currentTable(ctx context.Context) (*Table, error) {
 // prefix, and returns r with the forwarded path and the pool's request
 // timeout, or nil once it has answered a request that goes nowhere.
 func (p *Proxy) choose(ex *exchange, t *Table, r *http.Request) *http.Request {
+	ex.pool, ex.route, ex.prefix = nil, "", ""
 	escaped := r.URL.EscapedPath()
 	path := escaped
 	if t.Routed() {
+		ex.route = noRoute // until a route matches: logged as pool=- route=-
 		var err error
 		if path, err = routing.CleanPath(escaped); err != nil {
 			plainError(&ex.rec, http.StatusBadRequest, "bad request path")
@@ -72,7 +74,7 @@ func (p *Proxy) choose(ex *exchange, t *Table, r *http.Request) *http.Request {
 		plainError(&ex.rec, http.StatusNotFound, "no route for this request")
 		return nil
 	}
-	ex.pool, ex.route, ex.prefix = pool, "", ""
+	ex.pool, ex.route = pool, ""
 	if i >= 0 {
 		rt := t.routes.Route(i)
 		ex.route = rt.Name
@@ -97,6 +99,10 @@ func (p *Proxy) choose(ex *exchange, t *Table, r *http.Request) *http.Request {
 	}
 	return r
 }
+
+// noRoute is the exchange's route, and the access log's pool and route,
+// for a request that no route sends to a pool (answered 400 or 404).
+const noRoute = "-"
 
 // withPath returns a copy of r whose URL has the escaped path given. The
 // client's request keeps its own URL: the access log shows the path as

@@ -282,3 +282,43 @@ func TestNewTableRefusesWhatCannotRoute(t *testing.T) {
 		})
 	}
 }
+
+func TestARequestThatGoesToNoPoolIsLoggedWithPoolAndRouteDashes(t *testing.T) {
+	s := newSite(t, map[string][]string{"api": {echoBackend(t, "api1")}}, []routing.Route{
+		{Name: "api", PathPrefix: "/api", Pool: "api"},
+	})
+	for _, tt := range []struct {
+		target string
+		status int
+	}{{"/elsewhere", http.StatusNotFound}, {"/../etc/passwd", http.StatusBadRequest}} {
+		if status, _ := s.send(t, "GET", "x", tt.target, nil); status != tt.status {
+			t.Fatalf("%s: %d, want %d", tt.target, status, tt.status)
+		}
+		// With routes every line has pool= and route=, as the
+		// configuration reference says: "-" for a request that reached
+		// no pool, as backend= says "-" for one that reached no backend.
+		s.log.waitFor(t, 1, "access: request:", "status="+fmt.Sprint(tt.status), "backend=- pool=- route=- ")
+	}
+	// Lines of requests that found a route are as before.
+	if status, _ := s.send(t, "GET", "x", "/api/x", nil); status != 200 {
+		t.Fatalf("/api/x: %d", status)
+	}
+	s.log.waitFor(t, 1, "access: request:", "status=200", "pool=api route=api ")
+}
+
+func TestAClientCannotForgeTheForwardedPrefix(t *testing.T) {
+	s := newSite(t, map[string][]string{"a": {echoBackend(t, "a1")}}, []routing.Route{
+		{Name: "stripped", PathPrefix: "/api", StripPrefix: true, Pool: "a"},
+		{Name: "as-is", Pool: "a"},
+	})
+	forged := http.Header{"X-Forwarded-Prefix": {"/admin"}}
+	for _, tt := range []struct{ target, path, prefix string }{
+		{"/api/x", "/x", "/api"},
+		{"/x", "/x", ""}, // nothing was removed: the backend gets no prefix
+	} {
+		status, lines := s.send(t, "GET", "x", tt.target, forged)
+		if status != 200 || len(lines) != 3 || lines[1] != tt.path || lines[2] != tt.prefix {
+			t.Errorf("%s: %d %q, want path %q and X-Forwarded-Prefix %q", tt.target, status, lines, tt.path, tt.prefix)
+		}
+	}
+}

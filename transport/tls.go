@@ -217,6 +217,10 @@ func (l *tlsListener) handshake(c net.Conn) {
 		_ = c.Close()
 		return
 	}
+	if tc.ConnectionState().NegotiatedProtocol == "acme-tls/1" {
+		_ = tc.Close() // an ACME CA's TLS-ALPN-01 validation: the handshake was all it wanted
+		return
+	}
 	var out net.Conn = tc
 	if tc.ConnectionState().NegotiatedProtocol != "h2" {
 		out = l.wrap(tc)

@@ -22,9 +22,10 @@ import (
 //
 // Socket activation (sd_listen_fds(3)): when LISTEN_PID is this process
 // and LISTEN_FDS counts the sockets systemd passed from fd 3 on, those
-// replace the addresses given by --listen and --admin: the one named
-// "admin" (FileDescriptorName=admin in the .socket unit) serves the admin
-// API, and the other one the proxy. The variables are removed from the
+// replace the addresses given by --listen, --admin and --http-listen: the
+// one named "admin" (FileDescriptorName=admin in the .socket unit) serves
+// the admin API, the one named "http" the plain-HTTP listener (ACME's
+// HTTP-01 and the redirect to https), and the other one the proxy. The variables are removed from the
 // environment once read, and an upgrade passes the sockets on as its own.
 
 // fromSystemd takes the sockets of socket activation, if any.
@@ -38,13 +39,13 @@ func (p *Process) fromSystemd() error {
 			return fmt.Errorf("socket activation: socket %s: %w", f.Name(), err)
 		}
 		name := "listen"
-		if f.Name() == "admin" {
-			name = "admin"
+		if f.Name() == "admin" || f.Name() == "http" {
+			name = f.Name()
 		}
 		if prev, dup := p.inherited[name]; dup {
 			ln.Close()
 			p.Close()
-			return fmt.Errorf("socket activation: two sockets for the %s (%s and %s); want one, and FileDescriptorName=admin on the admin API's",
+			return fmt.Errorf("socket activation: two sockets for the %s (%s and %s); want one, and FileDescriptorName=admin on the admin API's, http on the plain-HTTP listener's",
 				role(name), prev.ln.Addr(), f.Name())
 		}
 		p.inherited[name] = inherited{passedOff: passedOff{Name: name, Activated: true}, ln: ln}
@@ -53,8 +54,11 @@ func (p *Process) fromSystemd() error {
 }
 
 func role(name string) string {
-	if name == "admin" {
+	switch name {
+	case "admin":
 		return "admin API"
+	case "http":
+		return "plain-HTTP listener"
 	}
 	return "proxy"
 }

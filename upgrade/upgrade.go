@@ -68,7 +68,7 @@ type handOff struct {
 
 // passedOff is one inherited socket.
 type passedOff struct {
-	Name      string `json:"name"`      // what Listen calls it: "listen", "admin"
+	Name      string `json:"name"`      // what Listen calls it: "listen", "admin", "http"
 	Addr      string `json:"addr"`      // the address it was asked for
 	Activated bool   `json:"activated"` // systemd gave it (socket activation)
 	FD        int    `json:"fd"`
