@@ -206,8 +206,9 @@ func (b *replayableBody) rewind() (io.ReadCloser, error) {
 
 // attemptBody is an h2c attempt's outbound body as its transport sees it:
 // the body ReverseProxy hands over (its own wrapper, which it closes when
-// the attempt ends, after which every Read fails), with a Close that does
-// nothing.
+// the attempt ends, after which every Read fails; or, for a client that
+// speaks HTTP/2, a streamBody around that wrapper), whose Close does
+// nothing until the attempt's response has begun.
 //
 // net/http's HTTP/2 client closes a request's body when a stream fails,
 // even one that failed before it was opened because its connection had
@@ -215,12 +216,33 @@ func (b *replayableBody) rewind() (io.ReadCloser, error) {
 // stream's start), and then resends that very request, body unread, on a
 // fresh connection, where the closed body's first Read fails: a request
 // that no backend saw ended as a broken attempt (502, or gRPC UNAVAILABLE)
-// instead of going out. Through attemptBody the resend reads the body, and
-// a transport goroutine that outlives the attempt still meets
-// ReverseProxy's closed wrapper. (http:// and https:// attempts need none:
+// instead of going out. Through attemptBody the resend reads the body
+// (the failed stream's writer has ended by then: the client waits for it
+// before it resends), and a transport goroutine that outlives the attempt
+// still meets ReverseProxy's closed wrapper. Once the response has begun
+// nothing is resent, and Close goes through, so that streamBody can end a
+// stream whose backend died. (http:// and https:// attempts need none:
 // their GetBody gives net/http a fresh body for any resend.)
-type attemptBody struct{ io.ReadCloser }
+type attemptBody struct {
+	io.ReadCloser
+	// responded is closed when the attempt's response begins (the
+	// exchange's responded); nil, for a client that speaks HTTP/1.x,
+	// whose Close never goes through (ReverseProxy's wrapper alone is
+	// under it).
+	responded <-chan struct{}
+}
 
-// Close leaves the body to ReverseProxy, which closes it when the attempt
-// ends.
-func (attemptBody) Close() error { return nil }
+// Close does nothing before the response began; see attemptBody. It may
+// run on any goroutine (the HTTP/2 transport closes the body from one of
+// its own).
+func (b attemptBody) Close() error {
+	if b.responded == nil {
+		return nil
+	}
+	select {
+	case <-b.responded:
+		return b.ReadCloser.Close()
+	default:
+		return nil
+	}
+}

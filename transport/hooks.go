@@ -50,7 +50,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if pr.Out.URL.Scheme == "h2c" {
 		if pr.Out.Body != nil {
-			pr.Out.Body = attemptBody{pr.Out.Body} // see attemptBody
+			pr.Out.Body = attemptBody{ReadCloser: pr.Out.Body, responded: ex.responded} // see attemptBody
 		}
 		var ctx context.Context
 		ctx, ex.endAttempt = boundConns(pr.Out.Context())

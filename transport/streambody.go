@@ -15,9 +15,9 @@ import "io"
 // so the writer stays blocked and the client sees nothing until its own
 // deadline.
 //
-// streamBody, between ReverseProxy's wrapper and the transport, passes
-// that Close on to the client's body, once the attempt's response has
-// begun (modifyResponse closed responded): nothing can be retried then,
+// streamBody, between ReverseProxy's wrapper and the transport (under
+// attemptBody, for an h2c backend), passes that Close on to the client's
+// body, once the attempt's response has begun (modifyResponse closed responded): nothing can be retried then,
 // and the close ends the writer's read, so the response body breaks and
 // the client gets its end (for gRPC, UNAVAILABLE trailers: grpcEndBroken).
 // Before the response began, a Close is still ReverseProxy's no-op, and a
