@@ -16,9 +16,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/sourcegraph/conc"
 	"os"
 	"slices"
-	"sync"
+
 	"time"
 
 	"google.golang.org/grpc"
@@ -76,7 +77,7 @@ func run(addr string, conns, concurrency int, duration, warmup time.Duration, si
 		first  error
 	}
 	results := make([]result, concurrency)
-	var wg sync.WaitGroup
+	var wg conc.WaitGroup // each worker owns its results[w]; Wait hands them to main
 	for w := range concurrency {
 		tc := clients[w%len(clients)]
 		wg.Go(func() {
