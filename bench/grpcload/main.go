@@ -16,12 +16,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/sourcegraph/conc"
 	"os"
 	"slices"
-
 	"time"
 
+	"github.com/sourcegraph/conc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
