@@ -110,16 +110,8 @@ done
 start roundhouse 0 "$tmp/roundhouse" serve --listen 127.0.0.1:18180 --h2c --access-log=false \
 	--health-grpc "${backend_args[@]}"
 
-cat >"$tmp/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 3s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
+start_haproxy "$(
+	cat <<EOF
 frontend fe
     bind 127.0.0.1:18185 proto h2
     default_backend be
@@ -129,23 +121,11 @@ backend be
     server b2 127.0.0.1:18182 proto h2
     server b3 127.0.0.1:18183 proto h2
 EOF
-start haproxy 0 haproxy -db -f "$tmp/haproxy.cfg"
+)"
 
 if [[ " ${targets[*]} " == *" nginx "* ]]; then
-	mkdir -p "$tmp/nginx"
-	cat >"$tmp/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+	start_nginx "$(
+		cat <<EOF
     upstream backends {
         server 127.0.0.1:18181;
         server 127.0.0.1:18182;
@@ -161,9 +141,8 @@ http {
             grpc_pass grpc://backends;
         }
     }
-}
 EOF
-	start nginx 0 nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx.conf"
+	)"
 fi
 
 for p in "${backend_ports[@]}"; do wait_ready "backend$p" "$p"; done

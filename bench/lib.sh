@@ -100,6 +100,50 @@ check_ports() {
 	done
 }
 
+# start_nginx BODY: writes $tmp/nginx.conf, one nginx worker in the
+# foreground with its files under $tmp/nginx and no access log, BODY (its
+# upstreams and servers) inside its http block, and starts it as nginx on
+# core 0.
+start_nginx() {
+	mkdir -p "$tmp/nginx"
+	cat >"$tmp/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+$1
+}
+EOF
+	start nginx 0 nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx.conf"
+}
+
+# start_haproxy BODY: writes $tmp/haproxy.cfg, one HAProxy thread in HTTP
+# mode reusing its backend connections, followed by BODY (its frontend and
+# backend), and starts it as haproxy on core 0.
+start_haproxy() {
+	cat >"$tmp/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 3s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+$1
+EOF
+	start haproxy 0 haproxy -db -f "$tmp/haproxy.cfg"
+}
+
 # ---------------------------------------------------------------- measure
 
 # tree PID: PID and all its descendants (nginx's master and worker).

@@ -168,20 +168,8 @@ fi
 ! measured baseline || start baseline 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
 
 if measured nginx; then
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+	start_nginx "$(
+		cat <<EOF
     keepalive_requests 1000000;
     upstream backends {
         server 127.0.0.1:18081;
@@ -203,22 +191,13 @@ http {
             proxy_max_temp_file_size 0;
         }
     }
-}
 EOF
-start nginx 0 nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx.conf"
+	)"
 fi
 
 if measured haproxy; then
-cat >"$tmp/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 3s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
+	start_haproxy "$(
+		cat <<EOF
 frontend fe
     bind 127.0.0.1:18085
     option forwardfor
@@ -231,7 +210,7 @@ backend be
     server b2 127.0.0.1:18082
     server b3 127.0.0.1:18083
 EOF
-start haproxy 0 haproxy -db -f "$tmp/haproxy.cfg"
+	)"
 fi
 
 for p in "${backend_ports[@]}"; do wait_ready "backend$p" "$p"; done
