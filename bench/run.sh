@@ -52,12 +52,11 @@ esac
 rounds=${BENCH_ROUNDS:-$rounds}
 duration=${BENCH_SECONDS:-$duration}
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # Configurations: name, connections, path.
 configs=("c16 16 /" "c64 64 /" "c256 256 /" "c64-64KiB 64 /bytes?n=65536")
@@ -92,71 +91,12 @@ command -v wrk >/dev/null || need+=(wrk)
 ! measured haproxy || command -v haproxy >/dev/null || need+=(haproxy)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v getconf >/dev/null || need+=(libc-bin)
-if ((${#need[@]})); then
-	sudo=()
-	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
-	log "installing ${need[*]}"
-	# Debian starts a freshly installed nginx as a service on port 80; a
-	# policy-rc.d that says "no" keeps it from starting (as Docker images do).
-	policy=/usr/sbin/policy-rc.d
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-		"${sudo[@]}" chmod 755 "$policy"
-		trap '"${sudo[@]}" rm -f "$policy"' EXIT # ours: removed however apt-get ends
-	fi
-	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-	if [[ -n $(trap -p EXIT) ]]; then
-		"${sudo[@]}" rm -f "$policy"
-		trap - EXIT
-	fi
-fi
-(($(nproc) >= 2)) || die "needs at least 2 cores (proxy on core 0, load on core 1); have $(nproc)"
-clk_tck=$(getconf CLK_TCK)
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+install_missing "${need[@]}"
+check_machine
 
 # ---------------------------------------------------------------- processes
 
-tmp=$(mktemp -d -t roundhouse-bench.XXXXXX)
-chmod 755 "$tmp" # nginx's worker may run as nobody
-declare -A pid   # name -> PID of each process started
-started=()       # names, in start order
-
-cleanup() {
-	local status=$? i name p
-	for ((i = ${#started[@]} - 1; i >= 0; i--)); do
-		name=${started[i]}
-		p=${pid[$name]}
-		kill -TERM "$p" 2>/dev/null || continue
-	done
-	for ((i = ${#started[@]} - 1; i >= 0; i--)); do
-		name=${started[i]}
-		p=${pid[$name]}
-		for _ in {1..50}; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start NAME CORE CMD...: runs CMD pinned to CORE, output to $tmp/NAME.log.
-start() {
-	local name=$1 core=$2
-	shift 2
-	taskset -c "$core" "$@" >"$tmp/$name.log" 2>&1 &
-	pid[$name]=$!
-	started+=("$name")
-}
-
-# in_use PORT: whether something accepts connections on 127.0.0.1:PORT.
-in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+bench_begin roundhouse-bench
 
 # http_get PORT PATH: the raw response to a one-shot GET.
 http_get() {
@@ -179,56 +119,7 @@ wait_ready() {
 	die "$name: no 200 on 127.0.0.1:$p after 10s; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
 }
 
-# tree PID: PID and all its descendants (nginx's master and worker).
-tree() {
-	local c
-	echo "$1"
-	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done
-}
-
-# cpu_ticks NAME: utime+stime of NAME's processes, in clock ticks.
-cpu_ticks() {
-	local p total=0 t
-	for p in $(tree "${pid[$1]}"); do
-		# Fields after "(comm) ": state is $1, so utime (14) is $12, stime (15) $13.
-		t=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' /proc/"$p"/stat 2>/dev/null) || continue
-		total=$((total + t))
-	done
-	echo "$total"
-}
-
-# rss_kb NAME: VmRSS of NAME's processes, summed, in KiB.
-rss_kb() {
-	local p total=0 r
-	for p in $(tree "${pid[$1]}"); do
-		r=$(awk '/^VmRSS:/ { print $2 }' /proc/"$p"/status 2>/dev/null) || continue
-		total=$((total + ${r:-0}))
-	done
-	echo "$total"
-}
-
-# cpu_busy CORE: "busy total" clock ticks of CORE since boot (/proc/stat).
-cpu_busy() {
-	awk -v c="cpu$1" '$1 == c { total = 0; for (i = 2; i <= NF; i++) total += $i; print total - $5 - $6, total }' /proc/stat
-}
-
-# wait_quiet MAX: waits, up to MAX seconds, until both cores are at least
-# 90% idle over half a second; another program's load distorts the numbers.
-wait_quiet() {
-	local i b0 t0 b1 t1
-	for ((i = 0; i < 2 * $1; i++)); do
-		read -r b0 t0 <<<"$(awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat)"
-		sleep 0.5
-		read -r b1 t1 <<<"$(awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat)"
-		if (((b1 - b0) * 10 <= t1 - t0)); then return 0; fi
-		((i > 0)) || log "waiting for the machine to be quiet (other processes are using the CPU)"
-	done
-	log "warning: the machine is still busy; measuring anyway (see the other column)"
-}
-
-for p in 18080 "${backend_ports[@]}" 18084 18085 18086 18087; do
-	! in_use "$p" || die "port $p on 127.0.0.1 is in use; bench/run.sh needs 18080-18087"
-done
+check_ports bench/run.sh 18080-18087 18080 "${backend_ports[@]}" 18084 18085 18086 18087
 
 log "building roundhouse and the baseline"
 go build -o "$tmp/roundhouse" .
@@ -277,20 +168,8 @@ fi
 ! measured baseline || start baseline 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
 
 if measured nginx; then
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
+	start_nginx "$(
+		cat <<EOF
     keepalive_requests 1000000;
     upstream backends {
         server 127.0.0.1:18081;
@@ -312,22 +191,13 @@ http {
             proxy_max_temp_file_size 0;
         }
     }
-}
 EOF
-start nginx 0 nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx.conf"
+	)"
 fi
 
 if measured haproxy; then
-cat >"$tmp/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 3s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
+	start_haproxy "$(
+		cat <<EOF
 frontend fe
     bind 127.0.0.1:18085
     option forwardfor
@@ -340,7 +210,7 @@ backend be
     server b2 127.0.0.1:18082
     server b3 127.0.0.1:18083
 EOF
-start haproxy 0 haproxy -db -f "$tmp/haproxy.cfg"
+	)"
 fi
 
 for p in "${backend_ports[@]}"; do wait_ready "backend$p" "$p"; done
@@ -377,10 +247,7 @@ total=$((rounds * ${#configs[@]} * ${#targets[@]}))
 n=0
 for ((round = 1; round <= rounds; round++)); do
 	# Rotate the targets' order every round, so none always runs first.
-	order=()
-	for ((i = 0; i < ${#targets[@]}; i++)); do
-		order+=("${targets[(i + round - 1) % ${#targets[@]}]}")
-	done
+	rotate "$round"
 	for cfg in "${configs[@]}"; do
 		read -r cname conns path <<<"$cfg"
 		for t in "${order[@]}"; do
@@ -405,7 +272,7 @@ for ((round = 1; round <= rounds; round++)); do
 			[[ $t != direct ]] || ticks=0 # not on core 0
 			# Core 0's busy time not spent in the target: other programs,
 			# and the kernel's softirq work for loopback packets.
-			other=$(awk -v b="$((busy1 - busy0 - ticks))" -v t="$((total1 - total0))" 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }')
+			other=$(other_pct "$busy0" "$total0" "$busy1" "$total1" "$ticks")
 			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 				"$round" "$cname" "$t" "$rps" "$p50" "$p99" "$cpu" "$rss" "$errs" "$req" "$other" >>"$raw"
 			log "[$n/$total] round $round $cname $t: $rps req/s, p50 ${p50}us p99 ${p99}us, cpu ${cpu}us/req, rss ${rss}KiB, errors $errs, core 0 other ${other}%"
@@ -415,9 +282,7 @@ done
 
 # ---------------------------------------------------------------- report
 
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if ! git -C "$repo" diff --quiet HEAD 2>/dev/null; then commit="$commit (modified)"; fi
+report_facts
 
 report() {
 	cat <<EOF

@@ -80,12 +80,34 @@ func routesConfig(pools []poolSpec, routes ...[2]string) string {
 	return b.String()
 }
 
-// adminPost posts to the admin API and returns the status and body.
+// adminPost posts to the admin API and returns the status and body,
+// giving up after 20 s.
 func adminPost(t *testing.T, url string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return adminPostWithin(t, url, 20*time.Second)
+}
+
+// adminPostWithin posts to the admin API and returns the status and body;
+// taking longer than timeout, or any error, fails the test.
+func adminPostWithin(t *testing.T, url string, timeout time.Duration) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	resp := mustDo(ctx, t, http.MethodPost, url)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// mustDo sends a body-less method request to url with http.DefaultClient
+// under ctx; failing to build or send it fails the test. The caller closes
+// the response's body.
+func mustDo(ctx context.Context, t *testing.T, method, url string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +115,7 @@ func adminPost(t *testing.T, url string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
+	return resp
 }
 
 // TestAReloadUnderLoadMovesARouteRemovesAPoolAndAddsOneWithoutAClientError
@@ -285,14 +302,7 @@ func TestAReloadThatRemovesAPoolLetsItsOpenWebSocketAndStreamFinish(t *testing.T
 	const events = 8
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/sse?n=%d&every=250ms", addr, events), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustDo(ctx, t, http.MethodGet, fmt.Sprintf("http://%s/sse?n=%d&every=250ms", addr, events))
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	got, last := 0, ""

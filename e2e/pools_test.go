@@ -507,20 +507,8 @@ route "two" {
 	if id == "" {
 		t.Fatalf("/status: pool one does not list %s: %+v", shared.url, st)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/pools/one/backends/"+url.PathEscape(id)+"/disable", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /pools/one/backends/%s/disable: %d %s", id, resp.StatusCode, body)
+	if code, body := adminPostWithin(t, adminURL+"/pools/one/backends/"+url.PathEscape(id)+"/disable", 10*time.Second); code != http.StatusOK {
+		t.Fatalf("POST /pools/one/backends/%s/disable: %d %s", id, code, body)
 	}
 
 	one, two := map[string]int{}, []string{}

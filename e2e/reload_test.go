@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	mathrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -143,22 +142,7 @@ func TestAdminReloadAppliesTheFileOrKeepsTheRunningOne(t *testing.T) {
 
 	reload := func() (int, string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/reload", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(body)
+		return adminPostWithin(t, adminURL+"/reload", 10*time.Second)
 	}
 	// backendsNow returns the URLs /status lists, in order.
 	backendsNow := func() []string {

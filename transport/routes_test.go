@@ -47,13 +47,7 @@ type site struct {
 // that routes by routes.
 func newSite(t *testing.T, pools map[string][]string, routes []routing.Route) *site {
 	t.Helper()
-	sink := newLogSink()
-	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
-	tr := New(Options{DialTimeout: time.Second})
-	t.Cleanup(tr.CloseIdleConnections)
-	ctx, cancel := context.WithCancel(context.Background())
-	wg := new(conc.WaitGroup)
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	sink, log, tr, ctx, wg := siteParts(t)
 	s := &site{log: sink, pools: map[string]*Pool{}, ctx: ctx, wg: wg}
 	var list []*Pool
 	for name, urls := range pools {
@@ -64,9 +58,38 @@ func newSite(t *testing.T, pools map[string][]string, routes []routing.Route) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.router = NewRouter(table)
-	wg.Go(func() { _ = s.router.Run(ctx) })
-	proxy := NewProxy(Config{Router: s.router, Logger: log, AccessLog: accesslog.New(accesslog.Options{Name: "access", Output: sink})})
+	s.router, s.url = serveRouted(t, ctx, wg, table, log, sink)
+	return s
+}
+
+// siteParts is what every test site of pools starts with: a log sink and a
+// debug logger writing to it, a transport (its idle connections closed at
+// cleanup), and ctx and wg for the site's actors: at cleanup, ctx is
+// cancelled and wg waited for. Cleanups run last-registered first, so what
+// a caller registers afterwards (serveRouted's frontend) stops before the
+// actors do.
+func siteParts(t *testing.T) (*logSink, hclog.Logger, *Transport, context.Context, *conc.WaitGroup) {
+	t.Helper()
+	sink := newLogSink()
+	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
+	tr := New(Options{DialTimeout: time.Second})
+	t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := new(conc.WaitGroup)
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return sink, log, tr, ctx, wg
+}
+
+// serveRouted starts a Router over table (its goroutine is wg's, ending
+// when ctx is done) and a frontend on a fresh 127.0.0.1 listener whose
+// proxy routes by it, logging to log and its access log to sink. The
+// frontend is shut down (5 s at most) at the test's cleanup. It returns
+// the router and the frontend's URL.
+func serveRouted(t *testing.T, ctx context.Context, wg *conc.WaitGroup, table *Table, log hclog.Logger, sink *logSink) (*Router, string) {
+	t.Helper()
+	router := NewRouter(table)
+	wg.Go(func() { _ = router.Run(ctx) })
+	proxy := NewProxy(Config{Router: router, Logger: log, AccessLog: accesslog.New(accesslog.Options{Name: "access", Output: sink})})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +103,7 @@ func newSite(t *testing.T, pools map[string][]string, routes []routing.Route) *s
 		_ = front.Shutdown(ctx)
 		serving.Wait()
 	})
-	s.url = "http://" + ln.Addr().String()
-	return s
+	return router, "http://" + ln.Addr().String()
 }
 
 // startPool starts a selector for a pool of the given backends.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
-	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/internal/testenv"
 	"github.com/roundhouse/roundhouse/routing"
 )
@@ -158,14 +156,8 @@ type stressPool struct {
 // and the proxy.
 func newStressSite(t *testing.T, pools map[string][]*flappy) *stressSite {
 	t.Helper()
-	sink := newLogSink()
-	log := hclog.New(&hclog.LoggerOptions{Output: sink, Level: hclog.Debug})
-	tr := New(Options{DialTimeout: time.Second})
-	t.Cleanup(tr.CloseIdleConnections)
 	// The actors outlive the frontend: its cleanup, registered later, runs first.
-	ctx, cancel := context.WithCancel(context.Background())
-	wg := new(conc.WaitGroup)
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	sink, log, tr, ctx, wg := siteParts(t)
 	s := &stressSite{log: sink, logger: log, tr: tr, pools: map[string]*stressPool{}, actors: ctx, wg: wg}
 	for name, backends := range pools {
 		p, err := s.start(ctx, name, wg, actors.Limits{}, backends)
@@ -178,23 +170,7 @@ func newStressSite(t *testing.T, pools map[string][]*flappy) *stressSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.router = NewRouter(first)
-	wg.Go(func() { _ = s.router.Run(ctx) })
-	proxy := NewProxy(Config{Router: s.router, Logger: log, AccessLog: accesslog.New(accesslog.Options{Name: "access", Output: sink})})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := NewFrontend(ln, proxy, FrontendOptions{Logger: log})
-	var serving conc.WaitGroup
-	serving.Go(func() { _ = front.Serve() })
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = front.Shutdown(ctx)
-		serving.Wait()
-	})
-	s.url = "http://" + ln.Addr().String()
+	s.router, s.url = serveRouted(t, ctx, wg, first, log, sink)
 	s.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(s.client.CloseIdleConnections)
 	return s
