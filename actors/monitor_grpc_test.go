@@ -38,8 +38,8 @@ type grpcBackend struct {
 
 // startGRPCBackend starts a gRPC server with the health service, over TLS
 // with creds when not nil, and stops it when the test ends. gate, if not
-// nil, receives a value at the start of every call (before the handler
-// reads the status), so a test can step the prober call by call.
+// nil, receives a value once each call has its answer (after the handler
+// read the status), so a test can step the prober call by call.
 func startGRPCBackend(t *testing.T, creds credentials.TransportCredentials, gate chan<- struct{}) *grpcBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -53,13 +53,17 @@ func startGRPCBackend(t *testing.T, creds credentials.TransportCredentials, gate
 		scheme = "https"
 	}
 	if gate != nil {
+		// The gate opens once the call has read the status it answers
+		// with, not before: a test that sets the next status as soon as
+		// the gate opens must not race the handler still reading this one.
 		opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			resp, err := h(ctx, req)
 			select {
 			case gate <- struct{}{}:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			return h(ctx, req)
+			return resp, err
 		}))
 	}
 	srv := grpc.NewServer(opts...)
@@ -78,9 +82,13 @@ func startGRPCBackend(t *testing.T, creds credentials.TransportCredentials, gate
 }
 
 // grpcMonitorConfig probes every few milliseconds with rise 2 and fall 3,
-// a second's timeout, by the gRPC check c.
+// by the gRPC check c. The timeout is long: a probe waits at the test's
+// gate for as long as the test takes to set the next status, which on a
+// loaded machine (CI, under -race) has taken over a second, and a probe
+// that timed out there would count as a failure the script did not ask
+// for.
 func grpcMonitorConfig(c GRPCCheck) MonitorConfig {
-	return MonitorConfig{GRPC: &c, Interval: 5 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 3}
+	return MonitorConfig{GRPC: &c, Interval: 5 * time.Millisecond, Timeout: 10 * time.Second, Rise: 2, Fall: 3}
 }
 
 // startGRPCMonitor runs a monitor of raw by cfg on its own goroutine,
@@ -127,21 +135,25 @@ func TestGRPCCheckRiseAndFall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			gate := make(chan struct{})
 			be := startGRPCBackend(t, nil, gate)
-			out, stop := startGRPCMonitor(t, be.URL, grpcMonitorConfig(GRPCCheck{Service: tt.service}))
 			statuses := map[byte]healthpb.HealthCheckResponse_ServingStatus{
 				'S': healthpb.HealthCheckResponse_SERVING,
 				'N': healthpb.HealthCheckResponse_NOT_SERVING,
 				'u': healthpb.HealthCheckResponse_SERVICE_UNKNOWN,
 			}
+			// Probe 0's status is set before the monitor starts; probe i's
+			// before the test reads what probe i-1 made the monitor send,
+			// which the monitor must have sent before probe i begins.
+			be.health.SetServingStatus(tt.service, statuses[tt.script[0]])
+			out, stop := startGRPCMonitor(t, be.URL, grpcMonitorConfig(GRPCCheck{Service: tt.service}))
 			got := []byte(strings.Repeat(".", len(tt.script)))
 			var last Health
 			for i := 0; i <= len(tt.script); i++ {
-				if i < len(tt.script) {
+				if i > 0 && i < len(tt.script) {
 					be.health.SetServingStatus(tt.service, statuses[tt.script[i]])
 				}
 				// Read what probe i-1 made the monitor send, until probe i
-				// reaches the server (the monitor sends before it waits
-				// for its next tick, and out is unbuffered).
+				// has its answer (the monitor sends before it waits for
+				// its next tick, and out is unbuffered).
 			next:
 				for {
 					select {
