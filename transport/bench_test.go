@@ -210,20 +210,7 @@ func (m cpuMeter) report(b *testing.B) {
 
 // get fetches target and reads the body, reporting failures with b.Errorf
 // (safe from RunParallel's goroutines); it says whether the request worked.
-func get(b *testing.B, target string) bool {
-	resp, err := benchClient.Get(target)
-	if err != nil {
-		b.Errorf("GET %s: %v", target, err)
-		return false
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		b.Errorf("GET %s: status %d, body: %v", target, resp.StatusCode, err)
-		return false
-	}
-	return true
-}
+func get(b *testing.B, target string) bool { return protoGet(b, benchClient, target) }
 
 // BenchmarkRoute measures the route stage alone, the part of a request's
 // cost that pools and routes add, without the pick that follows it:

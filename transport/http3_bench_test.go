@@ -146,7 +146,9 @@ func protoParallel(b *testing.B, c *http.Client, target string) {
 	cpu.report(b)
 }
 
-// protoGet is get with a given client.
+// protoGet fetches target with client c and reads the body, reporting
+// failures with b.Errorf (safe from RunParallel's goroutines); it says
+// whether the request worked. get is protoGet with the shared benchClient.
 func protoGet(b *testing.B, c *http.Client, target string) bool {
 	resp, err := c.Get(target)
 	if err != nil {
