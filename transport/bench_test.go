@@ -6,7 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,25 +41,44 @@ import (
 // for a configuration without routes), and -100routes through a Router
 // with 100 routes (see benchRoutes), where the request matches only the
 // last. Against small, they measure the routing cost per request: the
-// router hop (one channel receive) and the match. Compare runs with
-// benchstat:
+// router hop (one channel receive) and the match. plain-* send through a
+// plain, tuned httputil.ReverseProxy instead (bench/baseline's, the
+// yardstick of bench/run.sh) in front of the same backends: against it,
+// the balancer must cost less per request.
+//
+// Besides allocs/op, which counts the client's and the backend's
+// allocations too, each variant that goes through a proxy reports
+// proxy-allocs/op: allocs/op less the allocations of the same request
+// sent straight to a backend, measured just before in the same process
+// (what the proxy's process would allocate, plus the backend's parsing of
+// the headers the proxy adds). Compare runs with benchstat:
 //
 //	go test -run=NONE -bench=Proxy -benchmem -count=10 ./transport > new.txt
 func BenchmarkProxy(b *testing.B) {
 	const small, big = "/", "/bytes?n=65536"
 	router, routes := benchOptions{router: true}, benchOptions{router: true, routes: 100}
-	b.Run("small", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).proxy+small) })
-	b.Run("small-router", func(b *testing.B) { benchSerial(b, newBenchSetup(b, router).proxy+small) })
-	b.Run("small-100routes", func(b *testing.B) { benchSerial(b, newBenchSetup(b, routes).proxy+small) })
-	b.Run("small-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, benchOptions{}).proxy+small) })
-	b.Run("small-parallel-router", func(b *testing.B) { benchParallel(b, newBenchSetup(b, router).proxy+small) })
-	b.Run("small-parallel-100routes", func(b *testing.B) { benchParallel(b, newBenchSetup(b, routes).proxy+small) })
-	b.Run("small-accesslog", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{accessLog: true}).proxy+small) })
-	b.Run("64KiB", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).proxy+big) })
-	b.Run("64KiB-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, benchOptions{}).proxy+big) })
-	b.Run("direct-small", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).direct+small) })
-	b.Run("direct-small-parallel", func(b *testing.B) { benchParallel(b, newBenchSetup(b, benchOptions{}).direct+small) })
-	b.Run("direct-64KiB", func(b *testing.B) { benchSerial(b, newBenchSetup(b, benchOptions{}).direct+big) })
+	plain := benchOptions{plain: true}
+	serial := func(o benchOptions, path string) func(*testing.B) {
+		return func(b *testing.B) { benchSerial(b, newBenchSetup(b, o), path) }
+	}
+	parallel := func(o benchOptions, path string) func(*testing.B) {
+		return func(b *testing.B) { benchParallel(b, newBenchSetup(b, o), path) }
+	}
+	b.Run("small", serial(benchOptions{}, small))
+	b.Run("small-router", serial(router, small))
+	b.Run("small-100routes", serial(routes, small))
+	b.Run("small-parallel", parallel(benchOptions{}, small))
+	b.Run("small-parallel-router", parallel(router, small))
+	b.Run("small-parallel-100routes", parallel(routes, small))
+	b.Run("small-accesslog", serial(benchOptions{accessLog: true}, small))
+	b.Run("64KiB", serial(benchOptions{}, big))
+	b.Run("64KiB-parallel", parallel(benchOptions{}, big))
+	b.Run("plain-small", serial(plain, small))
+	b.Run("plain-small-parallel", parallel(plain, small))
+	b.Run("plain-64KiB", serial(plain, big))
+	b.Run("direct-small", serial(benchOptions{direct: true}, small))
+	b.Run("direct-small-parallel", parallel(benchOptions{direct: true}, small))
+	b.Run("direct-64KiB", serial(benchOptions{direct: true}, big))
 }
 
 // benchOptions says how newBenchSetup's balancer is set up; the zero
@@ -64,6 +87,8 @@ type benchOptions struct {
 	accessLog bool // as "serve" by default; false: no access log
 	router    bool // a Router with one pool, "default"
 	routes    int  // with router: benchRoutes(routes); 0: no routes
+	plain     bool // through plainProxy instead of the balancer
+	direct    bool // straight to the first backend
 }
 
 // benchRoutes returns n routes to pool "default" in a realistic mix,
@@ -90,9 +115,10 @@ func benchRoutes(n int) []routing.Route {
 	return append(routes, routing.Route{Name: "last", Hosts: []string{"localhost", "127.0.0.1"}, Methods: []string{"GET", "HEAD"}, Pool: "default"})
 }
 
-// benchSetup is a running balancer in front of 3 demo backends.
+// benchSetup is a running balancer (or plain proxy) in front of 3 demo
+// backends.
 type benchSetup struct {
-	proxy  string // the balancer's base URL
+	target string // where the benchmark sends its requests: the proxy, or the first backend (direct)
 	direct string // the first backend's base URL
 }
 
@@ -148,6 +174,12 @@ func newBenchSetup(b *testing.B, o benchOptions) *benchSetup {
 		cfg.Router = NewRouter(table)
 		wg.Go(func() { _ = cfg.Router.Run(ctx) })
 	}
+	if o.plain {
+		front := httptest.NewServer(plainProxy(urls))
+		b.Cleanup(front.Close)
+		b.Cleanup(benchClient.CloseIdleConnections)
+		return &benchSetup{target: front.URL, direct: urls[0].URL.String()}
+	}
 	if o.accessLog {
 		// Stopped after the front server (cleanups run last first), as
 		// runServe stops its log writer after everything that logs.
@@ -158,25 +190,62 @@ func newBenchSetup(b *testing.B, o benchOptions) *benchSetup {
 	front := httptest.NewServer(NewProxy(cfg))
 	b.Cleanup(front.Close)
 	b.Cleanup(benchClient.CloseIdleConnections)
-	return &benchSetup{proxy: front.URL, direct: urls[0].URL.String()}
+	s := &benchSetup{target: front.URL, direct: urls[0].URL.String()}
+	if o.direct {
+		s.target = s.direct
+	}
+	return s
 }
 
-func benchSerial(b *testing.B, target string) {
+// plainProxy is bench/baseline's proxy: httputil.ReverseProxy with a
+// tuned Transport, a 32 KiB buffer pool and an atomic round-robin counter
+// (a yardstick, not held to the balancer's rules).
+func plainProxy(backends []actors.BackendConfig) http.Handler {
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
+	var next atomic.Uint64
+	return &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(backends[(next.Add(1)-1)%uint64(len(backends))].URL)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		BufferPool: &plainBuffers{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}},
+	}
+}
+
+type plainBuffers struct{ pool sync.Pool }
+
+func (p *plainBuffers) Get() []byte { return p.pool.Get().(*[32 << 10]byte)[:] }
+func (p *plainBuffers) Put(b []byte) {
+	if len(b) == 32<<10 {
+		p.pool.Put((*[32 << 10]byte)(b))
+	}
+}
+
+func benchSerial(b *testing.B, s *benchSetup, path string) {
 	b.ReportAllocs()
+	target := s.target + path
 	get(b, target) // dial outside the timed loop
+	direct := directAllocs(b, s, path)
 	cpu := startCPU(b)
+	allocs := mallocs()
 	for b.Loop() {
 		get(b, target)
 	}
+	reportProxyAllocs(b, allocs, direct)
 	cpu.report(b)
 }
 
-func benchParallel(b *testing.B, target string) {
+func benchParallel(b *testing.B, s *benchSetup, path string) {
 	b.ReportAllocs()
+	target := s.target + path
 	get(b, target)
+	direct := directAllocs(b, s, path)
 	b.SetParallelism(8) // 8 × GOMAXPROCS clients, so the balancer sees concurrency
 	b.ResetTimer()
 	cpu := startCPU(b)
+	allocs := mallocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if !get(b, target) {
@@ -184,7 +253,38 @@ func benchParallel(b *testing.B, target string) {
 			}
 		}
 	})
+	reportProxyAllocs(b, allocs, direct)
 	cpu.report(b)
+}
+
+// directAllocs is the allocations per request of path sent straight to
+// the first backend, over 200 requests; -1 for a direct setup.
+func directAllocs(b *testing.B, s *benchSetup, path string) float64 {
+	if s.target == s.direct {
+		return -1
+	}
+	get(b, s.direct+path)
+	const n = 200
+	m := mallocs()
+	for range n {
+		get(b, s.direct+path)
+	}
+	return float64(mallocs()-m) / n
+}
+
+// reportProxyAllocs reports proxy-allocs/op: the allocations per request
+// since start, less direct's (see BenchmarkProxy); nothing for a direct
+// setup.
+func reportProxyAllocs(b *testing.B, start uint64, direct float64) {
+	if direct >= 0 {
+		b.ReportMetric(float64(mallocs()-start)/float64(b.N)-direct, "proxy-allocs/op")
+	}
+}
+
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
 }
 
 // cpuMeter reports the process's CPU time per request as cpu-ns/op: on a

@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
 	"time"
 
 	"github.com/roundhouse/roundhouse/actors"
@@ -55,24 +57,36 @@ type exchange struct {
 	// whether its outcome has gone to the selector yet.
 	attemptStart time.Time
 	reported     bool
+	// lean says the request takes the forwarder's fast path: it has no
+	// body and asks for no protocol switch (see forwarder.go). Its first
+	// attempt's outbound request and URL are outReq and outURL; trace
+	// relays 1xx responses, and relay holds the right to write the
+	// client's header while the transport has it (relayInformational).
+	// For other requests these are zero and relay is nil.
+	lean   bool
+	outReq http.Request
+	outURL url.URL
+	trace  httptrace.ClientTrace
+	relay  chan struct{}
 }
 
-// exchangeKey is the context key under which the request carries its
-// exchange to the code net/http calls with nothing but the request (or
-// its response): ReverseProxy's hooks (rewrite, modifyResponse,
-// recordError), which one ReverseProxy shares among all requests, and
-// the transport's RoundTrip (backendTransport, for a PROXY protocol
-// backend). A context value is the only per-request thing they see; the
-// stages, which ServeHTTP calls itself, get the exchange as an argument.
-// Every reader runs on the handler goroutine.
+// exchangeKey is the context key under which a request that goes through
+// httputil.ReverseProxy (one with a body or an upgrade: see forwarder.go)
+// carries its exchange to the code ReverseProxy calls with nothing but
+// the request (or its response): the hooks' adapters (rewriteHook,
+// modifyResponseHook, recordErrorHook), since one ReverseProxy serves all
+// requests, and poolTransport. A context value is the only per-request
+// thing they see; everything else gets the exchange as an argument. Every
+// reader runs on the handler goroutine.
 type exchangeKey struct{}
 
 func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKey{}).(*exchange) }
 
 // begin is the first stage: it makes r's exchange, and returns it with r
 // as the later stages see it: carrying its request ID, its body wrapped
-// for replay (wrapBody), and its context holding the exchange. (The route
-// stage adds the pool's request timeout.)
+// for replay (wrapBody), and its context holding the exchange's trace
+// (lean) or the exchange itself (for ReverseProxy). (The route stage adds
+// the pool's request timeout.)
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
 	ex := &exchange{start: time.Now(), client: r.Context(), secure: r.TLS != nil, http1: r.ProtoMajor == 1}
 	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels, grpc: isGRPC(r)}
@@ -89,6 +103,10 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		p.wrapBody(ex, w, r)
+	} else if upgradeOf(r.Header) == "" {
+		ex.lean, ex.relay = true, make(chan struct{}, 1)
+		ex.trace.Got1xxResponse = ex.relayInformational
+		return ex, r.WithContext(httptrace.WithClientTrace(ex.client, &ex.trace))
 	}
 	return ex, r.WithContext(context.WithValue(ex.client, exchangeKey{}, ex))
 }

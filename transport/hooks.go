@@ -14,18 +14,29 @@ import (
 	"github.com/roundhouse/roundhouse/actors"
 )
 
-// ReverseProxy's hooks: what forward's one call to ReverseProxy.ServeHTTP
-// runs, in this order: rewrite prepares the outbound request, the
-// transport sends it, and then either modifyResponse sees the response
-// before ReverseProxy copies it to the client, or recordError sees why
-// there is none. They run on the handler goroutine, and find the
-// exchange in the request's context (see exchangeKey).
+// The hooks of an attempt (see forwarder.go): rewrite prepares the
+// outbound request, the transport sends it, and then either
+// modifyResponse sees the response before it goes to the client, or
+// recordError sees why there is none. They run on the handler goroutine
+// and get the exchange as an argument; for the requests that go through
+// httputil.ReverseProxy, which calls its hooks with nothing but the
+// request, the *Hook adapters find it in the request's context (see
+// exchangeKey).
+
+func (p *Proxy) rewriteHook(pr *httputil.ProxyRequest) { p.rewrite(exchangeOf(pr.In), pr) }
+
+func (p *Proxy) modifyResponseHook(resp *http.Response) error {
+	return p.modifyResponse(exchangeOf(resp.Request), resp)
+}
+
+func recordErrorHook(_ http.ResponseWriter, out *http.Request, err error) {
+	exchangeOf(out).recordError(out, err)
+}
 
 // rewrite targets the attempt's backend. The client's Host header is kept
 // (as HAProxy, Caddy and Traefik do); the forwarded headers are set by
-// setForwarded, since ReverseProxy drops any the client sent.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeOf(pr.In)
+// setForwarded, since the client's own were dropped before.
+func (p *Proxy) rewrite(ex *exchange, pr *httputil.ProxyRequest) {
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
 	setForwarded(pr, p.trusted)
@@ -57,8 +68,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out = pr.Out.WithContext(ctx)
 	}
 	if ex.backend.ProxyProtocol != 0 {
-		// The PROXY header's addresses, for the dial goroutine.
-		pr.Out = pr.Out.WithContext(withHeaderAddrs(pr.Out.Context(), pr.In))
+		// The backend, for backendTransport, and the PROXY header's
+		// addresses, for the dial goroutine.
+		ctx := actors.WithBackend(withHeaderAddrs(pr.Out.Context(), pr.In), ex.backend)
+		pr.Out = pr.Out.WithContext(ctx)
 	}
 	ex.askedConn, ex.gotConn = nil, nil
 	if pr.Out.URL.Scheme == "https" {
@@ -109,12 +122,11 @@ func (ex *exchange) noConnection() bool {
 	}
 }
 
-// recordError is the ReverseProxy's ErrorHandler. It writes nothing: it
-// classifies the failure, and forward (a retry) or answer (an error
-// response) acts on it. The client's read error comes from the body's
-// writer by message (replayableBody.failure).
-func recordError(_ http.ResponseWriter, out *http.Request, err error) {
-	ex := exchangeOf(out)
+// recordError writes nothing: it classifies the attempt's failure, and
+// forward (a retry) or answer (an error response) acts on it. The
+// client's read error comes from the body's writer by message
+// (replayableBody.failure).
+func (ex *exchange) recordError(out *http.Request, err error) {
 	ex.err = err
 	var op *net.OpError
 	var ne net.Error
@@ -182,8 +194,7 @@ func refusedStream(err error) bool {
 //
 // It also watches the response body (see responseBody), except a switch
 // of protocols, whose body ReverseProxy needs as it is.
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	ex := exchangeOf(resp.Request)
+func (p *Proxy) modifyResponse(ex *exchange, resp *http.Response) error {
 	if ex.responded != nil {
 		close(ex.responded) // no retry now: a Close of the body may reach the client's
 		ex.responded = nil
@@ -194,7 +205,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	} else if !switchAsked(resp) {
 		// ReverseProxy refuses it too, but then never closes the backend
 		// connection, which is the caller's after a 101; refused here,
-		// ReverseProxy closes it. The client gets 502.
+		// the body (the connection) is closed. The client gets 502.
 		return errSwitchNotAsked
 	}
 	if p.idHeader != "" {

@@ -106,7 +106,8 @@ type Proxy struct {
 	router      *Router // nil: every request goes to table's one pool
 	table       *Table  // without a router
 	retryBuffer int
-	rp          *httputil.ReverseProxy
+	rp          *httputil.ReverseProxy // for requests with a body or an upgrade (see send)
+	buffers     bufferPool             // the response copy's, shared with rp
 	log         hclog.Logger
 	access      *accesslog.Logger
 	trusted     TrustedProxies
@@ -138,13 +139,14 @@ func NewProxy(cfg Config) *Proxy {
 			RetryAfter: cfg.RetryAfter, RequestTimeout: cfg.RequestTimeout,
 		})})
 	}
+	p.buffers = newBufferPool(256)
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
+		Rewrite:        p.rewriteHook,
 		Transport:      poolTransport{},
-		ErrorHandler:   recordError,
-		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   recordErrorHook,
+		ModifyResponse: p.modifyResponseHook,
 		ErrorLog:       p.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-		BufferPool:     newBufferPool(256),
+		BufferPool:     p.buffers,
 		// FlushInterval 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
@@ -228,7 +230,7 @@ func (p *Proxy) forward(ex *exchange, r *http.Request, b *actors.Backend, err er
 	ex.backend, ex.fail, ex.err, ex.reported = b, noFailure, nil, false
 	ex.tried = append(ex.tried, b)
 	ex.attemptStart = time.Now()
-	p.rp.ServeHTTP(&ex.rec, r) // rewrite, the transport, modifyResponse or recordError
+	p.send(ex, r) // rewrite, the transport, modifyResponse or recordError
 	if ex.endAttempt != nil {
 		ex.endAttempt()
 		ex.endAttempt = nil
