@@ -6,6 +6,10 @@
 # Globals it defines: pid (name -> PID of each process started), started
 # (names, in start order), tmp (once bench_begin has run), clk_tck (once
 # check_machine has run).
+#
+# It sets globals for the scripts that source it and reads theirs (targets,
+# repo), which shellcheck cannot see when it checks this file alone:
+# shellcheck shell=bash disable=SC2034,SC2154
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -150,6 +154,7 @@ EOF
 tree() {
 	local c
 	echo "$1"
+	# shellcheck disable=SC2013 # children is a space-separated list of PIDs
 	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done
 }
 

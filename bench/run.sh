@@ -1,36 +1,45 @@
 #!/usr/bin/env bash
-# bench/run.sh [quick|full]: Roundhouse side by side with nginx, HAProxy, a
-# plain tuned httputil.ReverseProxy and direct-to-backend, in one run; and
-# Roundhouse again behind 100 routes (roundhouse-100routes), for the
-# routing cost.
+# bench/run.sh [quick|full]: Roundhouse side by side with nginx, HAProxy,
+# Caddy, a plain tuned httputil.ReverseProxy and direct-to-backend, in one
+# run; and Roundhouse again behind 100 routes (roundhouse-100routes), for
+# the routing cost. After the table, the goals of issue 18 as PASS/FAIL.
 #
-#   quick  1 round,  3 s per measurement (under 2.5 minutes)
-#   full   5 rounds, 4 s per measurement (under 12 minutes); medians across rounds
+#   quick  1 round,  3 s per measurement (under 3 minutes)
+#   full   5 rounds, 4 s per measurement (under 15 minutes); medians across rounds
 #
 # What it does:
 #   - installs wrk, nginx and haproxy with apt-get when they are missing;
-#   - builds roundhouse and bench/baseline into a mktemp directory;
-#   - starts 3 demo backends (roundhouse backend) and the five proxies, each
+#   - builds roundhouse and bench/baseline into a mktemp directory, and
+#     Caddy there too with `go install
+#     github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9` (seconds with a
+#     warm module and build cache, a few minutes without; it needs the
+#     module proxy the first time). When Caddy cannot be built (no
+#     network, a Go too old), the bench logs why and goes on without it;
+#   - starts 3 demo backends (roundhouse backend) and the six proxies, each
 #     balancing round-robin over the 3 backends with keep-alive upstream
-#     connections, all on 127.0.0.1 ports 18080-18087. roundhouse-100routes
+#     connections, all on 127.0.0.1 ports 18080-18088. roundhouse-100routes
 #     is Roundhouse with a configuration of one pool behind 100 routes in a
 #     realistic mix, of which wrk's requests match only the last (as
 #     BenchmarkProxy's -100routes); against roundhouse, it shows what
-#     routing costs a request;
+#     routing costs a request. caddy is Caddy configured as a user would
+#     for this job (reverse_proxy, lb_policy round_robin, a large idle pool
+#     per backend, no access log, no admin endpoint, no automatic HTTPS);
 #   - pins every proxy to core 0 and wrk and the backends to core 1, so the
-#     proxy under test has a core to itself;
+#     proxy under test has a core to itself (the Go proxies' GOMAXPROCS
+#     follows: 1);
 #   - for each round, each configuration, each target (the order of the
 #     targets rotates every round): waits until the machine is quiet (other
 #     work on it skews everything), a warm-up, then wrk --latency, reading
 #     the target's CPU time (utime+stime of its processes in /proc) before
 #     and after and its VmRSS at the end, and how busy core 0 was with
 #     anything but the target (the "other" column: should be near 0);
-#   - prints a markdown table (medians across rounds; ratios to nginx are
-#     taken within each round, then the median) to stdout and writes it to
-#     bench/results/latest.md. Progress goes to stderr. A measurement during
-#     which another program took more than 30% of core 0 is noisy: when a
-#     cell has clean rounds, its median uses only those ("rounds" says how
-#     many were clean).
+#   - prints a markdown table (medians across rounds; ratios to nginx and
+#     to the plain proxy are taken within each round, then the median) and
+#     the goals of issue 18, each PASS, FAIL or "not measured", to stdout
+#     and writes them to bench/results/latest.md. Progress goes to stderr.
+#     A measurement during which another program took more than 30% of
+#     core 0 is noisy: when a cell has clean rounds, its median uses only
+#     those ("rounds" says how many were clean).
 #
 # Every process it starts is stopped by PID on exit; its files live in a
 # mktemp directory that is removed on exit. Traffic goes only to 127.0.0.1.
@@ -39,8 +48,11 @@ set -euo pipefail
 usage() { echo "usage: bench/run.sh quick|full" >&2; exit 2; }
 mode=${1:-quick}
 case $mode in
-quick) rounds=1 duration=3 warmup=1 patience=5 budget=140 ;;
-full) rounds=5 duration=4 warmup=1 patience=10 budget=710 ;;
+# budget: seconds from the start after which the loop stops waiting for
+# a quiet machine; 7 targets x 4 configurations take about (warm-up +
+# measurement + 1) s each per round.
+quick) rounds=1 duration=3 warmup=1 patience=5 budget=165 ;;
+full) rounds=5 duration=4 warmup=1 patience=10 budget=870 ;;
 *) usage ;;
 esac
 [[ $# -le 1 ]] || usage
@@ -49,6 +61,10 @@ esac
 # targets and configurations, and start only those targets, e.g. the
 # routing cost alone:
 #   BENCH_TARGETS="roundhouse roundhouse-100routes" BENCH_CONFIGS=c64 bench/run.sh quick
+# BENCH_CADDY_VERSION builds another Caddy than v2.11.9 (the issue's); one
+# that cannot be built shows the skip, offline:
+#   GOPROXY=off BENCH_CADDY_VERSION=v2.0.0-unbuildable bench/run.sh quick
+caddy_version=${BENCH_CADDY_VERSION:-v2.11.9}
 rounds=${BENCH_ROUNDS:-$rounds}
 duration=${BENCH_SECONDS:-$duration}
 
@@ -61,8 +77,8 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 # Configurations: name, connections, path.
 configs=("c16 16 /" "c64 64 /" "c256 256 /" "c64-64KiB 64 /bytes?n=65536")
 # Targets and their ports; direct is one backend, the limit of this setup.
-targets=(roundhouse roundhouse-100routes nginx haproxy baseline direct)
-declare -A port=([roundhouse]=18080 [roundhouse-100routes]=18087 [nginx]=18084 [haproxy]=18085 [baseline]=18086 [direct]=18081)
+targets=(roundhouse roundhouse-100routes nginx haproxy caddy baseline direct)
+declare -A port=([roundhouse]=18080 [roundhouse-100routes]=18087 [nginx]=18084 [haproxy]=18085 [caddy]=18088 [baseline]=18086 [direct]=18081)
 backend_ports=(18081 18082 18083)
 
 if [[ -n ${BENCH_TARGETS:-} ]]; then
@@ -119,11 +135,27 @@ wait_ready() {
 	die "$name: no 200 on 127.0.0.1:$p after 10s; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
 }
 
-check_ports bench/run.sh 18080-18087 18080 "${backend_ports[@]}" 18084 18085 18086 18087
+check_ports bench/run.sh 18080-18088 18080 "${backend_ports[@]}" 18084 18085 18086 18087 18088
 
 log "building roundhouse and the baseline"
 go build -o "$tmp/roundhouse" .
 go build -o "$tmp/baseline" ./bench/baseline
+
+# caddy: "" (not measured), "built", or "skipped" (it could not be built).
+caddy=
+if measured caddy; then
+	log "building caddy $caddy_version (go install; a few minutes when its modules are not cached)"
+	if GOBIN=$tmp timeout 900 go install "github.com/caddyserver/caddy/v2/cmd/caddy@$caddy_version" >"$tmp/caddy-build.log" 2>&1; then
+		caddy=built
+	else
+		caddy=skipped
+		log "caddy $caddy_version cannot be built here (no network? Go too old?); measuring without it. go install said:"
+		sed 's/^/    /' "$tmp/caddy-build.log" | tail -n 5 >&2
+		kept=()
+		for t in "${targets[@]}"; do [[ $t == caddy ]] || kept+=("$t"); done
+		targets=("${kept[@]}")
+	fi
+fi
 
 backend_args=()
 for p in "${backend_ports[@]}"; do
@@ -213,6 +245,34 @@ EOF
 	)"
 fi
 
+if [[ $caddy == built ]]; then
+	# As a user would write it for this job. The client's Host goes to the
+	# backend and X-Forwarded-For/-Proto/-Host are set by default; no log
+	# directive: no access log. Its config and data directories (it would
+	# write under $HOME) live in $tmp.
+	cat >"$tmp/Caddyfile" <<EOF
+{
+	admin off
+	auto_https off
+	persist_config off
+}
+
+http://127.0.0.1:18088 {
+	bind 127.0.0.1
+	reverse_proxy ${backend_ports[*]/#/127.0.0.1:} {
+		lb_policy round_robin
+		transport http {
+			keepalive 90s
+			keepalive_idle_conns_per_host 1024
+		}
+	}
+}
+EOF
+	mkdir -p "$tmp/caddy-home"
+	start caddy 0 env XDG_CONFIG_HOME="$tmp/caddy-home" XDG_DATA_HOME="$tmp/caddy-home" \
+		"$tmp/caddy" run --config "$tmp/Caddyfile" --adapter caddyfile
+fi
+
 for p in "${backend_ports[@]}"; do wait_ready "backend$p" "$p"; done
 for t in "${targets[@]}"; do [[ $t == direct ]] || wait_ready "$t" "${port[$t]}"; done
 log "all up: ${targets[*]/direct/} on core 0; 3 backends and wrk on core 1"
@@ -269,6 +329,9 @@ for ((round = 1; round <= rounds; round++)); do
 			ticks=$(($(cpu_ticks "$proc") - ticks0))
 			cpu=$(awk -v t="$ticks" -v hz="$clk_tck" -v r="$req" 'BEGIN { printf "%.1f", r ? t / hz * 1e6 / r : 0 }')
 			rss=$(rss_kb "$proc")
+			# No request answered (wrk timed out on all): no CPU per
+			# request or latency to report, only 0 req/s.
+			((req > 0)) || cpu=- p50=- p99=-
 			[[ $t != direct ]] || ticks=0 # not on core 0
 			# Core 0's busy time not spent in the target: other programs,
 			# and the kernel's softirq work for loopback packets.
@@ -285,27 +348,36 @@ done
 report_facts
 
 report() {
+	local caddy_line
+	case $caddy in
+	built) caddy_line="Caddy $caddy_version (go install)" ;;
+	skipped) caddy_line="no Caddy (go install of $caddy_version failed)" ;;
+	*) caddy_line="Caddy not measured" ;;
+	esac
 	cat <<EOF
 ## bench/run.sh $mode: $(date -u +%Y-%m-%d) UTC
 
 Roundhouse $commit, $(go version | awk '{ print $3 }'), $( (command -v nginx >/dev/null && nginx -v 2>&1 || echo "no nginx") | sed 's/^nginx version: //'),
-HAProxy $( (command -v haproxy >/dev/null && haproxy -v || echo "- - none") | awk 'NR == 1 { print $3 }'), $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }').
+HAProxy $( (command -v haproxy >/dev/null && haproxy -v || echo "- - none") | awk 'NR == 1 { print $3 }'), $caddy_line, $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }').
 Targets: ${targets[*]}. roundhouse-100routes is Roundhouse with one pool behind 100 routes, the request matching only
-the last (the routing cost, against roundhouse).
+the last (the routing cost, against roundhouse); baseline is the plain proxy: httputil.ReverseProxy with a tuned Transport
+and a 32 KiB buffer pool (bench/baseline).
 $(nproc) cores ($cpu_model); proxy pinned to core 0, wrk (1 thread) and 3 demo backends to core 1; loopback.
 $rounds round(s) of ${duration} s per target and configuration (after ${warmup} s of warm-up), targets interleaved.
-Each cell is the median across rounds; "×nginx" is the ratio to nginx in the same round (then the median).
+Each cell is the median across rounds; "×nginx" and "×plain" are the ratios to nginx and to baseline in the same round
+(then the median).
 CPU is the proxy's utime+stime per request (nginx: master and worker); RSS is VmRSS after the run.
 For direct, CPU and RSS are the demo backend's own (on core 1): a plain Go net/http server answering by
 itself, the floor for the server half of any proxy built on net/http.
 "other" is how busy core 0 was with anything but the target: loopback softirq work, or another program.
-"rounds" counts the clean rounds (other ≤ 30%); a cell with any uses only those, for its ratios only rounds where nginx was clean too.
+"rounds" counts the clean rounds (other ≤ 30%); a cell with any uses only those, for its ratios only rounds where the
+other target was clean too.
 Small responses are \`GET /\` (~130 bytes with headers); 64 KiB is \`GET /bytes?n=65536\`.
 
-| config | target | req/s | ×nginx | p50 | p99 | CPU µs/req | ×nginx | RSS MiB | errors | other | rounds |
-|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+| config | target | req/s | ×nginx | p50 | p99 | CPU µs/req | ×nginx | ×plain | RSS MiB | errors | other | rounds |
+|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
 EOF
-	awk -F'\t' -v configs="${configs[*]%% *}" -v targets="${targets[*]}" -v noisy=30 '
+	awk -F'\t' -v configs="${configs[*]%% *}" -v targets="${targets[*]}" -v noisy=30 -v caddy="$caddy" -v mode="$mode" '
 	function median(list,   a, n, i, j, v) {
 		n = split(list, a, " ")
 		for (i = 2; i <= n; i++) { v = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
@@ -314,41 +386,112 @@ EOF
 	}
 	# add appends v to the clean list (c = 1) or the noisy one.
 	function add(k, v, c) { k = k SUBSEP (c ? "clean" : "all"); vals[k] = (k in vals) ? vals[k] " " v : v }
-	# pick is the median of the clean values, or of all when none is clean.
-	function pick(k) { return (k SUBSEP "clean") in vals ? median(vals[k SUBSEP "clean"]) : median(vals[k SUBSEP "all"] " " vals[k SUBSEP "clean"]) }
+	# pick is the median of the clean values, or of all when none is clean
+	# (it reads only lists that exist: reading vals[x] would create x).
+	function pick(k) { return (k SUBSEP "clean") in vals ? median(vals[k SUBSEP "clean"]) : median(vals[k SUBSEP "all"]) }
 	function has(k) { return (k SUBSEP "clean") in vals || (k SUBSEP "all") in vals }
-	function lat(u) { return u >= 1000 ? sprintf("%.2f ms", u / 1000) : sprintf("%.0f µs", u) }
-	{ rps[$1, $2, $3] = $4; cpu[$1, $2, $3] = $7; clean[$1, $2, $3] = $11 <= noisy; rows[NR] = $0 }
-	END {
-		for (r = 1; r <= NR; r++) {
-			split(rows[r], f, "\t")
-			k = f[2] SUBSEP f[3]
-			c = clean[f[1], f[2], f[3]]
-			cn = c && clean[f[1], f[2], "nginx"] # both clean: the ratio is
-			n[k]++; nclean[k] += c
-			add(k SUBSEP "rps", f[4], c); add(k SUBSEP "p50", f[5], c); add(k SUBSEP "p99", f[6], c)
-			add(k SUBSEP "err", f[9], c); add(k SUBSEP "oth", f[11], c)
-			ng = rps[f[1], f[2], "nginx"]
-			if (ng > 0) add(k SUBSEP "rpsx", f[4] / ng, cn)
-			if (f[7] != "-") {
-				add(k SUBSEP "cpu", f[7], c); add(k SUBSEP "rss", f[8], c)
-				ngc = cpu[f[1], f[2], "nginx"]
-				if (ngc > 0) add(k SUBSEP "cpux", f[7] / ngc, cn)
+	function lat(u) { return u == "" ? "—" : u >= 1000 ? sprintf("%.2f ms", u / 1000) : sprintf("%.0f µs", u) }
+	# stat(col, cfg, t): the median across rounds of column col of target t
+	# in configuration cfg ("" when never measured).
+	function stat(col, cfg, t,   k, r) {
+		k = "s" SUBSEP col SUBSEP cfg SUBSEP t
+		if (!(k in done)) {
+			done[k] = 1
+			for (r = 1; r <= maxr; r++)
+				if ((r, cfg, t) in seen && val[r, cfg, t, col] != "-") add(k, val[r, cfg, t, col], clean[r, cfg, t])
+		}
+		return has(k) ? pick(k) : ""
+	}
+	# ratio(col, cfg, t, ref): the median across rounds of t over ref in
+	# column col, each taken within one round (rounds where both were clean
+	# when there are any); "" when they were never measured together.
+	function ratio(col, cfg, t, ref,   k, r, a, b) {
+		k = "x" SUBSEP col SUBSEP cfg SUBSEP t SUBSEP ref
+		if (!(k in done)) {
+			done[k] = 1
+			for (r = 1; r <= maxr; r++) {
+				if (!((r, cfg, t) in seen) || !((r, cfg, ref) in seen)) continue
+				a = val[r, cfg, t, col]; b = val[r, cfg, ref, col]
+				if (a == "-" || b == "-" || b + 0 <= 0) continue
+				add(k, a / b, clean[r, cfg, t] && clean[r, cfg, ref])
 			}
 		}
+		return has(k) ? pick(k) : ""
+	}
+	function num(v, f) { return v == "" ? "—" : sprintf(f, v) }
+	# figure(col, v): v, a value of column col, for the goals table.
+	function figure(col, v) {
+		if (v == "") return "—"
+		if (col == 4) return sprintf("%.0f req/s", v)
+		if (col == 6) return lat(v)
+		return sprintf("%.1f µs", v)
+	}
+	# check(g, what, cfg, col, ref, op, limit): one row of the goals table,
+	# Roundhouse against ref in column col; tallies goal g.
+	function check(g, what, cfg, col, ref, op, limit,   x, res, shown) {
+		x = ratio(col, cfg, "roundhouse", ref)
+		if (ref == "caddy" && caddy == "skipped") res = "skipped: Caddy could not be built"
+		else if (x == "") res = "not measured"
+		else res = (op == "<=" ? x <= limit : x >= limit) ? "PASS" : "FAIL"
+		shown = res == "FAIL" ? "**FAIL**" : res
+		printf "| %s | %s | %s | %s | %s | %s | %s %.2f | %s |\n", g, what, cfg,
+			figure(col, stat(col, cfg, "roundhouse")), figure(col, stat(col, cfg, ref)),
+			num(x, "%.3f"), op == "<=" ? "≤" : "≥", limit, shown
+		checks[g]++
+		if (res == "PASS") passed[g]++
+		else if (res == "FAIL") { failed[g]++; fails[g] = fails[g] (fails[g] == "" ? "" : ", ") what " at " cfg }
+	}
+	{
+		if ($1 > maxr) maxr = $1
+		seen[$1, $2, $3] = 1
+		clean[$1, $2, $3] = $11 <= noisy
+		for (i = 4; i <= 11; i++) val[$1, $2, $3, i] = $i
+		n[$2, $3]++; nclean[$2, $3] += $11 <= noisy
+	}
+	END {
 		nc = split(configs, C, " "); nt = split(targets, T, " ")
 		for (i = 1; i <= nc; i++) for (j = 1; j <= nt; j++) {
-			k = C[i] SUBSEP T[j]
-			if (!has(k SUBSEP "rps")) continue
-			cpuv = has(k SUBSEP "cpu") ? sprintf("%.1f", pick(k SUBSEP "cpu")) : "—"
-			cpux = has(k SUBSEP "cpux") ? sprintf("%.2f", pick(k SUBSEP "cpux")) : "—"
-			rssv = has(k SUBSEP "rss") ? sprintf("%.1f", pick(k SUBSEP "rss") / 1024) : "—"
-			rpsx = has(k SUBSEP "rpsx") ? sprintf("%.2f", pick(k SUBSEP "rpsx")) : "—" # no nginx measured
-			name = T[j] ~ /^roundhouse/ ? "**" T[j] "**" : T[j]
-			printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %.0f%% | %d/%d |\n", C[i], name,
-				pick(k SUBSEP "rps"), rpsx,
-				lat(pick(k SUBSEP "p50")), lat(pick(k SUBSEP "p99")),
-				cpuv, cpux, rssv, pick(k SUBSEP "err"), pick(k SUBSEP "oth"), nclean[k], n[k]
+			c = C[i]; t = T[j]
+			if (!((c, t) in n)) continue
+			rss = stat(8, c, t)
+			name = t ~ /^roundhouse/ ? "**" t "**" : t
+			printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% | %d/%d |\n", c, name,
+				stat(4, c, t), num(ratio(4, c, t, "nginx"), "%.2f"),
+				lat(stat(5, c, t)), lat(stat(6, c, t)),
+				num(stat(7, c, t), "%.1f"), num(ratio(7, c, t, "nginx"), "%.2f"), num(ratio(7, c, t, "baseline"), "%.2f"),
+				num(rss == "" ? "" : rss / 1024, "%.1f"), stat(9, c, t), stat(11, c, t), nclean[c, t], n[c, t]
+		}
+
+		print ""
+		print "### Goals (issue 18)"
+		print ""
+		print "Roundhouse against the plain proxy (baseline), nginx and Caddy. \"ratio\" is Roundhouse over the other target"
+		print "taken within each round, then the median across rounds (rounds where both were clean, when there are any), as"
+		print "×nginx and ×plain above; for p99 too, so that a round slowed by the machine weighs on both sides alike. The two"
+		print "figures beside it are each target'\''s own median, so their quotient can differ a little from the ratio."
+		if (mode != "full" || maxr < 3) print "This run has " maxr " round(s): indicative only; the goals are judged on `bench/run.sh full`."
+		print ""
+		print "| goal | what | config | Roundhouse | other | ratio | limit | result |"
+		print "|--:|---|---|--:|--:|--:|--:|---|"
+		split("c16 c64 c256 c64-64KiB", every, " ")
+		for (i = 1; i <= 3; i++) check(1, "CPU/req vs plain", every[i], 7, "baseline", "<=", 0.85)
+		check(1, "CPU/req vs plain", "c64-64KiB", 7, "baseline", "<=", 1.0)
+		for (i = 1; i <= 4; i++) check(1, "req/s vs plain", every[i], 4, "baseline", ">=", 1.0)
+		check(2, "CPU/req vs nginx", "c64", 7, "nginx", "<=", 2.0)
+		check(2, "CPU/req vs nginx", "c64-64KiB", 7, "nginx", "<=", 2.0)
+		check(2, "CPU/req vs nginx", "c256", 7, "nginx", "<=", 2.5)
+		check(3, "p99 vs nginx", "c16", 6, "nginx", "<=", 1.5)
+		check(3, "p99 vs nginx", "c64", 6, "nginx", "<=", 1.5)
+		for (i = 1; i <= 4; i++) check(4, "CPU/req vs Caddy", every[i], 7, "caddy", "<=", 0.6)
+		print ""
+		split("no worse than a plain proxy|within 2× of nginx|tail latency|Caddy stays far behind", title, "|")
+		for (g = 1; g <= 4; g++) {
+			if (failed[g]) res = "**FAIL** (" fails[g] ")"
+			else if (g == 4 && caddy == "skipped") res = "skipped: Caddy could not be built"
+			else if (!passed[g]) res = "not measured"
+			else if (passed[g] < checks[g]) res = "PASS where measured (" passed[g] " of " checks[g] " checks)"
+			else res = "PASS"
+			printf "- Goal %d, %s: %s\n", g, title[g], res
 		}
 	}' "$raw"
 	echo
