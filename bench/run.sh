@@ -17,7 +17,7 @@
 #     network, a Go too old), the bench logs why and goes on without it;
 #   - starts 3 demo backends (roundhouse backend) and the six proxies, each
 #     balancing round-robin over the 3 backends with keep-alive upstream
-#     connections, all on 127.0.0.1 ports 18080-18088. roundhouse-100routes
+#     connections, all on 127.0.0.1 ports 18080-18089. roundhouse-100routes
 #     is Roundhouse with a configuration of one pool behind 100 routes in a
 #     realistic mix, of which wrk's requests match only the last (as
 #     BenchmarkProxy's -100routes); against roundhouse, it shows what
@@ -78,7 +78,11 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 configs=("c16 16 /" "c64 64 /" "c256 256 /" "c64-64KiB 64 /bytes?n=65536")
 # Targets and their ports; direct is one backend, the limit of this setup.
 targets=(roundhouse roundhouse-100routes nginx haproxy caddy baseline direct)
-declare -A port=([roundhouse]=18080 [roundhouse-100routes]=18087 [nginx]=18084 [haproxy]=18085 [caddy]=18088 [baseline]=18086 [direct]=18081)
+declare -A port=([roundhouse]=18080 [roundhouse-100routes]=18087 [nginx]=18084 [haproxy]=18085 [caddy]=18088 [baseline]=18086 [direct]=18081 [baseline-nopool]=18089)
+# baseline-nopool, measured only when BENCH_TARGETS names it, is the plain
+# proxy as this bench had it until session 4: without a buffer pool, so
+# that ReverseProxy allocates 32 KiB for every response. It shows why the
+# old bench put Roundhouse ahead of a plain proxy (bench/PROFILE.md).
 backend_ports=(18081 18082 18083)
 
 if [[ -n ${BENCH_TARGETS:-} ]]; then
@@ -135,7 +139,7 @@ wait_ready() {
 	die "$name: no 200 on 127.0.0.1:$p after 10s; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
 }
 
-check_ports bench/run.sh 18080-18088 18080 "${backend_ports[@]}" 18084 18085 18086 18087 18088
+check_ports bench/run.sh 18080-18089 18080 "${backend_ports[@]}" 18084 18085 18086 18087 18088 18089
 
 log "building roundhouse and the baseline"
 go build -o "$tmp/roundhouse" .
@@ -198,6 +202,7 @@ if measured roundhouse-100routes; then
 	start roundhouse-100routes 0 "$tmp/roundhouse" serve --config "$tmp/routes.hcl" --listen 127.0.0.1:18087 --access-log=false
 fi
 ! measured baseline || start baseline 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
+! measured baseline-nopool || start baseline-nopool 0 "$tmp/baseline" --listen 127.0.0.1:18089 --buffer-pool=false "${backend_args[@]}"
 
 if measured nginx; then
 	start_nginx "$(

@@ -49,6 +49,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:18086", "`address` to accept client connections on")
 	var backends backendList
 	flag.Var(&backends, "backend", "backend `URL` (repeatable)")
+	pool := flag.Bool("buffer-pool", true, "recycle the 32 KiB copy buffers (false: ReverseProxy allocates one per response, as this yardstick did until session 4)")
 	flag.Parse()
 	if len(backends) == 0 {
 		fmt.Fprintln(os.Stderr, "baseline: give at least one --backend")
@@ -70,7 +71,9 @@ func main() {
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 		},
-		BufferPool: &buffers{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}},
+	}
+	if *pool {
+		rp.BufferPool = &buffers{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}}
 	}
 	srv := &http.Server{Addr: *listen, Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	log.Fatal(srv.ListenAndServe())
