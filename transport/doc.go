@@ -4,8 +4,9 @@
 // the current routing table (from the Router), match the request to a pool,
 // ask that pool's selector (package actors) for a backend and send the
 // request through the pool's shared, tuned Transport (an *http.Transport,
-// with an h2c sibling for cleartext HTTP/2 backends) with
-// httputil.ReverseProxy.
+// with an h2c sibling for cleartext HTTP/2 backends): with a forwarder of
+// its own for requests without a body or upgrade, with
+// httputil.ReverseProxy for the others (forwarder.go says why).
 //
 // # One request
 //
@@ -53,7 +54,9 @@
 //	body.go           replayableBody: the request body, resendable and capped;
 //	                  attemptBody, an h2c attempt's
 //	recorder.go       recorder: the client's ResponseWriter, status and bytes
-//	hooks.go          ReverseProxy's hooks: rewrite, modifyResponse, recordError
+//	forwarder.go      send: one attempt; the fast path (outbound, respond,
+//	                  copyBody, relayInformational) or ReverseProxy
+//	hooks.go          the attempt's hooks: rewrite, modifyResponse, recordError
 //	                  (which classifies a failed attempt: headerTimedOut, ...)
 //	grpc.go           gRPC calls: the balancer's errors as gRPC statuses, grpc-timeout
 //	forwarded.go      X-Forwarded-* and Forwarded; TrustedProxies
@@ -124,10 +127,13 @@
 //
 // Frontend.Serve runs on a goroutine its owner starts; it returns after
 // Shutdown. The rest runs on goroutines net/http owns: the handler
-// goroutine (every stage of a request, and ReverseProxy's hooks), and
+// goroutine (every stage of a request, and the attempt's hooks), and
 // http.Transport's (dials, each connection's reader and writer, HTTP/2
-// streams). Two places hand data to those: the request body, which the
-// transport's writer reads (see replayableBody for what orders it), and
-// the PROXY header's addresses, which the dial goroutine gets as a value
-// (see headerAddrsValue). The package has no mutex and no atomic.
+// streams). Three places hand data to those: the request body, which the
+// transport's writer reads (see replayableBody for what orders it), the
+// PROXY header's addresses, which the dial goroutine gets as a value
+// (see headerAddrsValue), and the client's header during a fast-path
+// attempt, whose right to write moves by message between the handler and
+// the transport's reader relaying a 1xx (see relayInformational). The
+// package has no mutex and no atomic.
 package transport

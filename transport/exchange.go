@@ -25,7 +25,7 @@ type exchange struct {
 	key    string             // the request's key for the policy; "" if none
 	secure bool               // the client connection is TLS
 	http1  bool               // the client speaks HTTP/1.x
-	rec    recorder           // the client's ResponseWriter, as ReverseProxy gets it
+	rec    recorder           // the client's ResponseWriter, as send or ReverseProxy gets it
 	// pool is the pool the request's route sends it to, and route that
 	// route's name ("" with no routes; noRoute with routes until one
 	// matches); set by the route stage. pool is nil until then, and stays
@@ -93,7 +93,7 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 	ex.tried = ex.triedBuf[:0]
 	if p.idHeader != "" {
 		ex.id = requestID(r, p.idHeader, p.trusted)
-		// To the backend (ReverseProxy copies the request's header) and
+		// To the backend (the outbound request copies the header) and
 		// back to the client: one array for both values (p.idHeader is
 		// canonical), each slice capped so that neither can grow into the
 		// other.

@@ -81,8 +81,8 @@ type Config struct {
 //  4. pick takes a backend from the pool's selector (none UP: 503 with
 //     Retry-After); route calls it, so that a pool a reload stopped
 //     meanwhile can be routed around;
-//  5. forward sends the request through httputil.ReverseProxy and the
-//     pool's transport, streaming the response and flushing event streams
+//  5. forward sends the request through the pool's transport (send, in
+//     forwarder.go), streaming the response and flushing event streams
 //     as they arrive (its hooks are in hooks.go);
 //  6. retry, after a failure that is safe to retry, reports it and picks
 //     another backend, for forward to try;
@@ -211,8 +211,8 @@ func requestKey(r *http.Request, k actors.KeySpec) string {
 // (see retryable); otherwise ex.fail says how the request ended.
 //
 // The attempt's outcome is reported later: by retry if another backend
-// is to be tried, otherwise by end, which runs even if the ReverseProxy
-// panics (it aborts a response whose body copy failed).
+// is to be tried, otherwise by end, which runs even if send panics (it
+// aborts a response whose body copy failed).
 func (p *Proxy) forward(ex *exchange, r *http.Request, b *actors.Backend, err error) bool {
 	switch {
 	case err != nil && ex.client.Err() != nil:
@@ -337,8 +337,8 @@ func (p *Proxy) writeError(w *recorder, ex *exchange) {
 }
 
 // end is the last stage. ServeHTTP defers it, so that it runs even when
-// the handler aborts (a panic with http.ErrAbortHandler: ReverseProxy's,
-// when a response body breaks off, or answer's). It reports the outcome,
+// the handler aborts (a panic with http.ErrAbortHandler: send's, when a
+// response body breaks off, or answer's). It reports the outcome,
 // logs the request and releases what begin took, in that order, and then
 // lets an abort go on to net/http, which closes the connection.
 func (p *Proxy) end(ex *exchange, r *http.Request) {
