@@ -251,9 +251,9 @@ func upgradeOf(h http.Header) string {
 
 // responseBody is a backend's response body on its way to the client. A
 // read that fails (the backend reset, the request timeout) cuts the
-// response short after its status went out: send (or ReverseProxy) then aborts the
-// handler, and nothing else would tell the access log. It is read on the
-// handler goroutine, the exchange's.
+// response short after its status went out: send (or ReverseProxy) then
+// aborts the handler, and nothing else would tell the access log. It is
+// read on the handler goroutine, the exchange's.
 type responseBody struct {
 	io.ReadCloser
 	ex *exchange
