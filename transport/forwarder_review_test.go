@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/roundhouse/roundhouse/internal/testcert"
+	"github.com/roundhouse/roundhouse/routing"
 )
 
 // An adversarial review of the forwarder's fast path (forwarder.go): each
@@ -661,5 +662,54 @@ func TestReviewAHintThenTheRequestTimeout(t *testing.T) {
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// TestReviewNoHintsToHTTP10Clients: RFC 9110 §15.2, a server must not
+// send a 1xx to an HTTP/1.0 client, which takes the first status line for
+// the response. net/http's server writes whatever 1xx a handler asks for,
+// so the balancer must not relay one to such a client.
+func TestReviewNoHintsToHTTP10Clients(t *testing.T) {
+	reviewBug(t, "bug (older than the fast path, ReverseProxy's too): a 103 reaches an HTTP/1.0 client as its response; see the review report")
+	backend := reviewBackend(t)
+	lb := newBalancer(t, balancerOptions{}, backend.URL)
+	for _, m := range []string{"GET", "POST"} { // the fast path, ReverseProxy
+		rc := dialRaw(t, lb.url)
+		if m == "GET" {
+			rc.send("GET /hints HTTP/1.0\r\nHost: x\r\n\r\n")
+		} else {
+			rc.send("POST /hints HTTP/1.0\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+		}
+		if resp, body := rc.response(m); resp.StatusCode != 200 || body != "after hints\n" {
+			t.Errorf("%s over HTTP/1.0: %d %q, want 200 and the body", m, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestReviewStrippedRoutesAndOddQueries: a route with strip_prefix on the
+// fast path keeps an escaped slash, and the query is cleaned as
+// ReverseProxy cleaned it (a parameter with a semicolon or a bad escape
+// dropped, the rest re-encoded).
+func TestReviewStrippedRoutesAndOddQueries(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s\n%s\n%s\n", r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("X-Forwarded-Prefix"))
+	}))
+	t.Cleanup(srv.Close)
+	s := newSite(t, map[string][]string{"a": {srv.URL}}, []routing.Route{
+		{Name: "stripped", PathPrefix: "/api", StripPrefix: true, Pool: "a"},
+		{Name: "as-is", Pool: "a"},
+	})
+	for _, tt := range []struct{ target, path, query, prefix string }{
+		{"/api/a%2Fb?x=1", "/a%2Fb", "x=1", "/api"},
+		{"/api/a%2fb/c", "/a%2Fb/c", "", "/api"}, // the router normalises escapes
+		{"/api/x?a=1;b=2&c=3", "/x", "c=3", "/api"},
+		{"/api/x?a=%zz&b=%41", "/x", "b=A", "/api"},
+		{"/api?q=1", "/", "q=1", "/api"},
+		{"/other%2Fx?q=a+b", "/other%2Fx", "q=a+b", ""},
+	} {
+		status, lines := s.send(t, "GET", "x", tt.target, nil)
+		if status != 200 || len(lines) != 3 || lines[0] != tt.path || lines[1] != tt.query || lines[2] != tt.prefix {
+			t.Errorf("%s: %d %q, want path %q, query %q, X-Forwarded-Prefix %q", tt.target, status, lines, tt.path, tt.query, tt.prefix)
+		}
 	}
 }
