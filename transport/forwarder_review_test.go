@@ -713,3 +713,58 @@ func TestReviewStrippedRoutesAndOddQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewTokensAreMatchedInASCII: "TE: trailers" is kept for the
+// backend when the client's TE lists the token trailers. ReverseProxy
+// compares tokens in ASCII (httpguts); strings.EqualFold also folds
+// U+017F (ſ) to s, so a client's "TE: trailerſ" reaches the backend as
+// "TE: trailers" on the fast path.
+func TestReviewTokensAreMatchedInASCII(t *testing.T) {
+	reviewBug(t, "bug (minor): hasToken folds Unicode; ReverseProxy's httpguts folds ASCII only; see the review report")
+	backend := forwarderBackend(t)
+	b := newBalancer(t, balancerOptions{}, backend.URL)
+	ref := referenceProxy(t, backend.URL)
+	h := http.Header{"Te": {"trailer\u017f"}}
+	want := fetch(t, ref.Client(), ref.URL, "/echo", h)
+	got := fetch(t, b.client, b.url, "/echo", h)
+	if got.Body != want.Body {
+		t.Errorf("through the balancer the backend saw\n%s\nthrough ReverseProxy\n%s", got.Body, want.Body)
+	}
+}
+
+// TestReviewClientGoneBeforeTheResponse: a client that goes away while
+// the backend thinks is logged 499, the backend's request is cancelled,
+// and no goroutine stays behind (goleak in TestMain).
+func TestReviewClientGoneBeforeTheResponse(t *testing.T) {
+	arrived, cancelled := make(chan struct{}, 4), make(chan struct{}, 4)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(backend.Close)
+	lb := newBalancer(t, balancerOptions{monitor: fallNever()}, backend.URL)
+	for i := range 3 {
+		ctx, cancel := context.WithCancel(t.Context())
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error { cancel(); return nil }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", lb.url+"/think", nil)
+		if _, err := lb.client.Do(req); err == nil {
+			t.Fatal("the request was answered")
+		}
+		<-arrived
+		select {
+		case <-cancelled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the backend's request was not cancelled")
+		}
+		lb.log.waitFor(t, i+1, "path=/think", "status=499")
+	}
+}
