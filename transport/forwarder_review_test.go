@@ -768,3 +768,41 @@ func TestReviewClientGoneBeforeTheResponse(t *testing.T) {
 		lb.log.waitFor(t, i+1, "path=/think", "status=499")
 	}
 }
+
+// TestReviewHintsFromTwoAttempts: the first backend sends a 103 and
+// resets, the second sends its own 103s and answers; many at once over
+// HTTP/1.1 and HTTP/2, for -race: the client gets every hint and the
+// second backend's response.
+func TestReviewHintsFromTwoAttempts(t *testing.T) {
+	first := reviewBackend(t)
+	second := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		w.Header().Set("Link", "</b.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "second\n")
+	}))
+	t.Cleanup(second.Close)
+	lb, _, ca := tlsBalancer(t, balancerOptions{retries: 1, monitor: fallNever(), requestIDHeader: "X-Request-ID"}, first.URL, second.URL)
+	for _, h2 := range []bool{false, true} {
+		c := clientFor(t, ca.Pool(), !h2, h2)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				resp, body, hints, err := reviewGet(t, c, "GET", lb.url+"/hint-then-reset", nil)
+				if err != nil || resp.StatusCode != 200 || body != "second\n" {
+					t.Errorf("HTTP/2 %v: %v %v %q", h2, err, resp, body)
+					return
+				}
+				// One hint from the second backend, and one from the first
+				// if it was tried first.
+				if n := len(hints); n < 1 || n > 2 || hints[n-1] != "103 </b.css>; rel=preload" {
+					t.Errorf("HTTP/2 %v: hints %q", h2, hints)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
