@@ -275,7 +275,7 @@ func (g *guard) scan(p []byte) (int, error) {
 // state's limit), having counted it in g.size as they would; 0 otherwise.
 func (g *guard) wholeLine(p []byte) int {
 	lf := bytes.IndexByte(p, '\n')
-	if lf < 1 || p[lf-1] != '\r' || bytes.IndexByte(p[:lf-1], '\r') >= 0 {
+	if lf < 1 || p[lf-1] != '\r' || (lf > 1 && bytes.IndexByte(p[:lf-1], '\r') >= 0) {
 		return 0
 	}
 	n := lf + 1
@@ -407,11 +407,16 @@ func (g *guard) endLine(line []byte) error {
 // requestLine reads "METHOD target HTTP/1.x", split as net/http splits it.
 func (g *guard) requestLine(line []byte) error {
 	h := &g.head
-	method, rest, ok1 := bytes.Cut(line, []byte(" "))
-	target, proto, ok2 := bytes.Cut(rest, []byte(" "))
-	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 {
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
 		return errors.New("malformed request line")
 	}
+	method, rest := line[:sp1], line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return errors.New("malformed request line")
+	}
+	target, proto := rest[:sp2], rest[sp2+1:]
 	if g.cfg.accepted != nil {
 		h.requestLine = string(line)
 	}
@@ -429,7 +434,7 @@ func (g *guard) requestLine(line []byte) error {
 		return errors.New("unsupported protocol version")
 	}
 	h.asterisk = string(target) == "*"
-	h.target = readTarget(string(method), target, &h.authority)
+	h.target = readTarget(method, target, &h.authority)
 	return nil
 }
 
@@ -439,12 +444,12 @@ func (g *guard) requestLine(line []byte) error {
 // valid only for OPTIONS; absolute-form ("http://host/path") is valid
 // only if it names the same host as the Host header, so its authority
 // goes in *authority for headerLine to compare.
-func readTarget(method string, t []byte, authority *string) targetForm {
+func readTarget(method, t []byte, authority *string) targetForm {
 	switch {
-	case method == "CONNECT" || t[0] == '/':
+	case string(method) == "CONNECT" || t[0] == '/':
 		return targetValid
 	case string(t) == "*":
-		if method != "OPTIONS" {
+		if string(method) != "OPTIONS" {
 			return targetAsterisk
 		}
 		return targetValid
@@ -465,8 +470,13 @@ func (h *headFacts) headerLine(line []byte) error {
 	if line[0] == ' ' || line[0] == '\t' {
 		return errors.New("obsolete line folding")
 	}
-	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 || !isFieldName(line[:colon]) {
+	// The name is the token before the first colon: the token bytes run
+	// up to the colon, and ':' is not one of them.
+	colon := 0
+	for colon < len(line) && fieldNameBytes[line[colon]] {
+		colon++
+	}
+	if colon == 0 || colon == len(line) || line[colon] != ':' {
 		return errors.New("malformed header field")
 	}
 	name, value := line[:colon], line[colon+1:]
@@ -474,25 +484,25 @@ func (h *headFacts) headerLine(line []byte) error {
 	// three whose value counts, only the first line's is looked at.
 	switch len(name) {
 	case len("Host"):
-		if bytes.EqualFold(name, []byte("Host")) {
+		if tokenIs(name, "host") {
 			if h.nHost == 0 && h.target == targetAbsolute {
 				h.hostMatches = bytes.EqualFold(trimOWS(value), []byte(h.authority))
 			}
 			h.nHost = min(h.nHost+1, 2)
 		}
 	case len("Upgrade"):
-		if bytes.EqualFold(name, []byte("Upgrade")) {
+		if tokenIs(name, "upgrade") {
 			h.upgrade = true
 		}
 	case len("Content-Length"):
-		if bytes.EqualFold(name, []byte("Content-Length")) {
+		if tokenIs(name, "content-length") {
 			if h.nContentLength == 0 {
 				h.contentLength, h.lengthValid = parseContentLength(trimOWS(value))
 			}
 			h.nContentLength = min(h.nContentLength+1, 2)
 		}
 	case len("Transfer-Encoding"):
-		if bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+		if tokenIs(name, "transfer-encoding") {
 			if h.nTransferEncoding == 0 {
 				h.chunked = bytes.EqualFold(trimOWS(value), []byte("chunked"))
 			}
@@ -603,7 +613,7 @@ func trimOWS(v []byte) []byte {
 }
 
 // fieldNameBytes says which bytes may appear in a field name: those of a
-// token (isTokenByte), looked up in one step.
+// token (isTokenByte), looked up in one step. ':' is not one.
 var fieldNameBytes = func() (t [256]bool) {
 	for c := range t {
 		t[c] = isTokenByte(byte(c))
@@ -611,14 +621,20 @@ var fieldNameBytes = func() (t [256]bool) {
 	return t
 }()
 
-// isFieldName reports whether name is a token, as isToken does.
-func isFieldName(name []byte) bool {
-	for _, c := range name {
-		if !fieldNameBytes[c] {
+// tokenIs reports whether the token t is lower, a lower-case name, in
+// any case: for a token, as bytes.EqualFold would, but in a few
+// instructions a byte (of the bytes of a token, only upper-case letters
+// become others under |0x20).
+func tokenIs(t []byte, lower string) bool {
+	if len(t) != len(lower) {
+		return false
+	}
+	for i := range len(lower) {
+		if t[i]|0x20 != lower[i] {
 			return false
 		}
 	}
-	return len(name) > 0
+	return true
 }
 
 // parseChunkSize parses a chunk-size line exactly as net/http does: it
