@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -146,7 +145,7 @@ type guard struct {
 	err error // sticky: set once a head is rejected
 
 	remaining uint64 // inBody, inChunkData
-	line      []byte // the current line, without its CRLF
+	line      []byte // a line begun in an earlier read, without its CRLF
 	size      int    // bytes of the current head or trailer section
 	heads     int    // request heads seen on this connection
 	state     guardState
@@ -155,16 +154,43 @@ type guard struct {
 	head      headFacts
 }
 
-// headFacts is what the guard learns from a request head's lines. Of
-// each framing field it keeps the first value and how many lines gave
-// one, counted up to 2: more than one is all the rules need to know.
+// headFacts is what the guard learns from a request head's lines, as
+// each line comes: the rules need only a few facts about the request line
+// and the first value of each framing field, and how many lines gave one,
+// counted up to 2, so no line is kept (and no string made) once it has
+// been read.
 type headFacts struct {
-	lines                                    int
-	method, target                           string
-	contentLength, transferEncoding, host    string
+	// contentLength is the first Content-Length's value when
+	// lengthValid.
+	contentLength uint64
+	// authority is an absolute-form target's authority (the part after
+	// "scheme://", up to any path, query or fragment); "" for any other
+	// form of target.
+	authority string
+	// requestLine is the request line, kept only for guardConfig.accepted
+	// (in tests); "" in production.
+	requestLine string
+
 	nContentLength, nTransferEncoding, nHost uint8
+	target                                   targetForm
+	started                                  bool // the request line has been read
 	http10, upgrade                          bool
+	asterisk                                 bool // the target is "*"
+	lengthValid                              bool // the first Content-Length's value is valid
+	chunked                                  bool // the first Transfer-Encoding's value is "chunked"
+	hostMatches                              bool // the first Host's value is authority
 }
+
+// targetForm is what the request line says of its target; checkTarget
+// judges it once the head is complete.
+type targetForm uint8
+
+const (
+	targetValid     targetForm = iota // origin-form, CONNECT's, or OPTIONS *
+	targetAsterisk                    // "*" outside OPTIONS
+	targetMalformed                   // in no form at all
+	targetAbsolute                    // absolute-form: valid if it names Host's host
+)
 
 // Limits mirrored from net/http: a chunk-size line (net/http's
 // maxLineLength) and a trailer section (its bufio.Reader's size).
@@ -176,6 +202,11 @@ const (
 // scan runs the guard over p, the bytes just read. It returns how many of
 // them may be released: all, unless a head is faulty, in which case those
 // before the LF that would have completed it, and the reason.
+//
+// A line wholly inside p that ends in CRLF, holds no other CR and keeps
+// within its limit (nearly every line) is read where it lies, in one step.
+// Any other line goes a byte, or a run of plain bytes, at a time through
+// g.line, and that slower way alone finds faults, and where they are.
 func (g *guard) scan(p []byte) (int, error) {
 	for i := 0; i < len(p); {
 		switch g.state {
@@ -204,6 +235,18 @@ func (g *guard) scan(p []byte) (int, error) {
 				g.state = inChunkSize
 			}
 		default: // line-oriented states
+			if len(g.line) == 0 && !g.sawCR {
+				if n := g.wholeLine(p[i:]); n > 0 {
+					i += n
+					if err := g.endLine(p[i-n : i-2]); err != nil {
+						return i - 1, err // withhold the LF
+					}
+					if g.err != nil {
+						return i, nil // release this head, nothing after it
+					}
+					continue
+				}
+			}
 			if n := g.lineRun(p[i:]); n > 0 {
 				i += n
 				continue
@@ -214,7 +257,7 @@ func (g *guard) scan(p []byte) (int, error) {
 			}
 			i++
 			if done {
-				if err := g.endLine(); err != nil {
+				if err := g.endLine(g.line); err != nil {
 					return i - 1, err // withhold the LF
 				}
 				if g.err != nil {
@@ -226,6 +269,34 @@ func (g *guard) scan(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// wholeLine returns the length, CRLF included, of the line at the start of
+// p if it is a well-formed one that lineRun and lineByte would take without
+// fault (it ends in CRLF within p, holds no other CR, and keeps within the
+// state's limit), having counted it in g.size as they would; 0 otherwise.
+func (g *guard) wholeLine(p []byte) int {
+	lf := bytes.IndexByte(p, '\n')
+	if lf < 1 || p[lf-1] != '\r' || (lf > 1 && bytes.IndexByte(p[:lf-1], '\r') >= 0) {
+		return 0
+	}
+	n := lf + 1
+	switch g.state {
+	case inHead:
+		if g.size+n > g.cfg.limit {
+			return 0
+		}
+	case inTrailer:
+		if g.size+n > maxTrailer {
+			return 0
+		}
+	case inChunkSize:
+		if lf-1 >= maxChunkLine {
+			return 0
+		}
+	}
+	g.size += n
+	return n
+}
+
 // lineRun takes, in one step, the bytes at the start of p that lineByte
 // would append to the line one by one: up to the first CR or LF, and no
 // further than the state's size limit allows (the byte over the limit is
@@ -235,9 +306,12 @@ func (g *guard) lineRun(p []byte) int {
 	if g.sawCR {
 		return 0
 	}
-	n := bytes.IndexAny(p, "\r\n")
+	n := bytes.IndexByte(p, '\n')
 	if n < 0 {
 		n = len(p)
+	}
+	if cr := bytes.IndexByte(p[:n], '\r'); cr >= 0 {
+		n = cr
 	}
 	switch g.state {
 	case inHead:
@@ -290,15 +364,16 @@ func (g *guard) lineByte(c byte) (bool, error) {
 // connection; up to this size it is kept and reused without an allocation.
 const keepLine = 256
 
-// endLine acts on the line just completed.
-func (g *guard) endLine() error {
-	line := g.line
-	g.line = g.line[:0]
+// endLine acts on line, the line just completed, without its CRLF: either
+// g.line or a piece of the bytes just read. Nothing keeps it afterwards.
+func (g *guard) endLine(line []byte) error {
 	// An empty line ends a head or a trailer section: the connection may
 	// now stay idle for long, so a large buffer goes. One over 4 KiB goes
 	// at the end of its own line.
-	if cap(line) > 4096 || (len(line) == 0 && cap(line) > keepLine) {
+	if c := cap(g.line); c > 4096 || (len(line) == 0 && c > keepLine) {
 		g.line = nil
+	} else {
+		g.line = g.line[:0]
 	}
 	switch g.state {
 	case inChunkSize:
@@ -319,9 +394,9 @@ func (g *guard) endLine() error {
 		return nil
 	}
 	h := &g.head
-	h.lines++
-	if h.lines == 1 {
-		return g.requestLine(string(line))
+	if !h.started {
+		h.started = true
+		return g.requestLine(line)
 	}
 	if len(line) > 0 {
 		return h.headerLine(line)
@@ -330,20 +405,27 @@ func (g *guard) endLine() error {
 }
 
 // requestLine reads "METHOD target HTTP/1.x", split as net/http splits it.
-func (g *guard) requestLine(line string) error {
+func (g *guard) requestLine(line []byte) error {
 	h := &g.head
-	method, rest, ok1 := strings.Cut(line, " ")
-	target, proto, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || method == "" || target == "" {
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
 		return errors.New("malformed request line")
 	}
-	h.method, h.target = method, target
-	switch proto {
+	method, rest := line[:sp1], line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return errors.New("malformed request line")
+	}
+	target, proto := rest[:sp2], rest[sp2+1:]
+	if g.cfg.accepted != nil {
+		h.requestLine = string(line)
+	}
+	switch string(proto) { // no allocation: only compared
 	case "HTTP/1.1":
 	case "HTTP/1.0":
 		h.http10 = true
 	case "HTTP/2.0":
-		if method == "PRI" && target == "*" && g.heads == 0 && g.cfg.h2c {
+		if string(method) == "PRI" && string(target) == "*" && g.heads == 0 && g.cfg.h2c {
 			g.state = passThrough // the HTTP/2 connection preface (h2c)
 			return nil
 		}
@@ -351,7 +433,36 @@ func (g *guard) requestLine(line string) error {
 	default:
 		return errors.New("unsupported protocol version")
 	}
+	h.asterisk = string(target) == "*"
+	h.target = readTarget(method, target, &h.authority)
 	return nil
+}
+
+// readTarget sorts a request target into the four forms of RFC 9112
+// §3.2, for checkTarget: origin-form ("/path") is valid, and so is any
+// target of CONNECT (which the proxy then refuses); asterisk-form is
+// valid only for OPTIONS; absolute-form ("http://host/path") is valid
+// only if it names the same host as the Host header, so its authority
+// goes in *authority for headerLine to compare.
+func readTarget(method, t []byte, authority *string) targetForm {
+	switch {
+	case string(method) == "CONNECT" || t[0] == '/':
+		return targetValid
+	case string(t) == "*":
+		if string(method) != "OPTIONS" {
+			return targetAsterisk
+		}
+		return targetValid
+	}
+	scheme, rest, ok := bytes.Cut(t, []byte("://"))
+	if !ok || !(bytes.EqualFold(scheme, []byte("http")) || bytes.EqualFold(scheme, []byte("https"))) {
+		return targetMalformed
+	}
+	if i := bytes.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	*authority = string(rest)
+	return targetAbsolute
 }
 
 // headerLine records the framing facts of one field line.
@@ -359,29 +470,44 @@ func (h *headFacts) headerLine(line []byte) error {
 	if line[0] == ' ' || line[0] == '\t' {
 		return errors.New("obsolete line folding")
 	}
-	name, value, ok := bytes.Cut(line, []byte(":"))
-	if !ok || !isToken(name) {
+	// The name is the token before the first colon: the token bytes run
+	// up to the colon, and ':' is not one of them.
+	colon := 0
+	for colon < len(line) && fieldNameBytes[line[colon]] {
+		colon++
+	}
+	if colon == 0 || colon == len(line) || line[colon] != ':' {
 		return errors.New("malformed header field")
 	}
-	// Only four fields matter here; the value becomes a string (an
-	// allocation) only for the first line of the three whose value counts.
-	var first *string
-	var n *uint8
-	switch {
-	case bytes.EqualFold(name, []byte("Content-Length")):
-		first, n = &h.contentLength, &h.nContentLength
-	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-		first, n = &h.transferEncoding, &h.nTransferEncoding
-	case bytes.EqualFold(name, []byte("Host")):
-		first, n = &h.host, &h.nHost
-	case bytes.EqualFold(name, []byte("Upgrade")):
-		h.upgrade = true
-	}
-	if n != nil {
-		if *n == 0 {
-			*first = string(bytes.Trim(value, " \t"))
+	name, value := line[:colon], line[colon+1:]
+	// Only four fields matter here, told apart by length first; of the
+	// three whose value counts, only the first line's is looked at.
+	switch len(name) {
+	case len("Host"):
+		if tokenIs(name, "host") {
+			if h.nHost == 0 && h.target == targetAbsolute {
+				h.hostMatches = bytes.EqualFold(trimOWS(value), []byte(h.authority))
+			}
+			h.nHost = min(h.nHost+1, 2)
 		}
-		*n = min(*n+1, 2)
+	case len("Upgrade"):
+		if tokenIs(name, "upgrade") {
+			h.upgrade = true
+		}
+	case len("Content-Length"):
+		if tokenIs(name, "content-length") {
+			if h.nContentLength == 0 {
+				h.contentLength, h.lengthValid = parseContentLength(trimOWS(value))
+			}
+			h.nContentLength = min(h.nContentLength+1, 2)
+		}
+	case len("Transfer-Encoding"):
+		if tokenIs(name, "transfer-encoding") {
+			if h.nTransferEncoding == 0 {
+				h.chunked = bytes.EqualFold(trimOWS(value), []byte("chunked"))
+			}
+			h.nTransferEncoding = min(h.nTransferEncoding+1, 2)
+		}
 	}
 	return nil
 }
@@ -396,15 +522,17 @@ func (g *guard) endHead() error {
 		return err
 	}
 	if g.cfg.accepted != nil {
-		g.cfg.accepted(h.method, h.target)
+		method, rest, _ := strings.Cut(h.requestLine, " ")
+		target, _, _ := strings.Cut(rest, " ")
+		g.cfg.accepted(method, target)
 	}
 	switch {
-	case h.upgrade && h.target != "*":
+	case h.upgrade && !h.asterisk:
 		// The bytes after an upgrade request are the new protocol's when
 		// the backend switches; otherwise the proxy closes the connection.
 		g.state = passThrough
 	case h.nTransferEncoding == 1:
-		if !strings.EqualFold(h.transferEncoding, "chunked") {
+		if !h.chunked {
 			// net/http answers 501 Not Implemented and closes; whatever
 			// follows is unframed, so nothing more gets through.
 			g.err = errBadRequest
@@ -413,8 +541,7 @@ func (g *guard) endHead() error {
 		}
 		g.state = inChunkSize
 	case h.nContentLength == 1:
-		n, _ := strconv.ParseUint(h.contentLength, 10, 63) // checked
-		if n > 0 {
+		if n := h.contentLength; n > 0 { // valid: checked
 			g.state, g.remaining = inBody, n
 		}
 	}
@@ -432,53 +559,78 @@ func (h *headFacts) check() error {
 		return errors.New("more than one Transfer-Encoding")
 	case h.nTransferEncoding > 0 && h.http10:
 		return errors.New("Transfer-Encoding in an HTTP/1.0 request")
-	case h.nContentLength == 1 && !validContentLength(h.contentLength):
+	case h.nContentLength == 1 && !h.lengthValid:
 		return errors.New("invalid Content-Length")
 	}
 	return h.checkTarget()
 }
 
 // checkTarget accepts the four request-target forms of RFC 9112 §3.2 where
-// they belong: origin-form ("/path"), asterisk-form only for OPTIONS,
-// authority-form only for CONNECT (which the proxy then refuses), and
-// absolute-form only when it names the same host as the Host header. A
-// request that names another host in its target than in Host is a forward
-// proxy request, and which of the two a backend would believe is anyone's
-// guess. An absolute-form target naming the Host header's host is the same
-// request as its origin form, so it passes (servers must accept it).
+// they belong (see readTarget). A request that names another host in its
+// target than in Host is a forward proxy request, and which of the two a
+// backend would believe is anyone's guess. An absolute-form target naming
+// the Host header's host is the same request as its origin form, so it
+// passes (servers must accept it).
 func (h *headFacts) checkTarget() error {
-	t := h.target
-	switch {
-	case h.method == "CONNECT" || strings.HasPrefix(t, "/"):
-		return nil
-	case t == "*":
-		if h.method != "OPTIONS" {
-			return errors.New("asterisk-form target outside OPTIONS")
-		}
-		return nil
-	}
-	scheme, rest, ok := strings.Cut(t, "://")
-	if !ok || !(strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https")) {
+	switch h.target {
+	case targetAsterisk:
+		return errors.New("asterisk-form target outside OPTIONS")
+	case targetMalformed:
 		return errors.New("malformed request target")
-	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
-	}
-	if h.nHost != 1 || !strings.EqualFold(authority, h.host) {
-		return errors.New("absolute-form target names another host than the Host header")
+	case targetAbsolute:
+		if h.nHost != 1 || !h.hostMatches {
+			return errors.New("absolute-form target names another host than the Host header")
+		}
 	}
 	return nil
 }
 
-// validContentLength accepts 1 to 18 decimal digits (what net/http parses
-// as a non-negative int63, less its largest values).
-func validContentLength(s string) bool {
-	if s == "" || len(s) > 18 {
+// parseContentLength parses a Content-Length value of 1 to 18 decimal
+// digits (what net/http parses as a non-negative int63, less its largest
+// values); ok is false for any other value.
+func parseContentLength(s []byte) (n uint64, ok bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+// trimOWS trims the spaces and tabs around a field value.
+func trimOWS(v []byte) []byte {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
+}
+
+// fieldNameBytes says which bytes may appear in a field name: those of a
+// token (isTokenByte), looked up in one step. ':' is not one.
+var fieldNameBytes = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isTokenByte(byte(c))
+	}
+	return t
+}()
+
+// tokenIs reports whether the token t is lower, a lower-case name, in
+// any case: for a token, as bytes.EqualFold would, but in a few
+// instructions a byte (of the bytes of a token, only upper-case letters
+// become others under |0x20).
+func tokenIs(t []byte, lower string) bool {
+	if len(t) != len(lower) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
+	for i := range len(lower) {
+		if t[i]|0x20 != lower[i] {
 			return false
 		}
 	}

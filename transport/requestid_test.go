@@ -129,3 +129,13 @@ func (b *balancer) getResp(t *testing.T, path string) *http.Response {
 	resp.Body.Close()
 	return resp
 }
+
+// BenchmarkNewRequestID measures what a request pays for its new ID.
+func BenchmarkNewRequestID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if id := newRequestID(); len(id) != 32 {
+			b.Fatalf("ID %q", id)
+		}
+	}
+}

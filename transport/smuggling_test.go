@@ -4,8 +4,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // Request smuggling and request-target attacks, each on a raw socket so the
@@ -207,4 +210,117 @@ func TestTheBalancerNeverConnectsToAHostTheClientNames(t *testing.T) {
 		t.Errorf("the host named by the client was contacted: %s", r)
 	default:
 	}
+}
+
+// TestTheGuardReadsEachStreamAsItDidBeforeIssue18 pins, for streams that
+// exercise each rule the framing guard applies, what it answered before
+// issue 18's rewrite of how it reads lines and heads (the figures were
+// taken from the old guard): how many bytes it releases, why it stops,
+// and which heads it accepts; the same whatever the reads' size. The
+// limit is the head limit, 4096 if 0.
+func TestTheGuardReadsEachStreamAsItDidBeforeIssue18(t *testing.T) {
+	big := strings.Repeat("x", 4096)
+	tests := []struct {
+		stream   string
+		limit    int
+		h2c      bool
+		released int
+		reason   string // "" if it goes through
+		accepted []string
+	}{
+		{"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, false, 63, "", []string{"GET http://a/x", "GET /"}},
+		{"GET HTTP://A:80?q HTTP/1.1\r\nhost:\tA:80 \r\n\r\n", 0, false, 43, "", []string{"GET HTTP://A:80?q"}},
+		{"GET https://a#frag HTTP/1.0\r\nHOST: a\r\n\r\n", 0, false, 40, "", []string{"GET https://a#frag"}},
+		{"GET http://a HTTP/1.1\r\nHost: b\r\n\r\n", 0, false, 33, "absolute-form target names another host than the Host header", []string(nil)},
+		{"GET http://a/ HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 0, false, 43, "absolute-form target names another host than the Host header", []string(nil)},
+		{"GET http://a/ HTTP/1.1\r\n\r\n", 0, false, 25, "absolute-form target names another host than the Host header", []string(nil)},
+		{"GET http://a/ HTTP/1.1\r\nHost: \r\n\r\n", 0, false, 33, "absolute-form target names another host than the Host header", []string(nil)},
+		{"GET http:///x HTTP/1.1\r\nHost: \r\n\r\n", 0, false, 34, "", []string{"GET http:///x"}},
+		{"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 0, false, 33, "malformed request target", []string(nil)},
+		{"GET http:/a HTTP/1.1\r\nHost: a\r\n\r\n", 0, false, 32, "malformed request target", []string(nil)},
+		{"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 0, false, 28, "malformed request target", []string(nil)},
+		{"OPTIONS * HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, false, 70, "", []string{"OPTIONS *", "GET /"}},
+		{"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 0, false, 26, "asterisk-form target outside OPTIONS", []string(nil)},
+		{"CONNECT * HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0, false, 49, "", []string{"CONNECT *", "GET /"}},
+		{"CONNECT a:443 HTTP/1.1\r\n\r\n", 0, false, 26, "", []string{"CONNECT a:443"}},
+		{"GET /ws HTTP/1.1\r\nHost: a\r\nupgrade: websocket\r\n\r\n\x00\x01 anything \n\r", 0, false, 63, "", []string{"GET /ws"}},
+		{"POST / HTTP/1.1\r\nContent-Length:  5 \t\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n", 0, false, 64, "", []string{"POST /", "GET /"}},
+		{"POST / HTTP/1.1\r\ncontent-LENGTH:\t05\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n", 0, false, 62, "", []string{"POST /", "GET /"}},
+		{"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0, false, 56, "", []string{"POST /", "GET /"}},
+		{"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n", 0, false, 36, "invalid Content-Length", []string(nil)},
+		{"POST / HTTP/1.1\r\nContent-Length: 999999999999999999\r\n\r\nabc", 0, false, 58, "", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nContent-Length: 1000000000000000000\r\n\r\nabc", 0, false, 55, "invalid Content-Length", []string(nil)},
+		{"POST / HTTP/1.1\r\nContent-Length: 5,5\r\n\r\nhello", 0, false, 39, "invalid Content-Length", []string(nil)},
+		{"POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 4\r\n\r\nabc", 0, false, 56, "more than one Content-Length", []string(nil)},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding:  CHUNKED \r\n\r\n3;a=b\r\nabc\r\nA \t\r\n0123456789\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0, false, 107, "", []string{"POST /", "GET /"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n", 0, false, 56, "refused after the head", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n", 0, false, 44, "refused after the head", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nTransfer_Encoding: chunked\r\n\r\nGET /next HTTP/1.1\r\n\r\n", 0, false, 69, "", []string{"POST /", "GET /next"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n0\r\n\r\n", 0, false, 65, "invalid chunk size", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 0, false, 53, "chunk data not followed by CRLF", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + big[:4095] + "x\r\n", 0, false, 4143, "chunk-size line too long", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + big[:4095] + "\r\n", 0, false, 4143, "invalid chunk size", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: " + big[:4095] + "x\r\n\r\n", 0, false, 4146, "trailer section too large", []string{"POST /"}},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: " + big[:4089] + "\r\n\r\n", 0, false, 4146, "", []string{"POST /"}},
+		{"GET / HTTP/1.1\r\nHo st: a\r\n\r\n", 0, false, 25, "malformed header field", []string(nil)},
+		{"GET / HTTP/1.1\r\n: a\r\n\r\n", 0, false, 20, "malformed header field", []string(nil)},
+		{"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 0, false, 25, "malformed header field", []string(nil)},
+		{"GET / HTTP/1.1\r\nX-ä: 1\r\n\r\n", 0, false, 24, "malformed header field", []string(nil)},
+		{"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 0, false, 24, "malformed header field", []string(nil)},
+		{"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", 0, false, 25, "obsolete line folding", []string(nil)},
+		{"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 0, false, 21, "CR not followed by LF", []string(nil)},
+		{"GET / HTTP/1.1\r\nX: a\r\r\n\r\n", 0, false, 21, "CR not followed by LF", []string(nil)},
+		{"GET / HTTP/1.1\r\nX: a\n\r\n", 0, false, 20, "line ends in a bare LF", []string(nil)},
+		{"GET  / HTTP/1.1\r\n\r\n", 0, false, 16, "malformed request line", []string(nil)},
+		{" / HTTP/1.1\r\n\r\n", 0, false, 12, "malformed request line", []string(nil)},
+		{"GET /\r\n\r\n", 0, false, 6, "malformed request line", []string(nil)},
+		{"GET / HTTP/1.1 x\r\n\r\n", 0, false, 17, "unsupported protocol version", []string(nil)},
+		{"GET / http/1.1\r\n\r\n", 0, false, 15, "unsupported protocol version", []string(nil)},
+		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00", 0, true, 26, "", []string(nil)},
+		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, false, 15, "HTTP/2 preface where HTTP/1.x is expected", []string(nil)},
+		{"GET / HTTP/1.1\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, true, 33, "HTTP/2 preface where HTTP/1.x is expected", []string{"GET /"}},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 29, false, 27, "", []string{"GET /"}},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 28, false, 27, "", []string{"GET /"}},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, false, 27, "", []string{"GET /"}},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 26, false, 26, "request head too large", []string(nil)},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 25, false, 25, "request head too large", []string(nil)},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 24, false, 24, "request head too large", []string(nil)},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 10, false, 10, "request head too large", []string(nil)},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, false, 54, "", []string{"GET /", "GET /"}},
+		{"GET / HTTP/1.1\r\nCookie: " + big[:40] + "\r\n\r\n", 50, false, 50, "request head too large", []string(nil)},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /3 HTTP/1.1\r\n\r\n", 0, false, 86, "", []string{"GET /", "POST /", "GET /3"}},
+	}
+	for _, tt := range tests {
+		limit := tt.limit
+		if limit == 0 {
+			limit = 4096
+		}
+		for _, size := range []int{1, 2, 3, 7, len(tt.stream)} {
+			released, reason, accepted := runGuard(tt.stream, size, limit, tt.h2c)
+			if released != tt.released || reason != tt.reason || !slices.Equal(accepted, tt.accepted) {
+				t.Errorf("%.60q in reads of %d: released %d, reason %q, accepted %q; want %d, %q, %q",
+					tt.stream, size, released, reason, accepted, tt.released, tt.reason, tt.accepted)
+			}
+		}
+	}
+}
+
+// runGuard runs a guard over stream in reads of size bytes and returns how
+// many bytes it released, why it stopped ("" if it did not), and the heads
+// it accepted.
+func runGuard(stream string, size, limit int, h2c bool) (released int, reason string, accepted []string) {
+	g := &guard{cfg: &guardConfig{limit: limit, h2c: h2c, log: hclog.NewNullLogger(), accepted: func(method, target string) {
+		accepted = append(accepted, method+" "+target)
+	}}}
+	for off := 0; off < len(stream); off += size {
+		n, err := g.scan([]byte(stream[off:min(off+size, len(stream))]))
+		released += n
+		switch {
+		case err != nil:
+			return released, err.Error(), accepted
+		case g.err != nil:
+			return released, "refused after the head", accepted
+		}
+	}
+	return released, "", accepted
 }
