@@ -3,7 +3,10 @@ package actors
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // benchSelector runs a selector over three backends whose fake probes always
@@ -172,4 +175,52 @@ func BenchmarkChoose(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkSelector256 measures pick and report from 256 handler
+// goroutines at once, as net/http runs them at 256 connections: each one
+// takes a pick with a request-like context (one that can be cancelled, so
+// its Done channel is real), and reports a final outcome as the proxy
+// does. Run it with -cpu 1,2: the goroutine count stays 256. "tight"
+// reports at once; "yield" lets the other goroutines run between pick and
+// report, as the forwarding does. ns/op is per request, all goroutines
+// together.
+func BenchmarkSelector256(b *testing.B) {
+	for _, v := range []struct {
+		name  string
+		yield bool
+	}{{"tight", false}, {"yield", true}} {
+		b.Run(v.name, func(b *testing.B) {
+			s := benchSelector(b)
+			b.SetParallelism(max(1, 256/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			cpu := processCPU(b)
+			b.RunParallel(func(pb *testing.PB) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				for pb.Next() {
+					be, err := s.Pick(ctx)
+					if err != nil || be == nil {
+						b.Errorf("Pick = %v, %v", be, err)
+						return
+					}
+					if v.yield {
+						runtime.Gosched()
+					}
+					s.Report(Report{Backend: be, Final: true, Method: "GET", Proto: "HTTP/1.1", Status: 200, Duration: time.Millisecond})
+				}
+			})
+			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// processCPU is the CPU time the process has used so far, user and
+// system: on a shared machine a steadier measure than the wall clock.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
