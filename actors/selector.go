@@ -83,6 +83,10 @@ type Selector struct {
 	totals    totals      // counters not tied to one backend
 	queue     []waiter    // picks waiting for a free connection, oldest first
 	wake      *time.Timer // fires at the earliest queue deadline or ejection end
+	// waking is wake.C while the timer is armed, nil while it is stopped:
+	// a nil channel disables Run's timer case, which spares every step
+	// the runtime's check of a timer channel.
+	waking <-chan time.Time
 	// monitorCtx, stopMonitors and monitors exist only while Run runs:
 	// every monitor is started under them, so Run can stop one or all and
 	// wait for them.
@@ -157,7 +161,7 @@ func (s *Selector) Run(ctx context.Context) error {
 			m = c
 		case q := <-s.queries:
 			m = q
-		case now := <-s.wake.C:
+		case now := <-s.waking:
 			m = tick(now)
 		case <-ctx.Done():
 			s.dismissQueue()
