@@ -57,14 +57,17 @@ type Config struct {
 type Selector struct {
 	// Channels. The selector never closes them; stopped is closed by Run on
 	// its way out so that callers never wait on a selector that is gone.
-	offers    chan offer       // unbuffered: the next pick, offered in advance
-	picks     chan pickRequest // picks with constraints; answered on reply
-	withdraws chan withdrawal  // queued picks whose caller gave up
-	reports   chan Report      // buffered: handlers do not wait to be counted
-	health    chan Health      // transitions from the monitors
-	commands  chan command     // operator changes; answered on reply
-	queries   chan query       // snapshots and the backend set; answered on reply
-	stopped   chan struct{}
+	offers  chan offer       // unbuffered: the next pick, offered in advance
+	picks   chan pickRequest // picks with constraints; answered on reply
+	reports chan Report      // buffered: handlers do not wait to be counted
+	health  chan Health      // transitions from the monitors
+	// mail carries the rarer messages: withdrawals (queued picks whose
+	// caller gave up), commands (operator changes) and queries (snapshots,
+	// the backend set), each answered on its own reply channel. Sharing one
+	// channel keeps Run's select short, and a select costs in proportion to
+	// its channels: it locks each one, and to wait it queues on each one.
+	mail    chan message
+	stopped chan struct{}
 
 	// Everything below is owned by the Run goroutine. New fills it in before
 	// Run starts (the go statement orders those writes before Run's reads);
@@ -101,14 +104,12 @@ func New(cfg Config) (*Selector, error) {
 	s := &Selector{
 		offers:    make(chan offer),
 		picks:     make(chan pickRequest),
-		withdraws: make(chan withdrawal),
 		limits:    cfg.Limits.withDefaults(),
 		ejection:  cfg.Ejection.withDefaults(),
 		slowStart: cfg.SlowStart,
 		reports:   make(chan Report, 256),
 		health:    make(chan Health),
-		commands:  make(chan command),
-		queries:   make(chan query),
+		mail:      make(chan message),
 		stopped:   make(chan struct{}),
 		log:       cfg.Logger,
 		monitor:   cfg.Monitor,
@@ -183,16 +184,11 @@ func (s *Selector) Run(ctx context.Context) error {
 				m = offerTaken(next)
 			case req := <-s.picks:
 				m = req
-			case w := <-s.withdraws:
-				m = w
 			case r := <-s.reports:
 				m = r
 			case h := <-s.health:
 				m = h
-			case c := <-s.commands:
-				m = c
-			case q := <-s.queries:
-				m = q
+			case m = <-s.mail: // a withdrawal, a command or a query
 			case now := <-s.waking:
 				m = tick(now)
 			case <-ctx.Done():
@@ -333,7 +329,7 @@ func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*
 	// is in reply and must be handed back.
 	ack := make(chan struct{}, 1)
 	select {
-	case s.withdraws <- withdrawal{reply: req.reply, ack: ack}:
+	case s.mail <- withdrawal{reply: req.reply, ack: ack}:
 		<-ack // answered in the same step
 	case <-s.stopped:
 	}
@@ -374,7 +370,7 @@ func ask[M any](ctx context.Context, s *Selector, ch chan<- M, m M) error {
 // Status returns a snapshot of every backend, in configuration order.
 func (s *Selector) Status(ctx context.Context) ([]BackendStatus, error) {
 	reply := make(chan []BackendStatus, 1)
-	if err := ask(ctx, s, s.queries, query{status: reply}); err != nil {
+	if err := ask[message](ctx, s, s.mail, query{status: reply}); err != nil {
 		return nil, err
 	}
 	return <-reply, nil // answered in the same step that took the query
@@ -383,7 +379,7 @@ func (s *Selector) Status(ctx context.Context) ([]BackendStatus, error) {
 // Metrics returns the selector's counters for the metrics endpoint.
 func (s *Selector) Metrics(ctx context.Context) (Metrics, error) {
 	reply := make(chan Metrics, 1)
-	if err := ask(ctx, s, s.queries, query{metrics: reply}); err != nil {
+	if err := ask[message](ctx, s, s.mail, query{metrics: reply}); err != nil {
 		return Metrics{}, err
 	}
 	return <-reply, nil
@@ -394,7 +390,7 @@ func (s *Selector) Metrics(ctx context.Context) (Metrics, error) {
 // Report and PickFor's tried list name.
 func (s *Selector) Backends(ctx context.Context) ([]*Backend, error) {
 	reply := make(chan []*Backend, 1)
-	if err := ask(ctx, s, s.queries, query{backends: reply}); err != nil {
+	if err := ask[message](ctx, s, s.mail, query{backends: reply}); err != nil {
 		return nil, err
 	}
 	return <-reply, nil
