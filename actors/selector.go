@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -139,19 +140,24 @@ func New(cfg Config) (*Selector, error) {
 //
 // Each step takes one message. Most steps under load are a report or a
 // taken offer, so Run first tries those two alone, each with a send or
-// receive that does not wait (the quick path); only when neither is ready,
-// or after maxQuick quick steps in a row, does it select over all its
-// channels: a select locks every one of its channels, and one that waits
-// queues on every one of them. Either way a step is one message, applied
-// by handle, and the offer is recomputed before it is next sent if a step
-// made it stale.
+// receive that does not wait (the quick path). When neither is ready just
+// after a quick step, Run lets the goroutines that are ready to run go
+// first (runtime.Gosched), so that the handlers among them leave their
+// reports and wait for offers, and tries once more. Only then, or after
+// maxQuick quick steps in a row, does it select over all its channels,
+// which is the costly way: a select locks every one of its channels, and
+// one that waits queues on every one of them and is woken by the first
+// message, one message per wake. Either way a step is one message,
+// applied by handle, and the offer is recomputed before it is next sent
+// if a step made it stale.
 func (s *Selector) Run(ctx context.Context) error {
 	s.start(ctx)
 	defer s.stop()
 
 	var next offer
-	fresh := false // whether next reflects the current state
-	quick := 0     // steps taken in a row without the full select
+	fresh := false   // whether next reflects the current state
+	quick := 0       // steps taken in a row without the full select
+	yielded := false // whether Run has let others run since its last step
 	for {
 		var m message
 		if quick < maxQuick {
@@ -171,7 +177,16 @@ func (s *Selector) Run(ctx context.Context) error {
 				default:
 				}
 			}
+			if m == nil && quick > 0 && !yielded {
+				// Busy a moment ago: more messages may be a few
+				// goroutines away. Yielding is not waiting: Run stays
+				// ready to run and comes back after them.
+				yielded = true
+				runtime.Gosched()
+				continue
+			}
 		}
+		yielded = false
 		if m != nil {
 			quick++
 		} else {
