@@ -56,8 +56,9 @@ type Config struct {
 // Create it with New, start exactly one Run, and stop it by cancelling Run's
 // context. The methods are safe to call from any goroutine.
 type Selector struct {
-	// Channels. The selector never closes them; stopped is closed by Run on
-	// its way out so that callers never wait on a selector that is gone.
+	// Channels. Run closes offers, which it alone sends on, and stopped
+	// on its way out, so that callers never wait on a selector that is
+	// gone; it never closes the others.
 	offers  chan offer       // unbuffered: the next pick, offered in advance
 	picks   chan pickRequest // picks with constraints; answered on reply
 	reports chan Report      // buffered: handlers do not wait to be counted
@@ -273,10 +274,11 @@ func (s *Selector) start(ctx context.Context) {
 }
 
 // stop ends what start began, on Run's way out: callers waiting on the
-// selector learn it has stopped (stopped is closed), then the monitors
-// stop and Run waits for each to return.
+// selector learn it has stopped (offers and stopped are closed), then the
+// monitors stop and Run waits for each to return.
 func (s *Selector) stop() {
 	s.wake.Stop()
+	close(s.offers)
 	close(s.stopped)
 	s.stopMonitors()
 	s.monitors.Wait()
@@ -302,15 +304,16 @@ func (s *Selector) nextOffer() offer {
 // the selector has stopped.
 func (s *Selector) Pick(ctx context.Context) (*Backend, error) {
 	select {
-	case o := <-s.offers:
-		if o.full {
+	case o, ok := <-s.offers: // closed when Run ends: no need to watch stopped
+		switch {
+		case !ok:
+			return nil, ErrStopped
+		case o.full:
 			return s.PickFor(ctx, "", nil)
 		}
 		return o.b, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-s.stopped:
-		return nil, ErrStopped
 	}
 }
 
@@ -364,8 +367,12 @@ func (s *Selector) PickFor(ctx context.Context, key string, tried []*Backend) (*
 // A Report with a nil Backend only counts a request that never reached one.
 func (s *Selector) Report(r Report) {
 	select {
-	case s.reports <- r:
-	case <-s.stopped:
+	case s.reports <- r: // room in the buffer, the usual case: one channel to lock
+	default:
+		select {
+		case s.reports <- r:
+		case <-s.stopped:
+		}
 	}
 }
 
