@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/procstat"
 )
 
 // benchSelector runs a selector over three backends whose fake probes always
@@ -178,13 +179,12 @@ func BenchmarkChoose(b *testing.B) {
 }
 
 // BenchmarkSelector256 measures pick and report from 256 handler
-// goroutines at once, as net/http runs them at 256 connections: each one
-// takes a pick with a request-like context (one that can be cancelled, so
-// its Done channel is real), and reports a final outcome as the proxy
-// does. Run it with -cpu 1,2: the goroutine count stays 256. "tight"
+// goroutines at once, as net/http runs them at 256 connections (see
+// benchHandlers). Run it with -cpu 1,2: the goroutine count stays 256. "tight"
 // reports at once; "yield" lets the other goroutines run between pick and
 // report, as the forwarding does. ns/op is per request, all goroutines
-// together.
+// together; cpu-ns/op is the process's CPU time per request, steadier on a
+// shared machine.
 func BenchmarkSelector256(b *testing.B) {
 	for _, v := range []struct {
 		name  string
@@ -193,34 +193,67 @@ func BenchmarkSelector256(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			s := benchSelector(b)
 			b.SetParallelism(max(1, 256/runtime.GOMAXPROCS(0)))
-			b.ReportAllocs()
-			cpu := processCPU(b)
-			b.RunParallel(func(pb *testing.PB) {
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				for pb.Next() {
-					be, err := s.Pick(ctx)
-					if err != nil || be == nil {
-						b.Errorf("Pick = %v, %v", be, err)
-						return
-					}
-					if v.yield {
-						runtime.Gosched()
-					}
-					s.Report(Report{Backend: be, Final: true, Method: "GET", Proto: "HTTP/1.1", Status: 200, Duration: time.Millisecond})
+			benchHandlers(b, s, func() {
+				if v.yield {
+					runtime.Gosched()
 				}
 			})
-			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
 
-// processCPU is the CPU time the process has used so far, user and
-// system: on a shared machine a steadier measure than the wall clock.
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatalf("getrusage: %v", err)
+// BenchmarkSelectorFew is BenchmarkSelector256 at light load: 2 or 16
+// handlers, each of which works for 10 µs and waits for 20 µs (a sleep,
+// as for the network) between pick and report. Its cpu-ns/op is mostly
+// that work; compare runs to see what the selector adds when it is not
+// busy (its yield, for one, must cost nothing here).
+func BenchmarkSelectorFew(b *testing.B) {
+	for _, n := range []int{2, 16} {
+		b.Run(fmt.Sprintf("%d handlers", n), func(b *testing.B) {
+			s := benchSelector(b)
+			b.SetParallelism(max(1, n/runtime.GOMAXPROCS(0)))
+			benchHandlers(b, s, func() {
+				spin(5 * time.Microsecond)
+				time.Sleep(20 * time.Microsecond)
+				spin(5 * time.Microsecond)
+			})
+		})
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchHandlers runs b.RunParallel's goroutines as handlers on s: each
+// takes a pick with a context of its own that can be cancelled (so that
+// its Done channel is real, as a request's is), calls between, and
+// reports a final outcome as the proxy does. It reports the process's CPU
+// time per request as cpu-ns/op.
+func benchHandlers(b *testing.B, s *Selector, between func()) {
+	b.ReportAllocs()
+	start, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for pb.Next() {
+			be, err := s.Pick(ctx)
+			if err != nil || be == nil {
+				b.Errorf("Pick = %v, %v", be, err)
+				return
+			}
+			between()
+			s.Report(Report{Backend: be, Final: true, Method: "GET", Proto: "HTTP/1.1", Status: 200, Duration: time.Millisecond})
+		}
+	})
+	end, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+}
+
+// spin keeps the CPU busy for d, as a handler's own work does.
+func spin(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
 }
