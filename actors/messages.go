@@ -204,8 +204,8 @@ const (
 )
 
 // query asks for a snapshot or for the backend set, in the selector's
-// mail; exactly one of its channels is set, and has capacity 1. The selector answers in the step
-// that takes the query (Selector.answer).
+// mail; exactly one of its channels is set, and has capacity 1. The
+// selector answers in the step that takes the query (Selector.answer).
 type query struct {
 	status   chan []BackendStatus
 	metrics  chan Metrics

@@ -222,7 +222,8 @@ func (s *Selector) Run(ctx context.Context) error {
 // maxQuick bounds how many steps in a row Run takes on its quick path
 // (reports and taken offers only) before it selects over every channel
 // again, so that the other messages, and ctx's end, wait at most that many
-// steps. BenchmarkSelector256 costs the same with 4, 32 or 256.
+// steps. BenchmarkSelector256 shows no significant difference between 4,
+// 32 and 256.
 const maxQuick = 32
 
 // handle applies one message to the selector's state, answering it if it
