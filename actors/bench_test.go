@@ -3,7 +3,11 @@ package actors
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
+
+	"github.com/roundhouse/roundhouse/internal/procstat"
 )
 
 // benchSelector runs a selector over three backends whose fake probes always
@@ -171,5 +175,85 @@ func BenchmarkChoose(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkSelector256 measures pick and report from 256 handler
+// goroutines at once, as net/http runs them at 256 connections (see
+// benchHandlers). Run it with -cpu 1,2: the goroutine count stays 256. "tight"
+// reports at once; "yield" lets the other goroutines run between pick and
+// report, as the forwarding does. ns/op is per request, all goroutines
+// together; cpu-ns/op is the process's CPU time per request, steadier on a
+// shared machine.
+func BenchmarkSelector256(b *testing.B) {
+	for _, v := range []struct {
+		name  string
+		yield bool
+	}{{"tight", false}, {"yield", true}} {
+		b.Run(v.name, func(b *testing.B) {
+			s := benchSelector(b)
+			b.SetParallelism(max(1, 256/runtime.GOMAXPROCS(0)))
+			benchHandlers(b, s, func() {
+				if v.yield {
+					runtime.Gosched()
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkSelectorFew is BenchmarkSelector256 at light load: 2 or 16
+// handlers, each of which works for 10 µs and waits for 20 µs (a sleep,
+// as for the network) between pick and report. Its cpu-ns/op is mostly
+// that work; compare runs to see what the selector adds when it is not
+// busy (its yield, for one, must cost nothing here).
+func BenchmarkSelectorFew(b *testing.B) {
+	for _, n := range []int{2, 16} {
+		b.Run(fmt.Sprintf("%d handlers", n), func(b *testing.B) {
+			s := benchSelector(b)
+			b.SetParallelism(max(1, n/runtime.GOMAXPROCS(0)))
+			benchHandlers(b, s, func() {
+				spin(5 * time.Microsecond)
+				time.Sleep(20 * time.Microsecond)
+				spin(5 * time.Microsecond)
+			})
+		})
+	}
+}
+
+// benchHandlers runs b.RunParallel's goroutines as handlers on s: each
+// takes a pick with a context of its own that can be cancelled (so that
+// its Done channel is real, as a request's is), calls between, and
+// reports a final outcome as the proxy does. It reports the process's CPU
+// time per request as cpu-ns/op.
+func benchHandlers(b *testing.B, s *Selector, between func()) {
+	b.ReportAllocs()
+	start, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for pb.Next() {
+			be, err := s.Pick(ctx)
+			if err != nil || be == nil {
+				b.Errorf("Pick = %v, %v", be, err)
+				return
+			}
+			between()
+			s.Report(Report{Backend: be, Final: true, Method: "GET", Proto: "HTTP/1.1", Status: 200, Duration: time.Millisecond})
+		}
+	})
+	end, err := procstat.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+}
+
+// spin keeps the CPU busy for d, as a handler's own work does.
+func spin(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
 	}
 }

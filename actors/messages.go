@@ -3,8 +3,11 @@ package actors
 import "time"
 
 // This file holds every message the actors exchange, grouped by sender.
-// The selector's inbound messages travel on its channels (see Selector);
-// taking one is one step of its loop (see message and Selector.handle).
+// The selector's inbound messages travel on its channels (see Selector):
+// offers, pick requests, reports and health transitions each on a channel
+// of its own type, and the rarer withdrawals, commands and queries together
+// on one channel of message values, the selector's mail. Taking one is one
+// step of its loop (see message and Selector.handle).
 // Replies travel on channels of capacity 1 that the asker makes and sends
 // along, so the selector never waits to answer.
 //
@@ -68,7 +71,7 @@ type pickReply struct {
 }
 
 // withdrawal takes a queued pick request out of the queue; the selector
-// acknowledges on ack (capacity 1).
+// acknowledges on ack (capacity 1). It travels in the selector's mail.
 type withdrawal struct {
 	reply chan pickReply // identifies the request
 	ack   chan struct{}
@@ -164,8 +167,9 @@ type ProbeStats struct {
 
 // From operators and discovery providers: commands and queries.
 
-// command is an operator's change to the backend set. The selector applies
-// it in its own goroutine and answers on reply (capacity 1).
+// command is an operator's change to the backend set, sent in the
+// selector's mail. The selector applies it in its own goroutine and answers
+// on reply (capacity 1).
 type command struct {
 	op      opKind
 	id      string        // the backend, for remove, drain, enable, disable, weight
@@ -199,9 +203,9 @@ const (
 	opWeight
 )
 
-// query asks for a snapshot or for the backend set; exactly one of its
-// channels is set, and has capacity 1. The selector answers in the step
-// that takes the query (Selector.answer).
+// query asks for a snapshot or for the backend set, in the selector's
+// mail; exactly one of its channels is set, and has capacity 1. The
+// selector answers in the step that takes the query (Selector.answer).
 type query struct {
 	status   chan []BackendStatus
 	metrics  chan Metrics

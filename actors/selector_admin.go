@@ -30,7 +30,7 @@ func (s *Selector) answerCommand(c command) {
 // send delivers a command and waits for its answer.
 func (s *Selector) send(ctx context.Context, c command) (result, error) {
 	c.reply = make(chan result, 1)
-	if err := ask(ctx, s, s.commands, c); err != nil {
+	if err := ask[message](ctx, s, s.mail, c); err != nil {
 		return result{}, err
 	}
 	r := <-c.reply // answered in the same step that took the command

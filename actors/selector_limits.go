@@ -183,8 +183,10 @@ func (s *Selector) armWake() {
 		}
 	}
 	s.wake.Stop()
+	s.waking = nil
 	if !next.IsZero() {
 		s.wake.Reset(time.Until(next))
+		s.waking = s.wake.C
 	}
 }
 
