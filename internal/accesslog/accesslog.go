@@ -133,7 +133,7 @@ func (l *Logger) Append(buf []byte, t time.Time, r *Record) []byte {
 
 // appendText is hclog's logPlain (intlogger.go) for these keys and values.
 func (l *Logger) appendText(buf []byte, t time.Time, r *Record) []byte {
-	buf = t.AppendFormat(buf, textTime)
+	buf = appendTextTime(buf, t)
 	buf = append(buf, " [INFO]  "...)
 	if l.name != "" {
 		buf = append(buf, l.name...)
@@ -306,7 +306,7 @@ func (l *Logger) appendJSON(buf []byte, t time.Time, r *Record) []byte {
 		buf = append(buf, ',')
 	}
 	buf = append(buf, `"@timestamp":"`...)
-	buf = t.AppendFormat(buf, jsonTime)
+	buf = appendJSONTime(buf, t)
 	buf = append(buf, '"')
 	if r.Attempts > 1 {
 		buf = append(buf, `,"attempts":`...)
