@@ -152,7 +152,7 @@ func (l *Logger) appendText(buf []byte, t time.Time, r *Record) []byte {
 	if r.GRPC {
 		buf = appendTextInt(buf, "grpc_status", int64(r.GRPCStatus))
 	}
-	buf = appendTextValue(buf, "duration", r.Duration.String(), false)
+	buf = appendTextDuration(buf, r.Duration)
 	buf = appendTextInt(buf, "bytes", r.Bytes)
 	if r.Proto != "" {
 		buf = appendTextField(buf, "proto", r.Proto)
@@ -174,6 +174,24 @@ func appendTextInt(buf []byte, key string, v int64) []byte {
 	buf = append(buf, key...)
 	buf = append(buf, '=')
 	return strconv.AppendInt(buf, v, 10)
+}
+
+// appendTextDuration writes " duration=d" as appendTextValue would write
+// d.String(), without looking at the text: a duration's text is never
+// empty and has only digits, '.', '-' and units, of which only "µs" (for
+// 1µs ≤ |d| < 1ms) is outside '-'..'~' and has hclog quote it.
+func appendTextDuration(buf []byte, d time.Duration) []byte {
+	u := uint64(d)
+	if d < 0 {
+		u = -u
+	}
+	if u >= uint64(time.Microsecond) && u < uint64(time.Millisecond) {
+		buf = append(buf, ` duration="`...)
+		buf = append(buf, d.String()...)
+		return append(buf, '"')
+	}
+	buf = append(buf, " duration="...)
+	return append(buf, d.String()...)
 }
 
 // appendTextField writes " key=val" as hclog writes a value: "" for an

@@ -35,13 +35,20 @@ func BenchmarkAppend(b *testing.B) {
 // netpoller between requests, as they do under a moderate load, and the
 // writer's goroutine may fall asleep between lines (BenchmarkLog floods
 // the writer, which then never sleeps). off answers only; on logs each
-// request's line first. The difference of their cpu-ns/op is what a line
-// costs at that rate, the writer's wake-ups included.
+// request's line first; format formats the line (time.Now and Append)
+// but writes it nowhere. on − off is what a line costs at that rate, the
+// writer's wake-ups included; on − format is the hand-off and the write.
 func BenchmarkLogPaced(b *testing.B) {
 	r := records()[1]
 	b.Run("off", func(b *testing.B) {
 		runWriter(b)
 		measure(b, pingPong(b, func() {}))
+	})
+	b.Run("format", func(b *testing.B) {
+		runWriter(b)
+		l := New(Options{Name: "roundhouse.access"})
+		buf := make([]byte, 0, 512)
+		measure(b, pingPong(b, func() { buf = l.Append(buf[:0], time.Now(), &r) }))
 	})
 	b.Run("on", func(b *testing.B) {
 		l := New(Options{Name: "roundhouse.access", Output: runWriter(b)})

@@ -54,11 +54,15 @@ const (
 // for more, without waking for each, and writes them all in one call (or
 // one per maxBatch bytes), and goes on so once per Window while lines
 // keep coming; a Window with no line puts it back to sleep until the next
-// one. So a line from WriteLine reaches out at most about Window after
-// it was handed over (plus the time out takes to write what is before
-// it). A line from Write, a full queue, Dropped and the end of Run's
-// context each cut the wait short: all lines handed over until then are
-// written at once.
+// one. So a line from WriteLine reaches out about Window after it was
+// handed over (plus the time out takes to write what is before it; and
+// a process so busy that the Go runtime runs Run's timer late delays it
+// further, by up to tens of milliseconds in a benchmark that keeps one
+// processor always busy, though never past batchLines lines). A line
+// from Write, batchLines lines waiting, a full queue, Dropped and the end
+// of Run's context each cut the wait short: all lines handed over until
+// then are written at once. At fewer lines than one per Window, Run
+// wakes twice per line (the line, then the timer) instead of once.
 //
 // A write to out that fails (a full disk: ENOSPC) drops its lines: they
 // are counted (Dropped) and never retried, so that a broken output never
