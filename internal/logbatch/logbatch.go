@@ -20,25 +20,28 @@ const maxBatch = 64 << 10
 // Window is how long a line handed to WriteLine may wait before it is
 // written: Run writes what has arrived once per Window while lines keep
 // coming, so that a burst of lines costs it one wake-up and one write(2)
-// instead of one of each per line (a goroutine wake-up costs about as much
-// CPU as formatting a line). Lines from Write (every log line but the
-// access log's), batchLines lines waiting and a full queue end the wait
-// at once.
-const Window = 2 * time.Millisecond
+// instead of one of each per line: with the writer on another core, its
+// wake-ups cost the process more than formatting the lines
+// (accesslog's BenchmarkLogPaced: about 3.5 µs per line with a window of
+// 0.5 ms, 2.5–3 µs with 2 ms, 2–2.5 µs with 5 or 10 ms, 0.6–1.2 µs
+// with none; the old writer, woken by each line, 6.5–8 µs). Lines from
+// Write (every log line but the access log's), batchLines lines waiting
+// and a full queue end the wait at once.
+const Window = 5 * time.Millisecond
 
-// batchLines lines waiting (about 25 KiB of access log) have Run write
+// batchLines lines waiting (about 50 KiB of access log) have Run write
 // them without waiting for the rest of the window: at high rates Run
 // wakes once per batchLines lines, whether or not the window's timer is
 // on time (the Go runtime can run a timer late, by milliseconds, when
 // one processor is always busy and the timer sits on the other).
-const batchLines = 128
+const batchLines = 256
 
 // Line buffers: Line hands out buffers of lineSize bytes, and Run keeps
 // up to freeLines of them (none larger than maxLine) for Line to reuse.
 const (
 	lineSize  = 256
 	maxLine   = 4 << 10
-	freeLines = 256
+	freeLines = 512
 )
 
 // Writer is an io.Writer whose lines an actor writes to out: Write hands a
