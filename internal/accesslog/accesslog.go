@@ -133,7 +133,7 @@ func (l *Logger) Append(buf []byte, t time.Time, r *Record) []byte {
 
 // appendText is hclog's logPlain (intlogger.go) for these keys and values.
 func (l *Logger) appendText(buf []byte, t time.Time, r *Record) []byte {
-	buf = t.AppendFormat(buf, textTime)
+	buf = appendTextTime(buf, t)
 	buf = append(buf, " [INFO]  "...)
 	if l.name != "" {
 		buf = append(buf, l.name...)
@@ -152,7 +152,7 @@ func (l *Logger) appendText(buf []byte, t time.Time, r *Record) []byte {
 	if r.GRPC {
 		buf = appendTextInt(buf, "grpc_status", int64(r.GRPCStatus))
 	}
-	buf = appendTextValue(buf, "duration", r.Duration.String(), false)
+	buf = appendTextDuration(buf, r.Duration)
 	buf = appendTextInt(buf, "bytes", r.Bytes)
 	if r.Proto != "" {
 		buf = appendTextField(buf, "proto", r.Proto)
@@ -174,6 +174,24 @@ func appendTextInt(buf []byte, key string, v int64) []byte {
 	buf = append(buf, key...)
 	buf = append(buf, '=')
 	return strconv.AppendInt(buf, v, 10)
+}
+
+// appendTextDuration writes " duration=d" as appendTextValue would write
+// d.String(), without looking at the text: a duration's text is never
+// empty and has only digits, '.', '-' and units, of which only "µs" (for
+// 1µs ≤ |d| < 1ms) is outside '-'..'~' and has hclog quote it.
+func appendTextDuration(buf []byte, d time.Duration) []byte {
+	u := uint64(d)
+	if d < 0 {
+		u = -u
+	}
+	if u >= uint64(time.Microsecond) && u < uint64(time.Millisecond) {
+		buf = append(buf, ` duration="`...)
+		buf = append(buf, d.String()...)
+		return append(buf, '"')
+	}
+	buf = append(buf, " duration="...)
+	return append(buf, d.String()...)
 }
 
 // appendTextField writes " key=val" as hclog writes a value: "" for an
@@ -306,7 +324,7 @@ func (l *Logger) appendJSON(buf []byte, t time.Time, r *Record) []byte {
 		buf = append(buf, ',')
 	}
 	buf = append(buf, `"@timestamp":"`...)
-	buf = t.AppendFormat(buf, jsonTime)
+	buf = appendJSONTime(buf, t)
 	buf = append(buf, '"')
 	if r.Attempts > 1 {
 		buf = append(buf, `,"attempts":`...)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func records() []Record {
 	add(func(r *Record) { r.GRPC = true })
 	add(func(r *Record) { r.GRPC, r.GRPCStatus, r.Err, r.Attempts = true, 14, errors.New("refused"), 2 })
 	add(func(r *Record) { r.GRPC, r.GRPCStatus, r.Pool, r.Route = true, 4, "grpc", "svc" })
-	for _, d := range []time.Duration{1, 999, 1000, 1500, 999999, 1e6, 1500 * time.Millisecond, 3723 * time.Second, -5 * time.Millisecond} {
+	for _, d := range []time.Duration{1, 999, 1000, 1500, 999999, 1e6, 1500 * time.Millisecond, 3723 * time.Second, -5 * time.Millisecond, -1500, -999, math.MinInt64, math.MaxInt64} {
 		add(func(r *Record) { r.Duration = d })
 	}
 	add(func(r *Record) { r.Status, r.Bytes, r.Attempts = -1, 1<<62, 1<<31-1 })
