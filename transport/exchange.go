@@ -58,18 +58,20 @@ type exchange struct {
 	// whether its outcome has gone to the selector yet.
 	attemptStart time.Time
 	reported     bool
-	// lean says the request takes the forwarder's fast path: it has no
-	// body and asks for no protocol switch (see forwarder.go). Its first
-	// attempt's outbound request and URL are outReq and outURL; trace
-	// relays 1xx responses, and relay holds the right to write the
-	// client's header while the transport has it (relayInformational).
-	// For other requests these are zero and relay is nil.
-	lean   bool
+	// relay, for a request that takes the forwarder's fast path (see
+	// lean), holds the right to write the client's header while the
+	// transport has it (relayInformational); trace relays 1xx responses,
+	// and the first attempt's outbound request and URL are outReq and
+	// outURL. For other requests these are zero and relay is nil.
+	relay  chan struct{}
 	outReq http.Request
 	outURL url.URL
 	trace  httptrace.ClientTrace
-	relay  chan struct{}
 }
+
+// lean reports whether the request takes the forwarder's fast path: it
+// has no body and asks for no protocol switch (see forwarder.go).
+func (ex *exchange) lean() bool { return ex.relay != nil }
 
 // exchangeKey is the context key under which a request that goes through
 // httputil.ReverseProxy (one with a body or an upgrade: see forwarder.go)
@@ -109,7 +111,7 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 	if hasBody(r) {
 		p.wrapBody(ex, w, r)
 	} else if upgradeOf(r.Header) == "" {
-		ex.lean, ex.relay = true, make(chan struct{}, 1)
+		ex.relay = make(chan struct{}, 1)
 		ex.trace.Got1xxResponse = ex.relayInformational
 		return ex, r.WithContext(httptrace.WithClientTrace(ex.client, &ex.trace))
 	}

@@ -43,7 +43,7 @@ import (
 // the outbound request, and then modifyResponse sees the response before
 // it goes to the client, or recordError sees why there is none.
 func (p *Proxy) send(ex *exchange, r *http.Request) {
-	if !ex.lean {
+	if !ex.lean() {
 		p.rp.ServeHTTP(&ex.rec, r) // its hooks find ex in r's context
 		return
 	}
