@@ -84,16 +84,7 @@ func reviewBackend(t *testing.T) *httptest.Server {
 		w.Header().Set("Connection", "close")
 		_, _ = io.WriteString(w, "closing\n")
 	})
-	// /cut: a Content-Length the body never reaches.
-	mux.HandleFunc("/cut", func(w http.ResponseWriter, _ *http.Request) {
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-		_ = rw.Flush()
-	})
+	mux.HandleFunc("/cut", serveCutShort) // a Content-Length the body never reaches
 	// /echo: what arrived, exactly.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "uri=%s path=%s query=%s ua=%q", r.RequestURI, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("User-Agent"))
@@ -194,7 +185,7 @@ func leanProbe(t *testing.T, http2 bool) (url string, lean <-chan bool, client *
 	got := make(chan bool, 1)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ex, _ := p.begin(w, r)
-		got <- ex.lean
+		got <- ex.lean()
 	}))
 	srv.EnableHTTP2 = http2
 	srv.StartTLS()
@@ -512,26 +503,12 @@ func TestReviewPROXYProtocolOnARetry(t *testing.T) {
 // tls_test.go shows it for a POST (ReverseProxy); here for a GET, whose
 // https trace from rewrite composes with the fast path's 1xx trace.
 func TestReviewAnHTTPSBackendThatClosesDuringTheHandshakeIsPassedOverForAGet(t *testing.T) {
-	closing, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var accepting sync.WaitGroup
-	accepting.Go(func() {
-		for {
-			c, err := closing.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	})
-	t.Cleanup(func() { closing.Close(); accepting.Wait() })
+	closing := closingListener(t)
 	ca := testcert.NewAuthority(t, "backend CA")
 	url, _ := tlsBackend(t, ca, reviewBackend(t).Config.Handler)
 	// "http://…" first would be picked first as often as not: the order
 	// is the selector's; four requests try both orders.
-	lb := newBalancer(t, balancerOptions{retries: 1, monitor: fallNever(), backendCAs: ca.Pool()}, "https://"+closing.Addr().String(), url)
+	lb := newBalancer(t, balancerOptions{retries: 1, monitor: fallNever(), backendCAs: ca.Pool()}, "https://"+closing, url)
 	for range 4 {
 		resp, body, hints, err := reviewGet(t, lb.client, "GET", lb.url+"/hints", nil)
 		if err != nil || resp.StatusCode != 200 || body != "after hints\n" || len(hints) != 3 {

@@ -66,16 +66,7 @@ func forwarderBackend(t *testing.T) *httptest.Server {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "after hints\n")
 	})
-	// /cut: a Content-Length the body never reaches.
-	mux.HandleFunc("/cut", func(w http.ResponseWriter, _ *http.Request) {
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-		_ = rw.Flush()
-	})
+	mux.HandleFunc("/cut", serveCutShort)
 	// /switch: a 101 nobody asked for.
 	mux.HandleFunc("/switch", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Connection", "Upgrade")
@@ -85,6 +76,17 @@ func forwarderBackend(t *testing.T) *httptest.Server {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// serveCutShort answers with a Content-Length the body never reaches.
+func serveCutShort(w http.ResponseWriter, _ *http.Request) {
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+	_ = rw.Flush()
 }
 
 // referenceProxy is Roundhouse's forwarding as it was, before forwarder.go.
@@ -264,8 +266,8 @@ func TestFastPathTakesOnlyBodylessRequestsWithoutAnUpgrade(t *testing.T) {
 			r.Header[k] = slices.Clone(vv)
 		}
 		ex, _ := p.begin(httptest.NewRecorder(), r)
-		if ex.lean != tc.lean {
-			t.Errorf("%s with %v, body %v: lean %v, want %v", tc.method, tc.header, tc.body != nil, ex.lean, tc.lean)
+		if ex.lean() != tc.lean {
+			t.Errorf("%s with %v, body %v: lean %v, want %v", tc.method, tc.header, tc.body != nil, ex.lean(), tc.lean)
 		}
 	}
 }

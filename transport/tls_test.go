@@ -356,26 +356,34 @@ func TestAnHTTPSBackendThatNeverFinishesTheHandshakeIsPassedOver(t *testing.T) {
 	}
 }
 
-func TestAnHTTPSBackendThatClosesDuringTheHandshakeIsPassedOver(t *testing.T) {
-	// A listener that accepts and closes: the ClientHello meets a closed
-	// connection, and the transport sees a bare EOF or reset.
-	closing, err := net.Listen("tcp", "127.0.0.1:0")
+// closingListener returns the address of a loopback listener that
+// accepts each connection and closes it at once; t's cleanup stops it.
+func closingListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var accepting sync.WaitGroup
 	accepting.Go(func() {
 		for {
-			c, err := closing.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			c.Close()
 		}
 	})
-	t.Cleanup(func() { closing.Close(); accepting.Wait() })
+	t.Cleanup(func() { ln.Close(); accepting.Wait() })
+	return ln.Addr().String()
+}
+
+func TestAnHTTPSBackendThatClosesDuringTheHandshakeIsPassedOver(t *testing.T) {
+	// The ClientHello meets a closed connection, and the transport sees a
+	// bare EOF or reset.
+	closing := closingListener(t)
 	live := demoBackend(t, "live")
-	lb := newBalancer(t, balancerOptions{retries: 1, monitor: fallNever()}, "https://"+closing.Addr().String(), live.URL)
+	lb := newBalancer(t, balancerOptions{retries: 1, monitor: fallNever()}, "https://"+closing, live.URL)
 
 	body := strings.Repeat("x", 100<<10)
 	code, who, got := lb.do(t, http.MethodPost, "/echo", strings.NewReader(body))
