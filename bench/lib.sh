@@ -92,6 +92,27 @@ start() {
 	started+=("$name")
 }
 
+# http_get PORT PATH: the raw response to a one-shot GET.
+http_get() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1"
+		printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$2" "$1" >&3
+		timeout 5 cat <&3
+	) 2>/dev/null
+}
+
+# wait_ready NAME PORT: until GET / through PORT answers 200 from a backend.
+wait_ready() {
+	local name=$1 p=$2 resp
+	for _ in {1..100}; do
+		kill -0 "${pid[$name]}" 2>/dev/null || die "$name exited; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
+		resp=$(http_get "$p" / || true)
+		if [[ $resp == "HTTP/1.1 200"* && $resp == *"Hello from"* ]]; then return 0; fi
+		sleep 0.1
+	done
+	die "$name: no 200 on 127.0.0.1:$p after 10s; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
+}
+
 # in_use PORT: whether something accepts connections on 127.0.0.1:PORT.
 in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -78,11 +78,15 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 configs=("c16 16 /" "c64 64 /" "c256 256 /" "c64-64KiB 64 /bytes?n=65536")
 # Targets and their ports; direct is one backend, the limit of this setup.
 targets=(roundhouse roundhouse-100routes nginx haproxy caddy baseline direct)
-declare -A port=([roundhouse]=18080 [roundhouse-100routes]=18087 [nginx]=18084 [haproxy]=18085 [caddy]=18088 [baseline]=18086 [direct]=18081 [baseline-nopool]=18089)
+declare -A port=([roundhouse]=18080 [roundhouse-100routes]=18087 [nginx]=18084 [haproxy]=18085 [caddy]=18088 [baseline]=18086 [direct]=18081 [baseline-nopool]=18089 [floor]=18090)
 # baseline-nopool, measured only when BENCH_TARGETS names it, is the plain
 # proxy as this bench had it until session 4: without a buffer pool, so
 # that ReverseProxy allocates 32 KiB for every response. It shows why the
 # old bench put Roundhouse ahead of a plain proxy (bench/PROFILE.md).
+# floor, measured only when named too, is bench/yardstick's Floor: the
+# least any proxy on net/http's server and Transport can do per request
+# (not a correct proxy). Its ratio to baseline bounds goal 1 from below:
+# no proxy built on them, Roundhouse included, can go under it.
 backend_ports=(18081 18082 18083)
 
 if [[ -n ${BENCH_TARGETS:-} ]]; then
@@ -117,27 +121,6 @@ check_machine
 # ---------------------------------------------------------------- processes
 
 bench_begin roundhouse-bench
-
-# http_get PORT PATH: the raw response to a one-shot GET.
-http_get() {
-	(
-		exec 3<>"/dev/tcp/127.0.0.1/$1"
-		printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$2" "$1" >&3
-		timeout 5 cat <&3
-	) 2>/dev/null
-}
-
-# wait_ready NAME PORT: until GET / through PORT answers 200 from a backend.
-wait_ready() {
-	local name=$1 p=$2 resp
-	for _ in {1..100}; do
-		kill -0 "${pid[$name]}" 2>/dev/null || die "$name exited; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
-		resp=$(http_get "$p" / || true)
-		if [[ $resp == "HTTP/1.1 200"* && $resp == *"Hello from"* ]]; then return 0; fi
-		sleep 0.1
-	done
-	die "$name: no 200 on 127.0.0.1:$p after 10s; its log:$(printf '\n%s' "$(cat "$tmp/$name.log")")"
-}
 
 check_ports bench/run.sh 18080-18089 18080 "${backend_ports[@]}" 18084 18085 18086 18087 18088 18089
 
@@ -202,6 +185,7 @@ if measured roundhouse-100routes; then
 	start roundhouse-100routes 0 "$tmp/roundhouse" serve --config "$tmp/routes.hcl" --listen 127.0.0.1:18087 --access-log=false
 fi
 ! measured baseline || start baseline 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
+! measured floor || start floor 0 "$tmp/baseline" --listen 127.0.0.1:18090 --floor "${backend_args[@]}"
 ! measured baseline-nopool || start baseline-nopool 0 "$tmp/baseline" --listen 127.0.0.1:18089 --buffer-pool=false "${backend_args[@]}"
 
 if measured nginx; then
@@ -489,6 +473,14 @@ EOF
 		check(3, "p99 vs nginx", "c64", 6, "nginx", "<=", 1.5)
 		for (i = 1; i <= 4; i++) check(4, "CPU/req vs Caddy", every[i], 7, "caddy", "<=", 0.6)
 		print ""
+		if (index(" " targets " ", " floor ")) {
+			line = ""
+			for (i = 1; i <= 4; i++) if ((every[i], "floor") in n)
+				line = line (line == "" ? "" : ", ") every[i] " " num(ratio(7, every[i], "floor", "baseline"), "%.2f") "×"
+			print "The floor (bench/yardstick Floor: net/http'\''s server and Transport with nothing else) costs, against the"
+			print "plain proxy: " line ". Goal 1 asks Roundhouse to go below that."
+			print ""
+		}
 		split("no worse than a plain proxy|within 2× of nginx|tail latency|Caddy stays far behind", title, "|")
 		for (g = 1; g <= 4; g++) {
 			if (failed[g]) res = "**FAIL** (" fails[g] ")"

@@ -6,11 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/bench/yardstick"
 	"github.com/roundhouse/roundhouse/demo"
 	"github.com/roundhouse/roundhouse/internal/accesslog"
 	"github.com/roundhouse/roundhouse/internal/logbatch"
@@ -44,9 +42,10 @@ import (
 // with 100 routes (see benchRoutes), where the request matches only the
 // last. Against small, they measure the routing cost per request: the
 // router hop (one channel receive) and the match. plain-* send through a
-// plain, tuned httputil.ReverseProxy instead (bench/baseline's, the
-// yardstick of bench/run.sh) in front of the same backends: against it,
-// the balancer must cost less per request.
+// plain, tuned httputil.ReverseProxy instead (yardstick.Plain, which
+// bench/run.sh measures as "baseline") in front of the same backends, and
+// floor-* through yardstick.Floor, the least any proxy on net/http's server
+// and Transport can do: the balancer's cost lies between the two.
 //
 // Besides allocs/op, which counts the client's and the backend's
 // allocations too, each variant that goes through a proxy reports
@@ -59,7 +58,7 @@ import (
 func BenchmarkProxy(b *testing.B) {
 	const small, big, tiny = "/", "/bytes?n=65536", "/bytes?n=128"
 	router, routes := benchOptions{router: true}, benchOptions{router: true, routes: 100}
-	plain := benchOptions{plain: true}
+	plain, floor := benchOptions{plain: true}, benchOptions{floor: true}
 	serial := func(o benchOptions, path string) func(*testing.B) {
 		return func(b *testing.B) { benchSerial(b, newBenchSetup(b, o), path) }
 	}
@@ -79,6 +78,9 @@ func BenchmarkProxy(b *testing.B) {
 	b.Run("plain-small", serial(plain, small))
 	b.Run("plain-small-parallel", parallel(plain, small))
 	b.Run("plain-64KiB", serial(plain, big))
+	b.Run("floor-small", serial(floor, small))
+	b.Run("floor-small-parallel", parallel(floor, small))
+	b.Run("floor-64KiB", serial(floor, big))
 	b.Run("direct-small", serial(benchOptions{direct: true}, small))
 	b.Run("direct-small-parallel", parallel(benchOptions{direct: true}, small))
 	b.Run("direct-64KiB", serial(benchOptions{direct: true}, big))
@@ -90,7 +92,8 @@ type benchOptions struct {
 	accessLog bool // as "serve" by default; false: no access log
 	router    bool // a Router with one pool, "default"
 	routes    int  // with router: benchRoutes(routes); 0: no routes
-	plain     bool // through plainProxy instead of the balancer
+	plain     bool // through yardstick.Plain instead of the balancer
+	floor     bool // through yardstick.Floor instead of the balancer
 	direct    bool // straight to the first backend
 }
 
@@ -177,8 +180,18 @@ func newBenchSetup(b *testing.B, o benchOptions) *benchSetup {
 		cfg.Router = NewRouter(table)
 		wg.Go(func() { _ = cfg.Router.Run(ctx) })
 	}
-	if o.plain {
-		front := httptest.NewServer(plainProxy(urls))
+	if o.plain || o.floor {
+		backends := make([]*url.URL, len(urls))
+		for i, u := range urls {
+			backends[i] = u.URL
+		}
+		ytr := yardstick.Transport()
+		b.Cleanup(ytr.CloseIdleConnections)
+		handler := yardstick.Plain(backends, ytr, true)
+		if o.floor {
+			handler = yardstick.Floor(backends, ytr)
+		}
+		front := httptest.NewServer(handler)
 		b.Cleanup(front.Close)
 		b.Cleanup(benchClient.CloseIdleConnections)
 		return &benchSetup{target: front.URL, direct: urls[0].URL.String()}
@@ -198,32 +211,6 @@ func newBenchSetup(b *testing.B, o benchOptions) *benchSetup {
 		s.target = s.direct
 	}
 	return s
-}
-
-// plainProxy is bench/baseline's proxy: httputil.ReverseProxy with a
-// tuned Transport, a 32 KiB buffer pool and an atomic round-robin counter
-// (a yardstick, not held to the balancer's rules).
-func plainProxy(backends []actors.BackendConfig) http.Handler {
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
-	var next atomic.Uint64
-	return &httputil.ReverseProxy{
-		Transport: tr,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(backends[(next.Add(1)-1)%uint64(len(backends))].URL)
-			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
-		},
-		BufferPool: &plainBuffers{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}},
-	}
-}
-
-type plainBuffers struct{ pool sync.Pool }
-
-func (p *plainBuffers) Get() []byte { return p.pool.Get().(*[32 << 10]byte)[:] }
-func (p *plainBuffers) Put(b []byte) {
-	if len(b) == 32<<10 {
-		p.pool.Put((*[32 << 10]byte)(b))
-	}
 }
 
 func benchSerial(b *testing.B, s *benchSetup, path string) {

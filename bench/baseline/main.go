@@ -3,11 +3,10 @@
 // the standard library alone, with the Transport tuned the usual way (one
 // shared Transport, Proxy nil, a large idle pool per host).
 //
-// It is a yardstick, not part of Roundhouse, and it does not follow
-// Roundhouse's rules: it balances with an atomic round-robin counter shared
-// by every handler goroutine, the cheapest pick there is, it recycles its
-// 32 KiB copy buffers in a sync.Pool, and it has no health checks, retries
-// or access log. (Until session 4 it had no buffer pool: ReverseProxy then
+// It serves bench/yardstick's Plain (or, with --floor, its Floor: the
+// least any proxy on net/http's server and Transport can do). Both are
+// yardsticks, not part of Roundhouse, and do not follow its rules.
+// (Until session 4 it had no buffer pool: ReverseProxy then
 // allocates a 32 KiB buffer for every response, which cost it 15-25 µs of
 // CPU per request in garbage collection and made Roundhouse look cheaper
 // than a plain proxy; see bench/PROFILE.md.)
@@ -19,14 +18,12 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/roundhouse/roundhouse/bench/yardstick"
 )
 
 type backendList []*url.URL
@@ -49,6 +46,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:18086", "`address` to accept client connections on")
 	var backends backendList
 	flag.Var(&backends, "backend", "backend `URL` (repeatable)")
+	floor := flag.Bool("floor", false, "serve yardstick.Floor instead: the least a proxy on net/http's server and Transport can do (not a correct proxy)")
 	pool := flag.Bool("buffer-pool", true, "recycle the 32 KiB copy buffers (false: ReverseProxy allocates one per response, as this yardstick did until session 4)")
 	flag.Parse()
 	if len(backends) == 0 {
@@ -56,37 +54,11 @@ func main() {
 		os.Exit(2)
 	}
 
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 1024,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+	tr := yardstick.Transport()
+	handler := yardstick.Plain(backends, tr, *pool)
+	if *floor {
+		handler = yardstick.Floor(backends, tr)
 	}
-	var next atomic.Uint64 // shared by all handlers: fine for a yardstick, not allowed in Roundhouse
-	rp := &httputil.ReverseProxy{
-		Transport: tr,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(backends[(next.Add(1)-1)%uint64(len(backends))])
-			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
-		},
-	}
-	if *pool {
-		rp.BufferPool = &buffers{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}}
-	}
-	srv := &http.Server{Addr: *listen, Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := &http.Server{Addr: *listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	log.Fatal(srv.ListenAndServe())
-}
-
-// buffers is the plain proxy's httputil.BufferPool: 32 KiB arrays in a
-// sync.Pool, held by pointer so that Put does not allocate.
-type buffers struct{ pool sync.Pool }
-
-func (b *buffers) Get() []byte { return b.pool.Get().(*[32 << 10]byte)[:] }
-
-func (b *buffers) Put(p []byte) {
-	if len(p) == 32<<10 {
-		b.pool.Put((*[32 << 10]byte)(p))
-	}
 }
