@@ -26,6 +26,9 @@ type exchange struct {
 	key    string             // the request's key for the policy; "" if none
 	secure bool               // the client connection is TLS
 	http1  bool               // the client speaks HTTP/1.x
+	// idempotent says whether repeating the request is harmless (see
+	// idempotent), as its header said before prepareHeader changed it.
+	idempotent bool
 	rec    recorder           // the client's ResponseWriter, as send or ReverseProxy gets it
 	// pool is the pool the request's route sends it to, and route that
 	// route's name ("" with no routes; noRoute with routes until one
@@ -91,7 +94,7 @@ func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKe
 // (lean) or the exchange itself (for ReverseProxy). (The route stage adds
 // the pool's request timeout.)
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
-	ex := &exchange{start: time.Now(), client: r.Context(), secure: r.TLS != nil, http1: r.ProtoMajor == 1}
+	ex := &exchange{start: time.Now(), client: r.Context(), secure: r.TLS != nil, http1: r.ProtoMajor == 1, idempotent: idempotent(r)}
 	ex.rec = recorder{ResponseWriter: w, tunnels: p.tunnels, grpc: isGRPC(r), http10: !r.ProtoAtLeast(1, 1)}
 	ex.tried = ex.triedBuf[:0]
 	for k, vv := range w.Header() { // Alt-Svc, with HTTP/3
@@ -133,7 +136,7 @@ func hasBody(r *http.Request) bool {
 // exchange; release closes the real one.
 func (p *Proxy) wrapBody(ex *exchange, w http.ResponseWriter, r *http.Request) {
 	keep := 0
-	if idempotent(r) || ex.rec.grpc {
+	if ex.idempotent || ex.rec.grpc {
 		// A gRPC call is a POST, but one a backend refused unseen (a
 		// refused stream, see refused) may go to another: keep its body.
 		keep = p.retryBuffer

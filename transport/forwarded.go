@@ -48,7 +48,19 @@ func peerAddr(r *http.Request) (netip.Addr, bool) {
 // setForwarded writes the forwarded headers of pr.Out; see the comment at
 // the top of this file.
 func setForwarded(pr *httputil.ProxyRequest, trusted TrustedProxies) {
-	in, out := pr.In, pr.Out.Header
+	forwardedOf(pr.In, trusted).set(pr.Out.Header)
+}
+
+// forwarded holds what our forwarded headers say about one request: the
+// values of X-Forwarded-For, Forwarded, X-Forwarded-Host and
+// X-Forwarded-Proto, "" for a header not to send. forwardedOf reads them
+// from the client's request and set writes them into an outbound header,
+// so that the two may be one map (see prepareHeader).
+type forwarded struct{ xff, fwd, host, proto string }
+
+// forwardedOf reads the client's request in (its peer, and a trusted
+// peer's own forwarded headers) for forwarded's values; it writes nothing.
+func forwardedOf(in *http.Request, trusted TrustedProxies) forwarded {
 	peer, ok := peerAddr(in)
 	believe := ok && trusted.Contains(peer)
 	prior := func(name string) string {
@@ -58,34 +70,49 @@ func setForwarded(pr *httputil.ProxyRequest, trusted TrustedProxies) {
 		return strings.Join(in.Header.Values(name), ", ")
 	}
 
-	xff := prior("X-Forwarded-For")
-	fwd := prior("Forwarded")
-	if ok {
-		xff = appendList(xff, peer.String())
+	var f forwarded
+	f.host, f.proto = prior("X-Forwarded-Host"), prior("X-Forwarded-Proto")
+	if f.host == "" || strings.Contains(f.host, ",") {
+		f.host = in.Host
 	}
-	fwd = appendList(fwd, forwardedElement(peer, ok, in.Host, scheme(in)))
-	host, proto := prior("X-Forwarded-Host"), prior("X-Forwarded-Proto")
-	if host == "" || strings.Contains(host, ",") {
-		host = in.Host
+	if f.proto != "http" && f.proto != "https" {
+		f.proto = scheme(in)
 	}
-	if proto != "http" && proto != "https" {
-		proto = scheme(in)
+	if !believe {
+		// The usual case: the client's address and our Forwarded element
+		// in one string, one allocation for both values.
+		var buf [160]byte
+		b := buf[:0]
+		if ok {
+			b = peer.AppendTo(b)
+		}
+		n := len(b)
+		both := string(appendForwardedElement(b, peer, ok, in.Host, scheme(in)))
+		f.xff, f.fwd = both[:n], both[n:]
+		return f
 	}
+	f.xff = appendList(prior("X-Forwarded-For"), peer.String())
+	f.fwd = appendList(prior("Forwarded"), forwardedElement(peer, ok, in.Host, scheme(in)))
+	return f
+}
+
+// set writes f into h, replacing or deleting each of the four headers.
+func (f forwarded) set(h http.Header) {
 	// One backing array for the four value slices (names canonical): one
 	// allocation where Header.Set makes one each.
 	vals := make([]string, 0, 4)
 	set := func(name, v string) {
 		if v == "" {
-			delete(out, name)
+			delete(h, name)
 			return
 		}
 		vals = append(vals, v)
-		out[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	set("X-Forwarded-For", xff)
-	set("Forwarded", fwd)
-	set("X-Forwarded-Host", host)
-	set("X-Forwarded-Proto", proto)
+	set("X-Forwarded-For", f.xff)
+	set("Forwarded", f.fwd)
+	set("X-Forwarded-Host", f.host)
+	set("X-Forwarded-Proto", f.proto)
 }
 
 // scheme is the scheme the client used to reach us.
@@ -120,11 +147,14 @@ func nominated(h http.Header, name string) bool {
 // for=<client>;host=<host>;proto=<scheme>. An unknown client is "unknown";
 // an IPv6 client is bracketed and quoted; host is quoted when it is not a
 // token, and left out when it holds bytes a header must not carry.
-// It is built in one buffer (on the stack for the usual sizes): one
-// allocation per request, for the string.
 func forwardedElement(client netip.Addr, known bool, host, proto string) string {
 	var buf [128]byte
-	b := append(buf[:0], "for="...)
+	return string(appendForwardedElement(buf[:0], client, known, host, proto))
+}
+
+// appendForwardedElement appends forwardedElement's element to b.
+func appendForwardedElement(b []byte, client netip.Addr, known bool, host, proto string) []byte {
+	b = append(b, "for="...)
 	switch {
 	case !known:
 		b = append(b, "unknown"...)
@@ -136,8 +166,7 @@ func forwardedElement(client netip.Addr, known bool, host, proto string) string 
 	if host != "" && isQuotable(host) {
 		b = appendTokenOrQuoted(append(b, ";host="...), host)
 	}
-	b = append(append(b, ";proto="...), proto...)
-	return string(b)
+	return append(append(b, ";proto="...), proto...)
 }
 
 // appendTokenOrQuoted appends s as an RFC 9110 token if it is one,
@@ -216,17 +245,28 @@ func clientAddr(r *http.Request, trusted TrustedProxies) (netip.Addr, bool) {
 // from the header must not take a client's word for it. (Without routes
 // the header passes as it came, as before pools.)
 func setForwardedPrefix(pr *httputil.ProxyRequest, trusted TrustedProxies, removed string) {
+	setPrefix(pr.Out.Header, forwardedPrefixOf(pr.In, trusted, removed))
+}
+
+// forwardedPrefixOf is X-Forwarded-Prefix's value for in (see
+// setForwardedPrefix); "" for none. It writes nothing.
+func forwardedPrefixOf(in *http.Request, trusted TrustedProxies, removed string) string {
 	const name = "X-Forwarded-Prefix"
 	prior := ""
-	if peer, ok := peerAddr(pr.In); ok && trusted.Contains(peer) && !nominated(pr.In.Header, name) {
-		prior = strings.Join(pr.In.Header.Values(name), ", ")
+	if peer, ok := peerAddr(in); ok && trusted.Contains(peer) && !nominated(in.Header, name) {
+		prior = strings.Join(in.Header.Values(name), ", ")
 	}
 	if removed != "" {
 		prior = strings.TrimSuffix(prior, "/") + removed
 	}
-	if prior == "" {
-		pr.Out.Header.Del(name)
+	return prior
+}
+
+// setPrefix writes X-Forwarded-Prefix into h, or deletes it for "".
+func setPrefix(h http.Header, prefix string) {
+	if prefix == "" {
+		h.Del("X-Forwarded-Prefix")
 		return
 	}
-	pr.Out.Header.Set(name, prior)
+	h.Set("X-Forwarded-Prefix", prefix)
 }

@@ -71,32 +71,54 @@ func (p *Proxy) send(ex *exchange, r *http.Request) {
 // r, as ReverseProxy builds its copy before Rewrite, then calls rewrite.
 // The first attempt's request and URL are the exchange's own; a later
 // attempt gets new ones, since the transport may still be reading the
-// earlier one (a writer that outlives a failed attempt).
+// earlier one (a writer that outlives a failed attempt). Every attempt
+// sends r's header map itself, which the first made into the outbound
+// header (prepareHeader) and no one writes to after that.
 func (p *Proxy) outbound(ex *exchange, r *http.Request) *http.Request {
 	out, u := &ex.outReq, &ex.outURL
 	if len(ex.tried) > 1 {
 		out, u = new(http.Request), new(url.URL)
+	} else {
+		p.prepareHeader(ex, r)
 	}
 	*out, *u = *r, *r.URL // r's context carries the exchange's trace
 	out.URL = u
-	out.Header = r.Header.Clone()
 	out.Body, out.GetBody, out.Close = nil, nil, false
-	h := out.Header
-	removeHopByHop(h)
-	if hasToken(r.Header["Te"], "trailers") {
-		h["Te"] = teTrailers // read only, as every header the transport sends
-	}
-	delete(h, "Forwarded")
-	delete(h, "X-Forwarded-For")
-	delete(h, "X-Forwarded-Host")
-	delete(h, "X-Forwarded-Proto")
 	u.RawQuery = cleanQuery(u.RawQuery)
 	pr := httputil.ProxyRequest{In: r, Out: out}
 	p.rewrite(ex, &pr)
-	if _, ok := pr.Out.Header["User-Agent"]; !ok {
-		pr.Out.Header["User-Agent"] = noUserAgent // not Go's default
-	}
 	return pr.Out
+}
+
+// prepareHeader turns the client's header into the one every attempt
+// sends, in place: ReverseProxy clones it for each attempt, and the fast
+// path saves that copy. What the forwarded headers say is read first,
+// from the header as the client sent it (a trusted proxy's values, the
+// Connection header); then the hop-by-hop headers go ("TE: trailers"
+// stays) and the forwarded ones are set, replacing the client's.
+// Nothing reads the client's header after this but the attempts:
+// net/http's server read what it needs from it (keep-alive, close) before
+// the handler ran, and every stage before forward, and retryable's
+// idempotence (exchange.idempotent), took what they need already.
+func (p *Proxy) prepareHeader(ex *exchange, r *http.Request) {
+	h := r.Header
+	fwd := forwardedOf(r, p.trusted)
+	prefix := ""
+	if ex.route != "" { // routed: the prefix is what the route stripped
+		prefix = forwardedPrefixOf(r, p.trusted, ex.prefix)
+	}
+	te := hasToken(h["Te"], "trailers")
+	removeHopByHop(h)
+	if te {
+		h["Te"] = teTrailers // read only, as every header the transport sends
+	}
+	fwd.set(h)
+	if ex.route != "" {
+		setPrefix(h, prefix)
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = noUserAgent // not Go's default
+	}
 }
 
 // Header values shared by every outbound request: the transport only

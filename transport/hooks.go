@@ -35,13 +35,16 @@ func recordErrorHook(_ http.ResponseWriter, out *http.Request, err error) {
 
 // rewrite targets the attempt's backend. The client's Host header is kept
 // (as HAProxy, Caddy and Traefik do); the forwarded headers are set by
-// setForwarded, since the client's own were dropped before.
+// setForwarded, since the client's own were dropped before (for the fast
+// path, prepareHeader did both, once per exchange).
 func (p *Proxy) rewrite(ex *exchange, pr *httputil.ProxyRequest) {
 	pr.SetURL(ex.backend.URL)
 	pr.Out.Host = pr.In.Host
-	setForwarded(pr, p.trusted)
-	if ex.route != "" { // routed: the prefix is what the route stripped
-		setForwardedPrefix(pr, p.trusted, ex.prefix)
+	if !ex.lean() { // the fast path's prepareHeader set them, once
+		setForwarded(pr, p.trusted)
+		if ex.route != "" { // routed: the prefix is what the route stripped
+			setForwardedPrefix(pr, p.trusted, ex.prefix)
+		}
 	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)

@@ -235,12 +235,12 @@ func (p *Proxy) forward(ex *exchange, r *http.Request, b *actors.Backend, err er
 		ex.endAttempt()
 		ex.endAttempt = nil
 	}
-	return ex.fail != noFailure && p.retryable(ex, r)
+	return ex.fail != noFailure && p.retryable(ex)
 }
 
 // retryable reports whether another backend may take the request, and if
 // so starts its body again.
-func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
+func (p *Proxy) retryable(ex *exchange) bool {
 	if len(ex.tried) > ex.pool.Retries {
 		return false
 	}
@@ -251,7 +251,7 @@ func (p *Proxy) retryable(ex *exchange, r *http.Request) bool {
 			return false
 		}
 	case ex.fail == connectFailed, ex.fail == broken, ex.fail == headerTimedOut:
-		if !idempotent(r) || !ex.body.replayable() {
+		if !ex.idempotent || !ex.body.replayable() {
 			return false
 		}
 	default:
