@@ -29,7 +29,7 @@ type exchange struct {
 	// idempotent says whether repeating the request is harmless (see
 	// idempotent), as its header said before prepareHeader changed it.
 	idempotent bool
-	rec    recorder           // the client's ResponseWriter, as send or ReverseProxy gets it
+	rec        recorder // the client's ResponseWriter, as send or ReverseProxy gets it
 	// pool is the pool the request's route sends it to, and route that
 	// route's name ("" with no routes; noRoute with routes until one
 	// matches); set by the route stage. pool is nil until then, and stays
