@@ -140,21 +140,60 @@ func (p *plainHTTP) close() {
 	}
 }
 
-// certificateLister returns, with ACME on, what lists its certificates for
-// the admin API (GET /status, metrics); nil with ACME off. It reads b.ed,
-// which the frontend step sets before any server starts.
+// certificateLister returns, with ACME on or a certificate from files
+// (--tls-cert), what lists the certificates for the admin API (GET
+// /status, metrics): ACME's names in --acme-domain order, then each name
+// the files' certificate covers (admin.FileCertificates), as the
+// certificate store serves it now, so a SIGHUP reload shows at the next
+// scrape. nil with neither. It reads b.ed, which the frontend step sets
+// before any server starts; it runs on the admin server's goroutines.
 func (b *balancer) certificateLister() func() []admin.CertificateStatus {
-	if !b.s.TLS.ACME.On() {
+	if !b.s.TLS.ACME.On() && b.s.TLS.Certificate == nil {
 		return nil
 	}
 	return func() []admin.CertificateStatus {
-		if b.ed == nil || b.ed.acme == nil {
+		if b.ed == nil {
 			return nil
 		}
 		var out []admin.CertificateStatus
-		for _, c := range b.ed.acme.Certificates() {
-			out = append(out, admin.CertificateStatus{Name: c.Name, Ready: c.Ready, NotAfter: c.NotAfter, Issuer: c.Issuer})
+		if b.ed.acme != nil {
+			for _, c := range b.ed.acme.Certificates() {
+				out = append(out, admin.CertificateStatus{
+					Name: c.Name, Ready: c.Ready, NotAfter: c.NotAfter, Issuer: c.Issuer, Source: admin.SourceACME,
+				})
+			}
 		}
-		return out
+		return append(out, b.ed.fileCertificates()...)
 	}
+}
+
+// certificateAsk bounds how long a listing waits for the certificate
+// store. The store runs from before the admin server serves until after
+// it stops, and answers at once; this only guards a scrape against a
+// store that does not.
+const certificateAsk = 5 * time.Second
+
+// fileCertificates lists the certificate from files that the store serves
+// now, under each name it covers, leaving out a name ACME manages (ACME's
+// certificate is the one served for it); nil without files, or when the
+// store cannot be asked (it has stopped).
+func (ed *edge) fileCertificates() []admin.CertificateStatus {
+	if ed.certs == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), certificateAsk)
+	defer cancel()
+	leaf, err := ed.certs.Current(ctx)
+	if err != nil {
+		ed.log.Debug("certificate store not answering; certificates from files not listed", "error", err)
+		return nil
+	}
+	all := admin.FileCertificates(leaf, ed.s.TLS.Cert)
+	out := all[:0]
+	for _, c := range all {
+		if ed.acme == nil || !ed.acme.Manages(c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

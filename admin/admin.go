@@ -88,9 +88,10 @@ type Config struct {
 	// output (logbatch.Writer.Dropped), for
 	// roundhouse_log_lines_dropped_total; nil: no such metric.
 	LogDropped func(context.Context) (uint64, error)
-	// Certificates, if not nil, lists the certificates ACME manages, for
-	// GET /status's certificates field and the roundhouse_certificate_*
-	// metrics; nil: ACME is off, neither appears.
+	// Certificates, if not nil, lists the certificates served, one entry
+	// per name (ACME's, and each name a certificate from files covers),
+	// for GET /status's certificates field and the roundhouse_certificate_*
+	// metrics; nil: neither ACME nor files (cleartext), neither appears.
 	Certificates func() []CertificateStatus
 }
 

@@ -25,8 +25,9 @@ type StatusResponse struct {
 	// predates pools: then Backends are the default pool's (see
 	// StatusResponse.PoolList).
 	Pools []PoolStatus `json:"pools,omitempty"`
-	// Certificates are the certificates ACME manages, one per name, in
-	// the order of --acme-domain; nil (left out) when ACME is off.
+	// Certificates are the certificates served, one per name: ACME's in
+	// the order of --acme-domain, then the names the certificate from
+	// files (--tls-cert) covers; nil (left out) without TLS.
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
 }
 

@@ -266,20 +266,30 @@ func TestACMEObtainsAtStartServesBySNIAndARestartOrdersNothing(t *testing.T) {
 		t.Errorf("pebble took %d orders, want 1", n)
 	}
 
-	// Its expiry is in /status and in the metrics.
+	// Its expiry is in /status and in the metrics, and so is the files'
+	// certificate's, after it.
 	_, js := get(t, "http://"+adminAddr+"/status")
 	var st struct {
-		Certificates []struct {
-			Name     string    `json:"name"`
-			Ready    bool      `json:"ready"`
-			NotAfter time.Time `json:"not_after"`
-		} `json:"certificates"`
+		Certificates []certEntry `json:"certificates"`
 	}
-	if err := json.Unmarshal([]byte(js), &st); err != nil || len(st.Certificates) != 1 ||
-		st.Certificates[0].Name != acmeName || !st.Certificates[0].Ready || !st.Certificates[0].NotAfter.Equal(cert.NotAfter) {
-		t.Errorf("/status certificates: %s (%v), want %s ready until %v", js, err, acmeName, cert.NotAfter)
+	if err := json.Unmarshal([]byte(js), &st); err != nil || len(st.Certificates) != 2 ||
+		st.Certificates[0].Name != acmeName || !st.Certificates[0].Ready || !st.Certificates[0].NotAfter.Equal(cert.NotAfter) ||
+		st.Certificates[0].Source != "acme" || st.Certificates[1].Name != "other.test" || st.Certificates[1].Source != "file" {
+		t.Errorf("/status certificates: %s (%v), want %s ready until %v from acme, then other.test from file", js, err, acmeName, cert.NotAfter)
 	}
 	_, metrics := get(t, "http://"+adminAddr+"/metrics")
+	for _, line := range []string{
+		`roundhouse_certificate_info{name="example.test",source="acme"} 1`,
+		`roundhouse_certificate_info{name="other.test",source="file"} 1`,
+		`roundhouse_certificate_ready{name="other.test"} 1`,
+	} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
+	if _, ok := certificateExpiry(t, metrics, "other.test"); !ok {
+		t.Error("metrics lack the expiry of other.test, from --tls-cert")
+	}
 	m := regexp.MustCompile(`roundhouse_certificate_expiry_timestamp_seconds\{name="example.test"\} (\S+)`).FindStringSubmatch(metrics)
 	if m == nil {
 		t.Fatalf("no roundhouse_certificate_expiry_timestamp_seconds in the metrics:\n%s", metrics)

@@ -16,6 +16,8 @@
 //	timeouts_test.go     the backend-side timeouts
 //	resilience_test.go   outlier ejection, slow start, connection caps
 //	tls_test.go          TLS flags, HTTP/2, certificate reload
+//	certexpiry_test.go   a --tls-cert (or tls.cert) certificate's expiry in
+//	                     /status and the metrics, per name, across SIGHUP
 //	http3_test.go        --http3: HTTP/3 under load with a backend killed,
 //	                     shutdown and upgrade with HTTP/3 clients
 //	acme_test.go         automatic certificates from pebble (Let's Encrypt's

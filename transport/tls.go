@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -119,6 +120,39 @@ func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 	if ctx == nil { // a ClientHelloInfo made outside a handshake
 		ctx = context.Background()
 	}
+	return s.current(ctx)
+}
+
+// Current is the leaf of the certificate now in force, the one the next
+// handshake gets: after a Reload that succeeded, the new one. It is for
+// reporting (the admin API's certificate expiry); it waits for Run, or
+// until ctx is done, and fails once Run has returned.
+func (s *CertStore) Current(ctx context.Context) (*x509.Certificate, error) {
+	cert, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return leafOf(cert)
+}
+
+// leafOf is cert's leaf: Leaf, which tls.LoadX509KeyPair fills in, or
+// else its first certificate parsed.
+func leafOf(cert *tls.Certificate) (*x509.Certificate, error) {
+	if cert.Leaf != nil {
+		return cert.Leaf, nil
+	}
+	if len(cert.Certificate) == 0 {
+		return nil, errors.New("certificate store: an empty certificate chain")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("certificate store: %w", err)
+	}
+	return leaf, nil
+}
+
+// current asks Run for the certificate in force.
+func (s *CertStore) current(ctx context.Context) (*tls.Certificate, error) {
 	reply := make(chan *tls.Certificate, 1)
 	select {
 	case s.gets <- reply:
