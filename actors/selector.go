@@ -155,7 +155,7 @@ func (s *Selector) Run(ctx context.Context) error {
 	defer s.stop()
 
 	for {
-		if s.quickStep() {
+		if s.quickStep() { // took a report or an offer without waiting
 			continue
 		}
 		var m message
