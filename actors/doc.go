@@ -26,12 +26,13 @@
 //     (Selector.Run), one message per step, and it blocks nowhere else:
 //     every reply goes on a channel of capacity 1 that the asker made, and
 //     a note to a monitor is dropped when one is already pending. Between
-//     two full selects it may take a few steps on a quick path, the two
-//     hot messages alone and only when they are already there (a report
-//     in the buffer, a handler waiting for the offer), since a select's
-//     cost grows with its cases; and before it waits, it lets the
-//     goroutines that are ready run first (it yields, which is not
-//     blocking), so that it finds many messages at once on its return.
+//     two full selects it may take a few steps on a quick path
+//     (Selector.quickStep), the two hot messages alone and only when they
+//     are already there (a report in the buffer, a handler waiting for the
+//     offer), since a select's cost grows with its cases; and before it
+//     waits, it lets the goroutines that are ready run first (it yields,
+//     which is not blocking), so that it finds many messages at once on
+//     its return.
 //   - Every caller's send and wait also watches its own context and the
 //     selector's end, so no caller waits on a selector that has stopped.
 //     Report alone watches only the selector's end: a pick must be reported

@@ -92,6 +92,12 @@ type Selector struct {
 	// a nil channel disables Run's timer case, which spares every step
 	// the runtime's check of a timer channel.
 	waking <-chan time.Time
+	// next is the offer Run sends, valid while fresh; a step that may
+	// have made it stale (handle says so) clears fresh. quick counts the
+	// steps Run has taken in a row on its quick path (quickStep).
+	next  offer
+	fresh bool
+	quick int
 	// monitorCtx, stopMonitors and monitors exist only while Run runs:
 	// every monitor is started under them, so Run can stop one or all and
 	// wait for them.
@@ -139,91 +145,111 @@ func New(cfg Config) (*Selector, error) {
 // picks with none, stops the monitors, waits for them and returns nil.
 // Start it exactly once.
 //
-// Each step takes one message. Most steps under load are a report or a
-// taken offer, so Run first tries those two alone, each with a send or
-// receive that does not wait (the quick path). When neither is ready just
-// after a quick step, Run lets the goroutines that are ready to run go
-// first (runtime.Gosched), so that the handlers among them leave their
-// reports and wait for offers, and tries once more. Only then, or after
-// maxQuick quick steps in a row, does it select over all its channels,
-// which is the costly way: a select locks every one of its channels, and
-// one that waits queues on every one of them and is woken by the first
-// message, one message per wake. Either way a step is one message,
-// applied by handle, and the offer is recomputed before it is next sent
-// if a step made it stale.
+// Each step takes one message and applies it (step). Under load most
+// steps are a report or a taken offer, and Run first tries to take one of
+// those without waiting (quickStep); only when neither is there does it
+// select over all its channels. Either way, the offer it sends is chosen
+// again first if a step has made it stale (currentOffer).
 func (s *Selector) Run(ctx context.Context) error {
 	s.start(ctx)
 	defer s.stop()
 
-	var next offer
-	fresh := false   // whether next reflects the current state
-	quick := 0       // steps taken in a row without the full select
-	yielded := false // whether Run has let others run since its last step
 	for {
+		if s.quickStep() { // took a report or an offer without waiting
+			continue
+		}
 		var m message
-		if quick < maxQuick {
-			// The quick path: a report already in the buffer, else a
-			// handler already waiting for the offer. Reports go first:
-			// they lower in-flight counts the offer is chosen by.
-			select {
-			case r := <-s.reports:
-				m = r
-			default:
-				if !fresh {
-					next, fresh = s.nextOffer(), true
-				}
-				select {
-				case s.offers <- next:
-					m = offerTaken(next)
-				default:
-				}
-			}
-			if m == nil && quick > 0 && !yielded {
-				// Busy a moment ago: more messages may be a few
-				// goroutines away. Yielding is not waiting: Run stays
-				// ready to run and comes back after them.
-				yielded = true
-				runtime.Gosched()
-				continue
-			}
+		next := s.currentOffer()
+		select {
+		case s.offers <- next:
+			m = offerTaken(next)
+		case req := <-s.picks:
+			m = req
+		case r := <-s.reports:
+			m = r
+		case h := <-s.health:
+			m = h
+		case m = <-s.mail: // a withdrawal, a command or a query
+		case now := <-s.waking:
+			m = tick(now)
+		case <-ctx.Done():
+			s.dismissQueue()
+			return nil
 		}
-		yielded = false
-		if m != nil {
-			quick++
-		} else {
-			quick = 0
-			if !fresh {
-				next, fresh = s.nextOffer(), true
-			}
-			select {
-			case s.offers <- next:
-				m = offerTaken(next)
-			case req := <-s.picks:
-				m = req
-			case r := <-s.reports:
-				m = r
-			case h := <-s.health:
-				m = h
-			case m = <-s.mail: // a withdrawal, a command or a query
-			case now := <-s.waking:
-				m = tick(now)
-			case <-ctx.Done():
-				s.dismissQueue()
-				return nil
-			}
-		}
-		s.traceIn(m)
-		if s.handle(m) {
-			fresh = false
-		}
+		s.step(m)
+	}
+}
+
+// quickStep is Run's quick path: it takes one step when its message is
+// one of the two hot ones and already there, a report in the buffer or a
+// handler waiting for the offer, and reports whether it did; when it did
+// not, Run selects over every channel instead. That select is the costly
+// way to take a message: it locks every one of its channels, and one that
+// waits queues on every one of them and is woken by the first message, one
+// message per wake. quickStep sends or receives on one channel at a time,
+// without waiting.
+//
+// When nothing is there just after a quick step, quickStep lets the
+// goroutines that are ready to run go first (runtime.Gosched), so that the
+// handlers among them leave their reports and wait for offers, and tries
+// once more: busy a moment ago, Run may find many messages on its return
+// instead of waking once for each. Yielding is not waiting: Run stays
+// ready to run. After maxQuick quick steps in a row, quickStep declines
+// once without trying, so that the other messages, and ctx's end, get
+// their turn.
+func (s *Selector) quickStep() bool {
+	if s.quick >= maxQuick {
+		s.quick = 0
+		return false
+	}
+	took := s.takeHot()
+	if !took && s.quick > 0 {
+		runtime.Gosched()
+		took = s.takeHot()
+	}
+	if !took {
+		s.quick = 0
+		return false
+	}
+	s.quick++
+	return true
+}
+
+// takeHot takes one step if a report is already in the buffer, else if a
+// handler is already waiting for the offer, and reports whether it did.
+// Reports go first: they lower the in-flight counts the offer is chosen
+// by.
+func (s *Selector) takeHot() bool {
+	select {
+	case r := <-s.reports:
+		s.step(r)
+		return true
+	default:
+	}
+	next := s.currentOffer()
+	select {
+	case s.offers <- next:
+		s.step(offerTaken(next))
+		return true
+	default:
+		return false
+	}
+}
+
+// step applies one message, taken by Run or quickStep: it traces it, hands
+// it to handle, and marks the offer stale if handle says it may be.
+func (s *Selector) step(m message) {
+	s.traceIn(m)
+	if s.handle(m) {
+		s.fresh = false
 	}
 }
 
 // maxQuick bounds how many steps in a row Run takes on its quick path
-// (reports and taken offers only) before it selects over every channel
-// again, so that the other messages, and ctx's end, wait at most that many
-// steps. BenchmarkSelector256 shows no significant difference between 4,
-// 32 and 256.
+// (quickStep) before it selects over every channel again, so that the
+// other messages, and ctx's end, wait at most that many steps.
+// BenchmarkSelector256 shows no significant difference between 4, 32 and
+// 256.
 const maxQuick = 32
 
 // handle applies one message to the selector's state, answering it if it
@@ -283,6 +309,15 @@ func (s *Selector) stop() {
 	close(s.stopped)
 	s.stopMonitors()
 	s.monitors.Wait()
+}
+
+// currentOffer is the offer Run sends next: next, chosen again first if a
+// step has made it stale.
+func (s *Selector) currentOffer() offer {
+	if !s.fresh {
+		s.next, s.fresh = s.nextOffer(), true
+	}
+	return s.next
 }
 
 // nextOffer is what the next keyless request gets: none and full are

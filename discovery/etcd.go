@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/sourcegraph/conc"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -44,26 +44,85 @@ type etcdProvider struct {
 	ready chan struct{} // closed by Run after the first sync
 
 	// Everything below is owned by Run's goroutine.
-	keys    map[string]Backend // the valid backends, by key
-	rev     int64              // the last revision seen: the watch resumes after it
-	synced  bool               // ready has been closed
-	outage  outage
-	applier *applier
+	keys   map[string]Backend // the valid backends, by key
+	rev    int64              // the last revision seen: the watch resumes after it
+	synced bool               // ready has been closed
+	// needSync says the whole prefix must be read again before the next
+	// watch: at the start, after a compaction, after the revision went back.
+	needSync bool
+	outage   outage
+	applier  *applier
 }
 
 func newEtcd(spec parse.Discovery, opts Options, log hclog.Logger) *etcdProvider {
 	return &etcdProvider{
 		spec: spec, opts: opts, log: log, ready: make(chan struct{}),
-		keys: map[string]Backend{}, outage: outage{log: log, what: "etcd"},
+		keys: map[string]Backend{}, needSync: true, outage: outage{log: log, what: "etcd"},
 	}
 }
 
 func (p *etcdProvider) Source() string         { return p.spec.String() }
 func (p *etcdProvider) Ready() <-chan struct{} { return p.ready }
 
-// Run is the provider's goroutine; see Provider.
+// Run is the provider's goroutine; see Provider. It owns the etcd client,
+// and so the goroutines and connections the client runs, which end when
+// Run closes it on its way out; and its watch (etcdWatch), whose starter
+// goroutines Run waits for before that. Each turn of its loop first gets
+// a watch if it has none (reconnect, then etcdWatch.start), then takes one
+// event: the new watch, a watch response (watched) or a check tick
+// (checked). A step that fails logs the outage and drops the watch, for
+// the next turn to reconnect. Run returns nil when ctx ends, and an error
+// when the client cannot be created or the selector has stopped.
 func (p *etcdProvider) Run(ctx context.Context, sink Sink) error {
-	cli, err := clientv3.New(clientv3.Config{
+	cli, err := p.newClient()
+	if err != nil {
+		return fmt.Errorf("etcd %s: %w", p.Source(), err)
+	}
+	defer cli.Close() // ends the client's goroutines and connections
+	p.applier = newApplier(sink, p.log)
+	w := &etcdWatch{cli: cli, prefix: p.spec.Prefix}
+	defer w.close() // before cli.Close: defers run in reverse
+	check := time.NewTicker(p.opts.CheckInterval)
+	defer check.Stop()
+	for {
+		if w.idle() {
+			if err := p.reconnect(ctx, cli); err != nil {
+				return p.end(ctx, err)
+			}
+			w.start(ctx, p.rev+1)
+			check.Reset(p.opts.CheckInterval)
+		}
+		var (
+			rewatch bool // stop the watch; the next turn starts another
+			err     error
+		)
+		select {
+		case <-ctx.Done():
+			return nil
+		case ch := <-w.starting:
+			w.started(ch)
+		case wr, ok := <-w.ch:
+			rewatch, err = p.watched(ctx, wr, ok)
+		case <-check.C:
+			rewatch, err = p.checked(ctx, cli)
+		}
+		if fatal(ctx, err) {
+			return p.end(ctx, err)
+		}
+		if err != nil {
+			p.outage.failed(err, p.applier.size())
+		}
+		if rewatch || err != nil {
+			w.stop() // the next turn connects and watches again
+		}
+	}
+}
+
+// newClient creates Run's etcd client, which connects in the background
+// and reconnects with a backoff from Options.RetryMin to RetryMax. Its
+// goroutines and connections are the caller's to end, with Close.
+func (p *etcdProvider) newClient() (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
 		Endpoints:   p.spec.Endpoints,
 		DialTimeout: p.opts.Timeout,
 		Logger:      zap.NewNop(), // the provider logs what matters itself
@@ -74,93 +133,6 @@ func (p *etcdProvider) Run(ctx context.Context, sink Sink) error {
 			MinConnectTimeout: p.opts.Timeout,
 		})},
 	})
-	if err != nil {
-		return fmt.Errorf("etcd %s: %w", p.Source(), err)
-	}
-	defer cli.Close() // ends the client's goroutines and connections
-	p.applier = newApplier(sink, p.log)
-
-	// Creating a watch blocks until etcd answers, so a short-lived starter
-	// goroutine does it and hands the channel over on starting (capacity
-	// 1: it never blocks). Cancelling the watch's context ends the starter
-	// too. The defers run in reverse: stop the watch, wait for the
-	// starters, close the client.
-	var starters conc.WaitGroup
-	defer starters.Wait()
-	var (
-		watch     clientv3.WatchChan      // the running watch; nil when none
-		starting  chan clientv3.WatchChan // the watch being created; nil when none
-		stopWatch = func() {}
-	)
-	defer func() { stopWatch() }()
-	drop := func() {
-		stopWatch()
-		watch, starting = nil, nil
-	}
-	check := time.NewTicker(p.opts.CheckInterval)
-	defer check.Stop()
-	needSync, wait := true, p.opts.RetryMin
-	for {
-		if watch == nil && starting == nil {
-			err := p.connect(ctx, cli, &needSync)
-			if fatal(ctx, err) {
-				return p.end(ctx, err)
-			}
-			if err != nil {
-				p.outage.failed(err, p.applier.size())
-				if !sleep(ctx, wait) {
-					return nil
-				}
-				wait = min(2*wait, p.opts.RetryMax)
-				continue
-			}
-			wait = p.opts.RetryMin
-			p.outage.succeeded("resume_revision", p.rev+1)
-			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-			stopWatch = cancel
-			started, from := make(chan clientv3.WatchChan, 1), p.rev+1
-			starting = started
-			starters.Go(func() {
-				started <- cli.Watch(wctx, p.spec.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
-			})
-			check.Reset(p.opts.CheckInterval)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case watch = <-starting:
-			starting = nil
-		case wr, ok := <-watch:
-			err := p.watched(ctx, wr, ok, &needSync)
-			if fatal(ctx, err) {
-				return p.end(ctx, err)
-			}
-			if err != nil || needSync || !ok {
-				drop()
-				if err != nil {
-					p.outage.failed(err, p.applier.size())
-				}
-			}
-		case <-check.C:
-			rev, err := p.check(ctx, cli)
-			if err == nil && rev < p.rev {
-				p.log.Warn("etcd revision went back (a restored or new cluster); reading the prefix again", "revision", rev, "last_seen", p.rev)
-				needSync = true
-			}
-			if err != nil || needSync {
-				if err != nil && ctx.Err() == nil {
-					p.outage.failed(err, p.applier.size())
-				}
-				drop()
-				continue
-			}
-			if p.applier.waiting() { // take over what other sources let go
-				if err := p.applier.apply(ctx, p.want()); err != nil {
-					return p.end(ctx, err)
-				}
-			}
-		}
-	}
 }
 
 // end is Run's return for a fatal error: nil once ctx has ended, the
@@ -172,36 +144,59 @@ func (p *etcdProvider) end(ctx context.Context, err error) error {
 	return fmt.Errorf("etcd %s: %w", p.Source(), err)
 }
 
-// connect gets the provider ready to watch: it syncs if it must, and
-// otherwise checks that etcd answers and has not gone back in time.
-func (p *etcdProvider) connect(ctx context.Context, cli *clientv3.Client, needSync *bool) error {
-	if !*needSync {
-		rev, err := p.check(ctx, cli)
-		if err != nil {
-			return err
+// reconnect is Run's step while it has no watch: it connects, and while
+// etcd cannot be reached it logs the outage (once), keeps the backends as
+// they are and tries again after a wait that doubles from Options.RetryMin
+// to RetryMax. It returns nil once connected, and otherwise why Run must
+// end: ctx has ended or the selector has stopped (fatal).
+func (p *etcdProvider) reconnect(ctx context.Context, cli *clientv3.Client) error {
+	for wait := p.opts.RetryMin; ; wait = min(2*wait, p.opts.RetryMax) {
+		err := p.connect(ctx, cli)
+		if fatal(ctx, err) {
+			return cmp.Or(err, ctx.Err()) // err is nil if ctx ended as etcd answered
 		}
-		if rev >= p.rev {
+		if err == nil {
+			p.outage.succeeded("resume_revision", p.rev+1)
 			return nil
 		}
-		p.log.Warn("etcd revision went back (a restored or new cluster); reading the prefix again", "revision", rev, "last_seen", p.rev)
+		p.outage.failed(err, p.applier.size())
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// connect gets the provider ready to watch: it syncs if it must, and
+// otherwise checks that etcd answers and has not gone back in time.
+func (p *etcdProvider) connect(ctx context.Context, cli *clientv3.Client) error {
+	if !p.needSync {
+		wentBack, err := p.check(ctx, cli)
+		if err != nil || !wentBack {
+			return err
+		}
 	}
 	if err := p.sync(ctx, cli); err != nil {
 		return err
 	}
-	*needSync = false
+	p.needSync = false
 	return nil
 }
 
 // check asks etcd for one key (a linearizable read, so it fails without a
-// quorum) and returns etcd's current revision.
-func (p *etcdProvider) check(ctx context.Context, cli *clientv3.Client) (int64, error) {
+// quorum) and reports whether etcd's revision went back behind the last
+// one seen (a restored or new cluster), which it logs.
+func (p *etcdProvider) check(ctx context.Context, cli *clientv3.Client) (wentBack bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
 	resp, err := cli.Get(rctx, p.spec.Prefix, clientv3.WithCountOnly())
 	if err != nil {
-		return 0, fmt.Errorf("check: %w", err)
+		return false, fmt.Errorf("check: %w", err)
 	}
-	return resp.Header.Revision, nil
+	if rev := resp.Header.Revision; rev < p.rev {
+		p.log.Warn("etcd revision went back (a restored or new cluster); reading the prefix again", "revision", rev, "last_seen", p.rev)
+		return true, nil
+	}
+	return false, nil
 }
 
 // sync reads every key under the prefix, replaces the provider's view
@@ -229,21 +224,23 @@ func (p *etcdProvider) sync(ctx context.Context, cli *clientv3.Client) error {
 	return nil
 }
 
-// watched takes one watch response (ok false: the channel closed). It
-// sets needSync when the history the watch needs has been compacted, and
-// returns an error when the watch failed otherwise.
-func (p *etcdProvider) watched(ctx context.Context, wr clientv3.WatchResponse, ok bool, needSync *bool) error {
+// watched is Run's step for one watch response (ok false: the channel
+// closed). It reports rewatch when the watch must be stopped and started
+// again: it ended without a word (cancelled), or etcd compacted the
+// history it needs (then needSync is set too). Its error is a failed
+// watch, or a fatal one from applying the changes.
+func (p *etcdProvider) watched(ctx context.Context, wr clientv3.WatchResponse, ok bool) (rewatch bool, err error) {
 	if !ok {
-		return nil // ended without a word (cancelled): watch again
+		return true, nil
 	}
 	if wr.CompactRevision != 0 || errors.Is(wr.Err(), rpctypes.ErrCompacted) {
 		p.log.Info("etcd compacted the history after the last revision seen; reading the prefix again",
 			"last_seen", p.rev, "compacted", wr.CompactRevision)
-		*needSync = true
-		return nil
+		p.needSync = true
+		return true, nil
 	}
 	if err := wr.Err(); err != nil {
-		return fmt.Errorf("watch: %w", err)
+		return false, fmt.Errorf("watch: %w", err)
 	}
 	for _, ev := range wr.Events {
 		key := string(ev.Kv.Key)
@@ -259,10 +256,30 @@ func (p *etcdProvider) watched(ctx context.Context, wr clientv3.WatchResponse, o
 		p.rev = max(p.rev, wr.Header.Revision)
 	}
 	if len(wr.Events) == 0 {
-		return nil
+		return false, nil
 	}
 	p.log.Debug("etcd changes", "events", len(wr.Events), "revision", p.rev)
-	return p.applier.apply(ctx, p.want())
+	return false, p.applier.apply(ctx, p.want())
+}
+
+// checked is Run's step when the check ticker fires: it checks that etcd
+// still answers and has not gone back in time (if it has, rewatch: the
+// prefix is read again before the next watch), and while some wanted
+// backend belongs to another source it applies the keys again, to take
+// over what that source has let go. Its error is a failed check, or a
+// fatal one from applying.
+func (p *etcdProvider) checked(ctx context.Context, cli *clientv3.Client) (rewatch bool, err error) {
+	wentBack, err := p.check(ctx, cli)
+	if wentBack {
+		p.needSync = true
+	}
+	if err != nil || p.needSync {
+		return true, err
+	}
+	if p.applier.waiting() {
+		return false, p.applier.apply(ctx, p.want())
+	}
+	return false, nil
 }
 
 // put records key's new value; an invalid one is logged and the key is
