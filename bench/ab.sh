@@ -23,6 +23,7 @@
 #                    AB_OTHER=/tmp/rh-main.bin bench/ab.sh
 #                  (its A/A: AB_OTHER set to this tree's build shows the spread)
 #   AB_ARGS="..."  extra flags for this tree's roundhouse serve
+#   AB_OTHER_ARGS="..."  and for AB_OTHER's
 #
 # Prints, per round, CPU µs per request of each target and its ratio to the
 # plain proxy, then the medians of the ratios. Traffic goes only to
@@ -64,7 +65,8 @@ done
 start roundhouse 0 "$tmp/roundhouse" serve --listen 127.0.0.1:18080 --access-log=false ${AB_ARGS:-} "${backend_args[@]}"
 start plain 0 "$tmp/baseline" --listen 127.0.0.1:18086 "${backend_args[@]}"
 start floor 0 "$tmp/baseline" --floor --listen 127.0.0.1:18090 "${backend_args[@]}"
-[[ -z ${AB_OTHER:-} ]] || start other 0 "$AB_OTHER" serve --listen 127.0.0.1:18091 --access-log=false "${backend_args[@]}"
+# shellcheck disable=SC2086 # AB_OTHER_ARGS too
+[[ -z ${AB_OTHER:-} ]] || start other 0 "$AB_OTHER" serve --listen 127.0.0.1:18091 --access-log=false ${AB_OTHER_ARGS:-} "${backend_args[@]}"
 for p in "${backend_ports[@]}"; do wait_ready "backend$p" "$p"; done
 for t in "${targets[@]}"; do wait_ready "$t" "${port[$t]}"; done
 
