@@ -139,7 +139,7 @@ var benchClient = &http.Client{Transport: &http.Transport{
 // newBenchSetup starts 3 demo backends, a selector (and a Router, if o
 // says so), a Proxy over a fresh shared transport and a front server; b.Cleanup stops all of it in the
 // reverse order, closing idle connections, so goleak finds nothing.
-func newBenchSetup(b *testing.B, o benchOptions) *benchSetup {
+func newBenchSetup(b testing.TB, o benchOptions) *benchSetup {
 	b.Helper()
 	urls := make([]actors.BackendConfig, 3)
 	for i, name := range []string{"b1", "b2", "b3"} {
@@ -249,11 +249,12 @@ func benchParallel(b *testing.B, s *benchSetup, path string) {
 
 // directAllocs is the allocations per request of path sent straight to
 // the first backend, over 200 requests; -1 for a direct setup.
-func directAllocs(b *testing.B, s *benchSetup, path string) float64 {
+func directAllocs(b testing.TB, s *benchSetup, path string) float64 {
 	if s.target == s.direct {
 		return -1
 	}
 	get(b, s.direct+path)
+	runtime.GC() // so that none runs, emptying sync.Pools, while counting
 	const n = 200
 	m := mallocs()
 	for range n {
@@ -300,7 +301,7 @@ func (m cpuMeter) report(b *testing.B) {
 
 // get fetches target and reads the body, reporting failures with b.Errorf
 // (safe from RunParallel's goroutines); it says whether the request worked.
-func get(b *testing.B, target string) bool { return protoGet(b, benchClient, target) }
+func get(b testing.TB, target string) bool { return protoGet(b, benchClient, target) }
 
 // BenchmarkRoute measures the route stage alone, the part of a request's
 // cost that pools and routes add, without the pick that follows it:

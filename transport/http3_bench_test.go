@@ -149,7 +149,7 @@ func protoParallel(b *testing.B, c *http.Client, target string) {
 // protoGet fetches target with client c and reads the body, reporting
 // failures with b.Errorf (safe from RunParallel's goroutines); it says
 // whether the request worked. get is protoGet with the shared benchClient.
-func protoGet(b *testing.B, c *http.Client, target string) bool {
+func protoGet(b testing.TB, c *http.Client, target string) bool {
 	resp, err := c.Get(target)
 	if err != nil {
 		b.Errorf("GET %s: %v", target, err)
