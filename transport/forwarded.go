@@ -132,16 +132,7 @@ func appendList(list, v string) string {
 
 // nominated reports whether the Connection header lists name, making it a
 // hop-by-hop header that must not travel on.
-func nominated(h http.Header, name string) bool {
-	for _, v := range h.Values("Connection") {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), name) {
-				return true
-			}
-		}
-	}
-	return false
-}
+func nominated(h http.Header, name string) bool { return hasToken(h["Connection"], name) }
 
 // forwardedElement builds our hop of a Forwarded header (RFC 7239 §4):
 // for=<client>;host=<host>;proto=<scheme>. An unknown client is "unknown";

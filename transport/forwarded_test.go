@@ -225,3 +225,31 @@ func TestForwardedPrefixOfARoutedRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenListsCompareAsHTTPDoes: every check of a Connection list
+// (hop-by-hop names, upgrades, the forwarded headers a trusted proxy
+// nominated) folds ASCII letters only and trims spaces and tabs only, as
+// ReverseProxy's httpguts does, so that the checks agree with each other
+// and with the header removal that follows them.
+func TestTokenListsCompareAsHTTPDoes(t *testing.T) {
+	for _, tt := range []struct {
+		connection, name string
+		want             bool
+	}{
+		{"keep-alive, X-Forwarded-Host", "X-Forwarded-Host", true},
+		{"\tx-forwarded-host ", "X-Forwarded-Host", true},
+		{"X-Forwarded-Hoſt", "X-Forwarded-Host", false}, // ſ folds to s in Unicode only
+		{"\u00a0Upgrade", "upgrade", false},            // NBSP is not HTTP whitespace
+		{"UPGRADE", "upgrade", true},
+	} {
+		h := http.Header{"Connection": {tt.connection}, "Upgrade": {"websocket"}}
+		if got := nominated(h, tt.name); got != tt.want {
+			t.Errorf("Connection %q: nominated(%q) = %v, want %v", tt.connection, tt.name, got, tt.want)
+		}
+		if tt.name == "upgrade" {
+			if got := upgradeOf(h) != ""; got != tt.want {
+				t.Errorf("Connection %q: upgradeOf says %v, want %v", tt.connection, got, tt.want)
+			}
+		}
+	}
+}

@@ -279,8 +279,10 @@ func moveHeader(dst, src http.Header) {
 	}
 }
 
-// hasToken reports whether one of a header's values lists token
-// (case-insensitively) in its comma-separated list.
+// hasToken reports whether one of a header's values lists token in its
+// comma-separated list, as HTTP compares tokens: ASCII letters folded,
+// spaces and tabs trimmed (as ReverseProxy's httpguts does). Every check
+// of a Connection, TE or Upgrade list goes through it.
 func hasToken(values []string, token string) bool {
 	for _, v := range values {
 		for t := range strings.SplitSeq(v, ",") {

@@ -242,14 +242,10 @@ func switchAsked(resp *http.Response) bool {
 // upgradeOf is h's Upgrade header when its Connection header lists
 // "upgrade"; "" otherwise.
 func upgradeOf(h http.Header) string {
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return h.Get("Upgrade")
-			}
-		}
+	if !hasToken(h["Connection"], "upgrade") {
+		return ""
 	}
-	return ""
+	return h.Get("Upgrade")
 }
 
 // responseBody is a backend's response body on its way to the client. A
