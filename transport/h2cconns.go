@@ -2,7 +2,10 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 )
@@ -21,14 +24,34 @@ import (
 // body comes back at the first refusal (net/http cannot resend it: h2c
 // attempts get no GetBody, see rewrite), so only bodyless ones loop.
 
-// errGoneAwayAgain is the cause with which boundConns ends an attempt;
-// recordError then counts the attempt as refused (see refusedStream).
-var errGoneAwayAgain = errors.New("http2: backend refused the request's stream on every connection tried: never processed")
+// An https:// backend that chose HTTP/2 by ALPN meets the same client
+// (net/http bundles it, and hands it the TLS connection it dialled), with
+// one difference: https attempts have a GetBody (see rewrite), so the
+// client resends a refused request that has a body too, and only the
+// body's loss (GetBody failing) ends the loop. A health probe meets it
+// against either kind of backend, and used to open connections until its
+// timeout.
+//
+// So every HTTP/2 attempt is bounded: the proxy's h2c attempts by rewrite
+// (boundConns, whose context ends with the attempt), and every other
+// request through Transport.RoundTrip (https:// ones, the probes', see
+// sendBounded). Over TLS only connections that chose h2 count: HTTP/1.1
+// has no refused stream, and http.Transport resends an HTTP/1.1 request
+// only after a pooled connection failed before it was written, however
+// many such connections it finds.
 
-// h2cTriesPerAttempt is how many connections one h2c attempt may ask for,
-// and how many times it may be sent on one: the first, and once more for
-// net/http's ordinary recovery when the connection it took had gone away
-// (a pooled one the backend had just sent a GOAWAY on).
+// errGoneAwayAgain is the cause with which the bound ends an attempt;
+// recordError then counts the attempt as refused (see refusedStream). Its
+// text says REFUSED_STREAM and graceful shutdown GOAWAY, which
+// refusedStream matches: an https attempt's error (from sendBounded) comes
+// to recordError through the transport alone.
+var errGoneAwayAgain = errors.New("http2: backend refused the request's stream on every connection tried " +
+	"(REFUSED_STREAM, or a graceful shutdown GOAWAY below it): never processed")
+
+// h2cTriesPerAttempt is how many connections one HTTP/2 attempt may ask
+// for, and how many times it may be sent on one: the first, and once more
+// for net/http's ordinary recovery when the connection it took had gone
+// away (a pooled one the backend had just sent a GOAWAY on).
 const h2cTriesPerAttempt = 2
 
 // boundConns returns ctx for an h2c attempt, and the function that ends
@@ -38,26 +61,104 @@ const h2cTriesPerAttempt = 2
 // connection for the request (httptrace's GetConn, before any dial), or at
 // the HTTP/2 client's third try to send it (GotConn, which it calls before
 // the stream starts; a context cancelled by then stops the stream before
-// its HEADERS are written). Every earlier try failed in a way net/http
-// resends at once, so no backend processed the request, and another may
-// take it.
+// its HEADERS are written), or at its second try on the connection of the
+// first: the client resends on the same connection only after the backend
+// refused the stream on a connection that still takes new ones
+// (REFUSED_STREAM, or PROTOCOL_ERROR from the peer), where its next tries
+// would wait 1, 2, 4 ... s; a resend after a GOAWAY goes to another
+// connection. Every earlier try failed in a way net/http resends, so no
+// backend processed the request, and another may take it: a refused
+// stream goes to another backend at once, as a request with a body that
+// net/http cannot resend does.
 func boundConns(ctx context.Context) (context.Context, context.CancelFunc) {
+	return bound(ctx, false)
+}
+
+// boundKey marks a context that bound made: sendBounded leaves it as it is.
+type boundKey struct{}
+
+// bound is boundConns, and with overTLS the same for an https request,
+// which counts only the tries on connections that chose h2 (GotConn, which
+// http.Transport also calls for each HTTP/1.1 try), and ends the attempt
+// at its third ask for a connection only once one of them was HTTP/2.
+func bound(ctx context.Context, overTLS bool) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	// Counters safe from any goroutine: a send that would block is one
-	// too many.
+	// Counters and a flag safe from any goroutine: a send that would
+	// block is one too many; h2 holds a value once a try was HTTP/2 (at
+	// once for h2c, where every one is).
 	asks, tries := make(chan struct{}, h2cTriesPerAttempt), make(chan struct{}, h2cTriesPerAttempt)
-	count := func(c chan struct{}) {
+	h2 := make(chan struct{}, 1)
+	if !overTLS {
+		h2 <- struct{}{}
+	}
+	last := make(chan net.Conn, 1) // the last try's connection
+	again := func(c net.Conn) bool {
+		var prev net.Conn
+		select {
+		case prev = <-last:
+		default:
+		}
+		select {
+		case last <- c:
+		default: // a try on another goroutine put its own: no matter
+		}
+		return prev != nil && prev == c
+	}
+	full := func(c chan struct{}) bool {
 		select {
 		case c <- struct{}{}:
+			return false
 		default:
-			cancel(errGoneAwayAgain)
+			return true
 		}
 	}
 	trace := &httptrace.ClientTrace{
-		GetConn: func(string) { count(asks) },
-		GotConn: func(httptrace.GotConnInfo) { count(tries) },
+		GetConn: func(string) {
+			if full(asks) && len(h2) > 0 {
+				cancel(errGoneAwayAgain)
+			}
+		},
+		GotConn: func(info httptrace.GotConnInfo) {
+			if overTLS && !choseH2(info.Conn) {
+				return
+			}
+			full(h2)
+			if full(tries) || again(info.Conn) {
+				cancel(errGoneAwayAgain)
+			}
+		},
 	}
-	return httptrace.WithClientTrace(ctx, trace), func() { cancel(nil) }
+	ctx = context.WithValue(httptrace.WithClientTrace(ctx, trace), boundKey{}, true)
+	return ctx, func() { cancel(nil) }
+}
+
+// choseH2 reports whether c is a TLS connection on which ALPN chose h2.
+func choseH2(c net.Conn) bool {
+	tc, ok := c.(interface{ ConnectionState() tls.ConnectionState })
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
+}
+
+// sendBounded sends r through rt within the bound (overTLS as bound's),
+// unless r's context has one already (the proxy's h2c attempts). When the
+// bound ended the attempt, the error wraps errGoneAwayAgain. After a
+// response the bound's context is left to end with r's own, since the
+// response's body is read under it (nothing counts any more by then: the
+// trace's hooks run before the response only).
+func sendBounded(rt http.RoundTripper, r *http.Request, overTLS bool) (*http.Response, error) {
+	if r.Context().Value(boundKey{}) != nil {
+		return rt.RoundTrip(r)
+	}
+	ctx, end := bound(r.Context(), overTLS)
+	resp, err := rt.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errGoneAwayAgain) && !errors.Is(err, errGoneAwayAgain) {
+			err = fmt.Errorf("%w (%w)", errGoneAwayAgain, err)
+		}
+		end()
+		return nil, err
+	}
+	resp.Request = r
+	return resp, nil
 }
 
 // goneAwayAgain reports whether boundConns ended the attempt of out, the

@@ -1,0 +1,229 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sourcegraph/conc"
+
+	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/testcert"
+)
+
+// startTLSRefuser is startRefuser's refuser (grpc_test.go) behind TLS: an
+// https:// backend that chooses h2 by ALPN and then refuses every stream,
+// with REFUSED_STREAM or, goAway, with a GOAWAY below it. Its certificate
+// is ca's, for localhost.
+func startTLSRefuser(t *testing.T, ca *testcert.Authority, goAway bool) (string, *refuser) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{ca.Issue("refuser", "localhost").Cert}, NextProtos: []string{"h2"}}
+	r := &refuser{goAway: goAway, streams: make(chan uint32, 64), late: make(chan uint32, 64)}
+	var wg conc.WaitGroup
+	stop := make(chan struct{}) // closed at cleanup: every connection closes
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// As startRefuser's: each connection's closer ends when its
+			// serve does, or at cleanup. serve's first read does the
+			// handshake.
+			wg.Go(func() {
+				served := make(chan struct{})
+				wg.Go(func() {
+					defer close(served)
+					r.serve(tls.Server(c, cfg))
+				})
+				select {
+				case <-served:
+				case <-stop:
+				}
+				_ = c.Close()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		close(stop)
+		wg.Wait()
+	})
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "https://localhost:" + port, r
+}
+
+// send sends method path with body (none if "") and header k: v (none if
+// k is ""), and returns the status and body, within 20 s.
+func (b *balancer) send(t *testing.T, method, path, body, k, v string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k != "" {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp.StatusCode, string(data)
+}
+
+func refusalName(goAway bool) string {
+	if goAway {
+		return "GOAWAY below every stream"
+	}
+	return "REFUSED_STREAM on every stream"
+}
+
+// TestAnHTTPSBackendOnHTTP2ThatRefusesEveryStreamIsLeft: net/http resends a
+// refused request itself, when it has no body or can get it again
+// (GetBody, which https attempts have): on a fresh connection after a
+// GOAWAY, for ever against a backend that sends one on every connection;
+// on the same connection after REFUSED_STREAM, at once and then with a
+// backoff of 1, 2, ... 32 s. The transport lets an attempt try two
+// connections, or one once, then the request goes to the other backend at
+// once, whatever its method, when its body is whole. A POST whose body went out with the refused stream and was not
+// kept (not idempotent) cannot: it gets a 502, at once.
+func TestAnHTTPSBackendOnHTTP2ThatRefusesEveryStreamIsLeft(t *testing.T) {
+	for _, goAway := range []bool{true, false} {
+		t.Run(refusalName(goAway), func(t *testing.T) {
+			ca := testcert.NewAuthority(t, "backend CA")
+			bad, ref := startTLSRefuser(t, ca, goAway)
+			good, _ := tlsBackend(t, ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				_, _ = io.WriteString(w, "good "+string(body))
+			}))
+			b := newBalancer(t, balancerOptions{retries: 1, policy: actors.First{}, monitor: noProbes(),
+				backendCAs: ca.Pool(), retryBuffer: 64 << 10}, bad, good)
+			// Neither waits for net/http's backoff (1 s and more).
+			const limit = 900 * time.Millisecond
+			for _, tc := range []struct{ method, body, k, v, want string }{
+				{http.MethodGet, "", "", "", "good "},
+				{http.MethodDelete, "", "", "", "good "},
+				{http.MethodPut, "put", "", "", "good put"},
+				{http.MethodPost, "post", "Idempotency-Key", "1", "good post"},
+			} {
+				start := time.Now()
+				code, body := b.send(t, tc.method, "/", tc.body, tc.k, tc.v)
+				if code != http.StatusOK || body != tc.want {
+					t.Errorf("%s: got %d %q, want 200 %q from the other backend\n%s", tc.method, code, body, tc.want, b.log.String())
+				}
+				if d := time.Since(start); d > limit {
+					t.Errorf("%s took %v", tc.method, d)
+				}
+			}
+			start := time.Now()
+			if code, _ := b.send(t, http.MethodPost, "/", "post", "", ""); code != http.StatusBadGateway {
+				t.Errorf("POST without a kept body: got %d, want 502", code)
+			}
+			if d := time.Since(start); d > limit {
+				t.Errorf("POST took %v", d)
+			}
+			b.log.waitFor(t, 4, "retrying on another backend", "backend="+bad, "never processed")
+			if len(ref.streams) == 0 {
+				t.Error("the refusing backend saw no stream")
+			}
+			if len(ref.late) != 0 {
+				t.Errorf("%d streams were opened on a connection after its GOAWAY", len(ref.late))
+			}
+		})
+	}
+}
+
+// TestAProbeOfAnHTTP2BackendThatRefusesEveryStreamFailsAtOnce: a health
+// probe gets the same bound as a request: it fails after two connections
+// (or one try on one that refuses streams), well within its timeout, instead of opening
+// connections until the timeout ends it, and says why.
+func TestAProbeOfAnHTTP2BackendThatRefusesEveryStreamFailsAtOnce(t *testing.T) {
+	ca := testcert.NewAuthority(t, "backend CA")
+	for _, goAway := range []bool{true, false} {
+		for _, scheme := range []string{"h2c", "https"} {
+			t.Run(scheme+" "+refusalName(goAway), func(t *testing.T) {
+				var bad string
+				var ref *refuser
+				if scheme == "h2c" {
+					bad, ref = startRefuser(t, goAway)
+				} else {
+					bad, ref = startTLSRefuser(t, ca, goAway)
+				}
+				tr := New(Options{DialTimeout: time.Second, BackendCAs: ca.Pool()})
+				t.Cleanup(tr.CloseIdleConnections)
+				u, err := url.Parse(bad)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := &actors.Backend{URL: u, Name: bad}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				start := time.Now()
+				err = actors.HTTPProbe(tr, actors.HTTPCheck{Path: "/health"})(ctx, b)
+				if err == nil || !strings.Contains(err.Error(), "never processed") {
+					t.Errorf("probe: %v, want the refusal", err)
+				}
+				if d := time.Since(start); d > 900*time.Millisecond {
+					t.Errorf("probe took %v", d)
+				}
+				// GOAWAY: the first stream of each connection; REFUSED_STREAM:
+				// every stream.
+				if n := len(ref.streams); n == 0 || n > 2 || !goAway && n != 1 {
+					t.Errorf("the backend saw %d streams", n)
+				}
+			})
+		}
+	}
+}
+
+// TestABodylessRequestLeavesAnH2CBackendThatRefusesEveryStream: net/http
+// resends a request without a body after REFUSED_STREAM on the same
+// connection, at once and then after 1, 2, ... 32 s; the transport stops
+// it at the resend, and the request goes to the other backend at once, as
+// one with a body does (grpc_test.go), after the backend saw one stream.
+func TestABodylessRequestLeavesAnH2CBackendThatRefusesEveryStream(t *testing.T) {
+	bad, ref := startRefuser(t, false)
+	good := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "good") }))
+	b := newBalancer(t, balancerOptions{retries: 1, policy: actors.First{}, monitor: noProbes()}, bad, good)
+	for i, method := range []string{http.MethodGet, http.MethodDelete} {
+		start := time.Now()
+		code, _, body := b.do(t, method, "/", nil)
+		if code != http.StatusOK || body != "good" {
+			t.Errorf("%s: got %d %q, want 200 from the other backend", method, code, body)
+		}
+		if d := time.Since(start); d > 900*time.Millisecond {
+			t.Errorf("%s took %v", method, d)
+		}
+		if n := len(ref.streams); n != i+1 {
+			t.Errorf("after %s the refusing backend saw %d streams, want %d", method, n, i+1)
+		}
+	}
+	b.log.waitFor(t, 2, "retrying on another backend", "backend="+bad, "never processed")
+}
+
+// noProbes is a monitor whose probes pass without a word to the backend,
+// so that a backend sees the test's requests alone.
+func noProbes() actors.MonitorConfig {
+	return actors.MonitorConfig{Interval: time.Hour, Probe: func(context.Context, *actors.Backend) error { return nil }}
+}
