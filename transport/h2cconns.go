@@ -71,65 +71,92 @@ const h2cTriesPerAttempt = 2
 // stream goes to another backend at once, as a request with a body that
 // net/http cannot resend does.
 func boundConns(ctx context.Context) (context.Context, context.CancelFunc) {
-	return bound(ctx, false)
+	ctx, b := bound(ctx, false)
+	return ctx, b.end
 }
 
-// boundKey marks a context that bound made: sendBounded leaves it as it is.
+// boundKey marks a context that bound made (its value is the *connBound):
+// sendBounded leaves it as it is.
 type boundKey struct{}
+
+// connBound is one attempt's bound: the trace whose hooks count its asks
+// for a connection and its tries, and the cancel of its context. The hooks
+// run on whichever goroutine net/http calls them on (today the one that
+// called RoundTrip, for both); the tally moves between them by message,
+// and last with it.
+type connBound struct {
+	trace   httptrace.ClientTrace
+	cancel  context.CancelCauseFunc
+	done    <-chan struct{} // the attempt's context's
+	overTLS bool
+	tally   chan tally // capacity 1: holds the tally while no hook counts
+	last    net.Conn   // the last HTTP/2 try's connection, nil before the first; the tally's holder's
+}
+
+// tally is what an attempt's bound has counted.
+type tally struct {
+	asks, tries int
+	h2          bool // a try was on an HTTP/2 connection (h2c: from the start)
+}
 
 // bound is boundConns, and with overTLS the same for an https request,
 // which counts only the tries on connections that chose h2 (GotConn, which
 // http.Transport also calls for each HTTP/1.1 try), and ends the attempt
 // at its third ask for a connection only once one of them was HTTP/2.
-func bound(ctx context.Context, overTLS bool) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	// Counters and a flag safe from any goroutine: a send that would
-	// block is one too many; h2 holds a value once a try was HTTP/2 (at
-	// once for h2c, where every one is).
-	asks, tries := make(chan struct{}, h2cTriesPerAttempt), make(chan struct{}, h2cTriesPerAttempt)
-	h2 := make(chan struct{}, 1)
-	if !overTLS {
-		h2 <- struct{}{}
+// One allocation each for the connBound, its tally's channel and its two
+// hooks, besides the contexts (see BenchmarkHTTPSRoundTrip).
+func bound(ctx context.Context, overTLS bool) (context.Context, *connBound) {
+	b := &connBound{overTLS: overTLS, tally: make(chan tally, 1)}
+	b.tally <- tally{h2: !overTLS}
+	ctx, b.cancel = context.WithCancelCause(ctx)
+	b.done = ctx.Done()
+	b.trace.GetConn, b.trace.GotConn = b.getConn, b.gotConn
+	ctx = context.WithValue(httptrace.WithClientTrace(ctx, &b.trace), boundKey{}, b)
+	return ctx, b
+}
+
+// end ends the attempt's context, once the attempt is over.
+func (b *connBound) end() { b.cancel(nil) }
+
+// take takes the tally, which the hook that takes it puts back before it
+// returns (the channel is then empty: that send never blocks); false once
+// the attempt's context has ended, when there is nothing left to count.
+func (b *connBound) take() (tally, bool) {
+	select {
+	case t := <-b.tally:
+		return t, true
+	case <-b.done:
+		return tally{}, false
 	}
-	last := make(chan net.Conn, 1) // the last try's connection
-	again := func(c net.Conn) bool {
-		var prev net.Conn
-		select {
-		case prev = <-last:
-		default:
-		}
-		select {
-		case last <- c:
-		default: // a try on another goroutine put its own: no matter
-		}
-		return prev != nil && prev == c
+}
+
+func (b *connBound) getConn(string) {
+	t, ok := b.take()
+	if !ok {
+		return
 	}
-	full := func(c chan struct{}) bool {
-		select {
-		case c <- struct{}{}:
-			return false
-		default:
-			return true
-		}
+	t.asks++
+	b.tally <- t
+	if t.asks > h2cTriesPerAttempt && t.h2 {
+		b.cancel(errGoneAwayAgain)
 	}
-	trace := &httptrace.ClientTrace{
-		GetConn: func(string) {
-			if full(asks) && len(h2) > 0 {
-				cancel(errGoneAwayAgain)
-			}
-		},
-		GotConn: func(info httptrace.GotConnInfo) {
-			if overTLS && !choseH2(info.Conn) {
-				return
-			}
-			full(h2)
-			if full(tries) || again(info.Conn) {
-				cancel(errGoneAwayAgain)
-			}
-		},
+}
+
+func (b *connBound) gotConn(info httptrace.GotConnInfo) {
+	if b.overTLS && !choseH2(info.Conn) {
+		return
 	}
-	ctx = context.WithValue(httptrace.WithClientTrace(ctx, trace), boundKey{}, true)
-	return ctx, func() { cancel(nil) }
+	t, ok := b.take()
+	if !ok {
+		return
+	}
+	again := b.last != nil && b.last == info.Conn
+	t.tries++
+	t.h2, b.last = true, info.Conn
+	b.tally <- t
+	if t.tries > h2cTriesPerAttempt || again {
+		b.cancel(errGoneAwayAgain)
+	}
 }
 
 // choseH2 reports whether c is a TLS connection on which ALPN chose h2.
@@ -148,13 +175,13 @@ func sendBounded(rt http.RoundTripper, r *http.Request, overTLS bool) (*http.Res
 	if r.Context().Value(boundKey{}) != nil {
 		return rt.RoundTrip(r)
 	}
-	ctx, end := bound(r.Context(), overTLS)
+	ctx, b := bound(r.Context(), overTLS)
 	resp, err := rt.RoundTrip(r.WithContext(ctx))
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errGoneAwayAgain) && !errors.Is(err, errGoneAwayAgain) {
 			err = fmt.Errorf("%w (%w)", errGoneAwayAgain, err)
 		}
-		end()
+		b.end()
 		return nil, err
 	}
 	resp.Request = r
