@@ -35,10 +35,10 @@ import (
 // So every HTTP/2 attempt is bounded: the proxy's h2c attempts by rewrite
 // (boundConns, whose context ends with the attempt), and every other
 // request through Transport.RoundTrip (https:// ones, the probes', see
-// sendBounded). Over TLS only connections that chose h2 count: HTTP/1.1
-// has no refused stream, and http.Transport resends an HTTP/1.1 request
-// only after a pooled connection failed before it was written, however
-// many such connections it finds.
+// sendBounded). Over TLS only tries on connections that chose h2 count:
+// HTTP/1.1 has no refused stream, and http.Transport resends an HTTP/1.1
+// request only after a pooled connection failed before it was written,
+// however many such connections it finds.
 
 // errGoneAwayAgain is the cause with which the bound ends an attempt;
 // recordError then counts the attempt as refused (see refusedStream). Its
@@ -48,24 +48,27 @@ import (
 var errGoneAwayAgain = errors.New("http2: backend refused the request's stream on every connection tried " +
 	"(REFUSED_STREAM, or a graceful shutdown GOAWAY below it): never processed")
 
-// h2cTriesPerAttempt is how many connections one HTTP/2 attempt may ask
-// for, and how many times it may be sent on one: the first, and once more
-// for net/http's ordinary recovery when the connection it took had gone
-// away (a pooled one the backend had just sent a GOAWAY on).
+// h2cTriesPerAttempt is how many times one HTTP/2 attempt may be sent:
+// the first, and once more for net/http's ordinary recovery when the
+// connection it took had gone away (a pooled one the backend had just sent
+// a GOAWAY on), on a fresh connection. So an attempt dials at most two.
 const h2cTriesPerAttempt = 2
 
 // boundConns returns ctx for an h2c attempt, and the function that ends
 // that context, which the attempt's owner calls when the attempt is over
 // (the request's own context ending also ends it). The context is
-// cancelled with cause errGoneAwayAgain at http.Transport's third ask for a
-// connection for the request (httptrace's GetConn, before any dial), or at
-// the HTTP/2 client's third try to send it (GotConn, which it calls before
-// the stream starts; a context cancelled by then stops the stream before
-// its HEADERS are written), or at its second try on the connection of the
-// first: the client resends on the same connection only after the backend
-// refused the stream on a connection that still takes new ones
-// (REFUSED_STREAM, or PROTOCOL_ERROR from the peer), where its next tries
-// would wait 1, 2, 4 ... s; a resend after a GOAWAY goes to another
+// cancelled with cause errGoneAwayAgain when the HTTP/2 client would try
+// the request a third time: at http.Transport's next ask for a connection
+// after the second try (httptrace's GetConn, before any dial; the ask that
+// follows a GOAWAY first finds the gone-away connection still in
+// http.Transport's pool, then drops it, so asks are not counted), or at
+// the third try itself (GotConn, which the HTTP/2 client calls before the
+// stream starts; a context cancelled by then stops the stream before its
+// HEADERS are written). It is also cancelled at a try on the connection
+// of the try before: the client resends on the same connection only after
+// the backend refused the stream on a connection that still takes new
+// ones (REFUSED_STREAM, or PROTOCOL_ERROR from the peer), where its next
+// tries would wait 1, 2, 4 ... s; a resend after a GOAWAY goes to another
 // connection. Every earlier try failed in a way net/http resends, so no
 // backend processed the request, and another may take it: a refused
 // stream goes to another backend at once, as a request with a body that
@@ -79,35 +82,27 @@ func boundConns(ctx context.Context) (context.Context, context.CancelFunc) {
 // sendBounded leaves it as it is.
 type boundKey struct{}
 
-// connBound is one attempt's bound: the trace whose hooks count its asks
-// for a connection and its tries, and the cancel of its context. The hooks
-// run on whichever goroutine net/http calls them on (today the one that
-// called RoundTrip, for both); the tally moves between them by message,
-// and last with it.
+// connBound is one attempt's bound: the trace whose hooks count its
+// tries, and the cancel of its context. The hooks run on whichever
+// goroutine net/http calls them on (today the one that called RoundTrip,
+// for both); the count moves between them by message, and last with it.
 type connBound struct {
 	trace   httptrace.ClientTrace
 	cancel  context.CancelCauseFunc
 	done    <-chan struct{} // the attempt's context's
 	overTLS bool
-	tally   chan tally // capacity 1: holds the tally while no hook counts
-	last    net.Conn   // the last HTTP/2 try's connection, nil before the first; the tally's holder's
-}
-
-// tally is what an attempt's bound has counted.
-type tally struct {
-	asks, tries int
-	h2          bool // a try was on an HTTP/2 connection (h2c: from the start)
+	tries   chan int // capacity 1: holds the count of tries while no hook looks at it
+	last    net.Conn // the last try's connection, nil before the first; the count's holder's
 }
 
 // bound is boundConns, and with overTLS the same for an https request,
 // which counts only the tries on connections that chose h2 (GotConn, which
-// http.Transport also calls for each HTTP/1.1 try), and ends the attempt
-// at its third ask for a connection only once one of them was HTTP/2.
-// One allocation each for the connBound, its tally's channel and its two
-// hooks, besides the contexts (see BenchmarkHTTPSRoundTrip).
+// http.Transport also calls for each HTTP/1.1 try). One allocation each
+// for the connBound, its count's channel and its two hooks, besides the
+// contexts (see BenchmarkHTTPSRoundTrip).
 func bound(ctx context.Context, overTLS bool) (context.Context, *connBound) {
-	b := &connBound{overTLS: overTLS, tally: make(chan tally, 1)}
-	b.tally <- tally{h2: !overTLS}
+	b := &connBound{overTLS: overTLS, tries: make(chan int, 1)}
+	b.tries <- 0
 	ctx, b.cancel = context.WithCancelCause(ctx)
 	b.done = ctx.Done()
 	b.trace.GetConn, b.trace.GotConn = b.getConn, b.gotConn
@@ -118,26 +113,25 @@ func bound(ctx context.Context, overTLS bool) (context.Context, *connBound) {
 // end ends the attempt's context, once the attempt is over.
 func (b *connBound) end() { b.cancel(nil) }
 
-// take takes the tally, which the hook that takes it puts back before it
+// take takes the count, which the hook that takes it puts back before it
 // returns (the channel is then empty: that send never blocks); false once
 // the attempt's context has ended, when there is nothing left to count.
-func (b *connBound) take() (tally, bool) {
+func (b *connBound) take() (int, bool) {
 	select {
-	case t := <-b.tally:
-		return t, true
+	case n := <-b.tries:
+		return n, true
 	case <-b.done:
-		return tally{}, false
+		return 0, false
 	}
 }
 
 func (b *connBound) getConn(string) {
-	t, ok := b.take()
+	n, ok := b.take()
 	if !ok {
 		return
 	}
-	t.asks++
-	b.tally <- t
-	if t.asks > h2cTriesPerAttempt && t.h2 {
+	b.tries <- n
+	if n >= h2cTriesPerAttempt {
 		b.cancel(errGoneAwayAgain)
 	}
 }
@@ -146,15 +140,14 @@ func (b *connBound) gotConn(info httptrace.GotConnInfo) {
 	if b.overTLS && !choseH2(info.Conn) {
 		return
 	}
-	t, ok := b.take()
+	n, ok := b.take()
 	if !ok {
 		return
 	}
 	again := b.last != nil && b.last == info.Conn
-	t.tries++
-	t.h2, b.last = true, info.Conn
-	b.tally <- t
-	if t.tries > h2cTriesPerAttempt || again {
+	b.last = info.Conn
+	b.tries <- n + 1
+	if n+1 > h2cTriesPerAttempt || again {
 		b.cancel(errGoneAwayAgain)
 	}
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sourcegraph/conc"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/roundhouse/roundhouse/actors"
 	"github.com/roundhouse/roundhouse/internal/testcert"
@@ -136,9 +139,12 @@ func TestAnHTTPSBackendOnHTTP2ThatRefusesEveryStreamIsLeft(t *testing.T) {
 					t.Errorf("%s took %v", tc.method, d)
 				}
 			}
+			// A plain POST keeps nothing of its body: it goes to the other
+			// backend if the refusal came before its body was read, and
+			// gets a 502 otherwise (the refuser's timing decides).
 			start := time.Now()
-			if code, _ := b.send(t, http.MethodPost, "/", "post", "", ""); code != http.StatusBadGateway {
-				t.Errorf("POST without a kept body: got %d, want 502", code)
+			if code, body := b.send(t, http.MethodPost, "/", "post", "", ""); code != http.StatusBadGateway && (code != http.StatusOK || body != "good post") {
+				t.Errorf("POST without a kept body: got %d %q, want 502 or 200 from the other backend", code, body)
 			}
 			if d := time.Since(start); d > limit {
 				t.Errorf("POST took %v", d)
@@ -226,4 +232,141 @@ func TestABodylessRequestLeavesAnH2CBackendThatRefusesEveryStream(t *testing.T) 
 // so that a backend sees the test's requests alone.
 func noProbes() actors.MonitorConfig {
 	return actors.MonitorConfig{Interval: time.Hour, Probe: func(context.Context, *actors.Backend) error { return nil }}
+}
+
+// startOneStreamPerConn starts an HTTP/2 backend (h2c, or https with ca's
+// certificate for localhost) that answers the first stream of every
+// connection with 200 and then turns the connection away: it sends a
+// GOAWAY below any later stream. A request on a pooled connection is so
+// refused, as on a connection the backend had just begun to drain, and
+// net/http resends it on a fresh one. answered counts the 200s.
+func startOneStreamPerConn(t *testing.T, ca *testcert.Authority) (url string, answered chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered = make(chan struct{}, 64)
+	var cfg *tls.Config
+	if ca != nil {
+		cfg = &tls.Config{Certificates: []tls.Certificate{ca.Issue("backend", "localhost").Cert}, NextProtos: []string{"h2"}}
+	}
+	serve := func(c net.Conn) {
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, preface); err != nil {
+			return
+		}
+		fr := http2.NewFramer(c, c)
+		if err := fr.WriteSettings(); err != nil {
+			return
+		}
+		var hdr bytes.Buffer
+		_ = hpack.NewEncoder(&hdr).WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+		first := uint32(0)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
+				}
+			case *http2.PingFrame:
+				if !f.IsAck() {
+					_ = fr.WritePing(true, f.Data)
+				}
+			case *http2.HeadersFrame:
+				if first == 0 {
+					first = f.StreamID
+					noteAnswer(answered) // first: the client may be told the test is over
+					_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: first, BlockFragment: hdr.Bytes(), EndHeaders: true, EndStream: true})
+				} else {
+					_ = fr.WriteGoAway(first, http2.ErrCodeNo, nil)
+				}
+			}
+		}
+	}
+	var wg conc.WaitGroup
+	stop := make(chan struct{}) // closed at cleanup: every connection closes
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { // as startRefuser's
+				served := make(chan struct{})
+				wg.Go(func() {
+					defer close(served)
+					if cfg != nil {
+						serve(tls.Server(c, cfg))
+					} else {
+						serve(c)
+					}
+				})
+				select {
+				case <-served:
+				case <-stop:
+				}
+				_ = c.Close()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		close(stop)
+		wg.Wait()
+	})
+	if cfg == nil {
+		return "h2c://" + ln.Addr().String(), answered
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "https://localhost:" + port, answered
+}
+
+// noteAnswer counts an answer on ch unless ch is full: the backend never
+// waits on its test.
+func noteAnswer(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// TestARequestOnAConnectionThatHadGoneAwayIsResentToTheSameBackend: the
+// bound leaves net/http's ordinary recovery alone. A request that finds
+// its pooled connection turned away (a GOAWAY below its stream) is resent
+// once on a fresh connection to the same backend, which answers: the only
+// backend serves every request, over https bodies included when they were
+// kept (h2c attempts have no GetBody, see rewrite: one with a body goes to
+// another backend instead, and there is none here).
+func TestARequestOnAConnectionThatHadGoneAwayIsResentToTheSameBackend(t *testing.T) {
+	for _, scheme := range []string{"h2c", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			var ca *testcert.Authority
+			if scheme == "https" {
+				ca = testcert.NewAuthority(t, "backend CA")
+			}
+			u, answered := startOneStreamPerConn(t, ca)
+			o := balancerOptions{monitor: noProbes(), retryBuffer: 64 << 10}
+			if ca != nil {
+				o.backendCAs = ca.Pool()
+			}
+			b := newBalancer(t, o, u)
+			for i := range 6 {
+				method, body := http.MethodGet, ""
+				if i%2 == 1 && scheme == "https" {
+					method, body = http.MethodPut, "put"
+				}
+				if code, _ := b.send(t, method, "/", body, "", ""); code != http.StatusOK {
+					t.Fatalf("request %d (%s): %d, want 200 from the only backend\n%s", i, method, code, b.log.String())
+				}
+			}
+			if n := len(answered); n != 6 {
+				t.Errorf("the backend answered %d requests, want 6", n)
+			}
+		})
+	}
 }
