@@ -122,8 +122,11 @@ func TestAnHTTPSBackendOnHTTP2ThatRefusesEveryStreamIsLeft(t *testing.T) {
 			}))
 			b := newBalancer(t, balancerOptions{retries: 1, policy: actors.First{}, monitor: noProbes(),
 				backendCAs: ca.Pool(), retryBuffer: 64 << 10}, bad, good)
-			// Neither waits for net/http's backoff (1 s and more).
-			const limit = 900 * time.Millisecond
+			// Neither waits for net/http's backoffs (1, 2, 4 ... s) but,
+			// rarely, the first: when its second try came from a spare
+			// connection already in its pool, inside its own resend loop
+			// (seen under -race, about once in 150 runs).
+			const limit = 2 * time.Second
 			for _, tc := range []struct{ method, body, k, v, want string }{
 				{http.MethodGet, "", "", "", "good "},
 				{http.MethodDelete, "", "", "", "good "},
@@ -150,8 +153,11 @@ func TestAnHTTPSBackendOnHTTP2ThatRefusesEveryStreamIsLeft(t *testing.T) {
 				t.Errorf("POST took %v", d)
 			}
 			b.log.waitFor(t, 4, "retrying on another backend", "backend="+bad, "never processed")
-			if len(ref.streams) == 0 {
-				t.Error("the refusing backend saw no stream")
+			// GOAWAY: the first stream of each connection, at most two per
+			// request; REFUSED_STREAM: every stream, on one connection, one
+			// per request (never resent there).
+			if n := len(ref.streams); n < 5 || n > 10 || !goAway && n != 5 {
+				t.Errorf("the refusing backend saw %d streams for 5 requests", n)
 			}
 			if len(ref.late) != 0 {
 				t.Errorf("%d streams were opened on a connection after its GOAWAY", len(ref.late))
@@ -190,7 +196,7 @@ func TestAProbeOfAnHTTP2BackendThatRefusesEveryStreamFailsAtOnce(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "never processed") {
 					t.Errorf("probe: %v, want the refusal", err)
 				}
-				if d := time.Since(start); d > 900*time.Millisecond {
+				if d := time.Since(start); d > 2*time.Second { // see TestAnHTTPSBackendOnHTTP2ThatRefusesEveryStreamIsLeft
 					t.Errorf("probe took %v", d)
 				}
 				// GOAWAY: the first stream of each connection; REFUSED_STREAM:
@@ -218,7 +224,7 @@ func TestABodylessRequestLeavesAnH2CBackendThatRefusesEveryStream(t *testing.T) 
 		if code != http.StatusOK || body != "good" {
 			t.Errorf("%s: got %d %q, want 200 from the other backend", method, code, body)
 		}
-		if d := time.Since(start); d > 900*time.Millisecond {
+		if d := time.Since(start); d > 900*time.Millisecond { // one connection: no spare one
 			t.Errorf("%s took %v", method, d)
 		}
 		if n := len(ref.streams); n != i+1 {
