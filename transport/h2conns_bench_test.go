@@ -1,11 +1,13 @@
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"testing"
 
 	"github.com/roundhouse/roundhouse/internal/testcert"
@@ -30,7 +32,10 @@ func BenchmarkHTTPSRoundTrip(b *testing.B) {
 			_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 			tr := New(Options{BackendCAs: ca.Pool()})
 			b.Cleanup(tr.CloseIdleConnections)
-			req, err := http.NewRequest(http.MethodGet, "https://localhost:"+port+"/", nil)
+			// A context that can end, as a proxied request's or a probe's.
+			ctx, cancel := context.WithCancel(context.Background())
+			b.Cleanup(cancel)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://localhost:"+port+"/", nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -51,5 +56,33 @@ func BenchmarkHTTPSRoundTrip(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkBound is the bound's own cost for one request, without the
+// network: bound, the request's copy with its context, one ask and one
+// try (a connection that is not TLS: as an h2c one, counted), the end.
+//
+//	go test -run=NONE -bench=Bound -benchmem -count=10 ./transport
+func BenchmarkBound(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "h2c://127.0.0.1:1/", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		bctx, bound := bound(req.Context(), false)
+		out := req.WithContext(bctx)
+		bound.trace.GetConn("127.0.0.1:1")
+		bound.trace.GotConn(httptrace.GotConnInfo{Conn: c1})
+		bound.end()
+		if out.Context().Err() == nil {
+			b.Fatal("not ended")
+		}
 	}
 }
