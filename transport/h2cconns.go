@@ -48,11 +48,11 @@ import (
 var errGoneAwayAgain = errors.New("http2: backend refused the request's stream on every connection tried " +
 	"(REFUSED_STREAM, or a graceful shutdown GOAWAY below it): never processed")
 
-// h2cTriesPerAttempt is how many times one HTTP/2 attempt may be sent:
+// h2TriesPerAttempt is how many times one HTTP/2 attempt may be sent:
 // the first, and once more for net/http's ordinary recovery when the
 // connection it took had gone away (a pooled one the backend had just sent
 // a GOAWAY on), on a fresh connection. So an attempt dials at most two.
-const h2cTriesPerAttempt = 2
+const h2TriesPerAttempt = 2
 
 // boundConns returns ctx for an h2c attempt, and the function that ends
 // that context, which the attempt's owner calls when the attempt is over
@@ -92,14 +92,15 @@ type connBound struct {
 	done    <-chan struct{} // the attempt's context's
 	overTLS bool
 	tries   chan int // capacity 1: holds the count of tries while no hook looks at it
-	last    net.Conn // the last try's connection, nil before the first; the count's holder's
+	last    net.Conn // the last try's connection, nil before the first; only the hook holding the count touches it
 }
 
 // bound is boundConns, and with overTLS the same for an https request,
 // which counts only the tries on connections that chose h2 (GotConn, which
 // http.Transport also calls for each HTTP/1.1 try). One allocation each
 // for the connBound, its count's channel and its two hooks, besides the
-// contexts (see BenchmarkHTTPSRoundTrip).
+// contexts: about a microsecond and nine allocations a request in all
+// (BenchmarkBound; BenchmarkHTTPSRoundTrip shows it beside a round trip).
 func bound(ctx context.Context, overTLS bool) (context.Context, *connBound) {
 	b := &connBound{overTLS: overTLS, tries: make(chan int, 1)}
 	b.tries <- 0
@@ -131,7 +132,7 @@ func (b *connBound) getConn(string) {
 		return
 	}
 	b.tries <- n
-	if n >= h2cTriesPerAttempt {
+	if n >= h2TriesPerAttempt {
 		b.cancel(errGoneAwayAgain)
 	}
 }
@@ -147,7 +148,7 @@ func (b *connBound) gotConn(info httptrace.GotConnInfo) {
 	again := b.last != nil && b.last == info.Conn
 	b.last = info.Conn
 	b.tries <- n + 1
-	if n+1 > h2cTriesPerAttempt || again {
+	if n+1 > h2TriesPerAttempt || again {
 		b.cancel(errGoneAwayAgain)
 	}
 }
