@@ -72,15 +72,22 @@ func New(o Options) *Transport {
 
 // RoundTrip sends r through the transport its URL's scheme needs: an h2c
 // request goes to the h2c transport as an http one (the scheme net/http
-// knows for cleartext), and its response reports r as its request.
+// knows for cleartext), and its response reports r as its request. An
+// h2c or https request may try at most two connections, or two times one
+// connection, when an HTTP/2 backend refuses its stream (see
+// sendBounded); the error then says "never processed".
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme != "h2c" {
+	switch r.URL.Scheme {
+	case "https":
+		return sendBounded(t.Transport, r, true)
+	case "h2c":
+	default:
 		return t.Transport.RoundTrip(r)
 	}
 	out, u := *r, *r.URL
 	u.Scheme = "http"
 	out.URL = &u
-	resp, err := t.h2c.RoundTrip(&out)
+	resp, err := sendBounded(t.h2c, &out, false)
 	if resp != nil {
 		resp.Request = r
 	}
