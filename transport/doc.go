@@ -69,7 +69,9 @@
 //	                  (one per distinct Options; pools with the same
 //	                  settings share one)
 //	proxyproto_out.go PROXY protocol out: a header per connection to a backend
-//	h2cconns.go       boundConns: an h2c attempt tries at most two connections
+//	h2cconns.go       boundConns, sendBounded: an HTTP/2 attempt (h2c, https that
+//	                  chose h2, probes) tries at most two connections and is
+//	                  never resent on the connection that refused it
 //
 // # Goroutines
 //
