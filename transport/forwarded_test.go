@@ -239,7 +239,7 @@ func TestTokenListsCompareAsHTTPDoes(t *testing.T) {
 		{"keep-alive, X-Forwarded-Host", "X-Forwarded-Host", true},
 		{"\tx-forwarded-host ", "X-Forwarded-Host", true},
 		{"X-Forwarded-Hoſt", "X-Forwarded-Host", false}, // ſ folds to s in Unicode only
-		{"\u00a0Upgrade", "upgrade", false},            // NBSP is not HTTP whitespace
+		{"\u00a0Upgrade", "upgrade", false},             // NBSP is not HTTP whitespace
 		{"UPGRADE", "upgrade", true},
 	} {
 		h := http.Header{"Connection": {tt.connection}, "Upgrade": {"websocket"}}
