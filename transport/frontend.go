@@ -27,6 +27,11 @@ type FrontendOptions struct {
 	// MaxConns caps concurrent client connections; beyond it new
 	// connections wait in the kernel's accept queue. 0: no cap.
 	MaxConns int
+	// IdleConns, with MaxConns, closes the connection idle the longest
+	// when a new one arrives at the cap, and hears of every connection's
+	// state; its Run must run while the Frontend serves. nil: at the cap,
+	// new connections wait for one to close.
+	IdleConns *IdleConns
 	// Tunnels is the Proxy's count of upgraded connections: Shutdown waits
 	// for them too. nil: Shutdown does not wait for upgraded connections.
 	Tunnels *Tunnels
@@ -88,6 +93,18 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(o.TLS != nil)
 	protocols.SetUnencryptedHTTP2(o.H2C && o.TLS == nil)
+	if o.MaxConns <= 0 {
+		o.IdleConns = nil
+	}
+	connState := o.ConnState
+	if ic, hook := o.IdleConns, o.ConnState; ic != nil {
+		connState = func(c net.Conn, s http.ConnState) {
+			ic.ConnState(c, s)
+			if hook != nil {
+				hook(c, s)
+			}
+		}
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
@@ -95,7 +112,7 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		Protocols:         &protocols,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-		ConnState:         o.ConnState,
+		ConnState:         connState,
 		ErrorLog:          o.Logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	// The guard's head limit is net/http's (MaxHeaderBytes plus 4 KiB for
@@ -107,7 +124,7 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 		ln = o.ProxyProtocol.listener(ln, o.ReadHeaderTimeout)
 	}
 	if o.MaxConns > 0 {
-		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
+		ln = newLimitListener(ln, o.MaxConns, o.IdleConns, o.Logger.Named("limits"))
 	}
 	guard := &guardConfig{limit: headLimit, log: o.Logger.Named("guard")}
 	if o.TLS != nil {

@@ -17,23 +17,29 @@ var errBodyTooLarge = errors.New("request body larger than the limit")
 // and the connection takes one out when it closes, so at most cap(slots)
 // connections are open. At the cap, Accept waits and new connections queue
 // in the kernel's accept backlog, as with nginx's worker_connections or
-// HAProxy's maxconn; they are served as soon as others close.
+// HAProxy's maxconn; they are served as soon as others close. With idle
+// set, Accept at the cap first asks it to close the connection idle the
+// longest (see IdleConns), and waits only if none is idle.
 //
-// Accept is called by one goroutine (http.Server's Serve loop), which owns
-// warned; a connection's Close may run on any goroutine.
+// Accept is called by one goroutine (http.Server's Serve loop, or a TLS
+// listener's accept loop), which owns warned; a connection's Close may run
+// on any goroutine.
 type limitListener struct {
 	net.Listener
 	slots   chan struct{} // one value per open connection
 	closed  chan struct{} // closed by Close
 	closing chan struct{} // holds the one right to close closed
+	idle    *IdleConns    // nil: at the cap, wait for a connection to close
 	log     hclog.Logger
 	warned  time.Time // when Accept last logged that the cap was reached
 }
 
-func newLimitListener(ln net.Listener, n int, log hclog.Logger) *limitListener {
+// newLimitListener caps ln at n connections; idle, if not nil, must be the
+// IdleConns the server reports its connections' states to.
+func newLimitListener(ln net.Listener, n int, idle *IdleConns, log hclog.Logger) *limitListener {
 	l := &limitListener{
 		Listener: ln, slots: make(chan struct{}, n),
-		closed: make(chan struct{}), closing: make(chan struct{}, 1), log: log,
+		closed: make(chan struct{}), closing: make(chan struct{}, 1), idle: idle, log: log,
 	}
 	l.closing <- struct{}{}
 	return l
@@ -43,14 +49,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	select {
 	case l.slots <- struct{}{}:
 	default:
-		if time.Since(l.warned) > time.Minute {
-			l.warned = time.Now()
-			l.log.Warn("connection limit reached; new connections wait", "max_conns", cap(l.slots))
-		}
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.closed:
-			return nil, net.ErrClosed
+		if err := l.waitForSlot(); err != nil {
+			return nil, err
 		}
 	}
 	c, err := l.Listener.Accept()
@@ -61,6 +61,25 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	lc := &limitConn{Conn: c, slots: l.slots, release: make(chan struct{}, 1)}
 	lc.release <- struct{}{}
 	return lc, nil
+}
+
+// waitForSlot takes a slot at the cap: one an idle connection closed for
+// it gives up, or else the first one to free.
+func (l *limitListener) waitForSlot() error {
+	freed := l.idle != nil && l.idle.reclaim(l.closed)
+	if !freed && time.Since(l.warned) > time.Minute {
+		l.warned = time.Now()
+		l.log.Warn("connection limit reached; new connections wait", "max_conns", cap(l.slots))
+	}
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return net.ErrClosed
+	}
+	if !freed && l.idle != nil {
+		l.idle.unwant(l.closed)
+	}
+	return nil
 }
 
 // Close stops Accept, including one waiting for a slot.
