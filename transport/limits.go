@@ -18,8 +18,9 @@ var errBodyTooLarge = errors.New("request body larger than the limit")
 // connections are open. At the cap, Accept waits and new connections queue
 // in the kernel's accept backlog, as with nginx's worker_connections or
 // HAProxy's maxconn; they are served as soon as others close. With idle
-// set, Accept at the cap first asks it to close the connection idle the
-// longest (see IdleConns), and waits only if none is idle.
+// set, Accept at the cap accepts the next connection, then asks idle to
+// close the connection idle the longest for it (see IdleConns), and waits
+// only if none is idle.
 //
 // Accept is called by one goroutine (http.Server's Serve loop, or a TLS
 // listener's accept loop), which owns warned; a connection's Close may run
@@ -49,7 +50,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	select {
 	case l.slots <- struct{}{}:
 	default:
-		if err := l.waitForSlot(); err != nil {
+		if l.idle != nil {
+			return l.acceptAtCap()
+		}
+		if err := l.waitForSlot(false); err != nil {
 			return nil, err
 		}
 	}
@@ -58,15 +62,36 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
-	lc := &limitConn{Conn: c, slots: l.slots, release: make(chan struct{}, 1)}
-	lc.release <- struct{}{}
-	return lc, nil
+	return newLimitConn(c, l.slots), nil
 }
 
-// waitForSlot takes a slot at the cap: one an idle connection closed for
-// it gives up, or else the first one to free.
-func (l *limitListener) waitForSlot() error {
-	freed := l.idle != nil && l.idle.reclaim(l.closed)
+// acceptAtCap accepts a connection while every slot is taken, and then
+// makes room for it: an idle connection is closed only for a client that
+// has arrived (the cap is often full of idle connections with no one
+// waiting). Meanwhile it holds that one client; the others wait in the
+// backlog.
+func (l *limitListener) acceptAtCap() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case l.slots <- struct{}{}: // one freed while Accept waited
+	default:
+		if err := l.waitForSlot(true); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
+	return newLimitConn(c, l.slots), nil
+}
+
+// waitForSlot takes a slot at the cap. With reclaim, it first asks idle to
+// close the connection idle the longest for it, and if none is idle (so
+// the first to become idle is closed for it) or the cap has no idle
+// connections tracking, it waits for a slot to free, as it logs.
+func (l *limitListener) waitForSlot(reclaim bool) error {
+	freed := reclaim && l.idle.reclaim(l.closed)
 	if !freed && time.Since(l.warned) > time.Minute {
 		l.warned = time.Now()
 		l.log.Warn("connection limit reached; new connections wait", "max_conns", cap(l.slots))
@@ -76,7 +101,7 @@ func (l *limitListener) waitForSlot() error {
 	case <-l.closed:
 		return net.ErrClosed
 	}
-	if !freed && l.idle != nil {
+	if reclaim && !freed {
 		l.idle.unwant(l.closed)
 	}
 	return nil
@@ -90,6 +115,13 @@ func (l *limitListener) Close() error {
 	default:
 	}
 	return l.Listener.Close()
+}
+
+// newLimitConn returns c holding one of slots, which it has taken.
+func newLimitConn(c net.Conn, slots chan struct{}) *limitConn {
+	lc := &limitConn{Conn: c, slots: slots, release: make(chan struct{}, 1)}
+	lc.release <- struct{}{}
+	return lc
 }
 
 // limitConn gives its slot back when it is first closed.
