@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sourcegraph/conc"
+
+	"github.com/roundhouse/roundhouse/internal/testcert"
 )
 
 // capped is a balancer at a connection cap with an IdleConns, and the
@@ -288,5 +292,62 @@ func TestCapWithAStoppedIdleConnsWaitsAsBefore(t *testing.T) {
 	}
 	if _, err := ic.Reclaimed(t.Context()); err == nil {
 		t.Error("Reclaimed answered after Run ended")
+	}
+}
+
+// Over TLS, idle HTTP/1.1 and HTTP/2 connections make room too.
+func TestIdleTLSConnectionsAreClosedToMakeRoom(t *testing.T) {
+	ca := testcert.NewAuthority(t, "test CA")
+	store, _ := runCertStore(t, ca.Issue("lb", "127.0.0.1"))
+	lb := newCapped(t, 2, balancerOptions{frontend: FrontendOptions{TLS: ServerTLSConfig(store.GetCertificate)}, clientCAs: ca.Pool()},
+		demoBackend(t, "A").URL)
+	client := func(h2 bool) *http.Client {
+		var p http.Protocols
+		p.SetHTTP1(!h2)
+		p.SetHTTP2(h2)
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, Protocols: &p}}
+		t.Cleanup(c.CloseIdleConnections)
+		return c
+	}
+	for i, h2 := range []bool{false, true, true} { // the third needs room
+		resp, err := client(h2).Get(lb.url + "/")
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body) // a body left unread closes an HTTP/1.1 connection
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || (resp.ProtoMajor == 2) != h2 {
+			t.Fatalf("client %d: %d over %s", i, resp.StatusCode, resp.Proto)
+		}
+	}
+	if n := lb.reclaimed(t); n != 1 {
+		t.Errorf("reclaimed %d connections, want 1", n)
+	}
+}
+
+// closerOf finds the limit listener's connection under TLS and the
+// framing guard: closing there gives the slot back.
+func TestCloserOfReachesTheLimitConn(t *testing.T) {
+	for _, layers := range []string{"guard", "tls", "tls+guard"} {
+		t.Run(layers, func(t *testing.T) {
+			server, client := net.Pipe()
+			defer client.Close()
+			slots := make(chan struct{}, 1)
+			slots <- struct{}{}
+			var c net.Conn = newLimitConn(server, slots)
+			if strings.HasPrefix(layers, "tls") {
+				c = tls.Server(c, &tls.Config{})
+			}
+			if strings.HasSuffix(layers, "guard") {
+				c = newGuardConn(c, &guardConfig{log: hclog.NewNullLogger()})
+			}
+			if err := closerOf(c)(); err != nil {
+				t.Fatal(err)
+			}
+			if len(slots) != 0 {
+				t.Error("the slot was not given back")
+			}
+		})
 	}
 }
