@@ -25,7 +25,8 @@ type FrontendOptions struct {
 	// MaxHeaderBytes bounds a request's headers (431 beyond); 0: 64 KiB.
 	MaxHeaderBytes int
 	// MaxConns caps concurrent client connections; beyond it new
-	// connections wait in the kernel's accept queue. 0: no cap.
+	// connections wait in the kernel's accept queue (unless IdleConns
+	// makes room). 0: no cap.
 	MaxConns int
 	// IdleConns, with MaxConns, closes the connection idle the longest
 	// when a new one arrives at the cap, and hears of every connection's
