@@ -351,3 +351,25 @@ func TestCloserOfReachesTheLimitConn(t *testing.T) {
 		})
 	}
 }
+
+// An open WebSocket (a hijacked connection) is never closed to make room.
+func TestOpenWebSocketIsNotClosedToMakeRoom(t *testing.T) {
+	backend, _ := wsBackend(t)
+	lb := newCapped(t, 2, balancerOptions{}, backend.URL)
+	ws := openWebSocket(t, lb.balancer, "")
+	lb.waitState(t, ws.c, http.StateHijacked)
+	idle := lb.idleClient(t, "/health")
+
+	third := dialRaw(t, lb.url)
+	third.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _ := third.response("GET"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("third client: status %d", resp.StatusCode)
+	}
+	if !idle.closed() {
+		t.Error("the idle connection is still open")
+	}
+	ws.echo("still open")
+	if n := lb.reclaimed(t); n != 1 {
+		t.Errorf("reclaimed %d connections, want 1", n)
+	}
+}
