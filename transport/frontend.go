@@ -50,7 +50,8 @@ type FrontendOptions struct {
 	// ReadHeaderTimeout. nil: no PROXY protocol, the peer is the client.
 	ProxyProtocol *ProxyProtocol
 	// ConnState, if not nil, is the http.Server's ConnState hook (a
-	// seamless upgrade's drainer watches connections with it).
+	// seamless upgrade's drainer watches connections with it); with
+	// IdleConns, it is called after IdleConns has heard of each change.
 	ConnState func(net.Conn, http.ConnState)
 	Logger    hclog.Logger // nil: no logging
 }
