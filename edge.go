@@ -23,6 +23,7 @@ type edge struct {
 	pp      *transport.ProxyProtocol // nil: no PROXY protocol on the listener
 	certs   *transport.CertStore     // nil: no certificate from files
 	acme    *acme.Manager            // nil: no ACME; set by serve (newACME) before frontend
+	idle    *transport.IdleConns     // nil: no connection cap (--max-conns 0)
 }
 
 func newEdge(s *config.Settings, log hclog.Logger) *edge {
@@ -31,6 +32,9 @@ func newEdge(s *config.Settings, log hclog.Logger) *edge {
 		ed.pp = transport.NewProxyProtocol(transport.ProxyProtocolOptions{
 			Trusted: trustedProxies(s), Logger: log.Named("proxyproto"),
 		})
+	}
+	if s.Edge.MaxConns > 0 {
+		ed.idle = transport.NewIdleConns(transport.IdleConnsOptions{Logger: log.Named("limits")})
 	}
 	if ed.certs != nil {
 		if leaf := ed.certs.Leaf(); leaf != nil {
@@ -45,6 +49,9 @@ func (ed *edge) run(ctx context.Context) {
 	var wg conc.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = ed.tunnels.Run(ctx) })
+	if ed.idle != nil {
+		wg.Go(func() { _ = ed.idle.Run(ctx) })
+	}
 	if ed.limiter != nil {
 		wg.Go(func() { _ = ed.limiter.Run(ctx) })
 	}
@@ -83,6 +90,12 @@ func (ed *edge) proxy(cfg transport.Config) transport.Config {
 	return cfg
 }
 
+// idleReclaimed counts the idle client connections closed to make room at
+// the connection cap, for the admin API's metrics.
+func (ed *edge) idleReclaimed(ctx context.Context) (uint64, error) {
+	return ed.idle.Reclaimed(ctx)
+}
+
 // frontend returns the client-facing options the settings ask for.
 func (ed *edge) frontend() transport.FrontendOptions {
 	var tc *tls.Config
@@ -97,6 +110,7 @@ func (ed *edge) frontend() transport.FrontendOptions {
 		ReadHeaderTimeout: ed.s.Timeouts.ClientHeader,
 		IdleTimeout:       ed.s.Timeouts.ClientIdle,
 		MaxConns:          ed.s.Edge.MaxConns,
+		IdleConns:         ed.idle,
 		Tunnels:           ed.tunnels,
 		H2C:               ed.s.Edge.H2C,
 		TLS:               tc,

@@ -53,7 +53,8 @@ import (
 //	  one per pool (startPool)          adds pools       pool's, once a reload removed it and
 //	                                                     drainPool found nothing in flight
 //	drainPool, one per removed pool   a reload         the pool has stopped, or actorCtx ends
-//	edge: tunnels, rate limiter,      run (edge.run)   actorCtx is cancelled (stop)
+//	edge: tunnels, idle connections   run (edge.run)   actorCtx is cancelled (stop)
+//	  (--max-conns), rate limiter,
 //	  certificate store, PROXY peers,
 //	  ACME manager (its obtainers and
 //	  certmagic's maintenance)
@@ -202,10 +203,14 @@ func (b *balancer) admin() error {
 	if b.adminLn == nil {
 		return nil
 	}
+	var idleReclaimed func(context.Context) (uint64, error)
+	if b.s.Edge.MaxConns > 0 { // b.ed: made by the frontend step, before any scrape
+		idleReclaimed = func(ctx context.Context) (uint64, error) { return b.ed.idleReclaimed(ctx) }
+	}
 	h, err := admin.New(admin.Config{
 		Pools: b.adminPools, Routes: b.adminRoutes, Unrouted: b.router.Unrouted,
 		Reload: b.apply, Logger: b.log.Named("admin"), Token: b.s.Admin.Token, LogDropped: b.o.logDropped,
-		Certificates: b.certificateLister(),
+		Certificates: b.certificateLister(), IdleReclaimed: idleReclaimed,
 	})
 	if err != nil {
 		return err

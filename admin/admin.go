@@ -88,6 +88,11 @@ type Config struct {
 	// output (logbatch.Writer.Dropped), for
 	// roundhouse_log_lines_dropped_total; nil: no such metric.
 	LogDropped func(context.Context) (uint64, error)
+	// IdleReclaimed, if not nil, counts the idle keep-alive client
+	// connections closed to make room for new ones at the connection cap
+	// (transport.IdleConns.Reclaimed), for
+	// roundhouse_idle_connections_reclaimed_total; nil: no such metric.
+	IdleReclaimed func(context.Context) (uint64, error)
 	// Certificates, if not nil, lists the certificates served, one entry
 	// per name (ACME's, and each name a certificate from files covers),
 	// for GET /status's certificates field and the roundhouse_certificate_*
@@ -157,7 +162,10 @@ func New(cfg Config) (*Handler, error) {
 	reg := prometheus.NewRegistry()
 	registerMetrics(reg, h, cfg.Unrouted, timeout)
 	if cfg.LogDropped != nil {
-		reg.MustRegister(&logDropped{count: cfg.LogDropped, timeout: timeout, desc: logDroppedDesc})
+		reg.MustRegister(&askedCounter{count: cfg.LogDropped, timeout: timeout, desc: logDroppedDesc, asked: "the log writer"})
+	}
+	if cfg.IdleReclaimed != nil {
+		reg.MustRegister(&askedCounter{count: cfg.IdleReclaimed, timeout: timeout, desc: idleReclaimedDesc, asked: "the connection tracker"})
 	}
 	if cfg.Certificates != nil {
 		reg.MustRegister(&certificates{list: cfg.Certificates})

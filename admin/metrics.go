@@ -273,22 +273,27 @@ func boolValue(b bool) float64 {
 var logDroppedDesc = prometheus.NewDesc("roundhouse_log_lines_dropped_total",
 	"Log lines (the access log's and the others) lost because writing them failed, as on a full disk.", nil, nil)
 
-// logDropped reports the log writer's count of lost lines, asking it (a
-// message to its goroutine) at each scrape.
-type logDropped struct {
+var idleReclaimedDesc = prometheus.NewDesc("roundhouse_idle_connections_reclaimed_total",
+	"Idle keep-alive client connections closed to make room for a new client at the connection cap (--max-conns).", nil, nil)
+
+// askedCounter reports a counter that belongs to another goroutine (the
+// log writer's count of lost lines, the connection tracker's count of
+// idle connections closed), asking it (a message) at each scrape.
+type askedCounter struct {
 	count   func(context.Context) (uint64, error)
 	timeout time.Duration
 	desc    *prometheus.Desc
+	asked   string // who count asks, for a failed scrape's error
 }
 
-func (c *logDropped) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *askedCounter) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-func (c *logDropped) Collect(ch chan<- prometheus.Metric) {
+func (c *askedCounter) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	n, err := c.count(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.desc, fmt.Errorf("asking the log writer: %w", err))
+		ch <- prometheus.NewInvalidMetric(c.desc, fmt.Errorf("asking %s: %w", c.asked, err))
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n))

@@ -143,7 +143,7 @@ var reference = map[string]flagDoc{
 	"max-body": {value: "SIZE", def: "`0` (no limit)",
 		meaning: "largest request body, e.g. `10MiB` or `10MB`; beyond it 413"},
 	"max-conns": {value: "N",
-		meaning: "concurrent client connections; more wait in the accept queue (`0`: no limit)"},
+		meaning: "concurrent client connections; at the limit a new client takes the place of the keep-alive connection idle the longest between requests (counted in `roundhouse_idle_connections_reclaimed_total`), and waits in the accept queue only while none is idle (`0`: no limit)"},
 	"rate-limit": {value: "RATE", def: "(off)",
 		meaning: "requests per client, `10/s` or `600/m`; beyond it 429 with `Retry-After`"},
 	"rate-burst": {value: "N", def: "one second's worth of `--rate-limit`",

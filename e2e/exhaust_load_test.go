@@ -12,11 +12,28 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/roundhouse/roundhouse/internal/testenv"
 )
 
 // 10,000 idle keep-alive clients, and load on top of them: Roundhouse's
 // RSS, CPU and p99 stay within generous bounds (2 cores in CI).
 func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
+	// --max-conns above the idle clients, so that the load's connections
+	// find free slots (TestTenThousandIdleClientsFillTheDefaultCap: none).
+	exIdleClientsAndLoad(t, 20000)
+}
+
+// 10,000 idle keep-alive clients fill the default --max-conns (10,000):
+// the load's clients get in by closing the ones idle the longest, with the
+// same bounds, and the clients idle the least are still served.
+func TestTenThousandIdleClientsFillTheDefaultCap(t *testing.T) {
+	exIdleClientsAndLoad(t, 0)
+}
+
+// exIdleClientsAndLoad opens 10,000 idle keep-alive clients, then puts
+// load on top; maxConns 0 leaves --max-conns at its default, 10,000.
+func exIdleClientsAndLoad(t *testing.T, maxConns int) {
 	idle := 10000
 	load := 3 * time.Second
 	if exLong() {
@@ -24,11 +41,12 @@ func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
 	}
 	exRaiseNoFile(t, uint64(idle)+2000)
 	backend := demoBackend(t, "A")
-	// --max-conns above its default (10,000), which the idle clients
-	// alone would fill: new clients would then wait in the accept backlog
-	// until idle ones left (see docs/exhaustion.md).
-	lb := startWith(t, procOptions{bin: noRaceBinary(t), nofile: idle + 2000}, "--listen", "127.0.0.1:0", "--backend", backend,
-		"--access-log=false", "--max-conns", strconv.Itoa(2*idle))
+	adminAddr := testenv.FreeAddr(t)
+	args := []string{"--listen", "127.0.0.1:0", "--admin", adminAddr, "--backend", backend, "--access-log=false"}
+	if maxConns > 0 {
+		args = append(args, "--max-conns", strconv.Itoa(maxConns))
+	}
+	lb := startWith(t, procOptions{bin: noRaceBinary(t), nofile: idle + 2000}, args...)
 	addr := lb.waitFor(t, listening)
 	rssBefore := lb.memory(t, "VmRSS")
 
@@ -106,8 +124,20 @@ func TestTenThousandIdleClientsAndLoadOnTop(t *testing.T) {
 	if p99 > 250*time.Millisecond {
 		t.Errorf("p99 %v with the idle clients, want under 250ms", p99)
 	}
-	// Every idle client is still served on its own connection.
-	for i, c := range conns[:100] {
+	reclaimed := metric(t, "http://"+adminAddr+"/metrics", "roundhouse_idle_connections_reclaimed_total")
+	t.Logf("--max-conns %d: %.0f idle connections closed to make room", max(maxConns, idle), reclaimed)
+	// Every idle client is still served on its own connection; at the
+	// cap, those idle the least (the ones idle the longest made room).
+	check := conns[:100]
+	if maxConns < 2*idle {
+		if reclaimed < 1 || reclaimed > float64(idle-100) {
+			t.Errorf("%v idle connections closed to make room, want at least 1 and the last 100 kept", reclaimed)
+		}
+		check = conns[idle-100:]
+	} else if reclaimed != 0 {
+		t.Errorf("%v idle connections closed below the cap, want 0", reclaimed)
+	}
+	for i, c := range check {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Write(req); err != nil {
 			t.Fatalf("idle client %d, afterwards: %v", i, err)

@@ -25,8 +25,14 @@ type FrontendOptions struct {
 	// MaxHeaderBytes bounds a request's headers (431 beyond); 0: 64 KiB.
 	MaxHeaderBytes int
 	// MaxConns caps concurrent client connections; beyond it new
-	// connections wait in the kernel's accept queue. 0: no cap.
+	// connections wait in the kernel's accept queue (unless IdleConns
+	// makes room). 0: no cap.
 	MaxConns int
+	// IdleConns, with MaxConns, closes the connection idle the longest
+	// when a new one arrives at the cap, and hears of every connection's
+	// state; its Run must run while the Frontend serves. nil: at the cap,
+	// new connections wait for one to close.
+	IdleConns *IdleConns
 	// Tunnels is the Proxy's count of upgraded connections: Shutdown waits
 	// for them too. nil: Shutdown does not wait for upgraded connections.
 	Tunnels *Tunnels
@@ -44,7 +50,8 @@ type FrontendOptions struct {
 	// ReadHeaderTimeout. nil: no PROXY protocol, the peer is the client.
 	ProxyProtocol *ProxyProtocol
 	// ConnState, if not nil, is the http.Server's ConnState hook (a
-	// seamless upgrade's drainer watches connections with it).
+	// seamless upgrade's drainer watches connections with it); with
+	// IdleConns, it is called after IdleConns has heard of each change.
 	ConnState func(net.Conn, http.ConnState)
 	Logger    hclog.Logger // nil: no logging
 }
@@ -88,6 +95,18 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(o.TLS != nil)
 	protocols.SetUnencryptedHTTP2(o.H2C && o.TLS == nil)
+	if o.MaxConns <= 0 {
+		o.IdleConns = nil
+	}
+	connState := o.ConnState
+	if ic, hook := o.IdleConns, o.ConnState; ic != nil {
+		connState = func(c net.Conn, s http.ConnState) {
+			ic.ConnState(c, s)
+			if hook != nil {
+				hook(c, s)
+			}
+		}
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
@@ -95,7 +114,7 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		Protocols:         &protocols,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-		ConnState:         o.ConnState,
+		ConnState:         connState,
 		ErrorLog:          o.Logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	// The guard's head limit is net/http's (MaxHeaderBytes plus 4 KiB for
@@ -107,7 +126,7 @@ func NewFrontend(ln net.Listener, h http.Handler, o FrontendOptions) *Frontend {
 		ln = o.ProxyProtocol.listener(ln, o.ReadHeaderTimeout)
 	}
 	if o.MaxConns > 0 {
-		ln = newLimitListener(ln, o.MaxConns, o.Logger.Named("limits"))
+		ln = newLimitListener(ln, o.MaxConns, o.IdleConns, o.Logger.Named("limits"))
 	}
 	guard := &guardConfig{limit: headLimit, log: o.Logger.Named("guard")}
 	if o.TLS != nil {
