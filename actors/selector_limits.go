@@ -230,24 +230,29 @@ func (s *Selector) observe(st *backendState, r Report) bool {
 	} else {
 		st.consecutive = 0
 	}
+	judgeRate := false
 	if e.FailureRate > 0 {
+		// A success can only lower the rate of a full window, so the rate
+		// is judged after a failure, and after the report (success or
+		// not) that brings the window to its minimum volume.
+		filling := !st.recent.full()
 		st.recent.add(failed, e.Window)
+		judgeRate = (failed || filling) && st.recent.full() && st.recent.fails*100 >= e.FailureRate*e.Window
 	}
-	// The rate is judged at every report, not only at failures: the
-	// report that brings the window to its minimum volume may be a success.
 	switch {
 	case e.After > 0 && st.consecutive >= e.After: // only after a failure
-		return s.eject(st, fmt.Sprintf("%d consecutive gateway failures", e.After))
-	case e.FailureRate > 0 && st.recent.full() && st.recent.fails*100 >= e.FailureRate*e.Window:
-		return s.eject(st, fmt.Sprintf("%d gateway failures in the last %d requests", st.recent.fails, e.Window))
+		return s.eject(st, false)
+	case judgeRate:
+		return s.eject(st, true)
 	}
 	return false
 }
 
-// eject takes st out of rotation for its next ejection's length, for
-// reason, unless MaxPercent forbids; it reports whether it did. Either
-// way st's failure counts stand until then: its next failure tries again.
-func (s *Selector) eject(st *backendState, reason string) bool {
+// eject takes st out of rotation for its next ejection's length, unless
+// MaxPercent forbids, and reports whether it did; byRate says why, for the
+// log: its failure rate, or a streak. Skipped, st's counts stand, and its
+// next failure tries again.
+func (s *Selector) eject(st *backendState, byRate bool) bool {
 	if up, ejected := s.ejectedShare(); (ejected+1)*100 > s.ejection.MaxPercent*up {
 		s.log.Debug("ejection skipped: too many backends ejected", "backend", st.Name,
 			"ejected", ejected, "up", up, "max_percent", s.ejection.MaxPercent)
@@ -256,6 +261,10 @@ func (s *Selector) eject(st *backendState, reason string) bool {
 	now := time.Now()
 	if !st.returned.IsZero() && now.Sub(st.returned) >= st.ejectedUntil.Sub(st.ejectedAt) {
 		st.ejections = 0 // it stayed in as long as it was last out: start afresh
+	}
+	reason := fmt.Sprintf("%d consecutive gateway failures", s.ejection.After)
+	if byRate {
+		reason = fmt.Sprintf("%d gateway failures in the last %d requests", st.recent.fails, s.ejection.Window)
 	}
 	st.ejections++
 	st.ejectionsTotal++
