@@ -153,3 +153,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += n
 	return n, err
 }
+
+func TestBadFailureRateSettingsExitWithStatus2AndNameTheFlag(t *testing.T) {
+	backend := "--backend=http://127.0.0.1:1"
+	badFile := writeConfig(t, "ejection {\n  failure_window = 0\n}\nbackend \"http://127.0.0.1:1\" {}\n")
+	expectUsageErrors(t, []usageCase{
+		{"a failure rate over 100% names its flag", []string{backend, "--eject-failure-rate", "101"},
+			"--eject-failure-rate: want 0 to 100, got 101"},
+		{"a negative failure rate names its flag", []string{backend, "--eject-failure-rate", "-5"},
+			"--eject-failure-rate: want 0 to 100, got -5"},
+		{"an empty failure window names its flag", []string{backend, "--eject-failure-window", "0"},
+			"--eject-failure-window: want 1 to 10000, got 0"},
+		{"a failure window too long names its flag", []string{backend, "--eject-failure-window", "20000"},
+			"--eject-failure-window: want 1 to 10000, got 20000"},
+		{"an empty failure window in the file is named with its position", []string{"--config", badFile},
+			badFile + ":2:20: ejection.failure_window: want 1 to 10000, got 0"},
+	})
+}
