@@ -306,3 +306,47 @@ func TestFailureWindow(t *testing.T) {
 		}
 	})
 }
+
+func TestEjectionFailureRateReconfigure(t *testing.T) {
+	t.Run("a new window size starts every window again, empty", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cfg, _ := rateConfig(t, urlA, urlB)
+			s, _ := startSelector(t, cfg)
+			synctest.Wait()
+			for _, r := range alternate(rateWindow - 1) {
+				hit(t, s, urlA, r)
+			}
+			cfg.Ejection.Window = 2 * rateWindow
+			if err := s.Reconfigure(t.Context(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			// A window of 20 from here: the 9 outcomes before do not count.
+			for _, r := range alternate(2*rateWindow - 1) {
+				hit(t, s, urlA, r)
+			}
+			wantNotEjected(t, s, urlA, 0)
+			hit(t, s, urlA, ok200)
+			wantEjectedStatus(t, s, urlA, ejectTime, 1)
+		})
+	})
+	t.Run("a rate turned on by a reload judges from then on", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cfg, _ := rateConfig(t, urlA, urlB)
+			cfg.Ejection.FailureRate = 0
+			s, _ := startSelector(t, cfg)
+			synctest.Wait()
+			for _, r := range alternate(4 * rateWindow) {
+				hit(t, s, urlA, r)
+			}
+			wantNotEjected(t, s, urlA, 0)
+			cfg.Ejection.FailureRate = rateThreshold
+			if err := s.Reconfigure(t.Context(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range alternate(rateWindow) {
+				hit(t, s, urlA, r)
+			}
+			wantEjectedStatus(t, s, urlA, ejectTime, 1)
+		})
+	})
+}
