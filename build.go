@@ -101,7 +101,10 @@ func actorLimits(s config.Pool) actors.Limits {
 
 // actorEjection returns the outlier detection settings for actors.Config.
 func actorEjection(s config.Pool) actors.Ejection {
-	return actors.Ejection{After: s.Ejection.After, Time: s.Ejection.Time, MaxPercent: s.Ejection.MaxPercent}
+	return actors.Ejection{
+		After: s.Ejection.After, Time: s.Ejection.Time, MaxPercent: s.Ejection.MaxPercent,
+		FailureRate: s.Ejection.FailureRate, Window: s.Ejection.FailureWindow,
+	}
 }
 
 // newPolicy returns a fresh policy as s.Policy names it, keyed with

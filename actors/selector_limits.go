@@ -39,15 +39,27 @@ func (l Limits) withDefaults() Limits {
 }
 
 // Ejection takes out of rotation, for a while, a backend that keeps failing
-// requests although its health checks pass (passive outlier detection).
-// Each ejection lasts longer than the last, never more than MaxPercent of
-// the UP backends are out at once, and the selector's own timer brings a
-// backend back. The zero value ejects nothing.
+// requests although its health checks pass (passive outlier detection):
+// one that fails After requests in a row, or at least FailureRate percent
+// of its last Window requests. Each ejection lasts longer than the last,
+// never more than MaxPercent of the UP backends are out at once, and the
+// selector's own timer brings a backend back. The zero value ejects
+// nothing.
 type Ejection struct {
 	// After is how many consecutive gateway failures eject a backend:
 	// failed connections and exchanges, and 502, 503 or 504 responses it
-	// sent itself. 0: never eject.
+	// sent itself. 0: never eject for a streak.
 	After int
+	// FailureRate is the percentage of gateway failures (as After counts
+	// them), among a backend's last Window requests, that ejects it,
+	// failures and successes interleaved or not. 0: never eject for a
+	// rate.
+	FailureRate int
+	// Window is how many of a backend's last requests FailureRate is
+	// judged over, and so the fewest it must have completed (since it
+	// was last ejected, or its health changed) before it can be ejected
+	// for its rate; 0: defaults.FailureWindow.
+	Window int
 	// Time is how long the first ejection lasts; each further ejection
 	// lasts one Time longer, up to MaxTime. A backend that stays in for as
 	// long as its last ejection starts again from Time. 0: defaults.EjectTime.
@@ -69,6 +81,9 @@ func (e Ejection) withDefaults() Ejection {
 	}
 	if e.MaxPercent <= 0 {
 		e.MaxPercent = defaults.MaxEjectionPercent
+	}
+	if e.Window <= 0 {
+		e.Window = defaults.FailureWindow
 	}
 	return e
 }
@@ -202,19 +217,42 @@ func gatewayFailure(r Report) bool {
 }
 
 // observe feeds a report into the backend's outlier detection and reports
-// whether it was ejected.
+// whether it was ejected: for a streak of After gateway failures, or for
+// FailureRate percent of them among its last Window requests.
 func (s *Selector) observe(st *backendState, r Report) bool {
-	if s.ejection.After <= 0 || r.Outcome == ClientGone || !st.up || st.ejected {
+	e := &s.ejection
+	if (e.After <= 0 && e.FailureRate <= 0) || r.Outcome == ClientGone || !st.up || st.ejected {
 		return false // out of rotation already; late results from before do not count
 	}
-	if !gatewayFailure(r) {
+	failed := gatewayFailure(r)
+	if failed {
+		st.consecutive++
+	} else {
 		st.consecutive = 0
-		return false
 	}
-	st.consecutive++
-	if st.consecutive < s.ejection.After || st.ejected {
-		return false
+	judgeRate := false
+	if e.FailureRate > 0 {
+		// A success can only lower the rate of a full window, so the rate
+		// is judged after a failure, and after the report (success or
+		// not) that brings the window to its minimum volume.
+		filling := !st.recent.full()
+		st.recent.add(failed, e.Window)
+		judgeRate = (failed || filling) && st.recent.full() && st.recent.fails*100 >= e.FailureRate*e.Window
 	}
+	switch {
+	case e.After > 0 && st.consecutive >= e.After: // only after a failure
+		return s.eject(st, false)
+	case judgeRate:
+		return s.eject(st, true)
+	}
+	return false
+}
+
+// eject takes st out of rotation for its next ejection's length, unless
+// MaxPercent forbids, and reports whether it did; byRate says why, for the
+// log: its failure rate, or a streak. Skipped, st's counts stand, and its
+// next failure tries again.
+func (s *Selector) eject(st *backendState, byRate bool) bool {
 	if up, ejected := s.ejectedShare(); (ejected+1)*100 > s.ejection.MaxPercent*up {
 		s.log.Debug("ejection skipped: too many backends ejected", "backend", st.Name,
 			"ejected", ejected, "up", up, "max_percent", s.ejection.MaxPercent)
@@ -224,12 +262,16 @@ func (s *Selector) observe(st *backendState, r Report) bool {
 	if !st.returned.IsZero() && now.Sub(st.returned) >= st.ejectedUntil.Sub(st.ejectedAt) {
 		st.ejections = 0 // it stayed in as long as it was last out: start afresh
 	}
+	reason := fmt.Sprintf("%d consecutive gateway failures", s.ejection.After)
+	if byRate {
+		reason = fmt.Sprintf("%d gateway failures in the last %d requests", st.recent.fails, s.ejection.Window)
+	}
 	st.ejections++
 	st.ejectionsTotal++
 	d := min(time.Duration(st.ejections)*s.ejection.Time, s.ejection.MaxTime)
 	st.ejected, st.ejectedAt, st.ejectedUntil, st.consecutive = true, now, now.Add(d), 0
-	s.log.Info("backend ejected", "backend", st.Name, "for", d,
-		"reason", fmt.Sprintf("%d consecutive gateway failures", s.ejection.After))
+	st.recent.reset()
+	s.log.Info("backend ejected", "backend", st.Name, "for", d, "reason", reason)
 	s.armWake()
 	return true
 }

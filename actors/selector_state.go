@@ -26,8 +26,9 @@ type backendState struct {
 	counts   requestCounts
 
 	// Outlier detection and slow start.
-	consecutive    int // gateway failures in a row
-	ejections      int // the current ejection's multiplier
+	consecutive    int           // gateway failures in a row
+	recent         failureWindow // the last outcomes, for Ejection.FailureRate
+	ejections      int           // the current ejection's multiplier
 	ejectionsTotal uint64
 	ejectedAt      time.Time
 	ejectedUntil   time.Time
@@ -301,6 +302,7 @@ func (s *Selector) setHealth(b *Backend, up bool, reason string) bool {
 	}
 	st.up, st.reason, st.changed = up, reason, time.Now()
 	st.consecutive = 0
+	st.recent.reset()
 	s.limitEjections()
 	if up {
 		st.rampStart = st.changed

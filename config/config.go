@@ -222,9 +222,14 @@ func (a ACME) On() bool { return len(a.Domains) > 0 }
 
 // Ejection is passive outlier detection (file block ejection).
 type Ejection struct {
-	After      int           // consecutive gateway failures that eject; 0 never ejects
+	After      int           // consecutive gateway failures that eject; 0: no streak ejects
 	Time       time.Duration // the first ejection's length
 	MaxPercent int           // most backends, in percent of those UP, ejected at once
+	// FailureRate is the percentage of gateway failures among a backend's
+	// last FailureWindow requests that ejects it; 0: no rate ejects. Left
+	// to its default, it is 0 where After is 0 (see rateFollowsAfter).
+	FailureRate   int
+	FailureWindow int // requests FailureRate is judged over, and the fewest judged
 }
 
 // Log says what is logged and how (file block log).
@@ -319,6 +324,7 @@ func Load(args []string, opts Options) (*Settings, error) {
 		table[i].copy(l.s, cmdline)
 		l.from[i] = origin{flag: f.Name}
 	})
+	rateFollowsAfter(&l.s.Ejection, l.from[rowByPath["ejection.failure_rate"]] != origin{})
 	l.check(opts)
 	l.readFiles()
 	if len(l.problems) > 0 {

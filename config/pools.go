@@ -68,6 +68,7 @@ var poolKeys = []string{
 	"timeouts.dial", "timeouts.tls_handshake", "timeouts.response_header", "timeouts.request",
 	"limits.max_conns_per_backend", "limits.queue_size", "limits.queue_timeout",
 	"ejection.after", "ejection.time", "ejection.max_percent",
+	"ejection.failure_rate", "ejection.failure_window",
 }
 
 // poolBlocks are the blocks a pool block may hold besides backend.
@@ -226,6 +227,8 @@ func (l *loader) poolFrom(pb *poolBlock) (Pool, bool) {
 		}
 	}
 	checkGRPCHealth(ps.Health, pb.sub.from, pb.sub.problemFrom)
+	rate := rowByPath["ejection.failure_rate"]
+	rateFollowsAfter(&ps.Ejection, l.from[rate] != origin{} || pb.sub.from[rate].rng != nil)
 	ps.Backends = pb.sub.s.Backends
 	if err := (backends{}).validate(&ps); err != nil {
 		l.problems = append(l.problems, problemAt(pb.label, "pool "+pb.name+": backend "+err.Error()))

@@ -60,7 +60,7 @@ limits {
 ejection { after = 0 }`, "", nil, func(p *Pool) {
 			p.Health.Path, p.Health.Interval, p.Health.Headers = "/ready", time.Second, http.Header{"X-Probe": {"1"}}
 			p.Limits.MaxConnsPerBackend, p.Limits.QueueSize = 10, 5
-			p.Ejection.After = 0
+			p.Ejection.After, p.Ejection.FailureRate = 0, 0 // --eject-after 0 alone: no ejection
 		}},
 		{"a pool inherits the per-request timeouts and carries the balancer's others", `
 timeouts {
@@ -499,6 +499,7 @@ func TestEveryPoolKeyIsInheritedAndOverriddenByItself(t *testing.T) {
 		"timeouts.response_header": {`"1s"`, `"2s"`}, "timeouts.request": {`"1s"`, `"2s"`},
 		"limits.max_conns_per_backend": {"1", "2"}, "limits.queue_size": {"1", "2"}, "limits.queue_timeout": {`"1s"`, `"2s"`},
 		"ejection.after": {"1", "2"}, "ejection.time": {`"1s"`, `"2s"`}, "ejection.max_percent": {"10", "20"},
+		"ejection.failure_rate": {"10", "20"}, "ejection.failure_window": {"10", "20"},
 	}
 	set := func(path, v string) string {
 		if block, key, nested := strings.Cut(path, "."); nested {

@@ -124,6 +124,12 @@ var table = []setting{
 	field[int]{path: "ejection.max_percent", flag: "max-ejection-percent", def: defaults.MaxEjectionPercent,
 		usage: "most backends, as a percentage of those UP, that may be ejected at once",
 		ptr:   func(s *Settings) *int { return &s.Ejection.MaxPercent }, check: between(1, 100)},
+	field[int]{path: "ejection.failure_rate", flag: "eject-failure-rate", def: defaultFailureRate,
+		usage: "percentage of gateway failures among a backend's last --eject-failure-window requests that ejects it; 0: off (and, unless given, off where --eject-after is 0)",
+		ptr:   func(s *Settings) *int { return &s.Ejection.FailureRate }, check: between(0, 100)},
+	field[int]{path: "ejection.failure_window", flag: "eject-failure-window", def: defaults.FailureWindow,
+		usage: "requests --eject-failure-rate is judged over: the last this many, once a backend has served this many since its last ejection or health change",
+		ptr:   func(s *Settings) *int { return &s.Ejection.FailureWindow }, check: between(1, maxFailureWindow)},
 
 	field[time.Duration]{path: "slow_start", flag: "slow-start",
 		usage: "ramp a returning backend's share of traffic up over this long; 0: off",
@@ -809,4 +815,27 @@ func parseFormat(s string) (string, error) {
 		return "", errors.New("want text or json")
 	}
 	return s, nil
+}
+
+// maxFailureWindow bounds ejection.failure_window: each backend keeps one
+// bit per request of its window.
+const maxFailureWindow = 10000
+
+// defaultFailureRate is ejection.failure_rate's default where
+// ejection.after is not 0 (see rateFollowsAfter).
+const defaultFailureRate = 50
+
+// rateFollowsAfter applies the one default that depends on another
+// setting: ejection.failure_rate, unless given (by a flag, the file's top
+// level or, for a pool, its block), is off where ejection.after is 0, so
+// that --eject-after 0 alone turns ejection off as it did before rates
+// were judged, and its default (50) where ejection.after is not 0.
+func rateFollowsAfter(e *Ejection, given bool) {
+	switch {
+	case given:
+	case e.After == 0:
+		e.FailureRate = 0
+	default:
+		e.FailureRate = defaultFailureRate
+	}
 }

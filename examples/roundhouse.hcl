@@ -113,10 +113,15 @@ limits {
 # Passive outlier detection: a backend that fails `after` requests in a row
 # (broken exchanges, or 502/503/504 it sent) is ejected for `time`, longer on
 # each repeat (up to 300s), never more than max_percent of the UP backends.
+# A backend whose gateway failures are interleaved with successes is ejected
+# the same way once failure_rate percent of its last failure_window requests
+# failed (judged only once it has served that many).
 ejection {
-  after       = 5     # 0 never ejects (--eject-after)
-  time        = "30s" # --eject-time
-  max_percent = 50    # --max-ejection-percent
+  after          = 5     # 0: no streak ejects (--eject-after)
+  time           = "30s" # --eject-time
+  max_percent    = 50    # --max-ejection-percent
+  failure_rate   = 50    # 0: off; unset, off where after is 0 (--eject-failure-rate)
+  failure_window = 50    # --eject-failure-window
 }
 
 # A file the process ID is written to once the balancer serves; the new

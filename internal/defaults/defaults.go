@@ -38,4 +38,5 @@ const (
 	QueueTimeout       = 5 * time.Second  // --queue-timeout
 	EjectTime          = 30 * time.Second // --eject-time
 	MaxEjectionPercent = 50               // --max-ejection-percent
+	FailureWindow      = 50               // --eject-failure-window
 )
