@@ -85,14 +85,16 @@ type Outcome int
 
 // The outcomes a handler reports. The zero value is Success.
 const (
-	// Success: the backend answered with response headers (any status).
+	// Success: the backend answered with response headers (any status)
+	// and, if the client stayed, its whole body.
 	Success Outcome = iota
 	// ConnectFailed: no connection could be made (refused, dial timeout).
 	// The request never reached the backend. The selector marks the backend
 	// DOWN at once (passive health) and its monitor must see it pass again.
 	ConnectFailed
 	// Failed: the exchange broke after the request was sent (reset, EOF,
-	// response header timeout).
+	// response header timeout), or the response body broke off after its
+	// header went to the client.
 	Failed
 	// ClientGone: the client went away first. Not the backend's fault.
 	ClientGone

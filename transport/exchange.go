@@ -202,13 +202,14 @@ const (
 	bodyTimedOut           // the client sent nothing of its body for BodyTimeout
 	overloaded             // the balancer ran out of file descriptors
 	refused                // an HTTP/2 backend refused the stream unseen (see refusedStream)
+	bodyCut                // the response body broke off after its header went to the client
 )
 
 func (f failure) outcome() actors.Outcome {
 	switch f {
 	case connectFailed:
 		return actors.ConnectFailed
-	case broken, timedOut, headerTimedOut:
+	case broken, timedOut, headerTimedOut, bodyCut:
 		return actors.Failed
 	case clientGone, badBody, bodyTooLarge, bodyTimedOut, overloaded:
 		return actors.ClientGone // not the backend's fault

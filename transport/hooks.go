@@ -262,6 +262,13 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.ex.err == nil {
 		b.ex.err = fmt.Errorf("response cut short: %w", err)
+		// The backend's doing, unless a context ended the read: the
+		// client left, or the whole-request timeout cut a long answer
+		// (a limit set here, not the backend's failing).
+		if b.ex.fail == noFailure && b.ex.client.Err() == nil &&
+			!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			b.ex.fail = bodyCut
+		}
 	}
 	return n, err
 }
