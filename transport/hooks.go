@@ -140,7 +140,9 @@ func (ex *exchange) recordError(out *http.Request, err error) {
 		ex.fail = bodyFailure(ex.body.failure())
 	case ex.client.Err() != nil:
 		ex.fail = clientGone
-	case goneAwayAgain(out):
+	case errors.Is(err, errGoneAwayAgain): // the https bound, in Transport.RoundTrip
+		ex.fail = refused
+	case goneAwayAgain(out): // the h2c bound, on the attempt's context
 		ex.fail, ex.err = refused, fmt.Errorf("%w (%w)", errGoneAwayAgain, err)
 	case out.Context().Err() != nil: // the request timeout
 		ex.fail = timedOut
