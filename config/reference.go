@@ -119,7 +119,7 @@ var reference = map[string]flagDoc{
 	"client-body-timeout": {value: "DUR",
 		meaning: "longest wait for the next bytes of a request body; then 408 and the connection closes; `0`: none"},
 	"tls-cert": {value: "FILE", def: "(none: cleartext)",
-		meaning: "PEM certificate (chain) to terminate TLS with, with `--tls-key`: TLS 1.2+, HTTP/2 and HTTP/1.1 by ALPN; reloaded on `SIGHUP`"},
+		meaning: "PEM certificate (chain) to terminate TLS with, with `--tls-key`: TLS 1.2+, HTTP/2 and HTTP/1.1 by ALPN; reloaded on `SIGHUP`; its expiry is in `/status` and `roundhouse_certificate_expiry_timestamp_seconds`"},
 	"tls-key": {value: "FILE", def: "(none)",
 		meaning: "the PEM private key of `--tls-cert`; reloaded with it on `SIGHUP`"},
 	"http3": {
