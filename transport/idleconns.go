@@ -40,7 +40,10 @@ import (
 // ended, ConnState and the listener's requests return at once (at the cap
 // new connections then simply wait).
 type IdleConns struct {
+	// events carries every connection's changes to Run, which takes them
+	// in batches (see Run); full wakes Run when a change finds it full.
 	events  chan connEvent
+	full    chan struct{}  // capacity 1
 	wants   chan chan bool // the listener's reclaim: the reply says whether a slot was freed
 	unwants chan struct{}  // the listener got its slot: stop closing for it
 	counts  chan chan uint64
@@ -61,13 +64,17 @@ func NewIdleConns(o IdleConnsOptions) *IdleConns {
 		o.Logger = hclog.NewNullLogger()
 	}
 	return &IdleConns{
-		// The buffer lets a connection report a change without waiting for
-		// Run to take it, as long as Run keeps up.
-		events: make(chan connEvent, 256),
-		wants:  make(chan chan bool), unwants: make(chan struct{}),
+		events: make(chan connEvent, eventBatch), full: make(chan struct{}, 1),
+		wants: make(chan chan bool), unwants: make(chan struct{}),
 		counts: make(chan chan uint64), stopped: make(chan struct{}), log: o.Logger,
 	}
 }
+
+// eventBatch is how many connection changes wait in events before Run
+// takes them: every request makes two (active, then idle), and Run wakes
+// once per eventBatch of them, not once per change, unless the listener
+// needs room (see Run).
+const eventBatch = 4096
 
 // connEvent is one ConnState call.
 type connEvent struct {
@@ -147,33 +154,55 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 		}
 		return true
 	}
-	for {
-		select {
-		case ev := <-ic.events:
-			e := conns[ev.c]
-			switch ev.state {
-			case http.StateNew:
-				if e == nil {
-					conns[ev.c] = &idleConn{close: closerOf(ev.c)}
-				}
-			case http.StateActive:
-				if e != nil {
-					idle.remove(e)
-				}
-			case http.StateIdle:
-				if e != nil && !e.idle {
-					idle.push(e)
-					if wanting {
-						wanting = !reclaim()
-					}
-				}
-			case http.StateHijacked, http.StateClosed:
-				if e != nil {
-					idle.remove(e)
-					delete(conns, ev.c)
+	apply := func(ev connEvent) {
+		e := conns[ev.c]
+		switch ev.state {
+		case http.StateNew:
+			if e == nil {
+				conns[ev.c] = &idleConn{close: closerOf(ev.c)}
+			}
+		case http.StateActive:
+			if e != nil {
+				idle.remove(e)
+			}
+		case http.StateIdle:
+			if e != nil && !e.idle {
+				idle.push(e)
+				if wanting {
+					wanting = !reclaim()
 				}
 			}
+		case http.StateHijacked, http.StateClosed:
+			if e != nil {
+				idle.remove(e)
+				delete(conns, ev.c)
+			}
+		}
+	}
+	// drain applies the changes waiting in events: only Run receives
+	// from it, so none of these receives waits.
+	drain := func() {
+		for n := len(ic.events); n > 0; n-- {
+			apply(<-ic.events)
+		}
+	}
+	for {
+		// Changes wait in events until it fills or the listener asks for
+		// room, when Run takes them all first: the state is only read
+		// then, so it need not be current before. While the listener
+		// waits for a slot, Run takes each change as it comes, to close
+		// the first connection that becomes idle.
+		var each <-chan connEvent
+		if wanting {
+			each = ic.events
+		}
+		select {
+		case ev := <-each:
+			apply(ev)
+		case <-ic.full:
+			drain()
 		case reply := <-ic.wants:
+			drain()
 			freed := reclaim()
 			wanting = !freed
 			reply <- freed // buffered
@@ -189,9 +218,22 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 
 // ConnState is for http.Server.ConnState (NewFrontend sets it when
 // FrontendOptions.IdleConns is set): it reports c's change to Run.
+//
+// The change waits in a buffer, so this wakes nobody, except when the
+// buffer is full: then it wakes Run to take them all, and waits for room.
 func (ic *IdleConns) ConnState(c net.Conn, s http.ConnState) {
+	ev := connEvent{c: c, state: s}
 	select {
-	case ic.events <- connEvent{c: c, state: s}:
+	case ic.events <- ev:
+		return
+	default:
+	}
+	select {
+	case ic.full <- struct{}{}:
+	default: // Run has been woken already
+	}
+	select {
+	case ic.events <- ev:
 	case <-ic.stopped:
 	}
 }

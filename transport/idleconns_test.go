@@ -373,3 +373,58 @@ func TestOpenWebSocketIsNotClosedToMakeRoom(t *testing.T) {
 		t.Errorf("reclaimed %d connections, want 1", n)
 	}
 }
+
+// TestChangesBeyondABatchAreTakenAndTheOldestIdleIsClosed: connection
+// changes wait in a buffer of eventBatch, which Run empties only when it
+// fills or room is asked for. Three batches' worth of changes never block
+// a connection for good (a full buffer wakes Run), and room asked for
+// afterwards closes the connection idle the longest, as if every change
+// had been taken at once.
+func TestChangesBeyondABatchAreTakenAndTheOldestIdleIsClosed(t *testing.T) {
+	ic := NewIdleConns(IdleConnsOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg conc.WaitGroup
+	wg.Go(func() { _ = ic.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+
+	// Connections as net.Pipe's, whose Close is seen by their other end.
+	const conns = 4
+	var near, far [conns]net.Conn
+	for i := range conns {
+		near[i], far[i] = net.Pipe()
+		defer near[i].Close()
+		defer far[i].Close()
+		ic.ConnState(near[i], http.StateNew)
+	}
+	// Requests on each, many times over; connection 0 goes idle first.
+	for range 3 * eventBatch / (2 * conns) {
+		for i := range conns {
+			ic.ConnState(near[i], http.StateActive)
+			ic.ConnState(near[i], http.StateIdle)
+		}
+	}
+	// Connection 0 is busy again, so 1 has been idle the longest.
+	ic.ConnState(near[0], http.StateActive)
+
+	listenerClosed := make(chan struct{})
+	if !ic.reclaim(listenerClosed) {
+		t.Fatal("no idle connection was closed")
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := far[1].Read(make([]byte, 1))
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err != io.EOF {
+			t.Fatalf("connection 1's other end read %v, want EOF (closed)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection 1, idle the longest, was not closed")
+	}
+	if n, err := ic.Reclaimed(ctx); err != nil || n != 1 {
+		t.Fatalf("Reclaimed = %d, %v; want 1", n, err)
+	}
+}
