@@ -3,8 +3,11 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -98,5 +101,136 @@ func TestAMalformedBodyMidEchoIsNotTheBackendsFailure(t *testing.T) {
 	}
 	if st := lb.settled(t)[0]; st.Failures != 0 {
 		t.Errorf("the client's malformed body counted as %d backend failure(s), want 0", st.Failures)
+	}
+}
+
+// TestARetrySendsTheSameHeaderAsTheFirstAttempt: the fast path prepares
+// the outbound header once, in the client's own map, and every attempt
+// sends it. A GET whose first backend breaks after reading it goes to the
+// second with the same header: hop-by-hop headers gone, "TE: trailers"
+// kept, the trusted proxy's forwarded lists appended to once (not once per
+// attempt), the request ID kept.
+func TestARetrySendsTheSameHeaderAsTheFirstAttempt(t *testing.T) {
+	heads := make(chan http.Header, 2)
+	first := make(chan struct{}, 1)
+	first <- struct{}{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		heads <- r.Header.Clone()
+		select {
+		case <-first: // the first attempt breaks before any answer
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close()
+			}
+		default:
+			_, _ = io.WriteString(w, "ok")
+		}
+	})
+	a, b := httptest.NewServer(h), httptest.NewServer(h)
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
+	lb := newBalancer(t, balancerOptions{retries: 1, trusted: TrustedProxies{netip.MustParsePrefix("127.0.0.0/8")},
+		requestIDHeader: "X-Request-ID"}, a.URL, b.URL)
+	req, _ := http.NewRequest(http.MethodGet, lb.url+"/x", nil)
+	req.Header = http.Header{
+		"Connection":        {"X-Hop"},
+		"X-Hop":             {"dropped"},
+		"Te":                {"trailers"},
+		"X-Forwarded-For":   {"203.0.113.9"},
+		"Forwarded":         {"for=203.0.113.9"},
+		"X-Forwarded-Proto": {"https"},
+		"X-Request-Id":      {"upstream-id"},
+		"User-Agent":        {"test"},
+	}
+	resp, err := lb.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("%d %q, want the second backend's 200", resp.StatusCode, body)
+	}
+	if id := resp.Header.Get("X-Request-ID"); id != "upstream-id" {
+		t.Errorf("the client got request ID %q, want the trusted proxy's", id)
+	}
+	h1, h2 := <-heads, <-heads
+	for _, k := range []string{"Accept-Encoding", "Content-Length"} { // the transport's own
+		delete(h1, k)
+		delete(h2, k)
+	}
+	if fmt.Sprint(h1) != fmt.Sprint(h2) {
+		t.Errorf("the attempts sent different headers:\nfirst  %v\nsecond %v", h1, h2)
+	}
+	want := http.Header{
+		"Te":                {"trailers"},
+		"X-Forwarded-For":   {"203.0.113.9, 127.0.0.1"},
+		"Forwarded":         {"for=203.0.113.9, for=127.0.0.1;host=\"" + strings.TrimPrefix(lb.url, "http://") + "\";proto=http"},
+		"X-Forwarded-Host":  {strings.TrimPrefix(lb.url, "http://")},
+		"X-Forwarded-Proto": {"https"},
+		"X-Request-Id":      {"upstream-id"},
+		"User-Agent":        {"test"},
+	}
+	if fmt.Sprint(h2) != fmt.Sprint(want) {
+		t.Errorf("the backend got\n%v\nwant\n%v", h2, want)
+	}
+}
+
+// TestConnectionHeadersStillSteerTheClientConnection: the fast path drops
+// the client's Connection and Keep-Alive headers from its own header map
+// (prepareHeader) before net/http's server writes the response; the
+// server must still keep an HTTP/1.0 keep-alive connection open and close
+// an HTTP/1.1 one that asked for "close" (it reads both before the
+// handler runs).
+func TestConnectionHeadersStillSteerTheClientConnection(t *testing.T) {
+	backend, got := recordingBackend(t)
+	lb := newBalancer(t, balancerOptions{}, backend.URL)
+	rc := dialRaw(t, lb.url)
+	for range 2 {
+		rc.send("GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n")
+		resp, body := rc.response("GET")
+		if resp.StatusCode != 200 || body != "ok" || !strings.EqualFold(resp.Header.Get("Connection"), "keep-alive") {
+			t.Fatalf("HTTP/1.0 keep-alive: %d %q %v, want 200 ok with Connection: keep-alive", resp.StatusCode, body, resp.Header)
+		}
+		if r := <-got; r.Header.Get("Connection") != "" || r.Header.Get("Keep-Alive") != "" {
+			t.Errorf("the backend got hop-by-hop headers %v", r.Header)
+		}
+	}
+	rc.send("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if resp, _ := rc.response("GET"); !resp.Close {
+		t.Error("the response to Connection: close does not close")
+	}
+	<-got
+	if !rc.closed() {
+		t.Error("the connection is still open after Connection: close")
+	}
+}
+
+// TestAnUnprintableUpgradeIsNotTheBackendsFailure: ReverseProxy refuses
+// to send a request whose Upgrade names a protocol that is not printable
+// ASCII, before any backend sees it. That is the client's doing: it gets
+// 400 from admit, and no backend is charged a failure (it was 502, with a
+// failure on every backend the request was retried on).
+func TestAnUnprintableUpgradeIsNotTheBackendsFailure(t *testing.T) {
+	backend, got := recordingBackend(t)
+	other, _ := recordingBackend(t)
+	lb := newBalancer(t, balancerOptions{retries: 2}, backend.URL, other.URL)
+	rc := dialRaw(t, lb.url)
+	rc.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: web\xc5\xbfocket\r\n\r\n")
+	if resp, body := rc.response("GET"); resp.StatusCode != http.StatusBadRequest || !resp.Close {
+		t.Errorf("%d %q (close %v), want 400 and the connection closed", resp.StatusCode, body, resp.Close)
+	}
+	select {
+	case r := <-got:
+		t.Errorf("a backend got the request: %v", r.Header)
+	default:
+	}
+	for i, st := range lb.settled(t) {
+		if st.Failures != 0 {
+			t.Errorf("backend %d: %d failure(s) for the client's unprintable Upgrade, want 0", i, st.Failures)
+		}
 	}
 }
