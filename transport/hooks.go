@@ -233,10 +233,13 @@ var errSwitchNotAsked = errors.New("backend switched protocols, which the reques
 
 // switchAsked reports whether a 101 switches to the protocol its request
 // asked for, by ReverseProxy's rule: an Upgrade header, with "upgrade" in
-// Connection, naming the same protocol on both sides.
+// Connection, naming the same protocol on both sides, compared in ASCII
+// as ReverseProxy compares them (with strings.EqualFold, "webſocket"
+// passed here for "websocket", and ReverseProxy then refused the 101
+// without closing the backend's connection).
 func switchAsked(resp *http.Response) bool {
 	asked := upgradeOf(resp.Request.Header)
-	return asked != "" && strings.EqualFold(asked, upgradeOf(resp.Header))
+	return asked != "" && asciiEqualFold(asked, upgradeOf(resp.Header))
 }
 
 // upgradeOf is h's Upgrade header when its Connection header lists

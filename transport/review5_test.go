@@ -234,3 +234,40 @@ func TestAnUnprintableUpgradeIsNotTheBackendsFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestA101ForAnotherProtocolClosesTheBackendConnection: a backend that
+// switches to a protocol only Unicode folding equates with the one asked
+// for ("webſocket" for "websocket") is refused (502), as ReverseProxy
+// refuses it, and its connection closed: switchAsked compares as
+// ReverseProxy does, in ASCII, so that modifyResponse closes the body
+// rather than leave ReverseProxy to refuse it without closing it.
+func TestA101ForAnotherProtocolClosesTheBackendConnection(t *testing.T) {
+	closed := make(chan bool, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: web\xc5\xbfocket\r\n\r\n")
+		_ = brw.Flush()
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = brw.ReadByte()
+		var ne interface{ Timeout() bool }
+		closed <- !(errors.As(err, &ne) && ne.Timeout())
+	}))
+	t.Cleanup(backend.Close)
+	lb := newBalancer(t, balancerOptions{}, backend.URL)
+	rc := dialRaw(t, lb.url)
+	rc.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	if resp, body := rc.response("GET"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("%d %q, want 502", resp.StatusCode, body)
+	}
+	if !<-closed {
+		t.Error("the backend connection is still open 2s after its 101 was refused")
+	}
+}
