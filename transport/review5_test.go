@@ -271,3 +271,65 @@ func TestA101ForAnotherProtocolClosesTheBackendConnection(t *testing.T) {
 		t.Error("the backend connection is still open 2s after its 101 was refused")
 	}
 }
+
+// TestTheFastPathAndReverseProxySendTheSameForwardedHeaders: a GET (the
+// fast path, whose forwarded values are read before the hop-by-hop
+// headers go) and a POST (ReverseProxy's copy) from a trusted proxy send
+// the backend the same forwarded headers, for a chain with values to
+// append to, one nominated in Connection, and a Host longer than the
+// fast path's stack buffer.
+func TestTheFastPathAndReverseProxySendTheSameForwardedHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := r.Header.Clone()
+		h.Set("X-Seen-Host", r.Host)
+		for _, k := range []string{"Content-Length", "Accept-Encoding", "Content-Type"} {
+			delete(h, k)
+		}
+		seen <- h
+	}))
+	t.Cleanup(backend.Close)
+	lb := newBalancer(t, balancerOptions{trusted: TrustedProxies{netip.MustParsePrefix("127.0.0.0/8")}}, backend.URL)
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+		host string
+	}{
+		{"a chain", http.Header{"X-Forwarded-For": {"203.0.113.9", "198.51.100.1"}, "Forwarded": {`for="[2001:db8::1]"`},
+			"X-Forwarded-Host": {"example.com"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Prefix": {"/app"}}, ""},
+		{"nominated", http.Header{"Connection": {"X-Forwarded-For, x-forwarded-host"}, "X-Forwarded-For": {"203.0.113.9"},
+			"X-Forwarded-Host": {"example.com"}, "Forwarded": {"for=1.2.3.4"}}, ""},
+		{"a long host", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, strings.Repeat("h", 300) + ".example"},
+		{"a host to quote", http.Header{}, "a b"},
+	} {
+		var got [2]http.Header
+		for i, m := range []string{"GET", "POST"} {
+			var body io.Reader
+			if m == "POST" {
+				body = strings.NewReader("x")
+			}
+			req, _ := http.NewRequest(m, lb.url+"/f", body)
+			req.Header = tc.h.Clone()
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			resp, err := lb.client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.name, m, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %s: status %d", tc.name, m, resp.StatusCode)
+			}
+			got[i] = <-seen
+		}
+		if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+			t.Errorf("%s: the fast path sent\n%v\nReverseProxy sent\n%v", tc.name, got[0], got[1])
+		}
+	}
+}
