@@ -333,3 +333,144 @@ func TestTheFastPathAndReverseProxySendTheSameForwardedHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestTheRequestTimeoutCuttingAStreamIsNotTheBackendsFailure: the
+// whole-request timeout ending a long response after its header is a
+// limit of ours, not a failure of the backend's, over HTTP/1.1 and h2c,
+// on the fast path and through ReverseProxy.
+func TestTheRequestTimeoutCuttingAStreamIsNotTheBackendsFailure(t *testing.T) {
+	stream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for {
+			if _, err := io.WriteString(w, "data: x\n\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	h1 := httptest.NewServer(stream)
+	t.Cleanup(h1.Close)
+	for _, u := range []string{h1.URL, startH2C(t, stream)} {
+		lb := newBalancer(t, balancerOptions{requestTimeout: 200 * time.Millisecond}, u)
+		for _, m := range []string{"GET", "POST"} {
+			var body io.Reader
+			if m == "POST" {
+				body = strings.NewReader("x")
+			}
+			req, _ := http.NewRequest(m, lb.url+"/s", body)
+			resp, err := lb.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+				t.Errorf("%s %s: the stream ended cleanly; want it cut by the timeout", u, m)
+			}
+			resp.Body.Close()
+		}
+		if st := lb.settled(t)[0]; st.Failures != 0 {
+			t.Errorf("%s: the request timeout counted as %d backend failure(s), want 0", u, st.Failures)
+		}
+	}
+}
+
+// TestAClientLeavingMidStreamIsNotTheBackendsFailure: a client that goes
+// away in the middle of a long response (HTTP/1.1 and HTTP/2, GET and
+// POST) cuts the backend's response body; that is not the backend's
+// failure.
+func TestAClientLeavingMidStreamIsNotTheBackendsFailure(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	t.Cleanup(backend.Close)
+	lb := newBalancer(t, balancerOptions{frontend: FrontendOptions{H2C: true}}, backend.URL)
+	for _, c := range []*http.Client{lb.client, h2cClient(t)} {
+		for _, m := range []string{"GET", "POST"} {
+			var body io.Reader
+			if m == "POST" {
+				body = strings.NewReader("x")
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			req, _ := http.NewRequestWithContext(ctx, m, lb.url+"/s", body)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(resp.Body, make([]byte, 6)); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			resp.Body.Close()
+		}
+	}
+	if st := lb.settled(t)[0]; st.Failures != 0 {
+		t.Errorf("clients leaving counted as %d backend failure(s), want 0", st.Failures)
+	}
+}
+
+// TestABackendDyingMidUploadIsItsFailure: an HTTP/2 client still sending
+// its body when the backend's connection dies mid-response. streamBody
+// then closes the client's body to stop the transport's writer, whose
+// read fails: that failure follows the backend's and must not excuse it
+// (clientBodyFailed), so the cut counts against the backend.
+func TestABackendDyingMidUploadIsItsFailure(t *testing.T) {
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		_, _ = io.ReadFull(r.Body, make([]byte, 3))
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		time.Sleep(50 * time.Millisecond)
+		if r.ProtoMajor == 2 {
+			panic(http.ErrAbortHandler) // the stream reset
+		}
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	})
+	h1 := httptest.NewServer(backend)
+	t.Cleanup(h1.Close)
+	for _, u := range []string{h1.URL, startH2C(t, backend)} {
+		t.Run(u[:4], func(t *testing.T) { dieMidUpload(t, u) })
+	}
+}
+
+func dieMidUpload(t *testing.T, backend string) {
+	lb := newBalancer(t, balancerOptions{frontend: FrontendOptions{H2C: true}}, backend)
+	const n = 5
+	for range n {
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", lb.url+"/up", pr)
+		var writer sync.WaitGroup
+		writer.Go(func() { _, _ = pw.Write([]byte("abc")) }) // then the body stays open
+		resp, err := h2cClient(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+			t.Error("the response ended cleanly; want it cut")
+		}
+		resp.Body.Close()
+		_ = pw.Close()
+		writer.Wait()
+	}
+	if st := lb.settled(t)[0]; st.Failures != n {
+		t.Errorf("%d backend failure(s) for %d responses its death cut, want %d", st.Failures, n, n)
+	}
+}
