@@ -45,6 +45,11 @@ func (p *Proxy) rewrite(ex *exchange, pr *httputil.ProxyRequest) {
 		if ex.route != "" { // routed: the prefix is what the route stripped
 			setForwardedPrefix(pr, p.trusted, ex.prefix)
 		}
+		if p.idHeader != "" {
+			// begin's (read only), even if the client's Connection named
+			// its header and ReverseProxy dropped it.
+			pr.Out.Header[p.idHeader] = pr.In.Header[p.idHeader]
+		}
 	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)

@@ -474,3 +474,30 @@ func dieMidUpload(t *testing.T, backend string) {
 		t.Errorf("%d backend failure(s) for %d responses its death cut, want %d", st.Failures, n, n)
 	}
 }
+
+// TestTheRequestIDSurvivesAConnectionHeaderNamingIt: the balancer's
+// request ID goes to the backend even when the client's Connection header
+// names the ID's header (which makes the client's own copy hop-by-hop),
+// on the fast path and through ReverseProxy.
+func TestTheRequestIDSurvivesAConnectionHeaderNamingIt(t *testing.T) {
+	backend, got := recordingBackend(t)
+	lb := newBalancer(t, balancerOptions{requestIDHeader: "X-Request-ID"}, backend.URL)
+	for _, m := range []string{"GET", "POST"} {
+		var body io.Reader
+		if m == "POST" {
+			body = strings.NewReader("x")
+		}
+		req, _ := http.NewRequest(m, lb.url+"/id", body)
+		req.Header.Set("Connection", "X-Request-ID")
+		req.Header.Set("X-Request-ID", "forged")
+		resp, err := lb.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		id := resp.Header.Get("X-Request-ID")
+		if r := <-got; id == "" || id == "forged" || r.Header.Get("X-Request-ID") != id {
+			t.Errorf("%s: the client got ID %q, the backend %q; want the same new one", m, id, r.Header.Get("X-Request-ID"))
+		}
+	}
+}
