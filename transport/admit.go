@@ -36,7 +36,9 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 //   - An HTTP/1.x request with an Upgrade header is marked so that its
 //     connection closes after the answer unless the backend switches
 //     protocols: the framing guard stops checking a connection after an
-//     upgrade request, so it must not carry another request.
+//     upgrade request, so it must not carry another request. One whose
+//     Upgrade protocol is not printable ASCII gets 400 (ReverseProxy
+//     would refuse to send it).
 func (p *Proxy) admit(w *recorder, r *http.Request) bool {
 	if r.Method == "PRI" {
 		// An HTTP/2 preface that was not taken as cleartext HTTP/2.
@@ -61,6 +63,24 @@ func (p *Proxy) admit(w *recorder, r *http.Request) bool {
 	}
 	if r.ProtoMajor == 1 && len(r.Header.Values("Upgrade")) > 0 {
 		w.closeConn = true
+	}
+	if up := upgradeOf(r.Header); !isPrintASCII(up) {
+		// ReverseProxy would refuse to send it ("client tried to switch
+		// to invalid protocol"), and that error, taken for a broken
+		// exchange, marked a failure against every backend it was
+		// retried on: the client's doing.
+		return refuse(w, r, http.StatusBadRequest, "invalid Upgrade protocol")
+	}
+	return true
+}
+
+// isPrintASCII reports whether s is printable ASCII (or empty), as
+// ReverseProxy requires of an Upgrade protocol.
+func isPrintASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
 	}
 	return true
 }

@@ -95,7 +95,8 @@ func (p *Proxy) outbound(ex *exchange, r *http.Request) *http.Request {
 // path saves that copy. What the forwarded headers say is read first,
 // from the header as the client sent it (a trusted proxy's values, the
 // Connection header); then the hop-by-hop headers go ("TE: trailers"
-// stays) and the forwarded ones are set, replacing the client's.
+// and begin's request ID stay) and the forwarded ones are set, replacing
+// the client's.
 // Nothing reads the client's header after this but the attempts:
 // net/http's server read what it needs from it (keep-alive, close) before
 // the handler ran, and every stage before forward, and retryable's
@@ -108,9 +109,16 @@ func (p *Proxy) prepareHeader(ex *exchange, r *http.Request) {
 		prefix = forwardedPrefixOf(r, p.trusted, ex.prefix)
 	}
 	te := hasToken(h["Te"], "trailers")
+	var id []string // begin's; nil when request IDs are off
+	if p.idHeader != "" {
+		id = h[p.idHeader]
+	}
 	removeHopByHop(h)
 	if te {
 		h["Te"] = teTrailers // read only, as every header the transport sends
+	}
+	if id != nil { // ours, even if the client's Connection named its header
+		h[p.idHeader] = id
 	}
 	fwd.set(h)
 	if ex.route != "" {

@@ -45,6 +45,11 @@ func (p *Proxy) rewrite(ex *exchange, pr *httputil.ProxyRequest) {
 		if ex.route != "" { // routed: the prefix is what the route stripped
 			setForwardedPrefix(pr, p.trusted, ex.prefix)
 		}
+		if p.idHeader != "" {
+			// begin's (read only), even if the client's Connection named
+			// its header and ReverseProxy dropped it.
+			pr.Out.Header[p.idHeader] = pr.In.Header[p.idHeader]
+		}
 	}
 	dropH2CUpgrade(pr)
 	forwardTrailers(pr)
@@ -235,10 +240,13 @@ var errSwitchNotAsked = errors.New("backend switched protocols, which the reques
 
 // switchAsked reports whether a 101 switches to the protocol its request
 // asked for, by ReverseProxy's rule: an Upgrade header, with "upgrade" in
-// Connection, naming the same protocol on both sides.
+// Connection, naming the same protocol on both sides, compared in ASCII
+// as ReverseProxy compares them (with strings.EqualFold, "webſocket"
+// passed here for "websocket", and ReverseProxy then refused the 101
+// without closing the backend's connection).
 func switchAsked(resp *http.Response) bool {
 	asked := upgradeOf(resp.Request.Header)
-	return asked != "" && strings.EqualFold(asked, upgradeOf(resp.Header))
+	return asked != "" && asciiEqualFold(asked, upgradeOf(resp.Header))
 }
 
 // upgradeOf is h's Upgrade header when its Connection header lists
@@ -266,11 +274,28 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		b.ex.err = fmt.Errorf("response cut short: %w", err)
 		// The backend's doing, unless a context ended the read: the
 		// client left, or the whole-request timeout cut a long answer
-		// (a limit set here, not the backend's failing).
+		// (a limit set here, not the backend's failing); or unless the
+		// client's own body failed (past MaxBody, stalled, malformed),
+		// which ended the upload and with it the exchange.
 		if b.ex.fail == noFailure && b.ex.client.Err() == nil &&
-			!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+			!b.ex.clientBodyFailed() {
 			b.ex.fail = bodyCut
 		}
 	}
 	return n, err
+}
+
+// clientBodyFailed reports whether reading the client's request body
+// failed in a way that is the client's fault (see bodyFailure), which
+// cuts a response that had begun: the balancer, not the backend, ended
+// the exchange. An HTTP/2 client's body that reads as malformed is not
+// counted: streamBody closes it after the backend's stream broke (that
+// close is the only way an HTTP/2 body of ours fails with badBody), so
+// it follows the backend's failure rather than causing it.
+func (ex *exchange) clientBodyFailed() bool {
+	if ex.body == nil || ex.body.failure() == nil {
+		return false
+	}
+	return bodyFailure(ex.body.failure()) != badBody || ex.http1
 }
