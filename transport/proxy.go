@@ -241,7 +241,10 @@ func (p *Proxy) forward(ex *exchange, r *http.Request, b *actors.Backend, err er
 // retryable reports whether another backend may take the request, and if
 // so starts its body again.
 func (p *Proxy) retryable(ex *exchange) bool {
-	if len(ex.tried) > ex.pool.Retries {
+	if len(ex.tried) > ex.pool.Retries || ex.rec.written() {
+		// Out of tries, or the client has its answer's start already (a
+		// switched protocol whose tunnel then failed, say): nothing can
+		// take the request again.
 		return false
 	}
 	switch {
