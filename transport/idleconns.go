@@ -179,11 +179,17 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 			}
 		}
 	}
-	// drain applies the changes waiting in events: only Run receives
-	// from it, so none of these receives waits.
+	// drain applies the changes waiting in events, until it finds none:
+	// also those of ConnState calls that found it full and wait for room
+	// (each receive lets one in), which happened before Run looked.
 	drain := func() {
-		for n := len(ic.events); n > 0; n-- {
-			apply(<-ic.events)
+		for {
+			select {
+			case ev := <-ic.events:
+				apply(ev)
+			default:
+				return
+			}
 		}
 	}
 	for {
