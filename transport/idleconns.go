@@ -167,10 +167,7 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 			}
 		case http.StateIdle:
 			if e != nil && !e.idle {
-				idle.push(e)
-				if wanting {
-					wanting = !reclaim()
-				}
+				idle.push(e) // closed by settle if the listener waits
 			}
 		case http.StateHijacked, http.StateClosed:
 			if e != nil {
@@ -192,6 +189,16 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 			}
 		}
 	}
+	// settle takes every change waiting, then, if the listener waits for
+	// a slot, closes the connection idle the longest, if one is: not one
+	// whose next request began after its StateIdle, a change still in
+	// the buffer.
+	settle := func() {
+		drain()
+		if wanting {
+			wanting = !reclaim()
+		}
+	}
 	for {
 		// Changes wait in events until it fills or the listener asks for
 		// room, when Run takes them all first: the state is only read
@@ -205,8 +212,9 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 		select {
 		case ev := <-each:
 			apply(ev)
+			settle()
 		case <-ic.full:
-			drain()
+			settle()
 		case reply := <-ic.wants:
 			drain()
 			freed := reclaim()

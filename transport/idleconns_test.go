@@ -469,3 +469,30 @@ func TestChangeWaitingForRoomIsTakenBeforeReclaiming(t *testing.T) {
 		}
 	})
 }
+
+// While the listener waits for a slot, Run closes the first connection
+// to become idle; not one whose next request has begun meanwhile (its
+// StateActive came right after its StateIdle, and waits in the buffer).
+func TestConnectionBusyAgainIsNotClosedForAWaitingListener(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ic := NewIdleConns(IdleConnsOptions{})
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg conc.WaitGroup
+		wg.Go(func() { _ = ic.Run(ctx) })
+		defer wg.Wait()
+		defer cancel()
+
+		busy := &closeRecorder{}
+		ic.ConnState(busy, http.StateNew)
+		if ic.reclaim(make(chan struct{})) {
+			t.Fatal("a connection was closed with none idle")
+		}
+		synctest.Wait() // Run waits for changes, to close the first idle
+		ic.ConnState(busy, http.StateIdle)
+		ic.ConnState(busy, http.StateActive)
+		synctest.Wait()
+		if n, _ := ic.Reclaimed(ctx); n != 0 || busy.closed {
+			t.Fatal("the connection whose request had begun was closed to make room")
+		}
+	})
+}
