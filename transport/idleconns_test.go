@@ -496,3 +496,32 @@ func TestConnectionBusyAgainIsNotClosedForAWaitingListener(t *testing.T) {
 		}
 	})
 }
+
+// A listener closed while it waits for a slot (a hand-over, shutdown)
+// needs no room any more: the next connection to become idle stays open
+// (after a hand-over the Drainer closes it after its next request, so
+// that a request sent on it just then is not lost).
+func TestListenerClosedWhileWaitingStopsTheClosing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ic := NewIdleConns(IdleConnsOptions{})
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg conc.WaitGroup
+		wg.Go(func() { _ = ic.Run(ctx) })
+		defer wg.Wait()
+		defer cancel()
+
+		c := &closeRecorder{}
+		ic.ConnState(c, http.StateNew)
+		listenerClosed := make(chan struct{})
+		if ic.reclaim(listenerClosed) {
+			t.Fatal("a connection was closed with none idle")
+		}
+		close(listenerClosed) // waitForSlot returns net.ErrClosed, no unwant
+		synctest.Wait()
+		ic.ConnState(c, http.StateIdle)
+		synctest.Wait()
+		if n, _ := ic.Reclaimed(ctx); n != 0 || c.closed {
+			t.Fatal("an idle connection was closed for a listener that had closed")
+		}
+	})
+}
