@@ -43,9 +43,9 @@ type IdleConns struct {
 	// events carries every connection's changes to Run, which takes them
 	// in batches (see Run); full wakes Run when a change finds it full.
 	events  chan connEvent
-	full    chan struct{}  // capacity 1
-	wants   chan chan bool // the listener's reclaim: the reply says whether a slot was freed
-	unwants chan struct{}  // the listener got its slot: stop closing for it
+	full    chan struct{} // capacity 1
+	wants   chan want     // the listener's reclaim
+	unwants chan struct{} // the listener got its slot: stop closing for it
 	counts  chan chan uint64
 	stopped chan struct{} // closed by Run on its way out
 	log     hclog.Logger
@@ -65,7 +65,7 @@ func NewIdleConns(o IdleConnsOptions) *IdleConns {
 	}
 	return &IdleConns{
 		events: make(chan connEvent, eventBatch), full: make(chan struct{}, 1),
-		wants: make(chan chan bool), unwants: make(chan struct{}),
+		wants: make(chan want), unwants: make(chan struct{}),
 		counts: make(chan chan uint64), stopped: make(chan struct{}), log: o.Logger,
 	}
 }
@@ -75,6 +75,12 @@ func NewIdleConns(o IdleConnsOptions) *IdleConns {
 // once per eventBatch of them, not once per change, unless the listener
 // needs room (see Run).
 const eventBatch = 4096
+
+// want is the limit listener's request for room.
+type want struct {
+	reply  chan<- bool     // whether a slot was freed; capacity 1
+	closed <-chan struct{} // the listener's: closed, it waits no more
+}
 
 // connEvent is one ConnState call.
 type connEvent struct {
@@ -133,10 +139,11 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 	conns := map[net.Conn]*idleConn{}
 	var idle idleList
 	var (
-		wanting  bool      // the listener waits for a slot: close the next idle connection
-		closed   uint64    // connections closed to make room, ever
-		unlogged int       // of which not yet logged
-		logged   time.Time // when the last warning went out
+		wanting  bool            // the listener waits for a slot: close the next idle connection
+		wantGone <-chan struct{} // the waiting listener's closed: then it waits no more
+		closed   uint64          // connections closed to make room, ever
+		unlogged int             // of which not yet logged
+		logged   time.Time       // when the last warning went out
 	)
 	reclaim := func() bool {
 		e := idle.head
@@ -167,10 +174,7 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 			}
 		case http.StateIdle:
 			if e != nil && !e.idle {
-				idle.push(e)
-				if wanting {
-					wanting = !reclaim()
-				}
+				idle.push(e) // closed by settle if the listener waits
 			}
 		case http.StateHijacked, http.StateClosed:
 			if e != nil {
@@ -179,11 +183,27 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 			}
 		}
 	}
-	// drain applies the changes waiting in events: only Run receives
-	// from it, so none of these receives waits.
+	// drain applies the changes waiting in events, until it finds none:
+	// also those of ConnState calls that found it full and wait for room
+	// (each receive lets one in), which happened before Run looked.
 	drain := func() {
-		for n := len(ic.events); n > 0; n-- {
-			apply(<-ic.events)
+		for {
+			select {
+			case ev := <-ic.events:
+				apply(ev)
+			default:
+				return
+			}
+		}
+	}
+	// settle takes every change waiting, then, if the listener waits for
+	// a slot, closes the connection idle the longest, if one is: not one
+	// whose next request began after its StateIdle, a change still in
+	// the buffer.
+	settle := func() {
+		drain()
+		if wanting {
+			wanting = !reclaim()
 		}
 	}
 	for {
@@ -193,20 +213,24 @@ func (ic *IdleConns) Run(ctx context.Context) error {
 		// waits for a slot, Run takes each change as it comes, to close
 		// the first connection that becomes idle.
 		var each <-chan connEvent
+		var gone <-chan struct{}
 		if wanting {
-			each = ic.events
+			each, gone = ic.events, wantGone
 		}
 		select {
 		case ev := <-each:
 			apply(ev)
+			settle()
 		case <-ic.full:
-			drain()
-		case reply := <-ic.wants:
+			settle()
+		case w := <-ic.wants:
 			drain()
 			freed := reclaim()
-			wanting = !freed
-			reply <- freed // buffered
+			wanting, wantGone = !freed, w.closed
+			w.reply <- freed // buffered
 		case <-ic.unwants:
+			wanting = false
+		case <-gone: // closed (a hand-over, shutdown) without its unwant
 			wanting = false
 		case reply := <-ic.counts:
 			reply <- closed // buffered
@@ -240,12 +264,12 @@ func (ic *IdleConns) ConnState(c net.Conn, s http.ConnState) {
 
 // reclaim asks Run to close the connection idle the longest, and reports
 // whether it did (its slot is then free). If none is idle, Run closes the
-// next one to become idle, until unwant. closed is the listener's: it
-// ends the wait when the listener closes.
+// next one to become idle, until unwant or until closed, the listener's,
+// is closed; closed also ends this wait.
 func (ic *IdleConns) reclaim(closed <-chan struct{}) bool {
 	reply := make(chan bool, 1)
 	select {
-	case ic.wants <- reply:
+	case ic.wants <- want{reply: reply, closed: closed}:
 	case <-ic.stopped:
 		return false
 	case <-closed:

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -427,4 +428,100 @@ func TestChangesBeyondABatchAreTakenAndTheOldestIdleIsClosed(t *testing.T) {
 	if n, err := ic.Reclaimed(ctx); err != nil || n != 1 {
 		t.Fatalf("Reclaimed = %d, %v; want 1", n, err)
 	}
+}
+
+// closeRecorder is a connection that only records that it was closed.
+type closeRecorder struct {
+	net.Conn // nil: no other method is called
+	closed   bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+// A change that waited for room in a full buffer happened before the
+// listener asked for room: Run must take it too before it chooses. Here
+// the oldest idle connection's request has begun (StateActive) while the
+// buffer was full; closing it would cut that request.
+func TestChangeWaitingForRoomIsTakenBeforeReclaiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ic := NewIdleConns(IdleConnsOptions{})
+		busy := &closeRecorder{}
+		ic.ConnState(busy, http.StateNew)
+		ic.ConnState(busy, http.StateIdle)
+		gone := &closeRecorder{} // never tracked: its changes change nothing
+		for len(ic.events) < cap(ic.events) {
+			ic.ConnState(gone, http.StateClosed)
+		}
+		// The buffer is full: the request's change waits for room.
+		go ic.ConnState(busy, http.StateActive)
+		synctest.Wait()
+		// Run meets the listener's request before the wake-up (select
+		// may take either first; take the wake-up away to make it so).
+		<-ic.full
+
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg conc.WaitGroup
+		wg.Go(func() { _ = ic.Run(ctx) })
+		defer wg.Wait()
+		defer cancel()
+		if ic.reclaim(make(chan struct{})) || busy.closed {
+			t.Fatal("the connection whose request had begun was closed to make room")
+		}
+	})
+}
+
+// While the listener waits for a slot, Run closes the first connection
+// to become idle; not one whose next request has begun meanwhile (its
+// StateActive came right after its StateIdle, and waits in the buffer).
+func TestConnectionBusyAgainIsNotClosedForAWaitingListener(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ic := NewIdleConns(IdleConnsOptions{})
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg conc.WaitGroup
+		wg.Go(func() { _ = ic.Run(ctx) })
+		defer wg.Wait()
+		defer cancel()
+
+		busy := &closeRecorder{}
+		ic.ConnState(busy, http.StateNew)
+		if ic.reclaim(make(chan struct{})) {
+			t.Fatal("a connection was closed with none idle")
+		}
+		synctest.Wait() // Run waits for changes, to close the first idle
+		ic.ConnState(busy, http.StateIdle)
+		ic.ConnState(busy, http.StateActive)
+		synctest.Wait()
+		if n, _ := ic.Reclaimed(ctx); n != 0 || busy.closed {
+			t.Fatal("the connection whose request had begun was closed to make room")
+		}
+	})
+}
+
+// A listener closed while it waits for a slot (a hand-over, shutdown)
+// needs no room any more: the next connection to become idle stays open
+// (after a hand-over the Drainer closes it after its next request, so
+// that a request sent on it just then is not lost).
+func TestListenerClosedWhileWaitingStopsTheClosing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ic := NewIdleConns(IdleConnsOptions{})
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg conc.WaitGroup
+		wg.Go(func() { _ = ic.Run(ctx) })
+		defer wg.Wait()
+		defer cancel()
+
+		c := &closeRecorder{}
+		ic.ConnState(c, http.StateNew)
+		listenerClosed := make(chan struct{})
+		if ic.reclaim(listenerClosed) {
+			t.Fatal("a connection was closed with none idle")
+		}
+		close(listenerClosed) // waitForSlot returns net.ErrClosed, no unwant
+		synctest.Wait()
+		ic.ConnState(c, http.StateIdle)
+		synctest.Wait()
+		if n, _ := ic.Reclaimed(ctx); n != 0 || c.closed {
+			t.Fatal("an idle connection was closed for a listener that had closed")
+		}
+	})
 }
