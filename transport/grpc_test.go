@@ -400,6 +400,15 @@ type refuser struct {
 
 func startRefuser(t *testing.T, goAway bool) (string, *refuser) {
 	t.Helper()
+	addr, r := serveRefuser(t, goAway, func(c net.Conn) net.Conn { return c })
+	return "h2c://" + addr, r
+}
+
+// serveRefuser starts a refuser on a loopback listener, serving each
+// connection as wrap returns it, and returns its address; the test's
+// cleanup stops it.
+func serveRefuser(t *testing.T, goAway bool, wrap func(net.Conn) net.Conn) (string, *refuser) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -419,7 +428,7 @@ func startRefuser(t *testing.T, goAway bool) (string, *refuser) {
 				served := make(chan struct{})
 				wg.Go(func() {
 					defer close(served)
-					r.serve(c)
+					r.serve(wrap(c))
 				})
 				select {
 				case <-served:
@@ -434,7 +443,7 @@ func startRefuser(t *testing.T, goAway bool) (string, *refuser) {
 		close(stop)
 		wg.Wait()
 	})
-	return "h2c://" + ln.Addr().String(), r
+	return ln.Addr().String(), r
 }
 
 // noteStream sends id on ch unless ch is full: the refuser never waits on its test.

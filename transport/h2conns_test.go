@@ -26,43 +26,10 @@ import (
 // is ca's, for localhost.
 func startTLSRefuser(t *testing.T, ca *testcert.Authority, goAway bool) (string, *refuser) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{ca.Issue("refuser", "localhost").Cert}, NextProtos: []string{"h2"}}
-	r := &refuser{goAway: goAway, streams: make(chan uint32, 64), late: make(chan uint32, 64)}
-	var wg conc.WaitGroup
-	stop := make(chan struct{}) // closed at cleanup: every connection closes
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			// As startRefuser's: each connection's closer ends when its
-			// serve does, or at cleanup. serve's first read does the
-			// handshake.
-			wg.Go(func() {
-				served := make(chan struct{})
-				wg.Go(func() {
-					defer close(served)
-					r.serve(tls.Server(c, cfg))
-				})
-				select {
-				case <-served:
-				case <-stop:
-				}
-				_ = c.Close()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		_ = ln.Close()
-		close(stop)
-		wg.Wait()
-	})
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	// serve's first read does the handshake.
+	addr, r := serveRefuser(t, goAway, func(c net.Conn) net.Conn { return tls.Server(c, cfg) })
+	_, port, _ := net.SplitHostPort(addr)
 	return "https://localhost:" + port, r
 }
 
@@ -70,29 +37,17 @@ func startTLSRefuser(t *testing.T, ca *testcert.Authority, goAway bool) (string,
 // k is ""), and returns the status and body, within 20 s.
 func (b *balancer) send(t *testing.T, method, path, body, k, v string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.url+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var h http.Header
 	if k != "" {
-		req.Header.Set(k, v)
+		h = http.Header{}
+		h.Set(k, v)
 	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return resp.StatusCode, string(data)
+	status, _, data := b.doWith(t, method, path, rd, h)
+	return status, data
 }
 
 func refusalName(goAway bool) string {

@@ -165,11 +165,20 @@ func (b *balancer) get(t *testing.T, path string) (int, string, string) {
 
 func (b *balancer) do(t *testing.T, method, path string, body io.Reader) (int, string, string) {
 	t.Helper()
+	return b.doWith(t, method, path, body, nil)
+}
+
+// doWith is do with header's fields added to the request (nil: none).
+func (b *balancer) doWith(t *testing.T, method, path string, body io.Reader, header http.Header) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, b.url+path, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, vv := range header {
+		req.Header[k] = vv
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
