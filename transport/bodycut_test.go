@@ -2,8 +2,6 @@ package transport
 
 import (
 	"io"
-	"net/http"
-	"strings"
 	"testing"
 )
 
@@ -15,14 +13,7 @@ func TestACutBodyIsTheBackendsFailure(t *testing.T) {
 	backend := reviewBackend(t)
 	lb := newBalancer(t, balancerOptions{}, backend.URL)
 	for i, m := range []string{"POST", "GET"} {
-		req, _ := http.NewRequestWithContext(t.Context(), m, lb.url+"/cut", strings.NewReader(strings.Repeat("x", len(m)-3)))
-		if m == "GET" {
-			req.Body, req.ContentLength = nil, 0
-		}
-		if resp, err := lb.client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+		lb.sendCut(t, m)
 		if st := lb.settled(t)[0]; st.Failures != uint64(i+1) {
 			t.Errorf("after the %s of a cut body: %d failures, want %d", m, st.Failures, i+1)
 		}

@@ -209,6 +209,20 @@ func TestReviewHTTP2GetsTakeTheFastPath(t *testing.T) {
 	}
 }
 
+// sendCut sends method m (POST, with a 1-byte body, or GET, without)
+// for /cut, whose body reviewBackend cuts short, and reads what arrives.
+func (b *balancer) sendCut(t *testing.T, m string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), m, b.url+"/cut", strings.NewReader(strings.Repeat("x", len(m)-3)))
+	if m == "GET" {
+		req.Body, req.ContentLength = nil, 0
+	}
+	if resp, err := b.client.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
 // TestReviewACutBodyIsLoggedAsBefore: ReverseProxy logged a response body
 // that broke off through its ErrorLog, the balancer's log at INFO:
 // "httputil: ReverseProxy read error during body copy: unexpected EOF".
@@ -218,14 +232,7 @@ func TestReviewACutBodyIsLoggedAsBefore(t *testing.T) {
 	backend := reviewBackend(t)
 	lb := newBalancer(t, balancerOptions{}, backend.URL)
 	for i, m := range []string{"POST", "GET"} {
-		req, _ := http.NewRequestWithContext(t.Context(), m, lb.url+"/cut", strings.NewReader(strings.Repeat("x", len(m)-3)))
-		if m == "GET" {
-			req.Body, req.ContentLength = nil, 0
-		}
-		if resp, err := lb.client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+		lb.sendCut(t, m)
 		lb.log.waitFor(t, 1, "method="+m, "path=/cut")
 		if n := lb.log.count("[INFO]", "ReverseProxy read error during body copy"); n != i+1 {
 			t.Errorf("after the %s: %d INFO lines about the cut body, want 1 for each request", m, n)
