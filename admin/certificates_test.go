@@ -2,13 +2,7 @@ package admin
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +12,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/roundhouse/roundhouse/actors"
+	"github.com/roundhouse/roundhouse/internal/testcert"
 )
 
 func TestCertificatesAppearInStatusAndMetricsOnlyWhenGiven(t *testing.T) {
@@ -77,36 +72,7 @@ func TestCertificatesAppearInStatusAndMetricsOnlyWhenGiven(t *testing.T) {
 // named "Test CA".
 func newLeaf(t *testing.T, commonName string, notAfter time.Time, hosts ...string) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"},
-		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: commonName},
-		NotBefore: notAfter.Add(-24 * time.Hour), NotAfter: notAfter,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return leaf
+	return testcert.NewAuthority(t, "Test CA").IssueUntil(notAfter, commonName, hosts...).Cert.Leaf
 }
 
 func TestCertificateNamesAreTheSANsOnceEachElseTheCommonName(t *testing.T) {

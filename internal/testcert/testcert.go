@@ -70,16 +70,27 @@ type Leaf struct {
 }
 
 // Issue returns a server certificate for hosts (DNS names or IP addresses),
-// with commonName as its subject.
+// with commonName as its subject, valid for the next 24 hours.
 func (a *Authority) Issue(commonName string, hosts ...string) *Leaf {
+	a.t.Helper()
+	return a.IssueUntil(time.Now().Add(24*time.Hour), commonName, hosts...)
+}
+
+// IssueUntil is Issue for a certificate valid until notAfter (from an hour
+// ago, or a day before notAfter if that is earlier).
+func (a *Authority) IssueUntil(notAfter time.Time, commonName string, hosts ...string) *Leaf {
 	t := a.t
 	t.Helper()
 	key := newKey(t)
+	notBefore := time.Now().Add(-time.Hour)
+	if early := notAfter.Add(-24 * time.Hour); early.Before(notBefore) {
+		notBefore = early
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
